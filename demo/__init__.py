@@ -1,0 +1,1 @@
+"""The Gradio demo (see the demo issue). Nothing imports this package."""

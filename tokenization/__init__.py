@@ -1,0 +1,31 @@
+"""MIDI <-> tokens. `NotewiseTokenizer` is the main vocabulary; `ChordwiseTokenizer` is the seed's earlier one."""
+
+from .midi_io import MidiError, MidiLimits, ScoreMeta, load_score
+from .tokenization_notewise import NotewiseEncoding, NotewiseTokenizer, parse_token_text
+
+
+def _register_with_auto_tokenizer() -> None:
+    """Let `AutoTokenizer.from_pretrained(folder)` find our classes by the name in tokenizer_config.json.
+
+    `AutoTokenizer.register` needs a model config class, which `toccata.modeling` provides; a tokenizer folder saved
+    on its own has none, so the class is also put in the by-name registry that `register` fills.
+    """
+    from transformers.models.auto import tokenization_auto
+
+    registry = getattr(tokenization_auto, "REGISTERED_TOKENIZER_CLASSES", None)
+    if isinstance(registry, dict):
+        for tokenizer_class in (NotewiseTokenizer,):
+            registry.setdefault(tokenizer_class.__name__, tokenizer_class)
+
+
+_register_with_auto_tokenizer()
+
+__all__ = [
+    "MidiError",
+    "MidiLimits",
+    "NotewiseEncoding",
+    "NotewiseTokenizer",
+    "ScoreMeta",
+    "load_score",
+    "parse_token_text",
+]
