@@ -1,6 +1,7 @@
 """MIDI <-> tokens. `NotewiseTokenizer` is the main vocabulary; `ChordwiseTokenizer` is the seed's earlier one."""
 
 from .midi_io import MidiError, MidiLimits, ScoreMeta, load_score
+from .tokenization_chordwise import ChordwiseEncoding, ChordwiseTokenizer
 from .tokenization_notewise import NotewiseEncoding, NotewiseTokenizer, parse_token_text
 
 
@@ -14,13 +15,15 @@ def _register_with_auto_tokenizer() -> None:
 
     registry = getattr(tokenization_auto, "REGISTERED_TOKENIZER_CLASSES", None)
     if isinstance(registry, dict):
-        for tokenizer_class in (NotewiseTokenizer,):
+        for tokenizer_class in (NotewiseTokenizer, ChordwiseTokenizer):
             registry.setdefault(tokenizer_class.__name__, tokenizer_class)
 
 
 _register_with_auto_tokenizer()
 
 __all__ = [
+    "ChordwiseEncoding",
+    "ChordwiseTokenizer",
     "MidiError",
     "MidiLimits",
     "NotewiseEncoding",

@@ -7,8 +7,10 @@ process with a time and memory limit, for files from untrusted sources (a native
 
 from __future__ import annotations
 
+import copy
 import multiprocessing
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +43,7 @@ class MidiLimits:
     min_qpm: float = 1.0  # tempo bounds (quarter notes per minute) for every tempo event
     max_qpm: float = 1200.0
     timeout_s: float = 30.0  # safe mode only: wall-clock limit of the child parser
-    memory_bytes: int = 2 * 1024**3  # safe mode only: address-space limit of the child parser
+    memory_bytes: int = 2 * 1024**3  # safe mode only: address space the child parser may add to what it inherits
 
 
 DEFAULT_LIMITS = MidiLimits()
@@ -86,13 +88,23 @@ def read_midi_bytes(path: str | os.PathLike, limits: MidiLimits = DEFAULT_LIMITS
     """Read a file from disk, refusing missing, unreadable or oversized files with a `MidiError`."""
     name = os.fspath(path)
     try:
-        size = os.path.getsize(name)
+        info = os.stat(name)
     except OSError as err:
         raise MidiError(name, f"cannot open the file ({err.strerror or err}); check the path") from None
-    if size > limits.max_bytes:
-        raise MidiError(name, f"file is {size} bytes, over the limit of {limits.max_bytes} bytes")
-    with open(name, "rb") as handle:
-        return handle.read()
+    if stat.S_ISDIR(info.st_mode):
+        raise MidiError(name, "is a directory, not a MIDI file")
+    if not stat.S_ISREG(info.st_mode):  # a FIFO or device (/dev/zero) would block or never end
+        raise MidiError(name, "is not a regular file (a device, pipe or socket)")
+    if info.st_size > limits.max_bytes:
+        raise MidiError(name, f"file is {info.st_size} bytes, over the limit of {limits.max_bytes} bytes")
+    try:
+        with open(name, "rb") as handle:
+            data = handle.read(limits.max_bytes + 1)  # bounded even if the file grew after stat
+    except OSError as err:
+        raise MidiError(name, f"cannot read the file ({err.strerror or err})") from None
+    if len(data) > limits.max_bytes:
+        raise MidiError(name, f"file is over the limit of {limits.max_bytes} bytes")
+    return data
 
 
 def check_midi_bytes(data: bytes, name: str, limits: MidiLimits = DEFAULT_LIMITS) -> None:
@@ -150,12 +162,27 @@ def _parse_bytes(data: bytes, name: str) -> symusic.Score:
         raise MidiError(name, f"cannot be parsed as MIDI ({err})") from None
 
 
+def _address_space_in_use() -> int:
+    """Bytes of address space this process maps now (Linux /proc; 0 where unknown)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def _child_parse(data: bytes, memory_bytes: int, conn: Any) -> None:
     """Child-process body of safe mode: parse under an address-space limit, send back a pickled Score or an error."""
     try:
         import resource
 
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        # The limit is on top of what the forked child already maps: a parent that loaded torch/CUDA can map
+        # many GB of address space, and an absolute limit below that would fail every parse.
+        limit = _address_space_in_use() + memory_bytes
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     except (ImportError, ValueError, OSError):
         pass
     try:
@@ -201,7 +228,23 @@ def _music21_to_bytes(stream: Any, name: str) -> bytes:
     try:
         return streamToMidiFile(stream).writestr()
     except Exception as err:
-        raise MidiError(name, f"music21 could not export the stream to MIDI ({err})") from None
+        if "repeat" not in str(err).lower():
+            raise MidiError(name, f"music21 could not export the stream to MIDI ({err})") from None
+        first_error = err
+    try:  # badly formed repeats (common in the corpus): play the score through once, as written
+        return streamToMidiFile(_without_repeats(stream)).writestr()
+    except Exception:
+        raise MidiError(name, f"music21 could not export the stream to MIDI ({first_error})") from None
+
+
+def _without_repeats(stream: Any) -> Any:
+    """A copy of a music21 stream with repeat barlines and repeat expressions removed."""
+    from music21 import bar, repeat
+
+    plain = copy.deepcopy(stream)
+    for mark in list(plain.recurse().getElementsByClass((bar.Repeat, repeat.RepeatMark))):
+        mark.activeSite.remove(mark)
+    return plain
 
 
 def load_score(
@@ -248,6 +291,12 @@ def check_score(score: symusic.Score, name: str, limits: MidiLimits = DEFAULT_LI
                 f"tempo at tick {tempo.time} is {tempo.qpm:.6g} quarter notes per minute, "
                 f"outside [{limits.min_qpm:g}, {limits.max_qpm:g}]",
             )
+    # symusic sums delta times in int32: a few huge deltas wrap around to negative times (or an end before the
+    # start), which would slip past the length cap below and then break tokenization.
+    if score.start() < 0 or score.end() < score.start():
+        raise MidiError(
+            name, f"event times overflow (start tick {score.start()}, end tick {score.end()}; corrupt delta time?)"
+        )
     quarters = score.end() / score.tpq
     if quarters > limits.max_quarters:
         raise MidiError(
@@ -335,14 +384,24 @@ def save_score(score: symusic.Score, path: str | os.PathLike) -> Path:
 
 
 def music21_corpus_midi(work: str) -> bytes:
-    """MIDI bytes of a work of music21's bundled corpus, e.g. ``"bach/bwv66.6"``; a clear error if it is unknown."""
-    from music21 import corpus
+    """MIDI bytes of a work of music21's bundled corpus, e.g. ``"bach/bwv66.6"``; a clear error if it is unknown.
 
+    A collection (an Opus, such as an Essen folk-song file) yields its first piece; ``"essenFolksong/altdeu10#3"``
+    picks the third.
+    """
+    from music21 import corpus, stream
+
+    path, _, number = work.partition("#")
+    name = f"corpus:{work}"
     try:
-        stream = corpus.parse(work)
+        parsed = corpus.parse(path, number=int(number)) if number else corpus.parse(path)
     except Exception as err:
-        raise MidiError(f"corpus:{work}", f"not found in music21's bundled corpus ({err})") from None
-    return _music21_to_bytes(stream, f"corpus:{work}")
+        raise MidiError(name, f"not found in music21's bundled corpus ({err})") from None
+    if isinstance(parsed, stream.Opus):
+        if not parsed.scores:
+            raise MidiError(name, "this corpus collection holds no pieces")
+        parsed = parsed.scores[0]
+    return _music21_to_bytes(parsed, name)
 
 
 __all__ = [

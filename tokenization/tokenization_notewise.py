@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -36,7 +35,6 @@ from .midi_io import (
 
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
 TEXT_HEADER = "# toccata-notewise"
-_TOKEN_RE = re.compile(r"^(endp|p|wait)(\d+)$")
 
 
 @dataclass
@@ -351,17 +349,15 @@ class NotewiseTokenizer(PreTrainedTokenizer):
         )
 
     def _parse_token(self, token: str | int) -> tuple[str | None, int]:
-        if not isinstance(token, str):
-            token = self._convert_id_to_token(int(token))
-        match = _TOKEN_RE.match(token)
-        if match is None:
+        """(kind, value) of a token or id: ("on"/"off", pitch), ("wait", steps), or (None, 0) to skip it."""
+        index = self._token_to_id.get(token, -1) if isinstance(token, str) else int(token)
+        if not self.note_on_offset <= index < self.vocab_size:
             return None, 0
-        word, number = match.group(1), int(match.group(2))
-        if word == "wait":
-            return ("wait", number) if 1 <= number <= self.max_wait else (None, 0)
-        if not self.min_pitch <= number <= self.max_pitch:
-            return None, 0
-        return ("on" if word == "p" else "off"), number
+        if index >= self.wait_offset:
+            return "wait", index - self.wait_offset + 1
+        if index >= self.note_off_offset:
+            return "off", index - self.note_off_offset + self.min_pitch
+        return "on", index - self.note_on_offset + self.min_pitch
 
     @property
     def output_tpq(self) -> int:

@@ -1,0 +1,51 @@
+"""The `toccata` command: the README's main job and clear errors for bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import symusic
+
+from toccata.tokenization import NotewiseTokenizer, parse_token_text
+
+
+def toccata(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "toccata", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_tokenize_a_corpus_work_and_detokenize_it_back(tmp_path):
+    text_path, midi_path = tmp_path / "bwv66.6.txt", tmp_path / "bwv66.6.mid"
+    result = toccata("tokenize", "corpus:bach/bwv66.6", "-o", str(text_path))
+    assert result.returncode == 0, result.stderr
+    assert str(text_path) in result.stderr
+    encoding = parse_token_text(text_path.read_text())
+    assert encoding.meta.qpm == 96.0 and len(encoding.tokens) > 300
+
+    result = toccata("detokenize", str(text_path), "-o", str(midi_path))
+    assert result.returncode == 0, result.stderr
+    assert str(midi_path) in result.stderr
+    score = symusic.Score(str(midi_path))
+    assert score.tempos[0].qpm == encoding.meta.qpm
+    assert NotewiseTokenizer().midi_to_tokens(midi_path) == encoding.tokens
+
+
+def test_tokenize_prints_to_stdout_without_output(tmp_path):
+    path = tmp_path / "x.mid"
+    NotewiseTokenizer().save_midi("p60 wait12 endp60", path)
+    result = toccata("tokenize", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1] == "p60 wait12 endp60"
+
+
+def test_bad_file_gives_one_clear_line_and_status_2(tmp_path):
+    bad = tmp_path / "broken.mid"
+    bad.write_bytes(b"MThd\x00\x00\x00\x06\x00\x01\xff\xff\x01\xe0")
+    result = toccata("tokenize", str(bad), "--safe")
+    assert result.returncode == 2
+    assert "broken.mid" in result.stderr and "tracks" in result.stderr
+    assert "Traceback" not in result.stderr
+    missing = toccata("tokenize", str(tmp_path / "nope.mid"))
+    assert missing.returncode == 2 and "nope.mid" in missing.stderr
+    unknown = toccata("tokenize", "corpus:nobody/nothing")
+    assert unknown.returncode == 2 and "corpus:nobody/nothing" in unknown.stderr

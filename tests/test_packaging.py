@@ -1,0 +1,69 @@
+"""The wheel installs everything under the `toccata` namespace and works outside the repository."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(REPO)],
+        check=True,
+        capture_output=True,
+        cwd=out,
+    )
+    (path,) = out.glob("toccata-*.whl")
+    return path
+
+
+@pytest.mark.slow
+def test_wheel_has_one_top_level_namespace(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    top_level = {name.split("/")[0] for name in names}
+    assert top_level == {"toccata", next(t for t in top_level if t.endswith(".dist-info"))}
+    for module in ["tokenization/tokenization_notewise.py", "tokenization/midi_io.py", "modeling/__init__.py"]:
+        assert f"toccata/{module}" in names
+    assert not any(name.startswith(("tests/", "benchmarks/", "modeling/", "demo/")) for name in names)
+
+
+@pytest.mark.slow
+def test_wheel_installs_into_a_fresh_venv_and_imports_from_outside_the_repo(wheel, tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    # The heavy dependencies (torch, transformers ...) come from this environment's site-packages as a plain path:
+    # a .pth path entry does not run that environment's own .pth files, so its editable `toccata` stays invisible.
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    Path(site, "parent_env_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", str(wheel)], check=True)
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    script = (
+        "import toccata.tokenization as t, importlib.util;"
+        "print(t.__file__);"
+        "print(importlib.util.find_spec('modeling'), importlib.util.find_spec('tokenization'));"
+        "tok = t.NotewiseTokenizer();"
+        "print(' '.join(tok.midi_to_tokens(tok.tokens_to_midi('p60 wait12 endp60').dumps_midi())))"
+    )
+    result = subprocess.run([str(python), "-c", script], capture_output=True, text=True, cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    module_file, specs, tokens = result.stdout.strip().splitlines()
+    assert Path(module_file).is_relative_to(venv), module_file
+    assert specs == "None None"
+    assert tokens == "p60 wait12 endp60"
+    cli = subprocess.run([str(venv / "bin" / "toccata"), "--help"], capture_output=True, text=True, cwd=elsewhere)
+    assert cli.returncode == 0 and "tokenize" in cli.stdout
