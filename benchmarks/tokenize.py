@@ -113,8 +113,11 @@ def select_works(n: int) -> list[tuple[str, str, int | None]]:
     return merged + extra[: n - len(merged)]
 
 
-def export_midi(works: list[tuple[str, str, int | None]], folder: Path) -> list[dict]:
-    """Write each work to ``folder`` as MIDI (music21's writer, via Toccata's helper where it applies)."""
+def export_midi(works: list[tuple[str, str, int | None]], folder: Path, reuse: bool = False) -> list[dict]:
+    """Write each work to ``folder`` as MIDI (music21's writer, via Toccata's helper where it applies).
+
+    With `reuse`, a file already in `folder` under the same name is kept (``--midi-dir`` reruns skip the export).
+    """
     from music21 import corpus
     from music21.midi.translate import streamToMidiFile
 
@@ -122,14 +125,18 @@ def export_midi(works: list[tuple[str, str, int | None]], folder: Path) -> list[
 
     files = []
     for i, (category, work, number) in enumerate(works):
+        name = f"{i:03d}_{work.replace('/', '_').replace('.', '_')}" + (f"_{number}" if number is not None else "")
+        path = folder / f"{name}.mid"
+        if reuse and path.is_file() and path.stat().st_size > 0:
+            files.append({"category": category, "work": work, "opus_index": number, "path": str(path),
+                          "bytes": path.stat().st_size})
+            continue
         if number is None:
             data = music21_corpus_midi(work)
         else:
             opus = corpus.parse(work)
             scores = list(opus.scores) if hasattr(opus, "scores") and len(opus.scores) else [opus]
             data = streamToMidiFile(scores[number]).writestr()
-        name = f"{i:03d}_{work.replace('/', '_').replace('.', '_')}" + (f"_{number}" if number is not None else "")
-        path = folder / f"{name}.mid"
         path.write_bytes(data)
         files.append({"category": category, "work": work, "opus_index": number, "path": str(path), "bytes": len(data)})
     return files
@@ -282,7 +289,12 @@ def main(argv: list[str] | None = None) -> int:
         help="time the music21 route on the first K files only (default: all); its ratio uses Toccata on the same K",
     )
     parser.add_argument("--skip-music21", action="store_true", help="do not time the music21 route")
-    parser.add_argument("--midi-dir", type=Path, default=None, help="keep the exported MIDI here (default: temp dir)")
+    parser.add_argument(
+        "--midi-dir",
+        type=Path,
+        default=None,
+        help="keep the exported MIDI here and reuse it on later runs (default: a temp dir, exported every run)",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/tokenize.json"))
     args = parser.parse_args(argv)
     if args.works < 1 or args.repeat < 1:
@@ -303,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         works = select_works(args.works)
         print(f"Exporting {len(works)} corpus works to MIDI in {folder} (not timed) ...", file=sys.stderr, flush=True)
-        files = export_midi(works, folder)
+        files = export_midi(works, folder, reuse=args.midi_dir is not None)
         export_s = time.perf_counter() - t0
         paths = [f["path"] for f in files]
         for f in files:

@@ -104,7 +104,7 @@ BAD_BYTES = [
     ("no_tracks", smf([], ntracks=0), "declares no tracks"),
     ("format_3", smf([note() + END_OF_TRACK], fmt=3), "unknown MIDI format 3"),
     ("riff_wrapped", b"RIFF" + struct.pack("<I", 4 + len(GOOD)) + b"RMID" + GOOD, "RIFF-wrapped MIDI"),
-    # symusic: parses a 38-byte file into a note at tick 268,435,455 (559,242 quarter notes with its note, ~78 hours at 120 bpm);
+    # symusic: parses a 38-byte file into a note at tick 268,435,455 (559,242 quarter notes, ~78 hours at 120 bpm);
     # tokenizing that would make ~140,000 wait tokens, so the length cap rejects it before any token is made.
     ("max_delta_time", smf([note(delta=0x0FFFFFFF) + END_OF_TRACK]), "quarter notes, over the limit"),
     # symusic sums delta times in int32: 8 maximal deltas put the note at tick 2,147,483,640 and the end of the
