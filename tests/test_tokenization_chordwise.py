@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import toccata.tokenization  # noqa: F401 - registers the tokenizer names with AutoTokenizer
-from toccata.tokenization import ChordwiseEncoding, ChordwiseTokenizer, MidiError, NotewiseTokenizer, ScoreMeta
+from toccata.tokenization import ChordwiseTokenizer, TokenEncoding, MidiError, NotewiseTokenizer, ScoreMeta
 from toccata.tokenization.midi_io import music21_corpus_midi
 
 TPQ = 480
@@ -204,7 +204,7 @@ def test_meta_and_text_round_trip(tmp_path):
     score = make_score([(0, TPQ, 60)], qpm=90.0, time_signature=(3, 4))
     encoding = tok.encode_midi(score)
     assert encoding.meta == ScoreMeta(qpm=90.0, time_signature=(3, 4))
-    again = ChordwiseEncoding.from_text(encoding.to_text())
+    again = TokenEncoding.from_text(encoding.to_text())
     assert again == encoding
     path = tok.save_midi(again.tokens, tmp_path / "out" / "a.mid", meta=again.meta)
     reread = tok.encode_midi(path)

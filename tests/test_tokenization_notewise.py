@@ -300,7 +300,8 @@ def test_edited_vocab_file_is_refused(tmp_path):
 def test_saved_tokenizer_loads_with_trust_remote_code_without_the_package(tmp_path):
     """The tokenizer files travel with a checkpoint: load them where `toccata` cannot be imported."""
     TOK.save_pretrained(tmp_path / "tok")
-    assert (tmp_path / "tok" / "tokenization_notewise.py").exists() and (tmp_path / "tok" / "midi_io.py").exists()
+    for module in ["tokenization_notewise.py", "tokenization_base.py", "midi_io.py"]:
+        assert (tmp_path / "tok" / module).exists(), module
     script = textwrap.dedent(
         f"""
         import sys

@@ -1,15 +1,17 @@
-"""MIDI <-> tokens. `NotewiseTokenizer` is the main vocabulary; `ChordwiseTokenizer` is the seed's earlier one."""
+"""MIDI <-> tokens. `NotewiseTokenizer` is the main vocabulary; `ChordwiseTokenizer` is the seed's earlier one;
+`toccata.tokenization.clara` reads and writes the seed author's own notewise text."""
 
 from .midi_io import MidiError, MidiLimits, ScoreMeta, load_score
-from .tokenization_chordwise import ChordwiseEncoding, ChordwiseTokenizer
-from .tokenization_notewise import NotewiseEncoding, NotewiseTokenizer, parse_token_text
+from .tokenization_base import TokenEncoding, parse_token_text
+from .tokenization_chordwise import ChordwiseTokenizer
+from .tokenization_notewise import NotewiseTokenizer
 
 
 def _register_with_auto_tokenizer() -> None:
     """Let `AutoTokenizer.from_pretrained(folder)` find our classes by the name in tokenizer_config.json.
 
     `AutoTokenizer.register` needs a model config class, which `toccata.modeling` provides; a tokenizer folder saved
-    on its own has none, so the class is also put in the by-name registry that `register` fills.
+    on its own has none, so the classes are also put in the by-name registry that `register` fills.
     """
     from transformers.models.auto import tokenization_auto
 
@@ -22,13 +24,12 @@ def _register_with_auto_tokenizer() -> None:
 _register_with_auto_tokenizer()
 
 __all__ = [
-    "ChordwiseEncoding",
     "ChordwiseTokenizer",
     "MidiError",
     "MidiLimits",
-    "NotewiseEncoding",
     "NotewiseTokenizer",
     "ScoreMeta",
+    "TokenEncoding",
     "load_score",
     "parse_token_text",
 ]

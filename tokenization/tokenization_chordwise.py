@@ -37,114 +37,31 @@ step in which nothing changes (sounding notes go on sounding, nothing is struck)
 pitches outside [min_pitch, max_pitch] in a word are ignored; a held pitch that was not sounding starts a note; a
 pitch both struck and held counts as struck.
 
-This file imports only the standard library, numpy, transformers and its sibling `midi_io.py` (symusic), so both
-can travel to the Hub next to a checkpoint and load with ``trust_remote_code=True``.
+This file imports only the standard library, numpy, transformers and its siblings `tokenization_base.py` and
+`midi_io.py` (symusic), so the three can travel to the Hub next to a checkpoint and load with
+``trust_remote_code=True``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import warnings
 from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
-from transformers import PreTrainedTokenizer
 
-from .midi_io import (
-    DEFAULT_LIMITS,
-    MidiLimits,
-    MidiSource,
-    NoteArrays,
-    ScoreMeta,
-    build_score,
-    load_score,
-    save_score,
-    score_meta,
-    score_notes,
-)
+from .midi_io import DEFAULT_LIMITS, MidiLimits, MidiSource, NoteArrays
+from .tokenization_base import SPECIAL_TOKENS, MidiWordTokenizer, Tokens, check_range, quantize_notes
 
-SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
 REST_TOKEN = "rest"
-TEXT_HEADER = "# toccata-chordwise"
 _WORD_RE = re.compile(r"^(?:c(\d+(?:\.\d+)*))?(?:h(\d+(?:\.\d+)*))?$")
 _CHUNK_CELLS = 1 << 24  # cells (steps x keys) of one dense block when encoding: 16 MiB of int8
 _SKIP, _UNKNOWN = -1, -2  # decoding codes: takes no time / one step in which nothing changes
 
 
-@dataclass
-class ChordwiseEncoding:
-    """The tokens of one piece plus the metadata tokens do not carry (first tempo and time signature)."""
-
-    tokens: list[str]
-    meta: ScoreMeta = field(default_factory=ScoreMeta)
-
-    def to_text(self) -> str:
-        """One-line header with the metadata, then the tokens separated by spaces (see `from_text`)."""
-        num, den = self.meta.time_signature
-        return f"{TEXT_HEADER} qpm={self.meta.qpm:g} time_signature={num}/{den}\n" + " ".join(self.tokens) + "\n"
-
-    @classmethod
-    def from_text(cls, text: str) -> "ChordwiseEncoding":
-        """Read token text as written by `to_text` (the header line is optional)."""
-        meta = ScoreMeta()
-        body: list[str] = []
-        for line in text.splitlines():
-            stripped = line.strip()
-            if stripped.startswith("#"):
-                fields = dict(item.split("=", 1) for item in stripped.split()[1:] if "=" in item)
-                try:
-                    qpm = float(fields.get("qpm", meta.qpm))
-                    num, den = (int(x) for x in fields.get("time_signature", "4/4").split("/"))
-                except ValueError as err:
-                    raise ValueError(f"malformed token text header {stripped!r}: {err}") from None
-                meta = ScoreMeta(qpm=qpm, time_signature=(num, den))
-            elif stripped:
-                body.extend(stripped.split())
-        return cls(body, meta)
-
-
-def _check_range(name: str, value: int, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-
-
-def _fold_pitches(pitch: np.ndarray, min_pitch: int, max_pitch: int) -> np.ndarray:
-    """Move out-of-range pitches into [min_pitch, max_pitch] by whole octaves (never drop a note)."""
-    pitch = pitch.copy()
-    low, high = pitch < min_pitch, pitch > max_pitch
-    pitch[low] += 12 * ((min_pitch - pitch[low] + 11) // 12)
-    pitch[high] -= 12 * ((pitch[high] - max_pitch + 11) // 12)
-    return pitch
-
-
-def _quantize_notes(notes: NoteArrays, steps_per_quarter: int, min_pitch: int, max_pitch: int) -> NoteArrays:
-    """Notes on the step grid, by the same rules as the notewise tokenizer.
-
-    Onsets and offsets round to the nearest step; zero-length notes last one step; pitches fold into range by
-    octaves; a re-struck pitch ends where it starts again; notes on the same pitch and step collapse to the longest.
-    """
-    tpq = notes.tpq
-    start = (notes.start * steps_per_quarter * 2 + tpq) // (2 * tpq)
-    end = (notes.end * steps_per_quarter * 2 + tpq) // (2 * tpq)
-    end = np.maximum(end, start + 1)
-    pitch = _fold_pitches(notes.pitch, min_pitch, max_pitch)
-    order = np.lexsort((end, start, pitch))
-    start, end, pitch = start[order], end[order], pitch[order]
-    if len(start) > 1:
-        keep = np.ones(len(start), dtype=bool)
-        keep[:-1] = ~((pitch[:-1] == pitch[1:]) & (start[:-1] == start[1:]))
-        start, end, pitch = start[keep], end[keep], pitch[keep]
-        same = pitch[:-1] == pitch[1:]
-        end[:-1] = np.where(same, np.minimum(end[:-1], start[1:]), end[:-1])
-    return NoteArrays(start, end, pitch, steps_per_quarter)
-
-
-class ChordwiseTokenizer(PreTrainedTokenizer):
+class ChordwiseTokenizer(MidiWordTokenizer):
     """A transformers tokenizer over chordwise words, with MIDI in (`midi_to_tokens`) and out (`tokens_to_midi`).
 
     The words of a piece need no vocabulary; ids do, and the vocabulary is built from data:
@@ -156,8 +73,7 @@ class ChordwiseTokenizer(PreTrainedTokenizer):
         >>> tok.save_pretrained("folder")                    # vocab.json + tokenizer_config.json
     """
 
-    vocab_files_names = {"vocab_file": "vocab.json"}
-    model_input_names = ["input_ids", "attention_mask"]
+    scheme = "chordwise"
 
     def __init__(
         self,
@@ -176,9 +92,9 @@ class ChordwiseTokenizer(PreTrainedTokenizer):
         vocab: Mapping[str, int] | Sequence[str] | None = None,
         **kwargs,
     ):
-        _check_range("steps_per_quarter", steps_per_quarter, 1, 96)
-        _check_range("min_pitch", min_pitch, 0, 116)
-        _check_range("max_pitch", max_pitch, min_pitch + 11, 127)
+        check_range("steps_per_quarter", steps_per_quarter, 1, 96)
+        check_range("min_pitch", min_pitch, 0, 116)
+        check_range("max_pitch", max_pitch, min_pitch + 11, 127)
         self.steps_per_quarter = steps_per_quarter
         self.min_pitch = min_pitch
         self.max_pitch = max_pitch
@@ -283,13 +199,13 @@ class ChordwiseTokenizer(PreTrainedTokenizer):
     def _from_counts(
         cls, counts: Mapping[str, int], min_frequency: int, max_vocab: int | None, settings: dict
     ) -> "ChordwiseTokenizer":
-        _check_range("min_frequency", min_frequency, 1, 2**62)
+        check_range("min_frequency", min_frequency, 1, 2**62)
         fixed = [
             str(settings.get(name, default))
             for name, default in zip(("pad_token", "bos_token", "eos_token", "unk_token"), SPECIAL_TOKENS)
         ] + [REST_TOKEN]
         if max_vocab is not None:
-            _check_range("max_vocab", max_vocab, len(fixed), 2**62)
+            check_range("max_vocab", max_vocab, len(fixed), 2**62)
         reserved = set(fixed)
         words = sorted(
             (word for word, n in counts.items() if n >= min_frequency and word not in reserved and _is_word(word)),
@@ -303,58 +219,6 @@ class ChordwiseTokenizer(PreTrainedTokenizer):
     def is_trained(self) -> bool:
         """Whether the vocabulary holds any chord word (a bare tokenizer knows only the specials and ``rest``)."""
         return len(self._id_to_token) > len(SPECIAL_TOKENS) + 1
-
-    @property
-    def num_pitches(self) -> int:
-        return self.max_pitch - self.min_pitch + 1
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self._id_to_token)
-
-    def get_vocab(self) -> dict[str, int]:
-        vocab = dict(self._token_to_id)
-        vocab.update(self.added_tokens_encoder)
-        return vocab
-
-    def _tokenize(self, text: str, **kwargs) -> list[str]:
-        return text.split()
-
-    def _convert_token_to_id(self, token: str) -> int:
-        return self._token_to_id.get(token, self._token_to_id[str(self.unk_token)])
-
-    def _convert_id_to_token(self, index: int) -> str:
-        if 0 <= index < len(self._id_to_token):
-            return self._id_to_token[index]
-        return str(self.unk_token)
-
-    def convert_tokens_to_string(self, tokens: list[str]) -> str:
-        return " ".join(tokens)
-
-    def build_inputs_with_special_tokens(
-        self, token_ids_0: list[int], token_ids_1: list[int] | None = None
-    ) -> list[int]:
-        bos = [self.bos_token_id] if self.add_bos_token else []
-        eos = [self.eos_token_id] if self.add_eos_token else []
-        ids = bos + token_ids_0 + eos
-        return ids if token_ids_1 is None else ids + bos + token_ids_1 + eos
-
-    def get_special_tokens_mask(
-        self, token_ids_0: list[int], token_ids_1: list[int] | None = None, already_has_special_tokens: bool = False
-    ) -> list[int]:
-        if already_has_special_tokens:
-            special = set(self.all_special_ids)
-            return [int(i in special) for i in token_ids_0 + (token_ids_1 or [])]
-        bos, eos = [1] * self.add_bos_token, [1] * self.add_eos_token
-        mask = bos + [0] * len(token_ids_0) + eos
-        return mask if token_ids_1 is None else mask + bos + [0] * len(token_ids_1) + eos
-
-    def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str]:
-        """Write vocab.json (word -> id), the learned vocabulary that `from_pretrained` restores exactly."""
-        path = os.path.join(save_directory, (filename_prefix + "-" if filename_prefix else "") + "vocab.json")
-        with open(path, "w", encoding="utf-8") as handle:
-            json.dump(self._token_to_id, handle, indent=0)
-        return (path,)
 
     # ------------------------------------------------------------------------------------------ words
 
@@ -385,7 +249,7 @@ class ChordwiseTokenizer(PreTrainedTokenizer):
 
     def _step_blocks(self, notes: NoteArrays):
         """Yield dense (steps, keys) int8 blocks of the quantized notes, 0 silent / 1 struck / 2 held, in time order."""
-        grid = _quantize_notes(notes, self.steps_per_quarter, self.min_pitch, self.max_pitch)
+        grid = quantize_notes(notes, self.steps_per_quarter, self.min_pitch, self.max_pitch)
         if len(grid) == 0:
             return
         total, keys = int(grid.end.max()), self.num_pitches
@@ -434,28 +298,6 @@ class ChordwiseTokenizer(PreTrainedTokenizer):
             parts.append(np.array([self._convert_token_to_id(w) for w in words], dtype=np.int64)[inverse])
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
-    def _read_notes(self, src: MidiSource, safe: bool, limits: MidiLimits) -> tuple[NoteArrays, ScoreMeta]:
-        score = load_score(src, safe=safe, limits=limits)
-        tracks = score_notes(score, drop_drums=self.drop_drums, merge_tracks=self.merge_tracks)
-        notes = tracks[0] if tracks else NoteArrays(*(np.zeros(0, np.int64),) * 3, tpq=score.tpq)
-        return notes, score_meta(score)
-
-    def encode_midi(
-        self, src: MidiSource, *, safe: bool = False, limits: MidiLimits = DEFAULT_LIMITS
-    ) -> ChordwiseEncoding:
-        """Words of `src` (path, bytes, `symusic.Score` or music21 stream) with its first tempo and time signature.
-
-        All pitched tracks are merged into one piano stream (unless `merge_tracks=False`, which keeps the first
-        pitched track only); drums are dropped. Needs no vocabulary. Raises `MidiError` (a `ValueError`) naming
-        the file on bad input.
-        """
-        notes, meta = self._read_notes(src, safe, limits)
-        return ChordwiseEncoding(self.notes_to_tokens(notes), meta)
-
-    def midi_to_tokens(self, src: MidiSource, *, safe: bool = False, limits: MidiLimits = DEFAULT_LIMITS) -> list[str]:
-        """Chordwise words of `src`, a path, raw bytes, a `symusic.Score` or a music21 stream."""
-        return self.encode_midi(src, safe=safe, limits=limits).tokens
-
     def midi_to_ids(self, src: MidiSource, *, safe: bool = False, limits: MidiLimits = DEFAULT_LIMITS) -> list[int]:
         """Token ids of `src` without special tokens; words outside the vocabulary become ``<unk>``."""
         if not self.is_trained:
@@ -464,12 +306,11 @@ class ChordwiseTokenizer(PreTrainedTokenizer):
                 "ChordwiseTokenizer.train_from_midi or load a trained one with from_pretrained",
                 stacklevel=2,
             )
-        notes, _ = self._read_notes(src, safe, limits)
-        return self.notes_to_ids(notes).tolist()
+        return super().midi_to_ids(src, safe=safe, limits=limits)
 
     # ------------------------------------------------------------------------------------------ tokens -> MIDI
 
-    def tokens_to_notes(self, tokens: Sequence[str] | Sequence[int] | str) -> NoteArrays:
+    def tokens_to_notes(self, tokens: Tokens) -> NoteArrays:
         """Notes on the step grid (`tpq` = steps per quarter) of any token sequence; never fails (see module doc)."""
         if isinstance(tokens, str):
             tokens = tokens.split()
@@ -519,35 +360,6 @@ class ChordwiseTokenizer(PreTrainedTokenizer):
             self.steps_per_quarter,
         )
 
-    @property
-    def output_tpq(self) -> int:
-        """Ticks per quarter of written MIDI: the multiple of `steps_per_quarter` nearest above 480."""
-        return self.steps_per_quarter * -(-480 // self.steps_per_quarter)
-
-    def tokens_to_midi(
-        self,
-        tokens: Sequence[str] | Sequence[int] | str,
-        *,
-        meta: ScoreMeta | None = None,
-        qpm: float | None = None,
-        time_signature: tuple[int, int] | None = None,
-        program: int = 0,
-    ) -> "symusic.Score":  # noqa: F821 - symusic is imported by midi_io
-        """A one-track piano `symusic.Score` from words (or ids, or space-separated text); never fails.
-
-        Tempo and time signature come from `meta` (as returned by `encode_midi`) or the keywords; default 120 bpm 4/4.
-        """
-        meta = meta or ScoreMeta()
-        meta = ScoreMeta(qpm=qpm or meta.qpm, time_signature=time_signature or meta.time_signature)
-        grid = self.tokens_to_notes(tokens)
-        scale = self.output_tpq // self.steps_per_quarter
-        ticks = NoteArrays(grid.start * scale, grid.end * scale, grid.pitch, self.output_tpq)
-        return build_score([(ticks, "Piano", program)], meta)
-
-    def save_midi(self, tokens: Sequence[str] | Sequence[int] | str, path: str | os.PathLike, **kwargs) -> Path:
-        """Decode `tokens` and write a MIDI file (keywords as in `tokens_to_midi`); returns the path."""
-        return save_score(self.tokens_to_midi(tokens, **kwargs), path)
-
 
 def _is_word(token: str) -> bool:
     """Whether `token` is a chordwise step word (``rest`` or a ``c``/``h`` pitch-list word)."""
@@ -559,4 +371,4 @@ def _is_word(token: str) -> bool:
 
 ChordwiseTokenizer.register_for_auto_class("AutoTokenizer")
 
-__all__ = ["ChordwiseEncoding", "ChordwiseTokenizer"]
+__all__ = ["ChordwiseTokenizer"]
