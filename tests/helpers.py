@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable
 
+import struct
+
 import symusic
 
 
@@ -44,3 +46,32 @@ def note_multiset(score: symusic.Score, tpq: int | None = None, include_drums: b
             end = (note.time + note.duration) * scale_to / score.tpq
             notes[(start, end, note.pitch)] += 1
     return notes
+
+
+# ---------------------------------------------------------------------------------------------------- SMF writer
+# Raw Standard MIDI File bytes, so tests can make exactly the file they describe (good or broken).
+
+
+def vlq(n: int) -> bytes:
+    """MIDI variable-length quantity (7 bits a byte, high bit = more follows); at most 0x0FFFFFFF."""
+    out = [n & 0x7F]
+    n >>= 7
+    while n:
+        out.append(0x80 | (n & 0x7F))
+        n >>= 7
+    return bytes(reversed(out))
+
+
+def chunk(kind: bytes, body: bytes, length: int | None = None) -> bytes:
+    """A chunk: 4-byte type, 32-bit big-endian length (the true one unless `length` lies), body."""
+    return kind + struct.pack(">I", len(body) if length is None else length) + body
+
+
+def smf(tracks: list[bytes], *, fmt: int | None = None, division: int = 480, ntracks: int | None = None) -> bytes:
+    """A Standard MIDI File from raw track event bytes; header fields can be overridden to lie."""
+    fmt = (0 if len(tracks) == 1 else 1) if fmt is None else fmt
+    header = chunk(b"MThd", struct.pack(">HHH", fmt, len(tracks) if ntracks is None else ntracks, division))
+    return header + b"".join(chunk(b"MTrk", t) for t in tracks)
+
+
+END_OF_TRACK = b"\x00\xff\x2f\x00"

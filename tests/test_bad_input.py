@@ -15,35 +15,11 @@ import sys
 import numpy as np
 import pytest
 
+from helpers import END_OF_TRACK, chunk, smf, vlq
 from toccata.tokenization import MidiError, MidiLimits, NotewiseTokenizer, load_score
 from toccata.tokenization.midi_io import music21_corpus_midi, score_notes
 
-# ---------------------------------------------------------------------------------------------------- SMF writer
-
-
-def vlq(n: int) -> bytes:
-    """MIDI variable-length quantity (7 bits a byte, high bit = more follows); at most 0x0FFFFFFF."""
-    out = [n & 0x7F]
-    n >>= 7
-    while n:
-        out.append(0x80 | (n & 0x7F))
-        n >>= 7
-    return bytes(reversed(out))
-
-
-def chunk(kind: bytes, body: bytes, length: int | None = None) -> bytes:
-    """A chunk: 4-byte type, 32-bit big-endian length (the true one unless `length` lies), body."""
-    return kind + struct.pack(">I", len(body) if length is None else length) + body
-
-
-def smf(tracks: list[bytes], *, fmt: int | None = None, division: int = 480, ntracks: int | None = None) -> bytes:
-    """A Standard MIDI File from raw track event bytes; header fields can be overridden to lie."""
-    fmt = (0 if len(tracks) == 1 else 1) if fmt is None else fmt
-    header = chunk(b"MThd", struct.pack(">HHH", fmt, len(tracks) if ntracks is None else ntracks, division))
-    return header + b"".join(chunk(b"MTrk", t) for t in tracks)
-
-
-END_OF_TRACK = b"\x00\xff\x2f\x00"
+# ---------------------------------------------------------------------------------------------------- SMF files
 
 
 def note(pitch: int = 60, duration: int = 480, delta: int = 0) -> bytes:

@@ -1,0 +1,99 @@
+"""Real-world MIDI is messy: several tracks and channels, tempo changes, pedals, drums, program changes, SysEx,
+running status, note-on with velocity 0 as note-off, odd resolutions. Files written byte by byte, tokens by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import END_OF_TRACK, smf, vlq
+from toccata.tokenization import NotewiseTokenizer, ScoreMeta
+
+TOK = NotewiseTokenizer()
+TPQ = 96  # 8 ticks per step
+
+
+def ev(delta: int, *data: int) -> bytes:
+    return vlq(delta) + bytes(data)
+
+
+CONDUCTOR = (
+    ev(0, 0xFF, 0x03, 5, *b"Messy")  # track name
+    + ev(0, 0xFF, 0x58, 4, 3, 2, 24, 8)  # 3/4
+    + ev(0, 0xFF, 0x51, 3, *(600_000).to_bytes(3, "big"))  # 100 bpm
+    + ev(0, 0xFF, 0x06, 1, *b"A")  # marker
+    + ev(192, 0xFF, 0x51, 3, *(428_571).to_bytes(3, "big"))  # 140 bpm from beat 3 on
+    + END_OF_TRACK
+)
+PIANO = (  # channel 1
+    ev(0, 0xC0, 0)  # program change: piano
+    + ev(0, 0xF0, 3, 0x7E, 0x7F, 0xF7)  # a SysEx message
+    + ev(0, 0xB0, 64, 127)  # sustain pedal down
+    + ev(0, 0x90, 60, 80)  # C4 on
+    + ev(0, 62, 70)  # D4 on, running status
+    + ev(96, 60, 0)  # C4 off as note-on velocity 0, running status
+    + ev(0, 62, 0)  # D4 off
+    + ev(0, 0xB0, 64, 0)  # pedal up
+    + ev(48, 0x90, 60, 90)  # C4 again at tick 144 (step 18)
+    + ev(48, 0x80, 60, 64)  # off at tick 192 (step 24)
+    + END_OF_TRACK
+)
+STRINGS = (  # channel 2, program 48; one note below the piano range, one off the grid
+    ev(0, 0xC1, 48)
+    + ev(0, 0x91, 12, 80)  # C0: folded up to C1 (24)
+    + ev(48, 0x81, 12, 0)  # tick 48 (step 6)
+    + ev(52, 0x91, 67, 80)  # tick 100 = step 12.5 -> 13
+    + ev(40, 0x81, 67, 0)  # tick 140 = step 17.5 -> 18
+    + ev(0, 0xE1, 0, 0x40)  # pitch bend
+    + END_OF_TRACK
+)
+DRUMS = ev(0, 0x99, 36, 100) + ev(8, 0x89, 36, 0) + ev(40, 0x99, 42, 100) + ev(8, 0x89, 42, 0) + END_OF_TRACK
+EXPECTED = (
+    "p24 p60 p62 wait6 endp24 wait6 endp60 endp62 wait1 p67 wait5 endp67 p60 wait6 endp60"
+).split()
+
+
+def test_multitrack_file_with_pedal_tempo_changes_and_drums():
+    data = smf([CONDUCTOR, PIANO, STRINGS, DRUMS], division=TPQ)
+    encoding = TOK.encode_midi(data)
+    assert encoding.tokens == EXPECTED
+    assert encoding.meta == ScoreMeta(qpm=100.0, time_signature=(3, 4))
+
+
+def test_format_0_file_with_all_channels_in_one_track():
+    """The same music in one track: events of all channels interleaved in time order, as type-0 files have them."""
+    events = [  # (absolute tick, status/data bytes)
+        (0, (0xFF, 0x58, 4, 3, 2, 24, 8)),
+        (0, (0xFF, 0x51, 3, *(600_000).to_bytes(3, "big"))),
+        (0, (0x99, 36, 100)),
+        (0, (0x91, 12, 80)),
+        (0, (0x90, 60, 80)),
+        (0, (0x90, 62, 70)),
+        (8, (0x89, 36, 0)),
+        (48, (0x81, 12, 0)),
+        (96, (0x90, 60, 0)),
+        (96, (0x90, 62, 0)),
+        (100, (0x91, 67, 80)),
+        (140, (0x81, 67, 0)),
+        (144, (0x90, 60, 90)),
+        (192, (0x80, 60, 64)),
+    ]
+    body, now = b"", 0
+    for tick, data in events:
+        body += ev(tick - now, *data)
+        now = tick
+    assert TOK.midi_to_tokens(smf([body + END_OF_TRACK], division=TPQ)) == EXPECTED
+
+
+@pytest.mark.parametrize("tpq", [24, 100, 384, 480, 960, 1000, 15360])
+def test_any_resolution_gives_the_same_tokens_for_the_same_music(tpq):
+    """Quarter, eighth-note triplet and sixteenth at many resolutions, some not divisible by 12 (rounded)."""
+    def at(quarters: float) -> int:
+        return round(quarters * tpq)
+
+    notes = [(0.0, 1.0, 60), (1.0, 1 + 1 / 3, 62), (1 + 1 / 3, 1 + 2 / 3, 64), (1 + 2 / 3, 2.0, 65), (2.0, 2.25, 67)]
+    body, now = b"", 0
+    for start, end, pitch in notes:
+        body += ev(at(start) - now, 0x90, pitch, 80) + ev(at(end) - at(start), 0x80, pitch, 0)
+        now = at(end)
+    tokens = TOK.midi_to_tokens(smf([body + END_OF_TRACK], division=tpq))
+    assert tokens == "p60 wait12 endp60 p62 wait4 endp62 p64 wait4 endp64 p65 wait4 endp65 p67 wait3 endp67".split()
