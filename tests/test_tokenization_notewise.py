@@ -316,3 +316,17 @@ def test_saved_tokenizer_loads_with_trust_remote_code_without_the_package(tmp_pa
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["p60", "wait12", "endp60"]
+
+
+def test_files_that_travel_to_the_hub_need_only_numpy_symusic_and_transformers():
+    """transformers checks the imports of remote code before running it; music21 must stay optional there."""
+    from pathlib import Path
+
+    from transformers.dynamic_module_utils import get_imports
+
+    import toccata.tokenization as package
+
+    folder = Path(package.__file__).parent
+    allowed = set(sys.stdlib_module_names) | {"__future__", "numpy", "symusic", "transformers"}
+    for module in ["tokenization_notewise.py", "tokenization_chordwise.py", "tokenization_base.py", "midi_io.py"]:
+        assert set(get_imports(str(folder / module))) <= allowed, module

@@ -220,29 +220,34 @@ def _parse_bytes_safely(data: bytes, name: str, limits: MidiLimits) -> symusic.S
     return payload
 
 
+def _music21() -> Any:
+    """The music21 module, or an ImportError that says how to get it (imported lazily: it is slow to import)."""
+    try:
+        import music21
+    except ImportError as err:  # an import inside try/except also keeps transformers' remote-code check optional
+        raise ImportError("music21 is needed to read music21 streams and its corpus: pip install music21") from err
+    return music21
+
+
 def _music21_to_bytes(stream: Any, name: str) -> bytes:
+    stream_to_midi = _music21().midi.translate.streamToMidiFile
     try:
-        from music21.midi.translate import streamToMidiFile
-    except ImportError as err:  # pragma: no cover - music21 is a dependency
-        raise MidiError(name, "music21 is needed to read music21 streams: pip install music21") from err
-    try:
-        return streamToMidiFile(stream).writestr()
+        return stream_to_midi(stream).writestr()
     except Exception as err:
         if "repeat" not in str(err).lower():
             raise MidiError(name, f"music21 could not export the stream to MIDI ({err})") from None
         first_error = err
     try:  # badly formed repeats (common in the corpus): play the score through once, as written
-        return streamToMidiFile(_without_repeats(stream)).writestr()
+        return stream_to_midi(_without_repeats(stream)).writestr()
     except Exception:
         raise MidiError(name, f"music21 could not export the stream to MIDI ({first_error})") from None
 
 
 def _without_repeats(stream: Any) -> Any:
     """A copy of a music21 stream with repeat barlines and repeat expressions removed."""
-    from music21 import bar, repeat
-
+    music21 = _music21()
     plain = copy.deepcopy(stream)
-    for mark in list(plain.recurse().getElementsByClass((bar.Repeat, repeat.RepeatMark))):
+    for mark in list(plain.recurse().getElementsByClass((music21.bar.Repeat, music21.repeat.RepeatMark))):
         mark.activeSite.remove(mark)
     return plain
 
@@ -389,15 +394,14 @@ def music21_corpus_midi(work: str) -> bytes:
     A collection (an Opus, such as an Essen folk-song file) yields its first piece; ``"essenFolksong/altdeu10#3"``
     picks the third.
     """
-    from music21 import corpus, stream
-
+    music21 = _music21()
     path, _, number = work.partition("#")
     name = f"corpus:{work}"
     try:
-        parsed = corpus.parse(path, number=int(number)) if number else corpus.parse(path)
+        parsed = music21.corpus.parse(path, number=int(number)) if number else music21.corpus.parse(path)
     except Exception as err:
         raise MidiError(name, f"not found in music21's bundled corpus ({err})") from None
-    if isinstance(parsed, stream.Opus):
+    if isinstance(parsed, music21.stream.Opus):
         if not parsed.scores:
             raise MidiError(name, "this corpus collection holds no pieces")
         parsed = parsed.scores[0]
