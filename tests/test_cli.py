@@ -49,3 +49,16 @@ def test_bad_file_gives_one_clear_line_and_status_2(tmp_path):
     assert missing.returncode == 2 and "nope.mid" in missing.stderr
     unknown = toccata("tokenize", "corpus:nobody/nothing")
     assert unknown.returncode == 2 and "corpus:nobody/nothing" in unknown.stderr
+
+
+def test_clara_format_both_ways(tmp_path):
+    text_path, midi_path = tmp_path / "her.txt", tmp_path / "her.mid"
+    text_path.write_text("p27 p31 wait6 endp27 endp31 wait6 p34 endp34 wait2\n")  # MIDI 60, 64, then 67
+    result = toccata("detokenize", str(text_path), "--format", "clara", "--qpm", "90", "-o", str(midi_path))
+    assert result.returncode == 0, result.stderr
+    score = symusic.Score(str(midi_path))
+    assert sorted(n.pitch for n in score.tracks[0].notes) == [60, 64, 67]
+    assert round(score.tempos[0].qpm, 3) == 90  # MIDI stores whole microseconds per quarter
+    again = toccata("tokenize", str(midi_path), "--format", "clara")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.split() == text_path.read_text().split()

@@ -23,7 +23,7 @@ strike of a sounding pitch re-strikes it, and notes still sounding at the end of
 Note that her published ``.txt`` files hold each piece twelve times, transposed from +6 down to -5 semitones and
 concatenated (her ``add_modulations``); decoding one gives those twelve copies one after another.
 
-This module imports only the standard library, numpy and its sibling `midi_io`.
+This module imports only the standard library, numpy and its siblings `midi_io` and `tokenization_base`.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from .midi_io import (
     load_score,
     score_notes,
 )
+from .tokenization_base import fold_pitches
 
 _TOKEN_RE = re.compile(r"^(endp|endv|p|v|wait)(\d+)$")
 PIANO_LIKE_PROGRAMS = frozenset(range(8)) | {46}
@@ -192,15 +193,6 @@ def clara_text_to_midi(
 # ---------------------------------------------------------------------------------------------------- encoding
 
 
-def _fold_indices(index: np.ndarray, low: int, high: int) -> np.ndarray:
-    """Move indices outside [low, high] inside by whole octaves, as her `while pitch<0: pitch+=12` loops do."""
-    index = index.copy()
-    below, above = index < low, index > high
-    index[below] += 12 * ((low - index[below] + 11) // 12)
-    index[above] -= 12 * ((index[above] - high + 11) // 12)
-    return index
-
-
 def _grid(notes: NoteArrays, fmt: ClaraFormat, violin: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(start step, end step, pitch index) of `notes`: times rounded to the nearest step, at least one step long."""
     if not isinstance(notes, NoteArrays):
@@ -219,9 +211,9 @@ def _grid(notes: NoteArrays, fmt: ClaraFormat, violin: bool) -> tuple[np.ndarray
         )
     start = np.maximum((start * spq * 2 + tpq) // (2 * tpq), 0)
     end = np.maximum((end * spq * 2 + tpq) // (2 * tpq), start + 1)
-    index = _fold_indices(pitch - fmt.note_offset, 0, fmt.note_range - 1)
+    index = fold_pitches(pitch - fmt.note_offset, 0, fmt.note_range - 1)
     if violin:
-        index = _fold_indices(index, fmt.violin_min_index, fmt.note_range - 1)
+        index = fold_pitches(index, fmt.violin_min_index, fmt.note_range - 1)
     return start, end, index
 
 
