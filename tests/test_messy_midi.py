@@ -97,3 +97,24 @@ def test_any_resolution_gives_the_same_tokens_for_the_same_music(tpq):
         now = at(end)
     tokens = TOK.midi_to_tokens(smf([body + END_OF_TRACK], division=tpq))
     assert tokens == "p60 wait12 endp60 p62 wait4 endp62 p64 wait4 endp64 p65 wait4 endp65 p67 wait3 endp67".split()
+
+
+def test_sustain_pedal_is_applied_only_when_asked():
+    # Pedal down at 0, up at beat 2; C4 released at step 2 (under the pedal), re-struck at beat 1 (ends the first),
+    # E4 released after the pedal is up (unchanged); the pedal on another channel leaves these notes alone.
+    body = (
+        ev(0, 0xB0, 64, 127)
+        + ev(0, 0x90, 60, 80)
+        + ev(16, 0x80, 60, 0)  # tick 16 = step 2, pedal down
+        + ev(80, 0x90, 60, 80)  # tick 96 = beat 1: re-strike
+        + ev(8, 0x80, 60, 0)  # released at step 13, under the pedal
+        + ev(88, 0xB0, 64, 0)  # pedal up at tick 192 = beat 2
+        + ev(0, 0x90, 64, 80)
+        + ev(8, 0x80, 64, 0)
+        + END_OF_TRACK
+    )
+    other_channel = ev(0, 0xB1, 64, 127) + ev(400, 0xB1, 64, 0) + END_OF_TRACK
+    data = smf([body, other_channel], division=TPQ)
+    assert TOK.midi_to_tokens(data) == "p60 wait2 endp60 wait10 p60 wait1 endp60 wait11 p64 wait1 endp64".split()
+    with_pedal = NotewiseTokenizer(sustain_pedal=True)
+    assert with_pedal.midi_to_tokens(data) == "p60 wait12 endp60 p60 wait12 endp60 p64 wait1 endp64".split()

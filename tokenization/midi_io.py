@@ -323,10 +323,27 @@ def score_meta(score: symusic.Score) -> ScoreMeta:
     return ScoreMeta(qpm=round(qpm, 3), time_signature=time_signature)
 
 
-def score_notes(score: symusic.Score, *, drop_drums: bool = True, merge_tracks: bool = True) -> list[NoteArrays]:
+def sustain_ends(start: np.ndarray, end: np.ndarray, pedals: Any) -> np.ndarray:
+    """Note ends with the sustain pedal applied: a note released while the pedal is down sounds until it comes up."""
+    if not len(pedals) or not len(end):
+        return end
+    arrays = pedals.numpy()
+    order = np.argsort(arrays["time"], kind="stable")
+    down = arrays["time"][order].astype(np.int64)
+    up = down + arrays["duration"][order].astype(np.int64)
+    up = np.maximum.accumulate(up)  # overlapping pedal spans (rare, malformed) act as one
+    last = np.maximum(np.searchsorted(down, end, side="right") - 1, 0)  # the last pedal pressed by each release
+    held = (down[last] <= end) & (end < up[last])
+    return np.where(held, up[last], end)
+
+
+def score_notes(
+    score: symusic.Score, *, drop_drums: bool = True, merge_tracks: bool = True, sustain_pedal: bool = False
+) -> list[NoteArrays]:
     """Notes of `score` in ticks: one `NoteArrays` for all pitched tracks merged, or one per track.
 
-    Drum tracks (channel 10) are dropped unless `drop_drums=False`.
+    Drum tracks (channel 10) are dropped unless `drop_drums=False`. With `sustain_pedal=True` a note released while
+    its track's sustain pedal (CC 64) is down lasts until the pedal is released, as it sounds on a piano.
     """
     per_track = []
     for track in score.tracks:
@@ -334,9 +351,10 @@ def score_notes(score: symusic.Score, *, drop_drums: bool = True, merge_tracks: 
             continue
         arrays = track.notes.numpy()
         start = arrays["time"].astype(np.int64)
-        per_track.append(
-            NoteArrays(start, start + arrays["duration"].astype(np.int64), arrays["pitch"].astype(np.int64), score.tpq)
-        )
+        end = start + arrays["duration"].astype(np.int64)
+        if sustain_pedal:
+            end = sustain_ends(start, end, track.pedals)
+        per_track.append(NoteArrays(start, end, arrays["pitch"].astype(np.int64), score.tpq))
     if not merge_tracks:
         return per_track
     if not per_track:
@@ -425,4 +443,5 @@ __all__ = [
     "score_meta",
     "score_notes",
     "source_name",
+    "sustain_ends",
 ]

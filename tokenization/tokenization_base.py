@@ -131,6 +131,7 @@ class MidiWordTokenizer(PreTrainedTokenizer):
     max_pitch: int
     merge_tracks: bool
     drop_drums: bool
+    sustain_pedal: bool
     add_bos_token: bool
     add_eos_token: bool
     _id_to_token: list[str]
@@ -211,7 +212,9 @@ class MidiWordTokenizer(PreTrainedTokenizer):
     ) -> tuple[NoteArrays, ScoreMeta]:
         """The notes `src` contributes (pitched tracks merged, or the first pitched track) and its metadata."""
         score = load_score(src, safe=safe, limits=limits)
-        tracks = score_notes(score, drop_drums=self.drop_drums, merge_tracks=self.merge_tracks)
+        tracks = score_notes(
+            score, drop_drums=self.drop_drums, merge_tracks=self.merge_tracks, sustain_pedal=self.sustain_pedal
+        )
         empty = np.zeros(0, np.int64)
         notes = tracks[0] if tracks else NoteArrays(empty, empty.copy(), empty.copy(), score.tpq)
         return notes, score_meta(score)
@@ -222,7 +225,8 @@ class MidiWordTokenizer(PreTrainedTokenizer):
         """Tokens of `src` (path, bytes, `symusic.Score` or music21 stream) with its first tempo and time signature.
 
         All pitched tracks are merged into one piano stream (unless `merge_tracks=False`, which keeps the first
-        pitched track only); drums are dropped. Raises `MidiError` (a `ValueError`) naming the file on bad input;
+        pitched track only); drums are dropped; with `sustain_pedal=True` notes held by the pedal last until it
+        is released. Raises `MidiError` (a `ValueError`) naming the file on bad input;
         `safe=True` parses in a child process.
         """
         notes, meta = self.read_notes(src, safe=safe, limits=limits)

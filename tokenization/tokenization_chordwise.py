@@ -83,6 +83,7 @@ class ChordwiseTokenizer(MidiWordTokenizer):
         max_pitch: int = 108,
         merge_tracks: bool = True,
         drop_drums: bool = True,
+        sustain_pedal: bool = False,
         add_bos_token: bool = True,
         add_eos_token: bool = False,
         pad_token: str = "<pad>",
@@ -100,6 +101,7 @@ class ChordwiseTokenizer(MidiWordTokenizer):
         self.max_pitch = max_pitch
         self.merge_tracks = merge_tracks
         self.drop_drums = drop_drums
+        self.sustain_pedal = sustain_pedal
         self.add_bos_token = add_bos_token
         self.add_eos_token = add_eos_token
         self._specials = (pad_token, bos_token, eos_token, unk_token)
@@ -125,6 +127,7 @@ class ChordwiseTokenizer(MidiWordTokenizer):
             max_pitch=max_pitch,
             merge_tracks=merge_tracks,
             drop_drums=drop_drums,
+            sustain_pedal=sustain_pedal,
             add_bos_token=add_bos_token,
             add_eos_token=add_eos_token,
             **kwargs,

@@ -40,6 +40,7 @@ class NotewiseTokenizer(MidiWordTokenizer):
         max_wait: int = 48,
         merge_tracks: bool = True,
         drop_drums: bool = True,
+        sustain_pedal: bool = False,
         add_bos_token: bool = True,
         add_eos_token: bool = False,
         pad_token: str = "<pad>",
@@ -58,6 +59,7 @@ class NotewiseTokenizer(MidiWordTokenizer):
         self.max_wait = max_wait
         self.merge_tracks = merge_tracks
         self.drop_drums = drop_drums
+        self.sustain_pedal = sustain_pedal
         self.add_bos_token = add_bos_token
         self.add_eos_token = add_eos_token
         self._id_to_token = self._build_vocab()
@@ -76,6 +78,7 @@ class NotewiseTokenizer(MidiWordTokenizer):
             max_wait=max_wait,
             merge_tracks=merge_tracks,
             drop_drums=drop_drums,
+            sustain_pedal=sustain_pedal,
             add_bos_token=add_bos_token,
             add_eos_token=add_eos_token,
             **kwargs,
