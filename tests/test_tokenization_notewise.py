@@ -330,3 +330,8 @@ def test_files_that_travel_to_the_hub_need_only_numpy_symusic_and_transformers()
     allowed = set(sys.stdlib_module_names) | {"__future__", "numpy", "symusic", "transformers"}
     for module in ["tokenization_notewise.py", "tokenization_chordwise.py", "tokenization_base.py", "midi_io.py"]:
         assert set(get_imports(str(folder / module))) <= allowed, module
+
+
+def test_tracks_can_be_tokenized_one_by_one():
+    score = make_score([[(0, 12 * STEP, 60)], [(6 * STEP, 12 * STEP, 48)]], drum_track=[(0, STEP, 36)])
+    assert TOK.midi_to_track_tokens(score) == [["p60", "wait12", "endp60"], ["wait6", "p48", "wait6", "endp48"]]

@@ -241,6 +241,17 @@ class MidiWordTokenizer(PreTrainedTokenizer):
         notes, _ = self.read_notes(src, safe=safe, limits=limits)
         return self.notes_to_ids(notes).tolist()
 
+    def midi_to_track_tokens(
+        self, src: MidiSource, *, safe: bool = False, limits: MidiLimits = DEFAULT_LIMITS
+    ) -> list[list[str]]:
+        """Tokens of each pitched track of `src` on its own, in file order (drums dropped unless `drop_drums=False`).
+
+        For multi-instrument work; `midi_to_tokens` merges all tracks into one piano stream.
+        """
+        score = load_score(src, safe=safe, limits=limits)
+        tracks = score_notes(score, drop_drums=self.drop_drums, merge_tracks=False, sustain_pedal=self.sustain_pedal)
+        return [self.notes_to_tokens(notes) for notes in tracks]
+
     # ------------------------------------------------------------------------------------------ MIDI out
 
     @property
