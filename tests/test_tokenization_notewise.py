@@ -75,7 +75,8 @@ def test_one_step_note_and_ordering_inside_a_step():
 
 
 def test_note_offs_come_before_note_ons_each_ascending():
-    score = make_score([[(0, 12 * STEP, 72), (0, 12 * STEP, 48), (12 * STEP, 24 * STEP, 50), (12 * STEP, 24 * STEP, 40)]])
+    beat = 12 * STEP
+    score = make_score([[(0, beat, 72), (0, beat, 48), (beat, 2 * beat, 50), (beat, 2 * beat, 40)]])
     tokens = TOK.midi_to_tokens(score)
     assert tokens == ["p48", "p72", "wait12", "endp48", "endp72", "p40", "p50", "wait12", "endp40", "endp50"]
 
@@ -135,7 +136,8 @@ def test_tempo_and_time_signature_travel_as_metadata():
 def test_time_is_measured_in_beats_not_seconds():
     slow = make_score([[(0, 480, 60), (480, 960, 62)]], qpm=40.0)
     fast = make_score([[(0, 480, 60), (480, 960, 62)]], qpm=200.0)
-    assert TOK.midi_to_tokens(slow) == TOK.midi_to_tokens(fast) == ["p60", "wait12", "endp60", "p62", "wait12", "endp62"]
+    expected = ["p60", "wait12", "endp60", "p62", "wait12", "endp62"]
+    assert TOK.midi_to_tokens(slow) == TOK.midi_to_tokens(fast) == expected
 
 
 def test_save_midi_writes_a_file_that_reads_back(tmp_path):
