@@ -104,10 +104,6 @@ class ClaraFormat:
 DEFAULT_FORMAT = ClaraFormat()
 
 
-def _empty(tpq: int) -> NoteArrays:
-    return NoteArrays(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), tpq)
-
-
 # ---------------------------------------------------------------------------------------------------- decoding
 
 
@@ -300,14 +296,8 @@ def midi_to_clara_text(
     for track, notes in zip(pitched, arrays):
         piano_like = not chamber or int(track.program) in PIANO_LIKE_PROGRAMS
         groups["piano" if piano_like else "violin"].append(notes)
-
-    def merged(parts: list[NoteArrays]) -> NoteArrays:
-        if not parts:
-            return _empty(score.tpq)
-        start, end, pitch = (np.concatenate([getattr(p, f) for p in parts]) for f in ("start", "end", "pitch"))
-        return NoteArrays(start, end, pitch, score.tpq)
-
-    return notes_to_clara_text(merged(groups["piano"]), merged(groups["violin"]) if chamber else None, fmt)
+    piano, violin = (NoteArrays.merge(groups[part], score.tpq) for part in ("piano", "violin"))
+    return notes_to_clara_text(piano, violin if chamber else None, fmt)
 
 
 __all__ = [

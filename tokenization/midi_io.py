@@ -69,6 +69,14 @@ class NoteArrays:
     def __len__(self) -> int:
         return len(self.start)
 
+    @classmethod
+    def merge(cls, parts: list["NoteArrays"], tpq: int) -> "NoteArrays":
+        """All notes of `parts` (each at `tpq`) in one `NoteArrays`; no parts gives an empty one."""
+        if not parts:
+            return cls(*(np.zeros(0, dtype=np.int64) for _ in range(3)), tpq)
+        start, end, pitch = (np.concatenate([getattr(p, name) for p in parts]) for name in ("start", "end", "pitch"))
+        return cls(start, end, pitch, tpq)
+
 
 # ---------------------------------------------------------------------------------------------------- reading
 
@@ -355,19 +363,7 @@ def score_notes(
         if sustain_pedal:
             end = sustain_ends(start, end, track.pedals)
         per_track.append(NoteArrays(start, end, arrays["pitch"].astype(np.int64), score.tpq))
-    if not merge_tracks:
-        return per_track
-    if not per_track:
-        empty = np.zeros(0, dtype=np.int64)
-        return [NoteArrays(empty, empty.copy(), empty.copy(), score.tpq)]
-    return [
-        NoteArrays(
-            np.concatenate([t.start for t in per_track]),
-            np.concatenate([t.end for t in per_track]),
-            np.concatenate([t.pitch for t in per_track]),
-            score.tpq,
-        )
-    ]
+    return per_track if not merge_tracks else [NoteArrays.merge(per_track, score.tpq)]
 
 
 # ---------------------------------------------------------------------------------------------------- writing

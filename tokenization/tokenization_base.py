@@ -215,8 +215,7 @@ class MidiWordTokenizer(PreTrainedTokenizer):
         tracks = score_notes(
             score, drop_drums=self.drop_drums, merge_tracks=self.merge_tracks, sustain_pedal=self.sustain_pedal
         )
-        empty = np.zeros(0, np.int64)
-        notes = tracks[0] if tracks else NoteArrays(empty, empty.copy(), empty.copy(), score.tpq)
+        notes = tracks[0] if tracks else NoteArrays.merge([], score.tpq)
         return notes, score_meta(score)
 
     def encode_midi(

@@ -136,13 +136,14 @@ class NotewiseTokenizer(MidiWordTokenizer):
         event_ids = np.where(kinds == 1, self.note_on_offset, self.note_off_offset) + pitches - self.min_pitch
         gaps = np.diff(times, prepend=0)
         waits_before = (gaps + self.max_wait - 1) // self.max_wait  # wait tokens needed before each event
-        total = 2 * n + int(waits_before.sum())
+        waits_so_far = np.cumsum(waits_before)
+        total = 2 * n + int(waits_so_far[-1])
         out = np.empty(total, dtype=np.int64)
-        event_pos = np.arange(2 * n) + np.cumsum(waits_before)
+        event_pos = np.arange(2 * n) + waits_so_far
         out[event_pos] = event_ids
-        wait_values = np.full(int(waits_before.sum()), self.max_wait, dtype=np.int64)
+        wait_values = np.full(int(waits_so_far[-1]), self.max_wait, dtype=np.int64)
         has_wait = waits_before > 0
-        last_of_group = np.cumsum(waits_before)[has_wait] - 1
+        last_of_group = waits_so_far[has_wait] - 1
         wait_values[last_of_group] = gaps[has_wait] - self.max_wait * (waits_before[has_wait] - 1)
         is_wait = np.ones(total, dtype=bool)
         is_wait[event_pos] = False
