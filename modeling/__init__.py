@@ -1,1 +1,33 @@
-"""The NotewiseLSTM model, its samplers and the generation pipeline (see the model issue)."""
+"""The NotewiseLSTM model, its samplers and guards, and the generation pipeline.
+
+Importing this package registers the model with `AutoConfig` and `AutoModelForCausalLM`, so checkpoints load
+without `trust_remote_code` wherever toccata is installed.
+"""
+
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from .configuration_notewise_lstm import NotewiseLSTMConfig
+from .modeling_notewise_lstm import NotewiseLSTMCache, NotewiseLSTMForCausalLM, NotewiseLSTMModel
+from .pipeline import GeneratedPiece, GenerationCancelled, GenerationRequest, compose
+from .sampling import SAMPLERS, GuardSettings, SamplerSettings, default_generation_config, generate_kwargs
+
+NotewiseLSTMConfig.register_for_auto_class()
+NotewiseLSTMForCausalLM.register_for_auto_class("AutoModelForCausalLM")
+AutoConfig.register(NotewiseLSTMConfig.model_type, NotewiseLSTMConfig, exist_ok=True)
+AutoModelForCausalLM.register(NotewiseLSTMConfig, NotewiseLSTMForCausalLM, exist_ok=True)
+
+__all__ = [
+    "SAMPLERS",
+    "GeneratedPiece",
+    "GenerationCancelled",
+    "GenerationRequest",
+    "GuardSettings",
+    "NotewiseLSTMCache",
+    "NotewiseLSTMConfig",
+    "NotewiseLSTMForCausalLM",
+    "NotewiseLSTMModel",
+    "SamplerSettings",
+    "compose",
+    "default_generation_config",
+    "generate_kwargs",
+]

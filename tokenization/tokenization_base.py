@@ -218,9 +218,7 @@ class MidiWordTokenizer(PreTrainedTokenizer):
         notes = tracks[0] if tracks else NoteArrays.merge([], score.tpq)
         return notes, score_meta(score)
 
-    def encode_midi(
-        self, src: MidiSource, *, safe: bool = False, limits: MidiLimits = DEFAULT_LIMITS
-    ) -> TokenEncoding:
+    def encode_midi(self, src: MidiSource, *, safe: bool = False, limits: MidiLimits = DEFAULT_LIMITS) -> TokenEncoding:
         """Tokens of `src` (path, bytes, `symusic.Score` or music21 stream) with its first tempo and time signature.
 
         All pitched tracks are merged into one piano stream (unless `merge_tracks=False`, which keeps the first
@@ -277,6 +275,33 @@ class MidiWordTokenizer(PreTrainedTokenizer):
         scale = self.output_tpq // self.steps_per_quarter
         ticks = NoteArrays(grid.start * scale, grid.end * scale, grid.pitch, self.output_tpq)
         return build_score([(ticks, "Piano", program)], meta)
+
+    def tokens_to_text(
+        self,
+        tokens: Tokens,
+        *,
+        meta: ScoreMeta | None = None,
+        qpm: float | None = None,
+        time_signature: tuple[int, int] | None = None,
+    ) -> str:
+        """Token text with its header line (as `toccata tokenize` writes it), for tokens from anywhere."""
+        meta = meta or ScoreMeta()
+        meta = ScoreMeta(qpm=qpm or meta.qpm, time_signature=time_signature or meta.time_signature)
+        words = tokens.split() if isinstance(tokens, str) else [self._as_token(t) for t in tokens]
+        return TokenEncoding(words, meta, self.scheme).to_text()
+
+    def _as_token(self, token: str | int) -> str:
+        return token if isinstance(token, str) else self._convert_id_to_token(int(token))
+
+    def tail(self, tokens: Tokens, quarters: float) -> list[str]:
+        """The last `quarters` quarter notes of a token sequence; notes sounding across the cut start at the cut."""
+        notes = self.tokens_to_notes(tokens)
+        total = int(notes.end.max()) if len(notes) else 0
+        cut = max(0, total - round(quarters * self.steps_per_quarter))
+        keep = notes.end > cut
+        start = np.maximum(notes.start[keep], cut) - cut
+        kept = NoteArrays(start, notes.end[keep] - cut, notes.pitch[keep], notes.tpq)
+        return self.notes_to_tokens(kept)
 
     def save_midi(self, tokens: Tokens, path: str | os.PathLike, **kwargs) -> Path:
         """Decode `tokens` and write a MIDI file (keywords as in `tokens_to_midi`); returns the path."""

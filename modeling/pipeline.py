@@ -1,0 +1,245 @@
+"""One place that turns (prompt MIDI, sampler, guards, length, tempo, seed) into music: tokens, a score and MIDI.
+
+The CLI and the demo call `compose()`; neither holds sampling logic. The tokenizer is passed in (modeling never
+imports tokenization): anything with the `NotewiseTokenizer` methods used below works.
+
+    >>> pieces = compose(model, tokenizer, GenerationRequest(sampler=SamplerSettings("top_k", k=5, seed=1)))
+    >>> pieces[0].save("out.mid")
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+
+from .sampling import (
+    GuardSettings,
+    SamplerSettings,
+    StopAfterSteps,
+    VocabLayout,
+    guard_processors,
+    sampler_processors,
+)
+
+ProgressCallback = Callable[[int, int], None]  # (tokens generated so far, token budget)
+
+
+class GenerationCancelled(RuntimeError):
+    """Raised by `compose()` when its `cancel` event is set while tokens are being generated."""
+
+
+@dataclass
+class GenerationRequest:
+    """Everything that decides a piece, so that the same request with the same seed gives the same music."""
+
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    guards: GuardSettings = field(default_factory=GuardSettings)
+    beats: float | None = 64.0  # length of the continuation in quarter notes (ignored when `seconds` is given)
+    seconds: float | None = None  # length in seconds at `qpm`
+    max_new_tokens: int | None = None  # token budget; default: enough for the length asked
+    qpm: float | None = None  # tempo of the output; default: the prompt's, else 120
+    prompt_beats: float | None = 16.0  # how many beats of the prompt's end to keep (None: all of it)
+    num_samples: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("beats", "seconds", "qpm", "prompt_beats"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if self.beats is None and self.seconds is None and self.max_new_tokens is None:
+            raise ValueError("give a length: beats, seconds or max_new_tokens")
+        if not isinstance(self.num_samples, int) or not 1 <= self.num_samples <= 64:
+            raise ValueError(f"num_samples must be an integer from 1 to 64, got {self.num_samples!r}")
+        if self.max_new_tokens is not None and not (isinstance(self.max_new_tokens, int) and self.max_new_tokens > 0):
+            raise ValueError(f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}")
+
+    def length_quarters(self, qpm: float) -> float | None:
+        """The requested continuation length in quarter notes at tempo `qpm` (None: token budget only)."""
+        if self.seconds is not None:
+            return self.seconds * qpm / 60.0
+        return self.beats
+
+
+@dataclass
+class GeneratedPiece:
+    """One variation: its tokens (prompt first), the decoded score, and how it was made."""
+
+    tokens: list[str]
+    prompt_length: int  # the first `prompt_length` tokens are the kept prompt
+    prompt_quarters: float  # where the continuation starts, in quarter notes
+    score: Any  # symusic.Score (one piano track)
+    text: str  # token text with its header line
+    settings: dict  # the request with the seed actually used
+
+    @property
+    def midi_bytes(self) -> bytes:
+        """The piece as a standard MIDI file."""
+        return self.score.dumps_midi()
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the MIDI file (and nothing else); returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.midi_bytes)
+        return path
+
+
+class _Progress(StoppingCriteria):
+    """Reports progress after every step and stops everything when `cancel` is set."""
+
+    def __init__(self, budget: int, prompt_length: int, callback: ProgressCallback | None, cancel):
+        self.budget, self.prompt_length, self.callback, self.cancel = budget, prompt_length, callback, cancel
+        self.cancelled = False
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        if self.callback is not None:
+            self.callback(input_ids.shape[1] - self.prompt_length, self.budget)
+        self.cancelled = self.cancel is not None and self.cancel.is_set()
+        return torch.full((input_ids.shape[0],), self.cancelled, dtype=torch.bool, device=input_ids.device)
+
+
+def check_compatible(config, tokenizer) -> VocabLayout:
+    """The vocabulary layout shared by model and tokenizer; a clear error when they disagree."""
+    layout = VocabLayout.from_config(config)
+    theirs = {
+        "vocab_size": tokenizer.vocab_size,
+        "note_on_offset": tokenizer.note_on_offset,
+        "note_off_offset": tokenizer.note_off_offset,
+        "wait_offset": tokenizer.wait_offset,
+        "max_wait": tokenizer.max_wait,
+        "steps_per_quarter": tokenizer.steps_per_quarter,
+    }
+    wrong = {k: (getattr(layout, k), v) for k, v in theirs.items() if getattr(layout, k) != v}
+    if wrong:
+        detail = ", ".join(f"{k}: model {a} vs tokenizer {b}" for k, (a, b) in wrong.items())
+        raise ValueError(
+            f"the model and the tokenizer do not share a vocabulary ({detail}); load both from one checkpoint"
+        )
+    return layout
+
+
+def _prompt_tokens(tokenizer, prompt: Any, request: GenerationRequest) -> tuple[list[str], Any]:
+    """(kept prompt tokens, metadata) of a prompt given as MIDI (path, bytes, score) or a list of tokens."""
+    if prompt is None:
+        return [], None
+    if isinstance(prompt, list):
+        tokens, meta = list(prompt), None
+    else:
+        encoding = tokenizer.encode_midi(prompt, safe=True)
+        tokens, meta = encoding.tokens, encoding.meta
+    if request.prompt_beats is not None and tokens:
+        tokens = tokenizer.tail(tokens, request.prompt_beats)
+    return tokens, meta
+
+
+def _trim_trailing_silence(tokens: list[str]) -> list[str]:
+    """Drop waits after the last note has ended, so that no piece ends in silence."""
+    sounding: set[str] = set()
+    last_sound = 0
+    for index, token in enumerate(tokens):
+        if token.startswith("endp"):
+            sounding.discard(token[4:])
+        elif token.startswith("p"):
+            sounding.add(token[1:])
+        if sounding or not token.startswith("wait"):
+            last_sound = index + 1
+    return tokens[:last_sound]
+
+
+def _steps(tokens: list[str]) -> int:
+    """Time steps that `tokens` advance."""
+    return sum(int(t[4:]) for t in tokens if t.startswith("wait"))
+
+
+@torch.inference_mode()
+def compose(
+    model,
+    tokenizer,
+    request: GenerationRequest | None = None,
+    prompt: Any = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> list[GeneratedPiece]:
+    """Generate `request.num_samples` variations (one batch) continuing `prompt` (MIDI or tokens; None: from scratch).
+
+    Raises `GenerationCancelled` if `cancel` is set during generation, `ValueError` for bad settings or prompts.
+    """
+    request = request or GenerationRequest()
+    layout = check_compatible(model.config, tokenizer)
+    sampler = request.sampler.resolved()
+    prompt_tokens, meta = _prompt_tokens(tokenizer, prompt, request)
+    qpm = request.qpm or (meta.qpm if meta is not None else 120.0)
+    quarters = request.length_quarters(qpm)
+    target_steps = None if quarters is None else max(1, round(quarters * layout.steps_per_quarter))
+    budget = request.max_new_tokens or int(target_steps * 4 + 64)
+
+    device = next(model.parameters()).device
+    ids = [model.config.bos_token_id] + tokenizer.convert_tokens_to_ids(prompt_tokens)
+    input_ids = torch.tensor([ids] * request.num_samples, dtype=torch.long, device=device)
+    processors = guard_processors(request.guards, layout) + sampler_processors(sampler, device)
+    tracker = _Progress(budget, input_ids.shape[1], progress, cancel)
+    criteria = [tracker]
+    if target_steps is not None:
+        criteria.append(StopAfterSteps(layout, input_ids.shape[1], target_steps))
+
+    was_training = model.training
+    model.eval()
+    try:
+        output = model.generate(
+            input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            max_new_tokens=budget,
+            do_sample=False,
+            logits_processor=LogitsProcessorList(processors),
+            stopping_criteria=StoppingCriteriaList(criteria),
+            pad_token_id=model.config.pad_token_id,
+            eos_token_id=model.config.eos_token_id,
+            use_cache=True,
+        )
+    finally:
+        model.train(was_training)
+    if tracker.cancelled:
+        raise GenerationCancelled("generation was cancelled")
+
+    settings = {**asdict(replace(request, sampler=sampler)), "qpm": qpm}
+    pieces = []
+    for row in output.tolist():
+        new_ids = [i for i in row[input_ids.shape[1] :] if i >= layout.note_on_offset]
+        new_tokens = tokenizer.convert_ids_to_tokens(new_ids)
+        if target_steps is not None:
+            new_tokens = _cut_at_steps(new_tokens, target_steps)
+        tokens = _trim_trailing_silence(prompt_tokens + new_tokens)
+        time_signature = meta.time_signature if meta is not None else None
+        score = tokenizer.tokens_to_midi(tokens, meta=meta, qpm=qpm, time_signature=time_signature)
+        text = tokenizer.tokens_to_text(tokens, meta=meta, qpm=qpm, time_signature=time_signature)
+        prompt_quarters = _steps(prompt_tokens) / layout.steps_per_quarter
+        pieces.append(GeneratedPiece(tokens, len(prompt_tokens), prompt_quarters, score, text, settings))
+    return pieces
+
+
+def _cut_at_steps(tokens: list[str], target_steps: int) -> list[str]:
+    """Tokens up to the wait that reaches `target_steps` (shortened to land exactly on it)."""
+    elapsed = 0
+    for index, token in enumerate(tokens):
+        if token.startswith("wait"):
+            step = int(token[4:])
+            if elapsed + step >= target_steps:
+                return tokens[:index] + [f"wait{target_steps - elapsed}"]
+            elapsed += step
+    return tokens
+
+
+__all__ = [
+    "GeneratedPiece",
+    "GenerationCancelled",
+    "GenerationRequest",
+    "check_compatible",
+    "compose",
+]

@@ -1,0 +1,422 @@
+"""The seed's samplers and the guards against her model's failure modes, as transformers `LogitsProcessor`s.
+
+Samplers (pick one by name; temperature and seed apply to all):
+  greedy    the model's best guess;
+  top_n     the best guess with probability `p_best`, otherwise a uniform pick among the next `n - 1` guesses;
+  weighted  a draw from the whole distribution;
+  top_k     a draw from the distribution truncated to the `k` most likely tokens;
+  mixed     the seed author's scheme: with probability `random_freq` a weighted draw from the top `trunc`,
+            otherwise the best guess.
+Every sampler is a processor that turns scores into the log-probabilities of its rule; a final `SeededDraw` draws
+with its own `torch.Generator`, so the same seed and settings give the same music in any thread, and `generate()`
+itself runs greedy decoding (`do_sample=False`) over the drawn token.
+
+Guards (each switchable): `NotewiseGrammar` (note-offs only for sounding notes, note-ons only for silent ones,
+bounded polyphony and note length, so every sequence decodes without repair), `RestGuard` (bounded silence: the
+seed's model "panicked" into endless rests) and `Calmness` (shifts mass from notes to waits, and to longer waits).
+They read the vocabulary layout from the model config, never from the tokenizer.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import asdict, dataclass, field
+
+import torch
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria
+
+SAMPLERS = ("greedy", "top_n", "weighted", "top_k", "mixed")
+NEG_INF = float("-inf")
+
+
+@dataclass(frozen=True)
+class VocabLayout:
+    """Where the notewise words sit among the token ids (copied from the model config)."""
+
+    note_on_offset: int = 4
+    note_off_offset: int = 92
+    wait_offset: int = 180
+    num_pitches: int = 88
+    max_wait: int = 48
+    steps_per_quarter: int = 12
+    vocab_size: int = 228
+
+    @classmethod
+    def from_config(cls, config) -> "VocabLayout":
+        """The layout recorded in a `NotewiseLSTMConfig` (or any object with the same attributes)."""
+        return cls(**{name: getattr(config, name) for name in cls.__dataclass_fields__})
+
+    def wait_lengths(self, device: torch.device | None = None) -> torch.Tensor:
+        """Steps of wait1..wait{max_wait}, in id order."""
+        return torch.arange(1, self.max_wait + 1, device=device)
+
+
+@dataclass
+class SamplerSettings:
+    """One sampler and its parameters; `seed=None` draws a fresh seed (recorded in `resolved()`)."""
+
+    sampler: str = "top_k"
+    temperature: float = 1.0
+    p_best: float = 0.95  # top_n: probability of the best guess
+    n: int = 3  # top_n: the best guess and n - 1 runners-up
+    k: int = 5  # top_k
+    random_freq: float = 0.5  # mixed: probability of a weighted draw instead of the best guess
+    trunc: int = 5  # mixed: the weighted draw is truncated to this many tokens
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}; got {self.sampler!r}")
+        if not (isinstance(self.temperature, (int, float)) and 0.0 < self.temperature <= 100.0):
+            raise ValueError(f"temperature must be > 0 and <= 100, got {self.temperature!r}")
+        if not 0.0 <= self.p_best <= 1.0:
+            raise ValueError(f"p_best must be in [0, 1], got {self.p_best!r}")
+        if not 0.0 <= self.random_freq <= 1.0:
+            raise ValueError(f"random_freq must be in [0, 1], got {self.random_freq!r}")
+        for name in ("n", "k", "trunc"):
+            value = getattr(self, name)
+            low = 2 if name == "n" else 1
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+    def resolved(self) -> "SamplerSettings":
+        """The same settings with a concrete seed, so that a piece can be reproduced."""
+        if self.seed is not None:
+            return self
+        return SamplerSettings(**{**asdict(self), "seed": secrets.randbelow(2**31)})
+
+
+@dataclass
+class GuardSettings:
+    """Switches and bounds of the guards; the defaults do no harm to music that resembles the training data."""
+
+    grammar: bool = True
+    max_polyphony: int = 10  # notes sounding at once
+    max_note_beats: float = 16.0  # a held note is ended after this many beats
+    rest_guard: bool = True
+    max_silence_beats: float = 4.0  # beats in a row without a sounding note
+    calmness: float = 0.0  # > 0: fewer notes and longer waits; < 0: busier
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_polyphony, int) or self.max_polyphony < 1:
+            raise ValueError(f"max_polyphony must be an integer >= 1, got {self.max_polyphony!r}")
+        for name in ("max_note_beats", "max_silence_beats"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"{name} must be a number of beats > 0, got {value!r}")
+        if not -10.0 <= self.calmness <= 10.0:
+            raise ValueError(f"calmness must be in [-10, 10], got {self.calmness!r}")
+
+
+class NotewiseState:
+    """What sounds where, per batch row, updated incrementally from the ids `generate()` passes to processors."""
+
+    def __init__(self, layout: VocabLayout):
+        self.layout = layout
+        self.read = 0  # columns of input_ids consumed so far
+
+    def _reset(self, batch: int, device: torch.device) -> None:
+        p = self.layout.num_pitches
+        self.sounding = torch.zeros(batch, p, dtype=torch.bool, device=device)
+        self.onset = torch.zeros(batch, p, dtype=torch.long, device=device)  # step at which each note began
+        self.now = torch.zeros(batch, dtype=torch.long, device=device)  # elapsed steps
+        self.silent_since = torch.zeros(batch, dtype=torch.long, device=device)
+        self.rows = torch.arange(batch, device=device)
+        self.read = 0
+
+    def update(self, input_ids: torch.LongTensor) -> None:
+        """Consume the columns of `input_ids` not seen yet (all of them on the first call of a generation)."""
+        if self.read == 0 or input_ids.shape[1] < self.read or input_ids.shape[0] != self.sounding.shape[0]:
+            self._reset(input_ids.shape[0], input_ids.device)
+        for column in input_ids[:, self.read :].unbind(dim=1):
+            self._step(column)
+        self.read = input_ids.shape[1]
+
+    def _step(self, token: torch.LongTensor) -> None:
+        lay = self.layout
+        pitch = token - lay.note_on_offset
+        is_on = (pitch >= 0) & (pitch < lay.num_pitches)
+        off_pitch = token - lay.note_off_offset
+        is_off = (off_pitch >= 0) & (off_pitch < lay.num_pitches)
+        wait = token - lay.wait_offset + 1
+        is_wait = (wait >= 1) & (wait <= lay.max_wait)
+        was_silent = ~self.sounding.any(dim=1)
+        if bool(is_on.any()):
+            rows, cols = self.rows[is_on], pitch[is_on]
+            self.sounding[rows, cols] = True
+            self.onset[rows, cols] = self.now[rows]
+        if bool(is_off.any()):
+            self.sounding[self.rows[is_off], off_pitch[is_off]] = False
+        became_silent = ~was_silent & ~self.sounding.any(dim=1)
+        self.silent_since = torch.where(became_silent, self.now, self.silent_since)
+        self.now = self.now + torch.where(is_wait, wait, torch.zeros_like(wait))
+
+    def silence(self) -> torch.LongTensor:
+        """Steps each row has been silent (0 where a note sounds)."""
+        silent = ~self.sounding.any(dim=1)
+        return torch.where(silent, self.now - self.silent_since, torch.zeros_like(self.now))
+
+    def oldest_note_age(self) -> torch.LongTensor:
+        """Steps the longest-sounding note of each row has lasted (0 where none sounds)."""
+        ages = torch.where(self.sounding, self.now.unsqueeze(1) - self.onset, torch.zeros_like(self.onset))
+        return ages.max(dim=1).values
+
+
+class NotewiseGrammar(LogitsProcessor):
+    """Allow `endpN` only for sounding notes (not in the step they began), `pN` only for silent ones up to
+    `max_polyphony`, waits only while no note would exceed `max_note_steps`; never special tokens."""
+
+    def __init__(self, layout: VocabLayout, max_polyphony: int = 10, max_note_steps: int = 192):
+        self.layout = layout
+        self.max_polyphony = max_polyphony
+        self.max_note_steps = max_note_steps
+        self.state = NotewiseState(layout)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        lay, state = self.layout, self.state
+        state.update(input_ids)
+        on = slice(lay.note_on_offset, lay.note_on_offset + lay.num_pitches)
+        off = slice(lay.note_off_offset, lay.note_off_offset + lay.num_pitches)
+        wait = slice(lay.wait_offset, lay.wait_offset + lay.max_wait)
+        allowed = torch.zeros_like(scores, dtype=torch.bool)
+        polyphony = state.sounding.sum(dim=1, keepdim=True)
+        allowed[:, on] = ~state.sounding & (polyphony < self.max_polyphony)
+        started_now = state.onset == state.now.unsqueeze(1)
+        allowed[:, off] = state.sounding & ~started_now
+        room = self.max_note_steps - state.oldest_note_age()
+        allowed[:, wait] = lay.wait_lengths(scores.device).unsqueeze(0) <= room.unsqueeze(1)
+        return scores.masked_fill(~allowed, NEG_INF)
+
+
+class RestGuard(LogitsProcessor):
+    """Forbid waits that would leave a row silent for more than `max_silence_steps` in a row."""
+
+    def __init__(self, layout: VocabLayout, max_silence_steps: int = 48):
+        self.layout = layout
+        self.max_silence_steps = max_silence_steps
+        self.state = NotewiseState(layout)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        lay = self.layout
+        self.state.update(input_ids)
+        too_long = self.state.silence().unsqueeze(1) + lay.wait_lengths(scores.device) > self.max_silence_steps
+        scores = scores.clone()
+        waits = scores[:, lay.wait_offset : lay.wait_offset + lay.max_wait]
+        scores[:, lay.wait_offset : lay.wait_offset + lay.max_wait] = waits.masked_fill(too_long, NEG_INF)
+        return scores
+
+
+class Calmness(LogitsProcessor):
+    """Add `calmness * (1 + log2(n) / log2(steps_per_quarter))` to the score of `waitN`.
+
+    Positive values move probability from note tokens to waits, and most to long waits: fewer notes per beat.
+    Negative values do the opposite. The effect on note density is measured in docs/generation.md.
+    """
+
+    def __init__(self, layout: VocabLayout, calmness: float):
+        lengths = layout.wait_lengths().float()
+        scale = math.log2(max(layout.steps_per_quarter, 2))
+        self.bias = calmness * (1.0 + torch.log2(lengths) / scale)
+        self.layout = layout
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        lay = self.layout
+        scores = scores.clone()
+        scores[:, lay.wait_offset : lay.wait_offset + lay.max_wait] += self.bias.to(scores.device, scores.dtype)
+        return scores
+
+
+def _finite_count(scores: torch.FloatTensor) -> torch.LongTensor:
+    return torch.isfinite(scores).sum(dim=-1, keepdim=True)
+
+
+class Temperature(LogitsProcessor):
+    """Divide scores by the temperature (no effect on greedy or on top_n's ranking)."""
+
+    def __init__(self, temperature: float):
+        self.temperature = temperature
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        return scores / self.temperature
+
+
+class TopK(LogitsProcessor):
+    """Log-probabilities renormalised over the `k` best tokens; the rest -inf."""
+
+    def __init__(self, k: int):
+        self.k = k
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        k = min(self.k, scores.shape[-1])
+        threshold = scores.topk(k, dim=-1).values[:, -1:]
+        return torch.log_softmax(scores.masked_fill(scores < threshold, NEG_INF), dim=-1)
+
+
+class Weighted(LogitsProcessor):
+    """Log-probabilities of the whole distribution."""
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        return torch.log_softmax(scores, dim=-1)
+
+
+class TopN(LogitsProcessor):
+    """The best token with probability `p_best`; the remaining mass shared equally by the next `n - 1` allowed."""
+
+    def __init__(self, n: int = 3, p_best: float = 0.95):
+        self.n, self.p_best = n, p_best
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        n = min(self.n, scores.shape[-1])
+        top = scores.topk(n, dim=-1)
+        runners = torch.isfinite(top.values[:, 1:])
+        count = runners.sum(dim=-1, keepdim=True)
+        share = torch.where(
+            count > 0, (1.0 - self.p_best) / count.clamp(min=1), torch.zeros_like(count, dtype=scores.dtype)
+        )
+        probs = torch.zeros_like(scores)
+        probs.scatter_(1, top.indices[:, 1:], torch.where(runners, share, torch.zeros_like(share)))
+        best = torch.where(count > 0, torch.full_like(share, self.p_best), torch.ones_like(share))
+        probs.scatter_(1, top.indices[:, :1], best)
+        return torch.log(probs)
+
+
+class Mixed(LogitsProcessor):
+    """The seed author's scheme: the best token with probability 1 - `random_freq`, else a draw from the top `trunc`."""
+
+    def __init__(self, random_freq: float = 0.5, trunc: int = 5):
+        self.random_freq, self.top = random_freq, TopK(trunc)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        probs = self.random_freq * self.top(input_ids, scores).exp()
+        best = scores.argmax(dim=-1, keepdim=True)
+        probs.scatter_add_(1, best, torch.full_like(best, 1.0 - self.random_freq, dtype=probs.dtype))
+        return torch.log(probs)
+
+
+class SeededDraw(LogitsProcessor):
+    """Draw one token per row from the log-probabilities with a private generator; returns 0 there, -inf elsewhere."""
+
+    def __init__(self, seed: int, device: torch.device | str = "cpu"):
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(seed)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        probs = torch.softmax(scores.float(), dim=-1)
+        if self.generator.device != probs.device:
+            probs = probs.to(self.generator.device)
+        choice = torch.multinomial(probs, 1, generator=self.generator).to(scores.device)
+        drawn = torch.full_like(scores, NEG_INF)
+        return drawn.scatter_(1, choice, 0.0)
+
+
+def sampler_processors(settings: SamplerSettings, device: torch.device | str = "cpu") -> list[LogitsProcessor]:
+    """The processors of one sampler, ending with the seeded draw (none for greedy)."""
+    settings = settings.resolved()
+    if settings.sampler == "greedy":
+        return []
+    rule = {
+        "top_n": lambda: TopN(settings.n, settings.p_best),
+        "weighted": Weighted,
+        "top_k": lambda: TopK(settings.k),
+        "mixed": lambda: Mixed(settings.random_freq, settings.trunc),
+    }[settings.sampler]()
+    processors: list[LogitsProcessor] = []
+    if settings.temperature != 1.0 and settings.sampler != "top_n":
+        processors.append(Temperature(settings.temperature))
+    return processors + [rule, SeededDraw(settings.seed, device)]
+
+
+def guard_processors(guards: GuardSettings, layout: VocabLayout) -> list[LogitsProcessor]:
+    """The enabled guards, in the order they must run (masks first, then the calmness bias)."""
+    steps = layout.steps_per_quarter
+    processors: list[LogitsProcessor] = []
+    if guards.grammar:
+        processors.append(NotewiseGrammar(layout, guards.max_polyphony, round(guards.max_note_beats * steps)))
+    if guards.rest_guard:
+        processors.append(RestGuard(layout, round(guards.max_silence_beats * steps)))
+    if guards.calmness:
+        processors.append(Calmness(layout, guards.calmness))
+    return processors
+
+
+def generate_kwargs(
+    config,
+    sampler: SamplerSettings | None = None,
+    guards: GuardSettings | None = None,
+    device: torch.device | str = "cpu",
+) -> dict:
+    """Keyword arguments for `model.generate()` that apply a sampler and the guards.
+
+    Example:
+        >>> out = model.generate(ids, max_new_tokens=500, **generate_kwargs(model.config, SamplerSettings("top_k", k=5, seed=1)))
+    """
+    layout = VocabLayout.from_config(config)
+    sampler = (sampler or SamplerSettings()).resolved()
+    processors = guard_processors(guards or GuardSettings(), layout) + sampler_processors(sampler, device)
+    return {"logits_processor": LogitsProcessorList(processors), "do_sample": False}
+
+
+@dataclass
+class _Preset:
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    guards: GuardSettings = field(default_factory=GuardSettings)
+
+
+def default_generation_config(config, sampler: SamplerSettings | None = None, guards: GuardSettings | None = None):
+    """A `GenerationConfig` for a checkpoint: greedy decoding over the drawn token, the special ids, and the default
+    sampler and guard settings as a preset (`toccata_sampler`, `toccata_guards`) that the pipeline reads."""
+    preset = _Preset(sampler or SamplerSettings(), guards or GuardSettings())
+    return GenerationConfig(
+        do_sample=False,
+        max_new_tokens=1000,
+        pad_token_id=config.pad_token_id,
+        bos_token_id=config.bos_token_id,
+        eos_token_id=config.eos_token_id,
+        toccata_sampler=asdict(preset.sampler),
+        toccata_guards=asdict(preset.guards),
+    )
+
+
+def preset_from_generation_config(generation_config) -> tuple[SamplerSettings, GuardSettings]:
+    """The sampler and guard settings stored by `default_generation_config` (defaults where absent)."""
+    sampler = getattr(generation_config, "toccata_sampler", None) or {}
+    guards = getattr(generation_config, "toccata_guards", None) or {}
+    return SamplerSettings(**sampler), GuardSettings(**guards)
+
+
+class StopAfterSteps(StoppingCriteria):
+    """Stop each row once the tokens generated after `prompt_length` advance time by `target_steps`."""
+
+    def __init__(self, layout: VocabLayout, prompt_length: int, target_steps: int):
+        self.layout, self.prompt_length, self.target_steps = layout, prompt_length, target_steps
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        new = input_ids[:, self.prompt_length :]
+        wait = new - self.layout.wait_offset + 1
+        steps = torch.where((wait >= 1) & (wait <= self.layout.max_wait), wait, torch.zeros_like(wait)).sum(dim=1)
+        return steps >= self.target_steps
+
+
+__all__ = [
+    "SAMPLERS",
+    "Calmness",
+    "GuardSettings",
+    "Mixed",
+    "NotewiseGrammar",
+    "NotewiseState",
+    "RestGuard",
+    "SamplerSettings",
+    "SeededDraw",
+    "StopAfterSteps",
+    "Temperature",
+    "TopK",
+    "TopN",
+    "VocabLayout",
+    "Weighted",
+    "default_generation_config",
+    "generate_kwargs",
+    "guard_processors",
+    "preset_from_generation_config",
+    "sampler_processors",
+]
