@@ -1,0 +1,158 @@
+"""Checkpoint folders: save (weights, config, generation presets, tokenizer, code, model card), load and push.
+
+A checkpoint folder is what the Hub holds: `AutoModelForCausalLM.from_pretrained(folder_or_repo)` and
+`AutoTokenizer.from_pretrained(folder_or_repo)` load it as it is, with the toccata package imported or, without
+it, with `trust_remote_code=True` (the modeling and tokenizer code travel in the folder).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from huggingface_hub import HfApi, ModelCard, ModelCardData
+
+from .configuration_notewise_lstm import NotewiseLSTMConfig
+from .modeling_notewise_lstm import NotewiseLSTMForCausalLM
+from .sampling import GuardSettings, SamplerSettings, default_generation_config
+
+MODEL_TAGS = ["music", "midi", "music-generation", "piano", "lstm", "notewise", "toccata"]
+
+
+@dataclass
+class CardInfo:
+    """What a model card says beyond the config: data, licence, and measured numbers (never invented ones)."""
+
+    title: str = "Toccata NotewiseLSTM"
+    license: str = "mit"
+    datasets: list[str] = field(default_factory=list)
+    training_data: str = "Not trained: random weights."
+    metrics: dict[str, float] = field(default_factory=dict)  # name -> value measured by `toccata evaluate`
+    evaluation: str = ""  # markdown: how the metrics were measured (command, split, machine)
+    notes: str = ""
+
+
+def _card_text(model: NotewiseLSTMForCausalLM, info: CardInfo) -> str:
+    config = model.config
+    data = ModelCardData(
+        library_name="transformers",
+        license=info.license,
+        tags=MODEL_TAGS,
+        datasets=info.datasets or None,
+        metrics=sorted(info.metrics) or None,
+        pipeline_tag="text-generation",
+    )
+    params = sum(p.numel() for p in model.parameters())
+    sizes = " → ".join(str(out) for _, out in config.layer_sizes)
+    metric_rows = "\n".join(f"| {name} | {value:.4g} |" for name, value in info.metrics.items())
+    metrics = f"| metric | value |\n|---|---|\n{metric_rows}\n\n{info.evaluation}" if info.metrics else "Not evaluated."
+    body = f"""
+# {info.title}
+
+An LSTM language model over *notewise* piano tokens (`p60` note-on, `endp60` note-off, `waitN` = N steps of a
+twelfth of a quarter note), made with [Toccata](https://github.com/toccata-music/toccata).
+
+- Architecture: embedding {config.embedding_size} → LSTM layers {sizes}, {"tied" if config.tie_word_embeddings else "untied"} head; {params:,} parameters.
+- Vocabulary: {config.vocab_size} tokens, {config.steps_per_quarter} steps per quarter note.
+- Dropouts: embedding {config.embedding_dropout}, input {config.input_dropout}, hidden {config.hidden_dropout},
+  output {config.output_dropout}, weight drop {config.weight_dropout}.
+
+## Use
+
+```python
+import toccata.modeling, toccata.tokenization  # or pass trust_remote_code=True without the package
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from toccata.modeling import GenerationRequest, SamplerSettings, compose
+
+model = AutoModelForCausalLM.from_pretrained("REPO_OR_FOLDER")
+tokenizer = AutoTokenizer.from_pretrained("REPO_OR_FOLDER")
+piece = compose(model, tokenizer, GenerationRequest(sampler=SamplerSettings("top_k", k=5, seed=1)))[0]
+piece.save("piece.mid")
+```
+
+or `toccata generate --model REPO_OR_FOLDER --sampler top_k --k 5 --seconds 30 -o piece.mid`.
+
+## Training data
+
+{info.training_data}
+
+## Evaluation
+
+{metrics}
+
+{info.notes}
+"""
+    return f"---\n{data.to_yaml()}\n---\n{body}"
+
+
+def save_checkpoint(
+    folder: str | os.PathLike,
+    model: NotewiseLSTMForCausalLM,
+    tokenizer,
+    card: CardInfo | None = None,
+    sampler: SamplerSettings | None = None,
+    guards: GuardSettings | None = None,
+) -> Path:
+    """Write a complete checkpoint folder: safetensors weights, config, generation presets, tokenizer, code, card."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.generation_config = default_generation_config(model.config, sampler, guards)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    ModelCard(_card_text(model, card or CardInfo())).save(folder / "README.md")
+    return folder
+
+
+def random_model(tokenizer=None, **config_kwargs) -> NotewiseLSTMForCausalLM:
+    """A randomly initialised model whose vocabulary layout matches `tokenizer` (default notewise layout if None)."""
+    if tokenizer is not None:
+        config_kwargs = {
+            "vocab_size": tokenizer.vocab_size,
+            "note_on_offset": tokenizer.note_on_offset,
+            "note_off_offset": tokenizer.note_off_offset,
+            "wait_offset": tokenizer.wait_offset,
+            "num_pitches": tokenizer.num_pitches,
+            "min_pitch": tokenizer.min_pitch,
+            "max_wait": tokenizer.max_wait,
+            "steps_per_quarter": tokenizer.steps_per_quarter,
+            **config_kwargs,
+        }
+    model = NotewiseLSTMForCausalLM(NotewiseLSTMConfig(**config_kwargs))
+    model.generation_config = default_generation_config(model.config)
+    return model.eval()
+
+
+def load_checkpoint(name_or_path: str | os.PathLike, device: str | None = None, trust_remote_code: bool = False):
+    """(model, tokenizer) of a checkpoint folder or Hub id, in eval mode; a clear error if it is not one."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    name = str(name_or_path)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(name, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except OSError as err:
+        raise ValueError(
+            f"{name}: not a Toccata checkpoint folder or reachable Hub model ({str(err).splitlines()[0]})"
+        ) from None
+    if device is not None:
+        model = model.to(device)
+    return model.eval(), tokenizer
+
+
+def push_checkpoint(folder: str | os.PathLike, repo_id: str, private: bool = False, token: str | None = None) -> str:
+    """Upload a saved checkpoint folder as it is (our model card included) to the Hub; returns the commit URL.
+
+    `model.push_to_hub(repo_id)` (transformers' own mixin) also works, but replaces the card with a generic one.
+    """
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"{folder}: not a checkpoint folder (no config.json); write one with save_checkpoint")
+    json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    return str(api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message="Upload Toccata checkpoint"))
+
+
+__all__ = ["CardInfo", "load_checkpoint", "push_checkpoint", "random_model", "save_checkpoint"]

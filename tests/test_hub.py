@@ -1,0 +1,173 @@
+"""Checkpoint folders and the Hub pull path, offline: a saved checkpoint laid out as the Hugging Face cache does."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+import toccata.modeling  # noqa: F401 - registers the model with the Auto classes
+from toccata.modeling import GenerationRequest, SamplerSettings, compose
+from toccata.modeling.hub import CardInfo, load_checkpoint, random_model, save_checkpoint
+from toccata.tokenization import NotewiseTokenizer
+
+TINY = {"embedding_size": 16, "hidden_size": 24, "num_hidden_layers": 2}
+REVISION = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A saved checkpoint of a tiny random model with a card that carries made-up-for-the-test metrics."""
+    torch.manual_seed(0)
+    tokenizer = NotewiseTokenizer()
+    folder = tmp_path_factory.mktemp("ckpt")
+    card = CardInfo(datasets=["toccata/music21-keyboard"], metrics={"bits_per_token": 3.25}, evaluation="test card")
+    save_checkpoint(folder, random_model(tokenizer, **TINY), tokenizer, card=card)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hub_cache(checkpoint, tmp_path_factory) -> Path:
+    """`checkpoint` laid out as huggingface_hub's cache: models--org--name/{refs/main, snapshots/<rev>/...}."""
+    cache = tmp_path_factory.mktemp("hf_cache")
+    repo = cache / "models--toccata-test--tiny-lstm"
+    snapshot = repo / "snapshots" / REVISION
+    shutil.copytree(checkpoint, snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(REVISION)
+    return cache
+
+
+def test_checkpoint_folder_has_every_file_the_hub_needs(checkpoint):
+    names = {p.name for p in checkpoint.iterdir()}
+    expected = {
+        "config.json",
+        "model.safetensors",
+        "generation_config.json",
+        "tokenizer_config.json",
+        "vocab.json",
+        "configuration_notewise_lstm.py",
+        "modeling_notewise_lstm.py",
+        "tokenization_notewise.py",
+        "README.md",
+    }
+    assert expected <= names
+    assert not any(name.endswith((".bin", ".pt", ".pth", ".pkl")) for name in names), names
+    config = json.loads((checkpoint / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForCausalLM"] == "modeling_notewise_lstm.NotewiseLSTMForCausalLM"
+    generation = json.loads((checkpoint / "generation_config.json").read_text())
+    assert generation["toccata_sampler"]["sampler"] == "top_k"
+
+
+def test_model_card_has_yaml_metadata_and_the_metrics_given(checkpoint):
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(checkpoint / "README.md")
+    assert card.data.library_name == "transformers"
+    assert "music" in card.data.tags and "toccata" in card.data.tags
+    assert card.data.license == "mit"
+    assert card.data.datasets == ["toccata/music21-keyboard"]
+    assert card.data.metrics == ["bits_per_token"]
+    assert "| bits_per_token | 3.25 |" in card.text
+
+
+def test_save_and_load_give_the_same_logits_and_tied_weights(checkpoint):
+    model, tokenizer = load_checkpoint(checkpoint)
+    again, _ = load_checkpoint(checkpoint)
+    ids = torch.tensor([tokenizer.convert_tokens_to_ids("<bos> p60 p64 wait12 endp60 endp64".split())])
+    assert torch.equal(model(ids).logits, again(ids).logits)
+    assert model.lm_head.weight.data_ptr() == model.model.embeddings.weight.data_ptr()
+
+
+def test_loaded_checkpoint_composes(checkpoint):
+    model, tokenizer = load_checkpoint(checkpoint)
+    piece = compose(model, tokenizer, GenerationRequest(sampler=SamplerSettings("top_k", seed=3), beats=8))[0]
+    assert piece.score.note_num() > 0
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="not a Toccata checkpoint"):
+        load_checkpoint(tmp_path / "nowhere")
+
+
+def _run_offline(script: str, cache: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        HF_HUB_CACHE=str(cache),
+        HF_HOME=str(tmp_path / "hf_home"),
+        HF_MODULES_CACHE=str(tmp_path / "modules"),
+    )
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+
+
+def test_pull_from_hub_cache_without_the_package_needs_trust_remote_code(hub_cache, tmp_path):
+    """A user without toccata: the code in the repository runs, and only with trust_remote_code=True."""
+    result = _run_offline(
+        """
+        import sys
+        sys.modules["toccata"] = None  # `import toccata` must fail: only the files in the repo may be used
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        try:
+            AutoModelForCausalLM.from_pretrained("toccata-test/tiny-lstm", trust_remote_code=False)
+        except ValueError as err:
+            print("refused:", "trust_remote_code" in str(err))
+        model = AutoModelForCausalLM.from_pretrained("toccata-test/tiny-lstm", trust_remote_code=True)
+        tok = AutoTokenizer.from_pretrained("toccata-test/tiny-lstm", trust_remote_code=True)
+        assert not type(model).__module__.startswith("toccata"), type(model).__module__
+        ids = torch.tensor([tok("p60 wait12")["input_ids"]])
+        out = model.generate(ids, max_new_tokens=5, do_sample=False)
+        print(type(model).__name__, type(tok).__name__, out.shape[1])
+        """,
+        hub_cache,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split("\n")
+    assert "refused: True" in lines
+    assert "NotewiseLSTMForCausalLM NotewiseTokenizer 8" in lines
+
+
+def test_pull_from_hub_cache_with_the_package_needs_no_remote_code(hub_cache, tmp_path):
+    result = _run_offline(
+        """
+        import toccata.modeling, toccata.tokenization
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        model = AutoModelForCausalLM.from_pretrained("toccata-test/tiny-lstm")
+        tok = AutoTokenizer.from_pretrained("toccata-test/tiny-lstm")
+        print(type(model).__module__, type(tok).__module__)
+        """,
+        hub_cache,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    model_module, tokenizer_module = result.stdout.split()
+    assert model_module.startswith("toccata.modeling"), model_module
+    assert tokenizer_module.startswith("toccata.tokenization"), tokenizer_module
+
+
+def test_auto_classes_load_a_local_folder_in_process(checkpoint):
+    model = AutoModelForCausalLM.from_pretrained(checkpoint)
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    assert type(model) is toccata.modeling.NotewiseLSTMForCausalLM
+    assert type(tokenizer) is NotewiseTokenizer
+
+
+def test_modeling_files_that_travel_import_only_torch_and_transformers():
+    from transformers.dynamic_module_utils import get_imports
+
+    folder = Path(toccata.modeling.__file__).parent
+    allowed = set(sys.stdlib_module_names) | {"__future__", "torch", "transformers"}
+    for module in ["configuration_notewise_lstm.py", "modeling_notewise_lstm.py"]:
+        assert set(get_imports(str(folder / module))) <= allowed, module
