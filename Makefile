@@ -27,7 +27,8 @@ test: setup
 	$(BIN)/python -m pytest
 
 bench: setup
-	$(BIN)/python benchmarks/tokenize.py
+	$(BIN)/python benchmarks/tokenizer_speed.py
+	$(BIN)/python benchmarks/generate.py
 
 clean:
 	rm -rf $(VENV) $(OUT) build dist *.egg-info

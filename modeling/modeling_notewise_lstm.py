@@ -26,8 +26,11 @@ from transformers.utils import ModelOutput
 from .configuration_notewise_lstm import NotewiseLSTMConfig
 
 
+LSTMState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (batch, layer size)
+
+
 class NotewiseLSTMCache(Cache):
-    """The recurrent state of every layer, one (batch, 2*size) tensor [h, c] each, plus the number of tokens read.
+    """The recurrent state (h, c) of every layer, plus the number of tokens read.
 
     A transformers `Cache` with no key/value layers: `generate()` only passes it along, reorders it for beam search
     and expands it for several return sequences, which the methods below do on the state tensors.
@@ -35,7 +38,7 @@ class NotewiseLSTMCache(Cache):
 
     def __init__(self, num_layers: int):
         super().__init__(layers=[])
-        self.states: list[torch.Tensor | None] = [None] * num_layers
+        self.states: list[LSTMState | None] = [None] * num_layers
         self.seen_tokens = 0
 
     def __len__(self) -> int:
@@ -76,10 +79,10 @@ class NotewiseLSTMCache(Cache):
 
     @property
     def batch_size(self) -> int:
-        return 0 if self.states[0] is None else self.states[0].shape[0]
+        return 0 if self.states[0] is None else self.states[0][0].shape[0]
 
     def _map(self, fn) -> None:
-        self.states = [None if s is None else fn(s) for s in self.states]
+        self.states = [None if s is None else (fn(s[0]), fn(s[1])) for s in self.states]
 
     def reset(self) -> None:
         self.states = [None] * len(self.states)
@@ -132,7 +135,7 @@ class LockedDropout(nn.Module):
 
 
 class NotewiseLSTMLayer(nn.Module):
-    """One LSTM layer with DropConnect on its hidden-to-hidden weights; state in and out as one (batch, 2*size) tensor."""
+    """One LSTM layer with DropConnect on its hidden-to-hidden weights; its state is (h, c)."""
 
     def __init__(self, input_size: int, hidden_size: int, weight_dropout: float):
         super().__init__()
@@ -140,31 +143,28 @@ class NotewiseLSTMLayer(nn.Module):
         self.weight_dropout = weight_dropout
         self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
 
-    def forward(self, x: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: (batch, time, input); state: (batch, 2*hidden) = [h, c] or None for zeros. Returns (output, new state)."""
+    def forward(self, x: torch.Tensor, state: LSTMState | None) -> tuple[torch.Tensor, LSTMState]:
+        """x: (batch, time, input); state: (h, c), each (batch, hidden), or None for zeros. Returns (output, state)."""
         if state is not None and x.shape[1] == 1 and not self.training:
             return self._step(x, state)
-        hx = None
-        if state is not None:
-            h, c = state.chunk(2, dim=-1)
-            hx = (h.unsqueeze(0).contiguous(), c.unsqueeze(0).contiguous())
+        hx = None if state is None else (state[0].unsqueeze(0).contiguous(), state[1].unsqueeze(0).contiguous())
         if self.training and self.weight_dropout > 0.0:
             dropped = F.dropout(self.lstm.weight_hh_l0, self.weight_dropout, training=True)
             out, (h_n, c_n) = functional_call(self.lstm, {"weight_hh_l0": dropped}, (x, hx))
         else:
             out, (h_n, c_n) = self.lstm(x, hx)
-        return out, torch.cat([h_n[0], c_n[0]], dim=-1)
+        return out, (h_n[0], c_n[0])
 
-    def _step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One time step by hand, same maths and weights as `nn.LSTM` (gate order i, f, g, o)."""
-        lstm = self.lstm
-        h, c = state.chunk(2, dim=-1)
+    def _step(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, LSTMState]:
+        """One time step by hand, same maths and weights as `nn.LSTM` (gate order i, f, g, o), fewest kernel calls."""
+        lstm, (h, c) = self.lstm, state
         gates = torch.addmm(lstm.bias_ih_l0 + lstm.bias_hh_l0, x[:, 0], lstm.weight_ih_l0.t())
         gates = gates.addmm_(h, lstm.weight_hh_l0.t())
-        i, f, g, o = gates.chunk(4, dim=1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
-        return h.unsqueeze(1), torch.cat([h, c], dim=-1)
+        size = self.hidden_size
+        i, f, _, o = gates.sigmoid().chunk(4, dim=1)
+        c = torch.addcmul(f * c, i, gates[:, 2 * size : 3 * size].tanh())
+        h = o * c.tanh()
+        return h.unsqueeze(1), (h, c)
 
 
 class NotewiseLSTMPreTrainedModel(PreTrainedModel):
@@ -249,14 +249,15 @@ class NotewiseLSTMModel(NotewiseLSTMPreTrainedModel):
             cache = NotewiseLSTMCache(len(self.layers))
 
         hidden = self._embed(input_ids) if inputs_embeds is None else inputs_embeds
-        hidden = self.input_dropout(hidden)
+        if self.training:
+            hidden = self.input_dropout(hidden)
         all_hidden = (hidden,) if output_hidden_states else None
         for index, layer in enumerate(self.layers):
             state = cache.states[index] if cache is not None else None
             hidden, new_state = layer(hidden, state)
             if cache is not None:
                 cache.states[index] = new_state
-            if index < len(self.layers) - 1:
+            if self.training and index < len(self.layers) - 1:
                 hidden = self.hidden_dropout(hidden)
             if output_hidden_states:
                 all_hidden += (hidden,)
@@ -292,6 +293,32 @@ class NotewiseLSTMForCausalLM(NotewiseLSTMPreTrainedModel, GenerationMixin):
     def set_output_embeddings(self, value: nn.Linear) -> None:
         self.lm_head = value
 
+    def prepare_inputs_for_generation(
+        self,
+        input_ids: torch.LongTensor,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | None = None,
+        next_sequence_length: int | None = None,
+        **kwargs,
+    ) -> dict:
+        """Only the tokens the recurrent state has not read yet: the prompt first, then one token per step.
+
+        Leaner than the generic version, which inspects signatures and builds masks an LSTM does not use.
+        """
+        seen = cache.seen_tokens if isinstance(cache, NotewiseLSTMCache) else 0
+        inputs: dict = {"cache": cache, "use_cache": use_cache}
+        if seen == 0 and inputs_embeds is not None:
+            inputs["inputs_embeds"] = inputs_embeds
+        elif input_ids.shape[1] > seen:
+            inputs["input_ids"] = input_ids[:, seen:]
+        else:  # generation that began from inputs_embeds: input_ids holds the generated tokens only
+            inputs["input_ids"] = input_ids[:, -(next_sequence_length or 1) :]
+        if logits_to_keep is not None:
+            inputs["logits_to_keep"] = logits_to_keep
+        return inputs
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -317,9 +344,11 @@ class NotewiseLSTMForCausalLM(NotewiseLSTMPreTrainedModel, GenerationMixin):
             cache=cache,
             use_cache=use_cache,
             output_hidden_states=output_hidden_states,
-            return_dict=True,
+            return_dict=False,
         )
-        hidden = self.output_dropout(outputs.last_hidden_state)
+        cache = outputs[1] if len(outputs) > 1 and isinstance(outputs[1], Cache) else None
+        all_hidden = outputs[-1] if output_hidden_states else None
+        hidden = self.output_dropout(outputs[0]) if self.training else outputs[0]
         keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
         logits = self.lm_head(hidden[:, keep, :])
 
@@ -336,10 +365,8 @@ class NotewiseLSTMForCausalLM(NotewiseLSTMPreTrainedModel, GenerationMixin):
             )
 
         if not return_dict:
-            return tuple(v for v in (loss, logits, outputs.cache, outputs.hidden_states) if v is not None)
-        return NotewiseLSTMCausalLMOutput(
-            loss=loss, logits=logits, cache=outputs.cache, hidden_states=outputs.hidden_states
-        )
+            return tuple(v for v in (loss, logits, cache, all_hidden) if v is not None)
+        return NotewiseLSTMCausalLMOutput(loss=loss, logits=logits, cache=cache, hidden_states=all_hidden)
 
 
 __all__ = [

@@ -21,6 +21,7 @@ from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteria
 
 from .sampling import (
     GuardSettings,
+    ProcessorChain,
     SamplerSettings,
     StopAfterSteps,
     VocabLayout,
@@ -197,7 +198,7 @@ def compose(
             attention_mask=torch.ones_like(input_ids),
             max_new_tokens=budget,
             do_sample=False,
-            logits_processor=LogitsProcessorList(processors),
+            logits_processor=LogitsProcessorList([ProcessorChain(processors)]),
             stopping_criteria=StoppingCriteriaList(criteria),
             pad_token_id=model.config.pad_token_id,
             eos_token_id=model.config.eos_token_id,

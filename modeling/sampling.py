@@ -23,6 +23,7 @@ import math
 import secrets
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria
 
@@ -110,30 +111,35 @@ class GuardSettings:
 
 
 class NotewiseState:
-    """What sounds where, per batch row, updated incrementally from the ids `generate()` passes to processors."""
+    """What sounds where, per batch row, updated incrementally from the ids `generate()` passes to processors.
+
+    Kept in numpy: a decoding step updates a handful of small arrays, where numpy's per-call cost is a fraction of
+    torch's, and the guards run at every step.
+    """
 
     def __init__(self, layout: VocabLayout):
         self.layout = layout
         self.read = 0  # columns of input_ids consumed so far
+        self.sounding = np.zeros((0, layout.num_pitches), dtype=bool)
 
-    def _reset(self, batch: int, device: torch.device) -> None:
+    def _reset(self, batch: int) -> None:
         p = self.layout.num_pitches
-        self.sounding = torch.zeros(batch, p, dtype=torch.bool, device=device)
-        self.onset = torch.zeros(batch, p, dtype=torch.long, device=device)  # step at which each note began
-        self.now = torch.zeros(batch, dtype=torch.long, device=device)  # elapsed steps
-        self.silent_since = torch.zeros(batch, dtype=torch.long, device=device)
-        self.rows = torch.arange(batch, device=device)
+        self.sounding = np.zeros((batch, p), dtype=bool)
+        self.onset = np.zeros((batch, p), dtype=np.int64)  # step at which each note began
+        self.now = np.zeros(batch, dtype=np.int64)  # elapsed steps
+        self.silent_since = np.zeros(batch, dtype=np.int64)
+        self.rows = np.arange(batch)
         self.read = 0
 
     def update(self, input_ids: torch.LongTensor) -> None:
         """Consume the columns of `input_ids` not seen yet (all of them on the first call of a generation)."""
         if self.read == 0 or input_ids.shape[1] < self.read or input_ids.shape[0] != self.sounding.shape[0]:
-            self._reset(input_ids.shape[0], input_ids.device)
-        for column in input_ids[:, self.read :].unbind(dim=1):
+            self._reset(input_ids.shape[0])
+        for column in input_ids[:, self.read :].cpu().numpy().T:
             self._step(column)
         self.read = input_ids.shape[1]
 
-    def _step(self, token: torch.LongTensor) -> None:
+    def _step(self, token: np.ndarray) -> None:
         lay = self.layout
         pitch = token - lay.note_on_offset
         is_on = (pitch >= 0) & (pitch < lay.num_pitches)
@@ -141,70 +147,76 @@ class NotewiseState:
         is_off = (off_pitch >= 0) & (off_pitch < lay.num_pitches)
         wait = token - lay.wait_offset + 1
         is_wait = (wait >= 1) & (wait <= lay.max_wait)
-        was_silent = ~self.sounding.any(dim=1)
-        if bool(is_on.any()):
+        was_silent = ~self.sounding.any(axis=1)
+        if is_on.any():
             rows, cols = self.rows[is_on], pitch[is_on]
             self.sounding[rows, cols] = True
             self.onset[rows, cols] = self.now[rows]
-        if bool(is_off.any()):
+        if is_off.any():
             self.sounding[self.rows[is_off], off_pitch[is_off]] = False
-        became_silent = ~was_silent & ~self.sounding.any(dim=1)
-        self.silent_since = torch.where(became_silent, self.now, self.silent_since)
-        self.now = self.now + torch.where(is_wait, wait, torch.zeros_like(wait))
+            became_silent = ~was_silent & ~self.sounding.any(axis=1)
+            self.silent_since[became_silent] = self.now[became_silent]
+        if is_wait.any():
+            self.now[is_wait] += wait[is_wait]
 
-    def silence(self) -> torch.LongTensor:
+    def silence(self) -> np.ndarray:
         """Steps each row has been silent (0 where a note sounds)."""
-        silent = ~self.sounding.any(dim=1)
-        return torch.where(silent, self.now - self.silent_since, torch.zeros_like(self.now))
+        return np.where(self.sounding.any(axis=1), 0, self.now - self.silent_since)
 
-    def oldest_note_age(self) -> torch.LongTensor:
+    def oldest_note_age(self) -> np.ndarray:
         """Steps the longest-sounding note of each row has lasted (0 where none sounds)."""
-        ages = torch.where(self.sounding, self.now.unsqueeze(1) - self.onset, torch.zeros_like(self.onset))
-        return ages.max(dim=1).values
+        return np.where(self.sounding, self.now[:, None] - self.onset, 0).max(axis=1)
+
+
+def _mask(scores: torch.FloatTensor, allowed: np.ndarray) -> torch.FloatTensor:
+    """`scores` with -inf wherever `allowed` (a numpy array of the same shape) is False."""
+    return scores.masked_fill(torch.from_numpy(~allowed).to(scores.device), NEG_INF)
 
 
 class NotewiseGrammar(LogitsProcessor):
     """Allow `endpN` only for sounding notes (not in the step they began), `pN` only for silent ones up to
     `max_polyphony`, waits only while no note would exceed `max_note_steps`; never special tokens."""
 
-    def __init__(self, layout: VocabLayout, max_polyphony: int = 10, max_note_steps: int = 192):
+    def __init__(
+        self, layout: VocabLayout, max_polyphony: int = 10, max_note_steps: int = 192, state: NotewiseState | None = None
+    ):
         self.layout = layout
         self.max_polyphony = max_polyphony
         self.max_note_steps = max_note_steps
-        self.state = NotewiseState(layout)
+        self.state = state or NotewiseState(layout)
+        self.wait_lengths = np.arange(1, layout.max_wait + 1)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         lay, state = self.layout, self.state
         state.update(input_ids)
-        on = slice(lay.note_on_offset, lay.note_on_offset + lay.num_pitches)
-        off = slice(lay.note_off_offset, lay.note_off_offset + lay.num_pitches)
-        wait = slice(lay.wait_offset, lay.wait_offset + lay.max_wait)
-        allowed = torch.zeros_like(scores, dtype=torch.bool)
-        polyphony = state.sounding.sum(dim=1, keepdim=True)
-        allowed[:, on] = ~state.sounding & (polyphony < self.max_polyphony)
-        started_now = state.onset == state.now.unsqueeze(1)
-        allowed[:, off] = state.sounding & ~started_now
+        on, off, wait = lay.note_on_offset, lay.note_off_offset, lay.wait_offset
+        p = lay.num_pitches
+        allowed = np.zeros(scores.shape, dtype=bool)
+        polyphony = state.sounding.sum(axis=1, keepdims=True)
+        allowed[:, on : on + p] = ~state.sounding & (polyphony < self.max_polyphony)
+        started_now = state.onset == state.now[:, None]
+        allowed[:, off : off + p] = state.sounding & ~started_now
         room = self.max_note_steps - state.oldest_note_age()
-        allowed[:, wait] = lay.wait_lengths(scores.device).unsqueeze(0) <= room.unsqueeze(1)
-        return scores.masked_fill(~allowed, NEG_INF)
+        allowed[:, wait : wait + lay.max_wait] = self.wait_lengths[None, :] <= room[:, None]
+        return _mask(scores, allowed)
 
 
 class RestGuard(LogitsProcessor):
     """Forbid waits that would leave a row silent for more than `max_silence_steps` in a row."""
 
-    def __init__(self, layout: VocabLayout, max_silence_steps: int = 48):
+    def __init__(self, layout: VocabLayout, max_silence_steps: int = 48, state: NotewiseState | None = None):
         self.layout = layout
         self.max_silence_steps = max_silence_steps
-        self.state = NotewiseState(layout)
+        self.state = state or NotewiseState(layout)
+        self.wait_lengths = np.arange(1, layout.max_wait + 1)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         lay = self.layout
         self.state.update(input_ids)
-        too_long = self.state.silence().unsqueeze(1) + lay.wait_lengths(scores.device) > self.max_silence_steps
-        scores = scores.clone()
-        waits = scores[:, lay.wait_offset : lay.wait_offset + lay.max_wait]
-        scores[:, lay.wait_offset : lay.wait_offset + lay.max_wait] = waits.masked_fill(too_long, NEG_INF)
-        return scores
+        allowed = np.ones(scores.shape, dtype=bool)
+        fits = self.state.silence()[:, None] + self.wait_lengths[None, :] <= self.max_silence_steps
+        allowed[:, lay.wait_offset : lay.wait_offset + lay.max_wait] = fits
+        return _mask(scores, allowed)
 
 
 class Calmness(LogitsProcessor):
@@ -225,10 +237,6 @@ class Calmness(LogitsProcessor):
         scores = scores.clone()
         scores[:, lay.wait_offset : lay.wait_offset + lay.max_wait] += self.bias.to(scores.device, scores.dtype)
         return scores
-
-
-def _finite_count(scores: torch.FloatTensor) -> torch.LongTensor:
-    return torch.isfinite(scores).sum(dim=-1, keepdim=True)
 
 
 class Temperature(LogitsProcessor):
@@ -328,16 +336,29 @@ def sampler_processors(settings: SamplerSettings, device: torch.device | str = "
 
 
 def guard_processors(guards: GuardSettings, layout: VocabLayout) -> list[LogitsProcessor]:
-    """The enabled guards, in the order they must run (masks first, then the calmness bias)."""
+    """The enabled guards, in the order they must run (masks first, then the calmness bias); they share one state."""
     steps = layout.steps_per_quarter
+    state = NotewiseState(layout)
     processors: list[LogitsProcessor] = []
     if guards.grammar:
-        processors.append(NotewiseGrammar(layout, guards.max_polyphony, round(guards.max_note_beats * steps)))
+        processors.append(NotewiseGrammar(layout, guards.max_polyphony, round(guards.max_note_beats * steps), state))
     if guards.rest_guard:
-        processors.append(RestGuard(layout, round(guards.max_silence_beats * steps)))
+        processors.append(RestGuard(layout, round(guards.max_silence_beats * steps), state))
     if guards.calmness:
         processors.append(Calmness(layout, guards.calmness))
     return processors
+
+
+class ProcessorChain(LogitsProcessor):
+    """Several processors as one: transformers inspects every processor's signature at every step, so one is cheaper."""
+
+    def __init__(self, processors: list[LogitsProcessor]):
+        self.processors = list(processors)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for processor in self.processors:
+            scores = processor(input_ids, scores)
+        return scores
 
 
 def generate_kwargs(
@@ -354,7 +375,7 @@ def generate_kwargs(
     layout = VocabLayout.from_config(config)
     sampler = (sampler or SamplerSettings()).resolved()
     processors = guard_processors(guards or GuardSettings(), layout) + sampler_processors(sampler, device)
-    return {"logits_processor": LogitsProcessorList(processors), "do_sample": False}
+    return {"logits_processor": LogitsProcessorList([ProcessorChain(processors)]), "do_sample": False}
 
 
 @dataclass
@@ -405,6 +426,7 @@ __all__ = [
     "Mixed",
     "NotewiseGrammar",
     "NotewiseState",
+    "ProcessorChain",
     "RestGuard",
     "SamplerSettings",
     "SeededDraw",

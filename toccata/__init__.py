@@ -3,4 +3,14 @@
 Subpackages: `toccata.tokenization` (MIDI <-> tokens), `toccata.modeling`, `toccata.dataset_builder`, `toccata.demo`.
 """
 
+from __future__ import annotations
+
 __version__ = "0.1.0"
+
+
+def default_checkpoint() -> Path | None:  # noqa: F821 - Path is imported inside
+    """The folder of the checkpoint embedded in the package, or None while the package ships none."""
+    from pathlib import Path
+
+    folder = Path(__file__).parent / "checkpoints" / "default"
+    return folder if (folder / "config.json").is_file() else None

@@ -2,7 +2,7 @@
 """Tokenization speed: Toccata's notewise tokenizer against miditok (MIDILike) and the seed's music21 route.
 
 Usage:
-    python benchmarks/tokenize.py [--works N] [--repeat R] [--music21-works K] [--out benchmarks/results/tokenize.json]
+    python benchmarks/tokenizer_speed.py [--works N] [--repeat R] [--music21-works K] [--out benchmarks/results/tokenize.json]
 
 What it does:
 1. Exports a fixed, deterministic set of works from music21's bundled corpus (Bach chorales, Mozart, Beethoven and
@@ -443,7 +443,7 @@ def render(results: dict, info: dict, n_files: int, total_notes: int, args) -> s
         f"Machine: {info['platform']}; CPU {info['cpu']} ({info['logical_cpus']} logical); "
         f"{info['implementation']} {info['python']}; single thread.",
         "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
-        f"Command: python benchmarks/tokenize.py --works {args.works} --repeat {args.repeat}"
+        f"Command: python benchmarks/tokenizer_speed.py --works {args.works} --repeat {args.repeat}"
         + (f" --music21-works {args.music21_works}" if args.music21_works else "")
         + (" --skip-music21" if args.skip_music21 else ""),
     ]

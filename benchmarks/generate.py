@@ -1,0 +1,183 @@
+"""Generation speed of the default-size NotewiseLSTM on one CPU thread: `generate()` per sampler vs anchors.
+
+Anchors measured in the same run:
+  bare loop      a plain torch loop carrying (h, c) with the same weights and the same `addmm` cell, top-k draw;
+  nn.LSTM loop   the same loop calling `nn.LSTM` at sequence length 1 (what a naive implementation does);
+  bandwidth      the memory-bandwidth bound: weight bytes read per step / bandwidth of a large matrix-vector product.
+Real time: seconds of music per second of compute, from the tokens per quarter of music21's Bach chorales at 120 qpm.
+Memory: peak RSS of generating N and 4N tokens, each in a fresh process (it should not grow with length).
+
+    python benchmarks/generate.py                 # prints a table, writes benchmarks/results/generate.json
+    python benchmarks/generate.py --tokens 200    # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from toccata.modeling import GenerationRequest, GuardSettings, SamplerSettings, compose
+from toccata.modeling.hub import random_model
+from toccata.modeling.sampling import SAMPLERS, generate_kwargs
+from toccata.tokenization import NotewiseTokenizer
+from toccata.tokenization.midi_io import music21_corpus_midi
+
+CHORALES = ["bach/bwv66.6", "bach/bwv1.6", "bach/bwv10.7", "bach/bwv101.7", "bach/bwv102.7", "bach/bwv103.6"]
+
+
+def tokens_per_quarter(tokenizer: NotewiseTokenizer) -> float:
+    """Notewise tokens per quarter note of real music (a few Bach chorales, merged to one piano part)."""
+    tokens = quarters = 0
+    for work in CHORALES:
+        words = tokenizer.midi_to_tokens(music21_corpus_midi(work))
+        tokens += len(words)
+        quarters += sum(int(w[4:]) for w in words if w.startswith("wait")) / tokenizer.steps_per_quarter
+    return tokens / quarters
+
+
+def bandwidth_bytes_per_s(size: int = 4096, repeats: int = 20) -> float:
+    """Bytes per second streamed by a float32 matrix-vector product too large for the caches."""
+    matrix, vector = torch.randn(size, size), torch.randn(size)
+    torch.mv(matrix, vector)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        torch.mv(matrix, vector)
+    return matrix.numel() * 4 * repeats / (time.perf_counter() - start)
+
+
+def step_bytes(model) -> int:
+    """Weight bytes one decoding step reads: every LSTM weight and bias, the head, one embedding row."""
+    total = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if "embeddings" not in n)
+    emb = model.model.embeddings.weight
+    tied = model.config.tie_word_embeddings
+    return total + (emb.numel() * emb.element_size() if tied else emb.shape[1] * emb.element_size())
+
+
+@torch.inference_mode()
+def bare_loop(model, batch: int, steps: int, use_nn_lstm: bool = False) -> float:
+    """Tokens per second of a plain loop carrying (h, c) per layer; top-5 weighted draw like the default sampler."""
+    layers = [layer.lstm for layer in model.model.layers]
+    weights = [(lstm.weight_ih_l0.t(), lstm.weight_hh_l0.t(), lstm.bias_ih_l0 + lstm.bias_hh_l0) for lstm in layers]
+    h = [torch.zeros(batch, lstm.hidden_size) for lstm in layers]
+    c = [torch.zeros(batch, lstm.hidden_size) for lstm in layers]
+    token = torch.full((batch,), model.config.bos_token_id, dtype=torch.long)
+    emb, head = model.model.embeddings.weight, model.lm_head
+    generator = torch.Generator().manual_seed(0)
+    start = time.perf_counter()
+    for _ in range(steps):
+        x = emb[token]
+        for i, (w_ih, w_hh, b) in enumerate(weights):
+            if use_nn_lstm:
+                out, (hn, cn) = layers[i](x.unsqueeze(1), (h[i].unsqueeze(0), c[i].unsqueeze(0)))
+                h[i], c[i] = hn[0], cn[0]
+            else:
+                gates = torch.addmm(b, x, w_ih).addmm_(h[i], w_hh)
+                ig, fg, gg, og = gates.chunk(4, 1)
+                c[i] = torch.sigmoid(fg) * c[i] + torch.sigmoid(ig) * torch.tanh(gg)
+                h[i] = torch.sigmoid(og) * torch.tanh(c[i])
+            x = h[i]
+        logits = head(x)
+        top = logits.topk(5, dim=-1)
+        pick = torch.multinomial(torch.softmax(top.values, -1), 1, generator=generator)
+        token = top.indices.gather(1, pick)[:, 0]
+    return batch * steps / (time.perf_counter() - start)
+
+
+@torch.inference_mode()
+def generate_rate(model, batch: int, steps: int, sampler: str, guards: bool) -> float:
+    """Tokens per second of `model.generate()` with a sampler (and the default guards unless `guards` is False)."""
+    settings = GuardSettings() if guards else GuardSettings(grammar=False, rest_guard=False)
+    kwargs = generate_kwargs(model.config, SamplerSettings(sampler, seed=0), settings)
+    ids = torch.full((batch, 1), model.config.bos_token_id, dtype=torch.long)
+    start = time.perf_counter()
+    out = model.generate(ids, max_new_tokens=steps, **kwargs)
+    elapsed = time.perf_counter() - start
+    return batch * (out.shape[1] - 1) / elapsed
+
+
+def peak_rss_mb(tokens: int) -> float:
+    """Peak resident memory of a fresh process that composes `tokens` tokens at batch 1."""
+    code = (
+        "import resource, torch; torch.set_num_threads(1)\n"
+        "from toccata.modeling import GenerationRequest, SamplerSettings, compose\n"
+        "from toccata.modeling.hub import random_model\n"
+        "from toccata.tokenization import NotewiseTokenizer\n"
+        "tok = NotewiseTokenizer(); model = random_model(tok)\n"
+        f"compose(model, tok, GenerationRequest(SamplerSettings(seed=0), beats=None, max_new_tokens={tokens}))\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(result.stdout.split()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=1000, help="tokens per measurement (default %(default)s)")
+    parser.add_argument("--embedding-size", type=int, help="default: NotewiseLSTMConfig's")
+    parser.add_argument("--hidden-size", type=int, help="default: NotewiseLSTMConfig's")
+    parser.add_argument("--layers", type=int, help="default: NotewiseLSTMConfig's")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "generate.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    tokenizer = NotewiseTokenizer()
+    sizes = {"embedding_size": args.embedding_size, "hidden_size": args.hidden_size, "num_hidden_layers": args.layers}
+    model = random_model(tokenizer, **{k: v for k, v in sizes.items() if v is not None})
+    params = sum(p.numel() for p in model.parameters())
+    tpq = tokens_per_quarter(tokenizer)
+    music_tokens_per_s = tpq * 2.0  # at 120 quarter notes per minute
+    bandwidth = bandwidth_bytes_per_s()
+    limit = bandwidth / step_bytes(model)
+
+    rows = []
+    for batch in (1, 8):
+        steps = max(50, args.tokens // batch)
+        bare = bare_loop(model, batch, steps)
+        nn_lstm = bare_loop(model, batch, steps, use_nn_lstm=True)
+        row = {"batch": batch, "bare_loop": bare, "nn_lstm_loop": nn_lstm, "bandwidth_limit": limit * batch}
+        for sampler in SAMPLERS:
+            row[f"generate_{sampler}"] = generate_rate(model, batch, steps, sampler, guards=True)
+        row["generate_top_k_no_guards"] = generate_rate(model, batch, steps, "top_k", guards=False)
+        rows.append(row)
+
+    memory = {n: peak_rss_mb(n) for n in (args.tokens, 4 * args.tokens)}
+    result = {
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "torch": torch.__version__,
+        "threads": 1,
+        "parameters": params,
+        "weight_mb_fp32": params * 4 / 1e6,
+        "bandwidth_gb_s": bandwidth / 1e9,
+        "tokens_per_quarter_bach": tpq,
+        "rows": rows,
+        "peak_rss_mb": memory,
+    }
+    print(f"model: {params / 1e6:.2f} M parameters, {params * 4 / 1e6:.1f} MB fp32; 1 thread; torch {torch.__version__}")
+    print(f"bandwidth {bandwidth / 1e9:.1f} GB/s -> limit {limit:,.0f} steps/s; music: {tpq:.2f} tokens/quarter")
+    header = ["batch", "what", "tokens/s", "x bare loop", "x real time (120 qpm)"]
+    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for row in rows:
+        for key, value in row.items():
+            if key == "batch":
+                continue
+            ratio = value / row["bare_loop"]
+            realtime = value / row["batch"] / music_tokens_per_s
+            print(f"| {row['batch']} | {key} | {value:,.0f} | {ratio:.2f} | {realtime:,.0f} |")
+    print(f"bare loop / bandwidth limit at batch 1: {rows[0]['bare_loop'] / rows[0]['bandwidth_limit']:.2f}")
+    print("peak RSS: " + ", ".join(f"{n} tokens {mb:.0f} MB" for n, mb in memory.items()))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

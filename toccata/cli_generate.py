@@ -1,0 +1,117 @@
+"""`toccata generate`: arguments -> `GenerationRequest` -> `compose()` -> MIDI files. No sampling logic here.
+
+    toccata generate --sampler top_k --k 5 --temperature 1.0 --seconds 30 -o out.mid
+    toccata generate --model PATH_OR_REPO --prompt corpus:bach/bwv66.6 --num-samples 4 -o variations/piece.mid
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields, replace
+from pathlib import Path
+
+CORPUS_PREFIX = "corpus:"
+
+
+def add_generate_parser(commands: argparse._SubParsersAction) -> None:
+    """Register the `generate` subcommand (without importing torch: `toccata tokenize` stays quick)."""
+    gen = commands.add_parser("generate", help="compose a piece (or continue a prompt) and write MIDI")
+    gen.add_argument("--model", help="checkpoint folder or Hub id (default: the embedded default checkpoint)")
+    gen.add_argument("--random-weights", action="store_true", help="use an untrained model (for testing)")
+    gen.add_argument("--trust-remote-code", action="store_true", help="run code from the checkpoint folder/repo")
+    gen.add_argument("-o", "--output", default="out/generated.mid", help="MIDI file to write (default: %(default)s)")
+    gen.add_argument("--num-samples", type=int, default=1, help="variations, written as NAME-1.mid, NAME-2.mid, ...")
+    gen.add_argument("--save-tokens", action="store_true", help="also write each piece's token text (.txt)")
+    length = gen.add_mutually_exclusive_group()
+    length.add_argument("--seconds", type=float, help="length of the continuation in seconds")
+    length.add_argument("--beats", type=float, help="length of the continuation in quarter notes (default 64)")
+    length.add_argument("--tokens", type=int, help="length of the continuation in tokens")
+    gen.add_argument("--qpm", type=float, help="tempo in quarter notes per minute (default: the prompt's, or 120)")
+    gen.add_argument("--prompt", help="MIDI file or corpus:WORK to continue")
+    gen.add_argument("--prompt-beats", type=float, default=16.0, help="beats of the prompt's end to keep")
+
+    sampling = gen.add_argument_group("sampler (defaults: the checkpoint's preset)")
+    sampling.add_argument("--sampler", help="greedy, top_n, weighted, top_k or mixed")
+    sampling.add_argument("--temperature", type=float)
+    sampling.add_argument("--seed", type=int, help="same seed + same settings = same music (default: random)")
+    sampling.add_argument("--p-best", dest="p_best", type=float, help="top_n: probability of the best guess")
+    sampling.add_argument("--n", type=int, help="top_n: the best guess and n-1 runners-up")
+    sampling.add_argument("--k", type=int, help="top_k: draw among the k most likely")
+    sampling.add_argument("--random-freq", dest="random_freq", type=float, help="mixed: share of weighted draws")
+    sampling.add_argument("--trunc", type=int, help="mixed: weighted draws among the trunc most likely")
+
+    guards = gen.add_argument_group("guards")
+    guards.add_argument("--calmness", type=float, help="> 0 fewer notes and longer waits, < 0 busier")
+    guards.add_argument("--no-grammar", dest="grammar", action="store_false", default=None)
+    guards.add_argument("--no-rest-guard", dest="rest_guard", action="store_false", default=None)
+    guards.add_argument("--max-silence-beats", dest="max_silence_beats", type=float)
+    guards.add_argument("--max-polyphony", dest="max_polyphony", type=int)
+    guards.add_argument("--max-note-beats", dest="max_note_beats", type=float)
+    gen.set_defaults(run=run_generate)
+
+
+def _override(settings, args: argparse.Namespace):
+    """`settings` with the fields the user gave on the command line."""
+    given = {f.name: getattr(args, f.name) for f in fields(settings) if getattr(args, f.name, None) is not None}
+    return replace(settings, **given)
+
+
+def _load(args: argparse.Namespace):
+    """(model, tokenizer) of --model, the default checkpoint, or random weights."""
+    import toccata
+    from toccata.modeling.hub import load_checkpoint, random_model
+    from toccata.tokenization import NotewiseTokenizer
+
+    if args.random_weights:
+        tokenizer = NotewiseTokenizer()
+        return random_model(tokenizer), tokenizer
+    source = args.model or toccata.default_checkpoint()
+    if source is None:
+        raise ValueError("no checkpoint: pass --model PATH_OR_REPO (or --random-weights to try an untrained model)")
+    return load_checkpoint(source, trust_remote_code=args.trust_remote_code)
+
+
+def _prompt(source: str | None):
+    if source is None:
+        return None
+    if source.startswith(CORPUS_PREFIX):
+        from toccata.tokenization.midi_io import music21_corpus_midi
+
+        return music21_corpus_midi(source[len(CORPUS_PREFIX) :])
+    return source
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from transformers.utils import logging as hf_logging
+
+    from toccata.modeling import GenerationRequest, compose
+    from toccata.modeling.sampling import preset_from_generation_config
+
+    hf_logging.disable_progress_bar()
+    model, tokenizer = _load(args)
+    sampler, guards = preset_from_generation_config(model.generation_config)
+    beats = None if (args.seconds or args.tokens) else (args.beats or 64.0)
+    request = GenerationRequest(
+        sampler=_override(sampler, args),
+        guards=_override(guards, args),
+        beats=beats,
+        seconds=args.seconds,
+        max_new_tokens=args.tokens,
+        qpm=args.qpm,
+        prompt_beats=args.prompt_beats,
+        num_samples=args.num_samples,
+    )
+    pieces = compose(model, tokenizer, request, prompt=_prompt(args.prompt))
+    output = Path(args.output)
+    for index, piece in enumerate(pieces, start=1):
+        path = output if len(pieces) == 1 else output.with_name(f"{output.stem}-{index}{output.suffix or '.mid'}")
+        piece.save(path)
+        if args.save_tokens:
+            path.with_suffix(".txt").write_text(piece.text, encoding="utf-8")
+        seconds = piece.score.end() / piece.score.ticks_per_quarter * 60.0 / piece.settings["qpm"]
+        print(
+            f"wrote {path} ({piece.score.note_num()} notes, {seconds:.1f} s, seed {piece.settings['sampler']['seed']})",
+            file=sys.stderr,
+        )
+    return 0
