@@ -119,7 +119,7 @@ class NotewiseState:
 
     def __init__(self, layout: VocabLayout):
         self.layout = layout
-        self.read = 0  # columns of input_ids consumed so far
+        self.ids = np.zeros((0, 0), dtype=np.int64)  # the ids read so far, to notice reordered or new sequences
         self.sounding = np.zeros((0, layout.num_pitches), dtype=bool)
 
     def _reset(self, batch: int) -> None:
@@ -129,15 +129,33 @@ class NotewiseState:
         self.now = np.zeros(batch, dtype=np.int64)  # elapsed steps
         self.silent_since = np.zeros(batch, dtype=np.int64)
         self.rows = np.arange(batch)
-        self.read = 0
+        self.ids = np.zeros((batch, 0), dtype=np.int64)
+
+    def _take_rows(self, order: np.ndarray) -> None:
+        """Keep the state of rows `order` (beam search reorders the sequences between steps)."""
+        for name in ("sounding", "onset", "now", "silent_since", "ids"):
+            setattr(self, name, getattr(self, name)[order])
+
+    def _realign(self, ids: np.ndarray) -> None:
+        """Make the state describe the prefixes of `ids`: same rows, reordered rows, or a fresh start."""
+        read = self.ids.shape[1]
+        if ids.shape[0] == self.ids.shape[0] and ids.shape[1] >= read and np.array_equal(ids[:, :read], self.ids):
+            return
+        if 0 < read <= ids.shape[1]:
+            matches = (ids[:, None, :read] == self.ids[None, :, :]).all(axis=2)  # new row x old row
+            if matches.any(axis=1).all():
+                self._take_rows(matches.argmax(axis=1))
+                self.rows = np.arange(ids.shape[0])
+                return
+        self._reset(ids.shape[0])
 
     def update(self, input_ids: torch.LongTensor) -> None:
-        """Consume the columns of `input_ids` not seen yet (all of them on the first call of a generation)."""
-        if self.read == 0 or input_ids.shape[1] < self.read or input_ids.shape[0] != self.sounding.shape[0]:
-            self._reset(input_ids.shape[0])
-        for column in input_ids[:, self.read :].cpu().numpy().T:
+        """Consume the columns of `input_ids` not read yet (all of them for a new or unrelated sequence)."""
+        ids = input_ids.detach().cpu().numpy()
+        self._realign(ids)
+        for column in ids[:, self.ids.shape[1] :].T:
             self._step(column)
-        self.read = input_ids.shape[1]
+        self.ids = ids.copy()
 
     def _step(self, token: np.ndarray) -> None:
         lay = self.layout
@@ -341,9 +359,10 @@ def guard_processors(guards: GuardSettings, layout: VocabLayout) -> list[LogitsP
     state = NotewiseState(layout)
     processors: list[LogitsProcessor] = []
     if guards.grammar:
-        processors.append(NotewiseGrammar(layout, guards.max_polyphony, round(guards.max_note_beats * steps), state))
+        max_note_steps = max(1, round(guards.max_note_beats * steps))
+        processors.append(NotewiseGrammar(layout, guards.max_polyphony, max_note_steps, state))
     if guards.rest_guard:
-        processors.append(RestGuard(layout, round(guards.max_silence_beats * steps), state))
+        processors.append(RestGuard(layout, max(1, round(guards.max_silence_beats * steps)), state))
     if guards.calmness:
         processors.append(Calmness(layout, guards.calmness))
     return processors
