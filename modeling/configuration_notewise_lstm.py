@@ -52,8 +52,8 @@ class NotewiseLSTMConfig(PreTrainedConfig):
     def __init__(
         self,
         vocab_size: int = 228,
-        embedding_size: int = 192,
-        hidden_size: int = 384,
+        embedding_size: int = 160,
+        hidden_size: int = 320,
         num_hidden_layers: int = 3,
         embedding_dropout: float = 0.05,
         input_dropout: float = 0.2,
