@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 OUT ?= out
 WORK ?= bach/bwv66.6
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test bench clean dataset
 
 setup: $(VENV)/.installed
 
@@ -29,6 +29,14 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/tokenizer_speed.py
 	$(BIN)/python benchmarks/generate.py
+
+# A dataset from music21's corpus (its keyboard works; ~2 minutes on 2 cores): parquet shards, README.md card,
+# LICENSE and rejects.jsonl in $(DATASET). `make dataset SOURCE=path/to/midi` builds from a folder instead.
+DATASET ?= data/toccata-corpus
+SOURCE ?= corpus
+NUM_PROC ?= 2
+dataset: setup
+	$(BIN)/toccata build-dataset --source $(SOURCE) --out $(DATASET) --num-proc $(NUM_PROC)
 
 clean:
 	rm -rf $(VENV) $(OUT) build dist *.egg-info

@@ -218,13 +218,14 @@ def test_safe_mode_timeout_becomes_midi_error():
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS is enforced on Linux")
 def test_safe_mode_memory_limit_becomes_midi_error():
-    # One million notes (8 MB of MIDI): symusic needs one 12 MB array for them and pickling the score back to the
-    # parent another ~20 MB, far more than the 1 MB allowed and more than the free heap the child inherits.
-    # (200,000 notes were not enough: inside a full test session the inherited free heap sometimes sufficed.)
-    big = smf([note(60, 10) * 1_000_000 + END_OF_TRACK])
-    with pytest.raises(MidiError, match=r"<8000026 bytes of MIDI>: parsing ran out of memory"):
+    # Four million notes (32 MB of MIDI): symusic needs one 48 MB array for them and pickling the score back to the
+    # parent another ~80 MB, far more than the 1 MB allowed and more than the free heap the child inherits
+    # (1,000,000 were not enough once the session had imported torch, transformers and datasets.)
+    big = smf([note(60, 10) * 4_000_000 + END_OF_TRACK])
+    with pytest.raises(MidiError, match=r"<32000026 bytes of MIDI>: parsing ran out of memory"):
         load_score(big, safe=True, limits=MidiLimits(memory_bytes=1 << 20))
-    assert load_score(big, safe=True, limits=MidiLimits(memory_bytes=500 << 20)).note_num() == 1_000_000
+    roomy = MidiLimits(memory_bytes=1 << 30, max_quarters=10**6, max_notes=10**7)
+    assert load_score(big, safe=True, limits=roomy).note_num() == 4_000_000
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS is enforced on Linux")

@@ -2,6 +2,8 @@
 
     toccata tokenize FILE.mid [-o OUT.txt] [--format notewise|clara]
     toccata detokenize FILE.txt -o OUT.mid [--format notewise|clara]
+    toccata build-dataset [--source DIR|corpus[:PATTERN]|URL ...] --out OUT [--num-proc N] [--push-to-hub ORG/NAME]
+    toccata crawl URL ... --out DIR
 
 A source may be a MIDI path or ``corpus:WORK``, a work of music21's bundled corpus (e.g. ``corpus:bach/bwv66.6``).
 """
@@ -11,6 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from toccata.cli_generate import add_generate_parser
 
 CORPUS_PREFIX = "corpus:"
 
@@ -69,6 +73,53 @@ def _cmd_detokenize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_build_dataset(args: argparse.Namespace) -> int:
+    from toccata.dataset_builder.builder import build_dataset, push_to_hub
+    from toccata.dataset_builder.config import parse_fractions, parse_transpositions
+
+    options = dict(
+        sources=tuple(args.source or ["corpus"]),
+        transpositions=parse_transpositions(args.transpositions),
+        seed=args.seed,
+        min_quarters=args.min_quarters,
+        max_file_bytes=args.max_file_bytes,
+        safe=not args.unsafe,
+        default_license=args.license,
+        crawl_options={"max_files": args.max_files, "min_delay": args.min_delay},
+        **parse_fractions(args.splits),
+    )
+    if args.work_dir:
+        options["work_dir"] = args.work_dir
+    builder = build_dataset(args.out, num_proc=args.num_proc, **options)
+    print(builder.summary(), file=sys.stderr)
+    print(f"wrote the dataset, its card and rejects.jsonl to {args.out}", file=sys.stderr)
+    if args.push_to_hub:
+        url = push_to_hub(args.out, args.push_to_hub, private=args.private)
+        print(f"pushed to {url}", file=sys.stderr)
+    return 0
+
+
+def _cmd_crawl(args: argparse.Namespace) -> int:
+    from toccata.dataset_builder.sources.crawler import CrawlConfig, crawl
+
+    config = CrawlConfig(
+        start_urls=args.url,
+        out_dir=Path(args.out),
+        allowed_hosts=args.allowed_host,
+        max_files=args.max_files,
+        max_pages=args.max_pages,
+        min_delay=args.min_delay,
+    )
+    report = crawl(config, progress=True)
+    ended = f"stopped by {report.stopped_by}" if report.stopped_by else "no URLs left"
+    print(
+        f"kept {len(report.fetched)} MIDI files, skipped {len(report.skipped)} URLs, fetched {report.pages} pages "
+        f"({ended}) in {args.out}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="toccata", description="Compose piano music with a notewise LSTM.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -87,6 +138,41 @@ def build_parser() -> argparse.ArgumentParser:
     detokenize.add_argument("--format", choices=["notewise", "clara"], default="notewise")
     detokenize.add_argument("--qpm", type=float, help="tempo in quarter notes per minute (default: from the file)")
     detokenize.set_defaults(run=_cmd_detokenize)
+
+    build = commands.add_parser("build-dataset", help="MIDI sources -> parquet dataset with card and rejects manifest")
+    build.add_argument(
+        "--source",
+        action="append",
+        metavar="SRC",
+        help="a MIDI folder, corpus[:PATTERN,...] (music21's corpus; default: corpus) or an http(s) "
+        "URL to crawl; repeat for several",
+    )
+    build.add_argument("--out", required=True, help="the dataset folder to write (replaced if it is a dataset)")
+    build.add_argument("--num-proc", type=int, default=1, help="worker processes for reading and tokenizing")
+    build.add_argument("--push-to-hub", metavar="ORG/NAME", help="then publish with datasets' push_to_hub")
+    build.add_argument("--private", action="store_true", help="with --push-to-hub: a private repository")
+    build.add_argument("--transpositions", default="0", help="0 (none), 0,5,-3, -5..6 or all: a row per shift")
+    build.add_argument("--splits", default="0.9,0.05,0.05", help="train,validation,test fractions of pieces")
+    build.add_argument("--seed", type=int, default=0, help="split seed")
+    build.add_argument("--min-quarters", type=float, default=8.0, help="shorter pieces are rejected")
+    build.add_argument("--max-file-bytes", type=int, default=5_000_000, help="larger files are rejected")
+    build.add_argument("--license", default="unknown", help="licence of folder files their sidecar does not name")
+    build.add_argument("--work-dir", help="cache of per-file results and crawls (default: OUT.work)")
+    build.add_argument("--unsafe", action="store_true", help="parse in-process (faster; trusted files only)")
+    build.add_argument("--max-files", type=int, default=10_000, help="URL sources: most MIDI files to crawl")
+    build.add_argument("--min-delay", type=float, default=1.0, help="URL sources: seconds between requests")
+    build.set_defaults(run=_cmd_build_dataset)
+
+    crawl = commands.add_parser("crawl", help="fetch MIDI files politely from a site into a folder (resumable)")
+    crawl.add_argument("url", nargs="+", help="start URLs (http or https)")
+    crawl.add_argument("--out", required=True, help="folder for files/, metadata.jsonl and the crawl's state")
+    crawl.add_argument("--allowed-host", action="append", help="hosts to follow links to (default: the start URLs')")
+    crawl.add_argument("--max-files", type=int, default=10_000, help="stop after this many MIDI files")
+    crawl.add_argument("--max-pages", type=int, default=100_000, help="stop after this many HTML pages")
+    crawl.add_argument("--min-delay", type=float, default=1.0, help="seconds between requests to one host")
+    crawl.set_defaults(run=_cmd_crawl)
+
+    add_generate_parser(commands)
     return parser
 
 

@@ -1,0 +1,258 @@
+"""The per-file work of a build, as a pure function run in worker processes: read, hash, parse, tokenize, fingerprint.
+
+`analyse_item(item, settings)` depends only on the item's bytes and the settings, so its result is cached on disk
+keyed by the content hash and a digest of the settings (`<work_dir>/analysis/<settings>/<ab>/<hash>.json`, written
+atomically). A rebuild after a crash or `kill -9` reads the cache and redoes only the files it lacks. Corpus works are
+converted to MIDI once and kept as content in `<work_dir>/music21/`. What a worker returns is small (no tokens, no
+bytes), so the parent holds per-file summaries only, never the corpus.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from toccata.tokenization import NotewiseTokenizer
+from toccata.tokenization.midi_io import MidiError, MidiLimits, NoteArrays, load_score, read_midi_bytes
+from toccata.tokenization.tokenization_base import quantize_notes
+
+from .items import MUSIC21, SourceItem
+
+ANALYSIS_VERSION = 1  # bump when the analysis changes, so old cache entries are not reused
+FINGERPRINT_TAG = b"toccata-notes-v1"
+
+# Reject reasons (the `reason` column of the rejects manifest).
+PARSE_ERROR = "parse_error"  # not MIDI, truncated, a header that lies, the parser failed or crashed
+TOO_LARGE = "too_large"  # over max_file_bytes, never parsed
+TOO_LONG = "too_long"  # over max_quarters (usually a corrupt delta time)
+TOO_MANY_NOTES = "too_many_notes"
+OUT_OF_RANGE = "out_of_range"  # absurd tempo, event times that overflow
+EMPTY = "empty"  # no bytes, or no notes
+TOO_SHORT = "too_short"  # under min_quarters
+TIMEOUT = "timeout"  # the safe parser ran out of time (not cached: may pass on a quieter machine)
+CONVERSION_ERROR = "conversion_error"  # music21 could not export a corpus work
+UNREADABLE = "unreadable"  # the file system refused
+INTERNAL_ERROR = "internal_error"  # a bug; the detail has the exception
+DUPLICATE = "duplicate"  # the bytes of a file kept earlier
+DUPLICATE_NOTES = "duplicate_notes"  # the notes of a file kept earlier, up to transposition, tempo and velocity
+TRANSPOSITION_OUT_OF_RANGE = "transposition_out_of_range"  # a transposed row not made (notes off the keyboard)
+TRANSIENT_REASONS = (TIMEOUT, INTERNAL_ERROR)  # not cached: another run may succeed
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """Everything the per-file analysis depends on; picklable, sent once to each worker."""
+
+    tokenizer: tuple[tuple[str, Any], ...]  # NotewiseTokenizer keyword arguments
+    max_file_bytes: int
+    max_quarters: int
+    timeout_s: float
+    safe: bool
+    work_dir: str
+
+    def key(self) -> str:
+        """Digest of what changes a cached result (not safe/timeout: they change whether, not what, is parsed)."""
+        payload = {"version": ANALYSIS_VERSION, "tokenizer": dict(self.tokenizer), "max_quarters": self.max_quarters}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    def limits(self) -> MidiLimits:
+        return MidiLimits(max_bytes=self.max_file_bytes, max_quarters=self.max_quarters, timeout_s=self.timeout_s)
+
+    def cache_path(self, content_hash: str) -> Path:
+        """Where the analysis of the MIDI bytes with this content hash is cached."""
+        return Path(self.work_dir, "analysis", self.key(), content_hash[:2], content_hash + ".json")
+
+
+@functools.lru_cache(maxsize=4)
+def tokenizer_for(settings: tuple[tuple[str, Any], ...]) -> NotewiseTokenizer:
+    """One tokenizer per process and settings (building one per file would dominate small files)."""
+    return NotewiseTokenizer(**dict(settings))
+
+
+def analyse_item(item: SourceItem, settings: AnalysisSettings) -> dict[str, Any]:
+    """Summary of one item: ``ok`` plus hashes, fingerprint and sizes, or ``ok=False`` with a reason and a problem.
+
+    Never raises for a bad file: every MidiError becomes a reject reason. The token text is written to the cache
+    only (`load_tokens`), so what travels back to the parent stays small.
+    """
+    try:
+        data, midi_file = _item_bytes(item, settings)
+    except MidiError as err:
+        return _rejected(err.problem)
+    except OSError as err:
+        return {"ok": False, "reason": UNREADABLE, "problem": f"cannot read the file ({err})"}
+    except Exception as err:  # noqa: BLE001 - e.g. a music21 bug on one work must not abort the build
+        return {"ok": False, "reason": INTERNAL_ERROR, "problem": f"{type(err).__name__}: {err}"}
+    content_hash = hashlib.sha256(data).hexdigest()
+    cache = settings.cache_path(content_hash)
+    result = _read_json(cache)
+    if result is None:
+        safe = settings.safe and item.kind != MUSIC21  # corpus bytes come from music21's own writer
+        result = _analyse_bytes(data, item.path, settings, safe)
+        if result.get("reason") not in TRANSIENT_REASONS:
+            write_json_atomic(cache, result)
+    summary = {key: value for key, value in result.items() if key != "notewise"}
+    summary.update(content_hash=content_hash, midi_file=midi_file)
+    return summary
+
+
+def load_tokens(settings: AnalysisSettings, content_hash: str) -> str:
+    """The notewise text cached for `content_hash` by `analyse_item`."""
+    result = _read_json(settings.cache_path(content_hash))
+    if result is None or "notewise" not in result:
+        raise FileNotFoundError(
+            f"no cached analysis for {content_hash} in {settings.work_dir}; the work folder changed during the build, "
+            "run the build again"
+        )
+    return result["notewise"]
+
+
+def note_fingerprint(grid: NoteArrays) -> str:
+    """sha256 of the notes relative to their lowest pitch and first onset, on the step grid.
+
+    Equal for a piece and its transpositions, tempo changes, re-exports at another resolution, velocity edits and
+    track splits: everything the notewise tokens do not distinguish up to transposition.
+    """
+    if not len(grid):
+        return ""
+    first, low = int(grid.start.min()), int(grid.pitch.min())
+    order = np.lexsort((grid.end, grid.pitch, grid.start))
+    table = np.stack([grid.start[order] - first, grid.end[order] - first, grid.pitch[order] - low], axis=1)
+    return hashlib.sha256(FINGERPRINT_TAG + table.astype("<i8").tobytes()).hexdigest()
+
+
+def classify(problem: str) -> str:
+    """The reject reason of a MidiError's problem text (midi_io's messages name the limit they broke)."""
+    text = problem.lower()
+    rules = (
+        ("file is empty", EMPTY),
+        ("did not finish within", TIMEOUT),
+        ("music21", CONVERSION_ERROR),
+        ("cannot open the file", UNREADABLE),
+        ("cannot read the file", UNREADABLE),
+        ("bytes, over the limit", TOO_LARGE),
+        ("tracks, over the limit", PARSE_ERROR),
+        ("over the limit of", TOO_LARGE),
+        ("notes, over the limit", TOO_MANY_NOTES),
+        ("quarter notes, over the limit", TOO_LONG),
+        ("outside [", OUT_OF_RANGE),
+        ("overflow", OUT_OF_RANGE),
+    )
+    for needle, reason in sorted(rules, key=lambda rule: -len(rule[0])):  # most specific first
+        if needle in text:
+            return reason
+    return PARSE_ERROR
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    """Write JSON to a temporary file beside `path`, then rename: a killed process leaves the old file or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(value, out, ensure_ascii=False, separators=(",", ":"))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write bytes atomically (temporary file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------------------------------------------- private
+
+
+def _rejected(problem: str) -> dict[str, Any]:
+    return {"ok": False, "reason": classify(problem), "problem": problem}
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def _item_bytes(item: SourceItem, settings: AnalysisSettings) -> tuple[bytes, str]:
+    """(MIDI bytes, file to read them from again); corpus works are converted once and kept in the work folder."""
+    if item.kind != MUSIC21:
+        return read_midi_bytes(item.locator, settings.limits()), item.locator
+    import music21
+    from toccata.tokenization.midi_io import music21_corpus_midi
+
+    key = hashlib.sha256(f"{music21.__version__}|{item.locator}".encode()).hexdigest()
+    blob = Path(settings.work_dir, "music21", key[:2], key + ".mid")
+    failure = blob.with_suffix(".error.json")
+    if blob.is_file():
+        data = blob.read_bytes()
+    elif failure.is_file():
+        raise MidiError(f"corpus:{item.locator}", (_read_json(failure) or {}).get("problem", "conversion failed"))
+    else:
+        try:
+            data = music21_corpus_midi(item.locator)
+        except MidiError as err:
+            write_json_atomic(failure, {"problem": err.problem})
+            raise
+        write_bytes_atomic(blob, data)
+    if len(data) > settings.max_file_bytes:
+        raise MidiError(item.path, f"file is {len(data)} bytes, over the limit of {settings.max_file_bytes} bytes")
+    return data, str(blob)
+
+
+def _analyse_bytes(data: bytes, name: str, settings: AnalysisSettings, safe: bool) -> dict[str, Any]:
+    """Parse (in a child process if `safe`), tokenize and fingerprint MIDI bytes; a dict that is JSON as it stands."""
+    tokenizer = tokenizer_for(settings.tokenizer)
+    try:
+        score = load_score(data, name=name, safe=safe, limits=settings.limits())
+        notes, meta = tokenizer.read_notes(score)
+    except MidiError as err:
+        return _rejected(err.problem)
+    except Exception as err:  # noqa: BLE001 - a parser bug must not abort the build; the manifest shows it
+        return {"ok": False, "reason": INTERNAL_ERROR, "problem": f"{type(err).__name__}: {err}"}
+    grid = quantize_notes(notes, tokenizer.steps_per_quarter, 0, 127)  # unfolded pitches: exact transposition range
+    tokens = tokenizer.notes_to_tokens(notes)
+    spq = tokenizer.steps_per_quarter
+    return {
+        "ok": True,
+        "fingerprint": note_fingerprint(grid),
+        "num_notes": len(grid),
+        "num_tokens": len(tokens),
+        "length_quarters": float(grid.end.max()) / spq if len(grid) else 0.0,
+        "lowest_pitch": int(grid.pitch.min()) if len(grid) else 0,
+        "highest_pitch": int(grid.pitch.max()) if len(grid) else 0,
+        "qpm": float(meta.qpm),
+        "time_signature": "{}/{}".format(*meta.time_signature),
+        "notewise": " ".join(tokens),
+    }
+
+
+__all__ = [
+    "ANALYSIS_VERSION",
+    "AnalysisSettings",
+    "analyse_item",
+    "classify",
+    "load_tokens",
+    "note_fingerprint",
+    "tokenizer_for",
+    "write_bytes_atomic",
+    "write_json_atomic",
+]

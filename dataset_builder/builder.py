@@ -1,0 +1,310 @@
+"""`ToccataBuilder`: a `datasets.GeneratorBasedBuilder` that turns MIDI sources into a notewise piano dataset.
+
+Use it directly, as loading scripts are gone since datasets 4::
+
+    builder = ToccataBuilder(sources=("corpus:bach", "my_midi/"), transpositions=(0,), seed=0)
+    builder.download_and_prepare("data/bach", file_format="parquet", num_proc=2)
+
+or through `build_dataset` / ``toccata build-dataset``. The build runs in two passes. `_split_generators` streams every
+source through the per-file analysis (`analysis.py`, in `num_proc` worker processes, results in source order), then
+dedups and assigns splits in this process (`pipeline.py`), writing a plan per split and the rejects manifest.
+`_generate_examples` then reads each plan and yields rows, adding transposed copies when asked. Rows are written by
+one process whatever `num_proc` is, so the output files are the same for any `num_proc`. A card (README.md with YAML),
+a LICENSE summary and ``rejects.jsonl`` are written next to the shards; `load_dataset(out_dir)` and
+`load_dataset("parquet", data_dir=out_dir)` read the result.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import datasets
+from datasets.builder import Key
+from datasets.utils.file_utils import is_remote_url
+from datasets.utils.tqdm import tqdm as hf_tqdm
+from toccata.tokenization import NotewiseTokenizer
+from toccata.tokenization.midi_io import load_score
+
+from .analysis import AnalysisSettings, analyse_item, load_tokens, tokenizer_for
+from .card import REJECTS_FILE, license_summary, write_card
+from .config import ToccataConfig, is_url
+from .items import SourceItem
+from .pipeline import SPLITS, BuildStats, Planner, ordered_map, read_plan, row_id
+from .sources.corpus import Music21CorpusSource, is_corpus_spec
+from .sources.folder import FolderSource
+
+FEATURES = datasets.Features(
+    {
+        "id": datasets.Value("string"),
+        "piece_id": datasets.Value("string"),
+        "transposition": datasets.Value("int8"),
+        "source": datasets.Value("string"),
+        "path": datasets.Value("string"),
+        "composer": datasets.Value("string"),
+        "title": datasets.Value("string"),
+        "license": datasets.Value("string"),
+        "source_url": datasets.Value("string"),
+        "metadata": datasets.Value("string"),
+        "midi": datasets.Value("binary"),  # datasets 5.2 has no Midi feature: raw Standard MIDI File bytes
+        "notewise": datasets.Value("string"),
+        "num_tokens": datasets.Value("int32"),
+        "num_notes": datasets.Value("int32"),
+        "length_quarters": datasets.Value("float32"),
+        "qpm": datasets.Value("float32"),
+        "time_signature": datasets.Value("string"),
+        "content_hash": datasets.Value("string"),
+    }
+)
+DESCRIPTION = "Piano MIDI with notewise tokens (Toccata), deduplicated by bytes and by notes, split by piece."
+
+
+class ToccataBuilder(datasets.GeneratorBasedBuilder):
+    """Builds a Toccata dataset (features: `FEATURES`) from the sources of its `ToccataConfig`."""
+
+    BUILDER_CONFIG_CLASS = ToccataConfig
+    VERSION = datasets.Version("1.0.0")
+    DEFAULT_WRITER_BATCH_SIZE = 100  # rows held before a write: bounds memory with large MIDI files
+    config: ToccataConfig
+
+    def __init__(self, *args: Any, dataset_name: str | None = None, **kwargs: Any):
+        super().__init__(*args, dataset_name=dataset_name or "toccata", **kwargs)
+        self.stats: BuildStats | None = None
+        self._final_output_dir: str | None = None
+
+    def _info(self) -> datasets.DatasetInfo:
+        return datasets.DatasetInfo(
+            description=DESCRIPTION, features=FEATURES, homepage="https://github.com/toccata-music/toccata"
+        )
+
+    def download_and_prepare(self, output_dir: str | None = None, *args: Any, **kwargs: Any) -> None:
+        """datasets' `download_and_prepare`, refusing to replace a folder that is not a dataset (datasets would)."""
+        if output_dir is not None and not is_remote_url(str(output_dir)):
+            output_dir = os.fspath(output_dir)
+            _check_replaceable(Path(output_dir))
+        self._final_output_dir = output_dir
+        super().download_and_prepare(output_dir, *args, **kwargs)
+
+    def work_dir(self) -> Path:
+        """Where per-file results, converted corpus works and crawls are kept between runs (``<output>.work``)."""
+        if self.config.work_dir:
+            return Path(self.config.work_dir).expanduser()
+        base = self._final_output_dir or self._cache_dir
+        if is_remote_url(str(base)):
+            raise ValueError(f"output {base} is remote: set work_dir to a local folder for the build's cache")
+        return Path(str(base).rstrip("/\\") + ".work")
+
+    def summary(self) -> str:
+        """A few lines for the CLI: files read, rows and pieces per split, rejects per reason."""
+        if self.stats is None:
+            return "nothing built yet"
+        stats = self.stats
+        splits = ", ".join(f"{name} {stats.rows[name]} rows ({stats.pieces[name]} pieces)" for name in SPLITS)
+        rejects = ", ".join(f"{reason} {count}" for reason, count in sorted(stats.rejects.items())) or "none"
+        empty = "" if sum(stats.rows.values()) else "\nno piece was kept: see rejects.jsonl for why"
+        return f"read {stats.files} files: {splits}\nrejected: {rejects}{empty}"
+
+    def _make_split_generators_kwargs(self, prepare_split_kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {"num_proc": prepare_split_kwargs.get("num_proc") or 1}
+
+    def _split_generators(self, dl_manager: Any, num_proc: int = 1) -> list[datasets.SplitGenerator]:
+        work = self.work_dir()
+        sources = _resolve_sources(self.config, work)
+        settings = self.config.analysis_settings(str(work))
+        out = Path(self._output_dir)
+        _clear_incomplete(out)
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / REJECTS_FILE, "w", encoding="utf-8") as rejects:
+            planner = Planner(
+                work / "plan",
+                rejects,
+                seed=self.config.seed,
+                fractions=self.config.split_fractions(),
+                min_quarters=self.config.min_quarters,
+                transpositions=self.config.transpositions,
+                pitch_range=(self.config.min_pitch, self.config.max_pitch),
+            )
+            analyse = functools.partial(_analyse_pair, settings=settings)
+            items: Iterable[SourceItem] = itertools.chain.from_iterable(sources)
+            results = ordered_map(analyse, items, num_proc=max(1, int(num_proc)))
+            for item, result in hf_tqdm(results, unit=" files", desc="Reading and tokenizing MIDI"):
+                planner.add(item, result)
+            self.stats = planner.close()
+        kept = [name for name in SPLITS if self.stats.pieces[name] or name == "train"]
+        return [
+            datasets.SplitGenerator(name=name, gen_kwargs={"plan_file": str(planner.plan_files[name])}) for name in kept
+        ]
+
+    def _prepare_split(
+        self,
+        split_generator: datasets.SplitGenerator,
+        file_format: str = "arrow",
+        num_proc: int | None = None,
+        max_shard_size: int | str | None = None,
+    ) -> None:
+        # The costly work ran in parallel in _split_generators; one writer keeps the files identical for any num_proc.
+        super()._prepare_split(split_generator, file_format=file_format, num_proc=None, max_shard_size=max_shard_size)
+
+    def _generate_examples(self, plan_file: str) -> Iterator[tuple[Key, dict[str, Any]]]:
+        settings = self.config.analysis_settings(str(self.work_dir()))
+        tokenizer = tokenizer_for(settings.tokenizer)
+        rows = (row for plan in read_plan(plan_file) for row in _rows(plan, settings, tokenizer))
+        for index, row in enumerate(rows):
+            yield Key(0, index), row
+
+    def _download_and_prepare(self, dl_manager: Any, verification_mode: Any, **prepare_split_kwargs: Any) -> None:
+        super()._download_and_prepare(dl_manager, verification_mode, **prepare_split_kwargs)
+        if self.stats is not None:
+            self.info.license = license_summary(self.stats)
+            write_card(
+                Path(self._output_dir),
+                self.info,
+                self.config,
+                self.stats,
+                dataset_name=self.dataset_name,
+                file_format=self._file_format or "arrow",
+            )
+
+
+def build_dataset(out_dir: str | os.PathLike, *, num_proc: int = 1, **config_kwargs: Any) -> ToccataBuilder:
+    """Build (or rebuild) a Toccata dataset as parquet shards + card + rejects manifest in `out_dir`.
+
+    `config_kwargs` are `ToccataConfig` fields (sources, transpositions, seed, ...). The work folder (default
+    ``<out_dir>.work``) keeps per-file results, so a rebuild, or a restart after a crash, redoes only what it lacks.
+    """
+    out = Path(out_dir).expanduser()
+    config_kwargs.setdefault("work_dir", str(out) + ".work")
+    builder = ToccataBuilder(cache_dir=str(Path(config_kwargs["work_dir"]) / "datasets-cache"), **config_kwargs)
+    builder.download_and_prepare(
+        str(out), file_format="parquet", num_proc=num_proc, download_mode=datasets.DownloadMode.FORCE_REDOWNLOAD
+    )
+    return builder
+
+
+def push_to_hub(
+    out_dir: str | os.PathLike, repo_id: str, *, private: bool | None = None, token: str | None = None
+) -> str:
+    """Publish a built dataset with datasets' own `DatasetDict.push_to_hub`, after uploading its card and manifest.
+
+    The card goes first so that `push_to_hub` keeps its text and only updates the YAML (configs, sizes) it owns.
+    """
+    from huggingface_hub import HfApi
+
+    out = Path(out_dir)
+    if not (out / "README.md").is_file() or not any(out.glob("*.parquet")):
+        raise ValueError(f"{out}: not a built Toccata dataset (no README.md and *.parquet); run build-dataset first")
+    dataset = datasets.load_dataset(str(out))
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    api.upload_folder(
+        folder_path=str(out),
+        repo_id=repo_id,
+        repo_type="dataset",
+        allow_patterns=["README.md", "LICENSE", REJECTS_FILE],
+    )
+    dataset.push_to_hub(repo_id, private=private, token=token)
+    return f"https://huggingface.co/datasets/{repo_id}"
+
+
+# ---------------------------------------------------------------------------------------------------- private
+
+
+def _analyse_pair(item: SourceItem, settings: AnalysisSettings) -> tuple[SourceItem, dict[str, Any]]:
+    """`analyse_item` that hands its item back, so the parent pairs them without keeping a queue of items."""
+    return item, analyse_item(item, settings)
+
+
+def _resolve_sources(config: ToccataConfig, work: Path) -> list[Iterable[SourceItem]]:
+    """One item stream per source string; URLs are crawled (resumably) into ``<work>/crawl/`` first."""
+    streams: list[Iterable[SourceItem]] = []
+    for spec in config.sources:
+        if is_corpus_spec(spec):
+            streams.append(Music21CorpusSource.from_spec(spec))
+        elif is_url(spec):
+            streams.append(_crawl(spec, work, config))
+        else:
+            streams.append(FolderSource(Path(spec), default_license=config.default_license))
+    return streams
+
+
+def _crawl(url: str, work: Path, config: ToccataConfig) -> FolderSource:
+    """Crawl `url` politely into the work folder (a rerun resumes it) and read what it fetched as a folder."""
+    from .sources.crawler import CrawlConfig, crawl
+
+    slug = f"{urlsplit(url).hostname or 'site'}-{hashlib.sha256(url.encode()).hexdigest()[:8]}"
+    out = work / "crawl" / slug
+    crawl(CrawlConfig(start_urls=[url], out_dir=out, **config.crawl_options), progress=True)
+    return FolderSource(out, label=f"crawl:{url}", default_license=config.default_license)
+
+
+def _check_replaceable(path: Path) -> None:
+    """datasets replaces the output folder wholesale: refuse unless it is empty or an earlier dataset."""
+    if path.is_file() or (path.is_dir() and any(path.iterdir()) and not (path / "dataset_info.json").is_file()):
+        raise ValueError(
+            f"output {str(path)!r} exists and is not a dataset built here; building would replace it. "
+            "Choose a new or empty folder"
+        )
+
+
+def _clear_incomplete(out: Path) -> None:
+    """Empty datasets' ``.incomplete`` folder left by a killed build, so no stale shard survives into this one."""
+    if out.name.endswith(".incomplete") and out.is_dir():
+        for child in out.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+def _rows(plan: dict[str, Any], settings: AnalysisSettings, tokenizer: NotewiseTokenizer) -> Iterator[dict[str, Any]]:
+    """The rows of one kept piece: the file as it is, then each transposed copy the plan asks for."""
+    item, result = plan["item"], plan["result"]
+    data = Path(result["midi_file"]).read_bytes()
+    if hashlib.sha256(data).hexdigest() != result["content_hash"]:
+        raise ValueError(f"{result['midi_file']} changed while the dataset was being built; run the build again")
+    base = {
+        "piece_id": plan["piece_id"],
+        "source": item["source"],
+        "path": item["path"],
+        "composer": item["composer"],
+        "title": item["title"],
+        "license": item["license"],
+        "source_url": item["source_url"],
+        "metadata": item["metadata"],
+        "num_notes": result["num_notes"],
+        "length_quarters": result["length_quarters"],
+        "qpm": result["qpm"],
+        "time_signature": result["time_signature"],
+    }
+    for shift in plan["transpositions"]:
+        if shift == 0:
+            midi, notewise, content_hash = data, load_tokens(settings, result["content_hash"]), result["content_hash"]
+        else:
+            midi = _transpose(data, shift, item["path"])
+            notewise = " ".join(tokenizer.encode_midi(midi).tokens)
+            content_hash = hashlib.sha256(midi).hexdigest()
+        yield {
+            **base,
+            "id": row_id(plan["piece_id"], shift),
+            "transposition": shift,
+            "midi": midi,
+            "notewise": notewise,
+            "num_tokens": len(notewise.split()),
+            "content_hash": content_hash,
+        }
+
+
+def _transpose(data: bytes, shift: int, name: str) -> bytes:
+    """MIDI bytes with every pitched track moved by `shift` semitones (drums stay); tempo, velocities kept."""
+    score = load_score(data, name=name)
+    for track in score.tracks:
+        if not track.is_drum:
+            track.shift_pitch(shift, inplace=True)
+    return bytes(score.dumps_midi())
+
+
+__all__ = ["DESCRIPTION", "FEATURES", "ToccataBuilder", "build_dataset", "push_to_hub"]

@@ -1,0 +1,206 @@
+"""The parent's side of a build: run the per-file analysis in order, dedup, assign splits, record rejects.
+
+Order is what makes a build reproducible: workers may finish in any order, but `ordered_map` hands results back in
+the order of the source stream, and every decision that depends on order (which of two duplicates is kept) is made
+here, in one process. Split assignment depends on nothing but the seed and the piece: a hash of both, so adding files
+never moves another piece between splits, and all transpositions of a piece share its split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+from .analysis import DUPLICATE, DUPLICATE_NOTES, EMPTY, TOO_SHORT, TRANSPOSITION_OUT_OF_RANGE
+from .items import SourceItem
+
+SPLITS = ("train", "validation", "test")
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], num_proc: int = 1, window: int = 0) -> Iterator[R]:
+    """`map(fn, items)` over `num_proc` processes, results in input order, at most `window` items in flight.
+
+    Streams: items are pulled from the iterable as results are handed back, so memory stays bounded by the window.
+    Workers are not daemonic (concurrent.futures), so `fn` may itself start a child process (midi_io's safe mode).
+    """
+    if num_proc <= 1:
+        yield from map(fn, items)
+        return
+    window = window or 8 * num_proc
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(num_proc, mp_context=multiprocessing.get_context(method)) as pool:
+        pending: deque[Future] = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def assign_split(piece_id: str, seed: int, fractions: dict[str, float]) -> str:
+    """The split of a piece: a uniform number from sha256(seed, piece) against the cumulative fractions."""
+    digest = hashlib.sha256(f"toccata-split|{seed}|{piece_id}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    total = 0.0
+    for name in SPLITS:
+        total += fractions.get(name, 0.0)
+        if u < total:
+            return name
+    return next(name for name in reversed(SPLITS) if fractions.get(name, 0.0) > 0)
+
+
+def row_id(piece_id: str, transposition: int) -> str:
+    """Stable row id: the piece id, with ``_t+N`` for a transposed copy."""
+    return piece_id if transposition == 0 else f"{piece_id}_t{transposition:+d}"
+
+
+@dataclass
+class BuildStats:
+    """Counts for the dataset card and the CLI summary."""
+
+    files: int = 0
+    pieces: Counter = field(default_factory=Counter)  # split -> pieces
+    rows: Counter = field(default_factory=Counter)  # split -> rows (transpositions included)
+    tokens: Counter = field(default_factory=Counter)  # split -> tokens
+    rejects: Counter = field(default_factory=Counter)  # reason -> files
+    sources: Counter = field(default_factory=Counter)  # source -> pieces kept
+    licenses: Counter = field(default_factory=Counter)  # licence -> pieces kept
+    composers: Counter = field(default_factory=Counter)  # composer -> pieces kept
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: dict(value) if isinstance(value, Counter) else value for name, value in vars(self).items()}
+
+
+class Planner:
+    """Decides, file by file in stream order, what is kept (and in which split) and what is rejected, and why.
+
+    Kept pieces are appended to one JSON-lines plan per split (read back by the builder's `_generate_examples`);
+    rejects go to the rejects manifest. Both are streams: only hashes of kept pieces stay in memory.
+    """
+
+    def __init__(
+        self,
+        plan_dir: Path,
+        rejects: TextIO,
+        *,
+        seed: int,
+        fractions: dict[str, float],
+        min_quarters: float,
+        transpositions: tuple[int, ...],
+        pitch_range: tuple[int, int],
+    ):
+        self.seed, self.fractions, self.min_quarters = seed, fractions, min_quarters
+        self.transpositions, self.pitch_range = transpositions, pitch_range
+        self.rejects = rejects
+        self.stats = BuildStats()
+        self.by_bytes: dict[str, dict[str, Any]] = {}  # content hash -> kept piece (id + provenance)
+        self.by_notes: dict[str, dict[str, Any]] = {}  # note fingerprint -> kept piece (id, provenance, lowest pitch)
+        plan_dir.mkdir(parents=True, exist_ok=True)
+        self.plan_files = {name: plan_dir / f"{name}.jsonl" for name in SPLITS}
+        self._plans = {  # closed by close()
+            name: open(path, "w", encoding="utf-8")  # noqa: SIM115
+            for name, path in self.plan_files.items()
+        }
+
+    def add(self, item: SourceItem, result: dict[str, Any]) -> None:
+        """Record one analysed file: reject it with a reason, or keep it and write it to its split's plan."""
+        self.stats.files += 1
+        if not result["ok"]:
+            return self._reject(item, result, result["reason"], result["problem"])
+        if result["num_notes"] == 0:
+            return self._reject(item, result, EMPTY, "the file has no notes (drum tracks are not counted)")
+        if result["length_quarters"] < self.min_quarters:
+            return self._reject(
+                item,
+                result,
+                TOO_SHORT,
+                f"lasts {result['length_quarters']:g} quarter notes, under the minimum of {self.min_quarters:g}",
+            )
+        first = self.by_bytes.get(result["content_hash"])
+        if first is not None:
+            return self._reject(item, result, DUPLICATE, f"identical bytes to {first['source']}:{first['path']}", first)
+        first = self.by_notes.get(result["fingerprint"])
+        if first is not None:
+            shift = result["lowest_pitch"] - first["lowest_pitch"]
+            moved = f", transposed by {shift:+d} semitones" if shift else ""
+            detail = f"same notes as {first['source']}:{first['path']}{moved} (tempo and velocities ignored)"
+            return self._reject(item, result, DUPLICATE_NOTES, detail, first)
+        self._keep(item, result)
+
+    def close(self) -> BuildStats:
+        """Flush the plans; the statistics of the whole stream."""
+        for handle in self._plans.values():
+            handle.close()
+        return self.stats
+
+    def _keep(self, item: SourceItem, result: dict[str, Any]) -> None:
+        piece_id = result["fingerprint"][:16]
+        split = assign_split(piece_id, self.seed, self.fractions)
+        first = {"id": piece_id, **item.provenance(), "lowest_pitch": result["lowest_pitch"]}
+        self.by_bytes[result["content_hash"]] = first
+        self.by_notes[result["fingerprint"]] = first
+        low, high = self.pitch_range
+        keys = []
+        for shift in self.transpositions:
+            if shift == 0 or (low <= result["lowest_pitch"] + shift and result["highest_pitch"] + shift <= high):
+                keys.append(shift)
+            else:
+                detail = f"transposing by {shift:+d} moves notes outside the tokenizer's pitch range {low}-{high}"
+                self.stats.rejects[TRANSPOSITION_OUT_OF_RANGE] += 1  # a row not made, not a file rejected
+                self._write_reject(item, result, TRANSPOSITION_OUT_OF_RANGE, detail, None, shift)
+        plan = {"item": vars(item), "result": result, "piece_id": piece_id, "split": split, "transpositions": keys}
+        self._plans[split].write(json.dumps(plan, ensure_ascii=False, sort_keys=True) + "\n")
+        stats = self.stats
+        stats.pieces[split] += 1
+        stats.rows[split] += len(keys)
+        stats.tokens[split] += result["num_tokens"] * len(keys)
+        stats.sources[item.source] += 1
+        stats.licenses[item.license] += 1
+        stats.composers[item.composer or "unknown"] += 1
+
+    def _reject(
+        self, item: SourceItem, result: dict[str, Any], reason: str, detail: str, first: dict[str, Any] | None = None
+    ) -> None:
+        self.stats.rejects[reason] += 1
+        self._write_reject(item, result, reason, detail, first, None)
+
+    def _write_reject(
+        self,
+        item: SourceItem,
+        result: dict[str, Any],
+        reason: str,
+        detail: str,
+        first: dict[str, Any] | None,
+        transposition: int | None,
+    ) -> None:
+        row: dict[str, Any] = {
+            **item.provenance(),
+            "content_hash": result.get("content_hash", ""),
+            "reason": reason,
+            "detail": detail,
+        }
+        if first is not None:
+            row["duplicate_of"] = {key: first[key] for key in ("id", "source", "path", "source_url")}
+        if transposition is not None:
+            row["transposition"] = transposition
+        self.rejects.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def read_plan(path: str | Path) -> Iterator[dict[str, Any]]:
+    """The kept pieces of one split, in stream order, as written by `Planner`."""
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            yield json.loads(line)
+
+
+__all__ = ["SPLITS", "BuildStats", "Planner", "assign_split", "ordered_map", "read_plan", "row_id"]

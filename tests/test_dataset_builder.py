@@ -1,0 +1,430 @@
+"""The dataset builder end to end: folder and music21 sources, dedup, rejects, splits, determinism, resume, CLI.
+
+The fixture folder holds real MIDI (works of music21's corpus, converted by Toccata), pieces written by the test, and
+every kind of bad file the builder must survive: truncated, garbage, empty, silent, too short, too large, an exact
+copy and a transposed copy at another tempo and resolution.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import symusic
+from datasets import load_dataset
+from helpers import make_score
+from toccata.dataset_builder import (
+    FEATURES,
+    FolderSource,
+    Music21CorpusSource,
+    ToccataConfig,
+    assign_split,
+    build_dataset,
+    note_fingerprint,
+    push_to_hub,
+    read_sidecar,
+)
+from toccata.dataset_builder.pipeline import SPLITS
+from toccata.tokenization import NotewiseTokenizer
+from toccata.tokenization.midi_io import NoteArrays, load_score, music21_corpus_midi
+from toccata.tokenization.tokenization_base import quantize_notes
+
+FRACTIONS = {"train_fraction": 0.5, "validation_fraction": 0.25, "test_fraction": 0.25}
+OPTIONS = {**FRACTIONS, "max_file_bytes": 200_000}
+SYNTHETIC = 12
+GOOD = {"chorale.mid", "schoenberg.MID", "folk/altdeu1.midi", "folk/altdeu2.kar"} | {
+    f"synth/piece{i:02d}.mid" for i in range(SYNTHETIC)
+}
+BAD = {
+    "truncated.mid": "parse_error",
+    "garbage.mid": "parse_error",
+    "empty.mid": "empty",
+    "silent.mid": "empty",
+    "short.mid": "too_short",
+    "big.mid": "too_large",
+    "copies/chorale_copy.mid": "duplicate",
+    "transposed.mid": "duplicate_notes",
+}
+
+
+def _synthetic_piece(seed: int) -> bytes:
+    """A random two-hand piece of 16 quarters (480 ticks per quarter), different for every seed."""
+    rng = np.random.default_rng(seed)
+    notes = []
+    for beat in range(32):
+        start = beat * 240
+        for pitch in rng.choice(np.arange(40, 90), size=rng.integers(1, 4), replace=False):
+            notes.append((start, start + 240 * int(rng.integers(1, 4)), int(pitch)))
+    return bytes(make_score([notes], qpm=100.0).dumps_midi())
+
+
+def _transposed_copy(data: bytes, shift: int) -> bytes:
+    """The same notes moved by `shift` semitones, at 60 bpm and 960 ticks per quarter (other bytes entirely)."""
+    score = symusic.Score.from_midi(data).resample(960)
+    for tempo in score.tempos:
+        tempo.qpm = 60.0
+    for track in score.tracks:
+        track.shift_pitch(shift, inplace=True)
+    return bytes(score.dumps_midi())
+
+
+@pytest.fixture(scope="module")
+def corpus_bytes() -> dict[str, bytes]:
+    works = {
+        "chorale": "bach/bwv66.6",
+        "schoenberg": "schoenberg/opus19/movement2.mxl",
+        "folk1": "essenFolksong/altdeu10.abc#1",
+        "folk2": "essenFolksong/altdeu10.abc#2",
+    }
+    return {name: music21_corpus_midi(work) for name, work in works.items()}
+
+
+@pytest.fixture(scope="module")
+def midi_folder(tmp_path_factory: pytest.TempPathFactory, corpus_bytes: dict[str, bytes]) -> Path:
+    root = tmp_path_factory.mktemp("midi")
+    chorale = corpus_bytes["chorale"]
+    files = {
+        "chorale.mid": chorale,
+        "schoenberg.MID": corpus_bytes["schoenberg"],
+        "folk/altdeu1.midi": corpus_bytes["folk1"],
+        "folk/altdeu2.kar": corpus_bytes["folk2"],
+        "truncated.mid": chorale[: len(chorale) // 2],
+        "garbage.mid": bytes(np.random.default_rng(1).integers(0, 256, 2000, dtype=np.uint8)),
+        "empty.mid": b"",
+        "silent.mid": bytes(make_score([[]]).dumps_midi()),
+        "short.mid": bytes(make_score([[(0, 480, 60)]]).dumps_midi()),
+        "big.mid": b"MThd" + bytes(250_000),
+        "copies/chorale_copy.mid": chorale,
+        "transposed.mid": _transposed_copy(chorale, 3),
+        "notes.txt": b"not a MIDI file, and not read",
+        ".hidden.mid": chorale,
+        ".git/x.mid": chorale,
+    }
+    files.update({f"synth/piece{i:02d}.mid": _synthetic_piece(i) for i in range(SYNTHETIC)})
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    (root / "metadata.csv").write_text(
+        "file_name,composer,title,license,source_url,year\n"
+        "chorale.mid,J. S. Bach,Chorale BWV 66.6,public-domain,https://example.org/66.6,1724\n",
+        encoding="utf-8",
+    )
+    return root
+
+
+def _build(folder: Path, out: Path, num_proc: int = 1, **options) -> Path:
+    build_dataset(out, num_proc=num_proc, sources=[str(folder)], **{**OPTIONS, **options})
+    return out
+
+
+def _rows(out: Path) -> dict[str, list[dict]]:
+    """The rows of each split, read straight from the parquet shards."""
+    return {
+        split: [row for path in sorted(out.glob(f"*-{split}*.parquet")) for row in pq.read_table(path).to_pylist()]
+        for split in SPLITS
+    }
+
+
+def _rejects(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "rejects.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="module")
+def built(midi_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build(midi_folder, tmp_path_factory.mktemp("a") / "out")
+
+
+# ---------------------------------------------------------------------------------------------------- folder build
+
+
+def test_rows_rejects_and_features(built: Path) -> None:
+    rows = [row for split in _rows(built).values() for row in split]
+    assert {row["path"] for row in rows} == GOOD
+    rejects = {row["path"]: row for row in _rejects(built)}
+    assert {path: row["reason"] for path, row in rejects.items()} == BAD
+    assert rejects["copies/chorale_copy.mid"]["duplicate_of"]["path"] == "chorale.mid"
+    assert rejects["transposed.mid"]["duplicate_of"]["path"] == "chorale.mid"
+    assert "transposed by +3" in rejects["transposed.mid"]["detail"]
+    assert "over the limit of 200000 bytes" in rejects["big.mid"]["detail"]
+    assert all(row["detail"] and row["source"].startswith("folder:") for row in rejects.values())
+
+    table = pq.read_table(next(built.glob("*-train*.parquet")))
+    assert table.schema.names == list(FEATURES)
+    chorale = next(row for row in rows if row["path"] == "chorale.mid")
+    assert (chorale["composer"], chorale["title"], chorale["license"]) == (
+        "J. S. Bach",
+        "Chorale BWV 66.6",
+        "public-domain",
+    )
+    assert chorale["source_url"] == "https://example.org/66.6"
+    assert json.loads(chorale["metadata"]) == {"year": "1724"}
+    synth = next(row for row in rows if row["path"] == "synth/piece00.mid")
+    assert (synth["title"], synth["license"], synth["composer"]) == ("piece00", "unknown", "")
+    assert all(row["transposition"] == 0 and row["id"] == row["piece_id"] for row in rows)
+    assert len({row["id"] for row in rows}) == len(rows)
+    assert all(row["num_tokens"] == len(row["notewise"].split()) for row in rows)
+
+
+def test_card_license_and_info(built: Path) -> None:
+    card = (built / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("---\n") and "configs:" in card and "dataset_info:" in card
+    for reason in set(BAD.values()):
+        assert f"| {reason} |" in card
+    assert "public-domain" in (built / "LICENSE").read_text(encoding="utf-8")
+    assert (built / "dataset_info.json").is_file()
+
+
+def test_load_back_with_datasets_and_decode_midi(built: Path) -> None:
+    by_card = load_dataset(str(built))
+    by_parquet = load_dataset("parquet", data_dir=str(built))
+    assert set(by_card) == set(by_parquet) == {s for s, rows in _rows(built).items() if rows}
+    for split in by_card:
+        assert by_card[split].to_list() == by_parquet[split].to_list()
+    row = by_card["train"][0]
+    tokenizer = NotewiseTokenizer()
+    score = load_score(row["midi"])  # the raw bytes are a real MIDI file again
+    assert score.note_num() > 0
+    assert tokenizer.encode_midi(row["midi"]).tokens == row["notewise"].split()
+    assert len(quantize_notes(tokenizer.tokens_to_notes(row["notewise"]), 12, 0, 127)) == row["num_notes"]
+
+
+def test_splits_are_disjoint_by_piece_and_follow_the_seed(built: Path) -> None:
+    rows = _rows(built)
+    pieces = {split: {row["piece_id"] for row in split_rows} for split, split_rows in rows.items()}
+    assert sum(len(p) for p in pieces.values()) == len(set().union(*pieces.values())) == len(GOOD)
+    assert all(pieces[split] for split in SPLITS), "with 16 pieces and 50/25/25 every split should get some"
+    fractions = ToccataConfig(**FRACTIONS).split_fractions()
+    for split, split_rows in rows.items():
+        assert all(assign_split(row["piece_id"], 0, fractions) == split for row in split_rows)
+
+
+def test_build_is_deterministic_across_runs_and_num_proc(built: Path, midi_folder: Path, tmp_path: Path) -> None:
+    again = _build(midi_folder, tmp_path / "np2" / "out", num_proc=2)  # fresh work folder: nothing cached
+    names = sorted(p.name for p in built.iterdir())
+    assert names == sorted(p.name for p in again.iterdir())
+    for name in names:
+        assert (built / name).read_bytes() == (again / name).read_bytes(), name
+
+
+def test_transpositions_stay_with_their_piece(midi_folder: Path, tmp_path: Path, corpus_bytes: dict) -> None:
+    folder = tmp_path / "few"
+    folder.mkdir()
+    (folder / "chorale.mid").write_bytes(corpus_bytes["chorale"])
+    for i in range(6):
+        (folder / f"p{i}.mid").write_bytes(_synthetic_piece(100 + i))
+    high = [(i * 480, i * 480 + 480, 105) for i in range(16)]  # +5 would leave the keyboard (max 108)
+    (folder / "high.mid").write_bytes(bytes(make_score([high]).dumps_midi()))
+    build_dataset(tmp_path / "out", sources=[str(folder)], transpositions=(0, 5, -4), **FRACTIONS)
+    rows = _rows(tmp_path / "out")
+    split_of: dict[str, set[str]] = {}
+    for split, split_rows in rows.items():
+        for row in split_rows:
+            split_of.setdefault(row["piece_id"], set()).add(split)
+    assert all(len(splits) == 1 for splits in split_of.values())
+    everything = [row for split_rows in rows.values() for row in split_rows]
+    assert len(everything) == 8 * 3 - 1
+    skipped = [r for r in _rejects(tmp_path / "out") if r["reason"] == "transposition_out_of_range"]
+    assert [(r["path"], r["transposition"]) for r in skipped] == [("high.mid", 5)]
+    chorale = {row["transposition"]: row for row in everything if row["path"] == "chorale.mid"}
+    assert chorale[5]["id"] == chorale[0]["id"] + "_t+5"
+    shifted = [
+        f"{w[:-2]}{int(w[-2:]) + 5}" if w.startswith(("p", "endp")) else w for w in chorale[0]["notewise"].split()
+    ]
+    assert chorale[5]["notewise"].split() == shifted
+    assert NotewiseTokenizer().midi_to_tokens(chorale[-4]["midi"]) == chorale[-4]["notewise"].split()
+    assert len({row["content_hash"] for row in chorale.values()}) == 3
+
+
+def test_killed_build_restarts_and_finishes_the_same(built: Path, midi_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    script = (
+        "import sys; from toccata.dataset_builder import build_dataset; "
+        f"build_dataset(sys.argv[1], sources=[sys.argv[2]], **{OPTIONS!r})"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script, str(out), str(midi_folder)], stderr=subprocess.DEVNULL)
+    cache = Path(str(out) + ".work") / "analysis"
+    deadline = time.monotonic() + 60
+    while child.poll() is None and time.monotonic() < deadline:
+        if cache.is_dir() and sum(1 for _ in cache.rglob("*.json")) >= 4:
+            os.kill(child.pid, signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    child.wait(30)
+    if child.returncode == -signal.SIGKILL:  # killed mid-build: no dataset yet, a half-made one on the side
+        assert not (out / "dataset_info.json").exists()
+    build_dataset(out, sources=[str(midi_folder)], **OPTIONS)
+    for path in built.iterdir():
+        assert (out / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+# ---------------------------------------------------------------------------------------------------- sources
+
+
+def test_music21_corpus_source_and_build(tmp_path: Path) -> None:
+    source = Music21CorpusSource.from_spec("corpus:schoenberg,essenFolksong/altdeu10.abc#1")
+    items = list(source)
+    assert [item.path for item in items] == [
+        "essenFolksong/altdeu10.abc#1",
+        "schoenberg/opus19/movement2.mxl",
+        "schoenberg/opus19/movement6.mxl",
+    ]
+    assert items[0].title == "Das Hildebrandslied"
+    assert items[0].license == "music21 corpus: essenFolksong/license.txt"
+    assert items[1].composer == "Arnold Schoenberg" and items[1].license == "music21 corpus: license.txt"
+    assert items[1].source_url.endswith("music21/corpus/schoenberg/opus19/movement2.mxl")
+    with pytest.raises(ValueError, match="nobody"):
+        Music21CorpusSource.from_spec("corpus:nobody")
+
+    builder = build_dataset(
+        tmp_path / "out", sources=["corpus:schoenberg,essenFolksong/altdeu10.abc#1"], min_quarters=1
+    )
+    rows = [row for split in _rows(tmp_path / "out").values() for row in split]
+    assert sorted(row["path"] for row in rows) == [item.path for item in items]
+    assert {row["source"] for row in rows} == {"music21"}
+    card = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
+    assert "distributed with a corpus of encoded compositions" in card  # music21's corpus/license.txt, verbatim
+    assert "Essen" in (tmp_path / "out" / "LICENSE").read_text(encoding="utf-8")
+    assert builder.stats.files == 3
+
+
+def test_url_source_is_crawled_into_the_work_folder_then_built(tmp_path: Path, corpus_bytes: dict) -> None:
+    import functools
+    import http.server
+    import threading
+
+    site = tmp_path / "site"
+    (site / "midi").mkdir(parents=True)
+    (site / "midi" / "chorale.mid").write_bytes(corpus_bytes["chorale"])
+    (site / "midi" / "broken.mid").write_bytes(corpus_bytes["chorale"][:100])
+    (site / "index.html").write_text(
+        '<a href="midi/chorale.mid">a</a> <a href="midi/broken.mid">b</a>', encoding="utf-8"
+    )
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        build_dataset(tmp_path / "out", sources=[url], crawl_options={"min_delay": 0, "backoff": 0, "retries": 0})
+    finally:
+        server.shutdown()
+    (row,) = [row for rows in _rows(tmp_path / "out").values() for row in rows]
+    assert (row["source"], row["source_url"]) == (f"crawl:{url}", url + "midi/chorale.mid")
+    assert "fetched_at" in json.loads(row["metadata"])
+    assert [r["reason"] for r in _rejects(tmp_path / "out")] == ["parse_error"]
+    assert list((tmp_path / "out.work" / "crawl").glob("*/metadata.jsonl"))
+
+
+def test_sidecar_conventions(tmp_path: Path) -> None:
+    (tmp_path / "files" / "host").mkdir(parents=True)
+    (tmp_path / "files" / "host" / "a.mid").write_bytes(_synthetic_piece(5))
+    crawler_row = {
+        "file_name": "files/host/a.mid",
+        "source_url": "https://host/a.mid",
+        "fetched_at": "2026-01-01T00:00:00Z",
+        "license": None,
+        "sha256": "x",
+        "size": 10,
+    }
+    (tmp_path / "metadata.jsonl").write_text(json.dumps(crawler_row) + "\n", encoding="utf-8")
+    (item,) = FolderSource(tmp_path, default_license="cc-by-4.0")
+    assert (item.path, item.source_url, item.license, item.title) == (
+        "files/host/a.mid",
+        "https://host/a.mid",
+        "cc-by-4.0",
+        "a",
+    )
+    assert json.loads(item.metadata) == {"fetched_at": "2026-01-01T00:00:00Z", "sha256": "x", "size": 10}
+
+    (tmp_path / "metadata.jsonl").write_text('{"file_name": "a.mid"}\n{broken\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="line 2"):
+        read_sidecar(tmp_path)
+    (tmp_path / "metadata.jsonl").unlink()
+    (tmp_path / "metadata.csv").write_text("name,composer\na.mid,X\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="file_name"):
+        read_sidecar(tmp_path)
+    (tmp_path / "metadata.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(ValueError, match="several metadata sidecars"):
+        read_sidecar(tmp_path)
+
+
+def test_note_fingerprint_ignores_transposition_and_tempo_only() -> None:
+    def grid(start, end, pitch, tpq=12):
+        notes = NoteArrays(np.array(start), np.array(end), np.array(pitch), tpq)
+        return quantize_notes(notes, 12, 0, 127)
+
+    base = note_fingerprint(grid([0, 12, 12], [12, 24, 36], [60, 64, 67]))
+    assert note_fingerprint(grid([24, 36, 36], [36, 48, 60], [65, 69, 72])) == base  # later, a fourth higher
+    assert note_fingerprint(grid([0, 40, 40], [40, 80, 120], [60, 64, 67], tpq=40)) == base  # other resolution
+    assert note_fingerprint(grid([0, 12, 12], [12, 24, 36], [60, 64, 68])) != base
+    assert note_fingerprint(grid([0, 12, 12], [12, 24, 30], [60, 64, 67])) != base
+
+
+def test_split_assignment_is_stable_and_proportional() -> None:
+    fractions = {"train": 0.8, "validation": 0.1, "test": 0.1}
+    ids = [f"{i:016x}" for i in range(3000)]
+    first = [assign_split(i, 7, fractions) for i in ids]
+    assert first == [assign_split(i, 7, fractions) for i in ids]
+    assert first != [assign_split(i, 8, fractions) for i in ids]
+    assert abs(first.count("train") / len(ids) - 0.8) < 0.03
+    # Pinned: a split must not change between Python processes or versions (sha256, never hash()).
+    halves = {"train": 0.5, "validation": 0.25, "test": 0.25}
+    assert [assign_split(f"{i:016x}", 0, halves) for i in range(6)] == [
+        "train",
+        "test",
+        "validation",
+        "test",
+        "validation",
+        "validation",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------- errors, CLI
+
+
+def test_config_and_output_errors_name_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="add up to 1"):
+        ToccataConfig(train_fraction=0.9, validation_fraction=0.2, test_fraction=0.0)
+    with pytest.raises(ValueError, match="transposition"):
+        ToccataConfig(transpositions=(0, 20))
+    with pytest.raises(ValueError, match="does not exist"):
+        build_dataset(tmp_path / "out", sources=[str(tmp_path / "missing")])
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("keep me", encoding="utf-8")
+    with pytest.raises(ValueError, match="not a dataset"):
+        build_dataset(precious, sources=[str(tmp_path)])
+    assert (precious / "thesis.tex").read_text(encoding="utf-8") == "keep me"
+
+
+def test_cli_build_dataset(midi_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from toccata.cli import main
+
+    out = tmp_path / "cli"
+    argv = ["build-dataset", "--source", str(midi_folder), "--out", str(out), "--splits", "0.5,0.25,0.25"]
+    assert main(argv + ["--max-file-bytes", "200000", "--num-proc", "2"]) == 0
+    assert "rejected:" in capsys.readouterr().err
+    assert (out / "README.md").is_file() and (out / "rejects.jsonl").is_file()
+    assert sum(len(rows) for rows in _rows(out).values()) == len(GOOD)
+    assert main(["build-dataset", "--source", str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(argv + ["--transpositions", "up"]) == 2
+    assert main(["crawl", "ftp://example.org/midi/", "--out", str(tmp_path / "crawl")]) == 2  # the crawler refuses
+    assert "http" in capsys.readouterr().err
+
+
+def test_push_to_hub_refuses_a_folder_that_is_not_a_built_dataset(tmp_path: Path) -> None:
+    """Pushing needs the network (not exercised here); a wrong folder must fail before any upload is attempted."""
+    with pytest.raises(ValueError, match="not a built Toccata dataset"):
+        push_to_hub(tmp_path, "org/piano")
