@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+import transformers
 from torch import nn
 from torch.func import functional_call
 from transformers import GenerationMixin, PreTrainedModel
@@ -24,6 +25,9 @@ from transformers.cache_utils import Cache
 from transformers.utils import ModelOutput
 
 from .configuration_notewise_lstm import NotewiseLSTMConfig
+
+# transformers renamed `past_key_values` to `cache` in 5.24; older 5.x versions pass and read the old name.
+_OLD_CACHE_NAME = tuple(int(part) for part in transformers.__version__.split(".")[:2]) < (5, 24)
 
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (batch, layer size)
@@ -307,6 +311,7 @@ class NotewiseLSTMForCausalLM(NotewiseLSTMPreTrainedModel, GenerationMixin):
 
         Leaner than the generic version, which inspects signatures and builds masks an LSTM does not use.
         """
+        cache = cache if cache is not None else kwargs.get("past_key_values")  # transformers < 5.24 calls it so
         seen = cache.seen_tokens if isinstance(cache, NotewiseLSTMCache) else 0
         inputs: dict = {"cache": cache, "use_cache": use_cache}
         if seen == 0 and inputs_embeds is not None:
@@ -338,6 +343,7 @@ class NotewiseLSTMForCausalLM(NotewiseLSTMPreTrainedModel, GenerationMixin):
         never leaks into earlier positions; batch prompts of different lengths must be generated separately.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        cache = cache if cache is not None else kwargs.get("past_key_values")  # transformers < 5.24 calls it so
         outputs = self.model(
             input_ids=input_ids,
             inputs_embeds=inputs_embeds,
@@ -366,7 +372,10 @@ class NotewiseLSTMForCausalLM(NotewiseLSTMPreTrainedModel, GenerationMixin):
 
         if not return_dict:
             return tuple(v for v in (loss, logits, cache, all_hidden) if v is not None)
-        return NotewiseLSTMCausalLMOutput(loss=loss, logits=logits, cache=cache, hidden_states=all_hidden)
+        output = NotewiseLSTMCausalLMOutput(loss=loss, logits=logits, cache=cache, hidden_states=all_hidden)
+        if _OLD_CACHE_NAME and cache is not None:
+            output["past_key_values"] = cache  # where transformers < 5.24 looks for it between generation steps
+        return output
 
 
 __all__ = [
