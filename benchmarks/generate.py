@@ -80,9 +80,10 @@ def bare_loop(model, batch: int, steps: int, use_nn_lstm: bool = False) -> float
                 h[i], c[i] = hn[0], cn[0]
             else:
                 gates = torch.addmm(b, x, w_ih).addmm_(h[i], w_hh)
-                ig, fg, gg, og = gates.chunk(4, 1)
-                c[i] = torch.sigmoid(fg) * c[i] + torch.sigmoid(ig) * torch.tanh(gg)
-                h[i] = torch.sigmoid(og) * torch.tanh(c[i])
+                size = h[i].shape[1]
+                ig, fg, _, og = gates.sigmoid().chunk(4, 1)
+                c[i] = torch.addcmul(fg * c[i], ig, gates[:, 2 * size : 3 * size].tanh())
+                h[i] = og * c[i].tanh()
             x = h[i]
         logits = head(x)
         top = logits.topk(5, dim=-1)

@@ -38,7 +38,7 @@ EMPTY = "empty"  # no bytes, or no notes
 TOO_SHORT = "too_short"  # under min_quarters
 TIMEOUT = "timeout"  # the safe parser ran out of time (not cached: may pass on a quieter machine)
 CONVERSION_ERROR = "conversion_error"  # music21 could not export a corpus work
-UNREADABLE = "unreadable"  # the file system refused
+UNREADABLE = "unreadable"  # the file system refused, or not a regular file (a FIFO, a device)
 INTERNAL_ERROR = "internal_error"  # a bug; the detail has the exception
 DUPLICATE = "duplicate"  # the bytes of a file kept earlier
 DUPLICATE_NOTES = "duplicate_notes"  # the notes of a file kept earlier, up to transposition, tempo and velocity
@@ -137,6 +137,8 @@ def classify(problem: str) -> str:
         ("music21", CONVERSION_ERROR),
         ("cannot open the file", UNREADABLE),
         ("cannot read the file", UNREADABLE),
+        ("is not a regular file", UNREADABLE),
+        ("is a directory", UNREADABLE),
         ("bytes, over the limit", TOO_LARGE),
         ("tracks, over the limit", PARSE_ERROR),
         ("over the limit of", TOO_LARGE),
@@ -149,6 +151,24 @@ def classify(problem: str) -> str:
         if needle in text:
             return reason
     return PARSE_ERROR
+
+
+def unwrap_rmid(data: bytes, name: str) -> bytes:
+    """The Standard MIDI File inside a RIFF RMID wrapper (.rmi, which the crawler keeps); other bytes as they are."""
+    if data[:4] != b"RIFF" or data[8:12] != b"RMID":
+        return data
+    offset = 12
+    while offset + 8 <= len(data):
+        kind, size = data[offset : offset + 4], int.from_bytes(data[offset + 4 : offset + 8], "little")
+        if kind == b"data":
+            inner = data[offset + 8 : offset + 8 + size]
+            if len(inner) < size:
+                raise MidiError(
+                    name, f"RIFF 'data' chunk is truncated: it declares {size} bytes but {len(inner)} remain"
+                )
+            return inner
+        offset += 8 + size + (size & 1)  # RIFF chunks are padded to an even length
+    raise MidiError(name, "RIFF RMID file has no 'data' chunk holding the MIDI")
 
 
 def write_json_atomic(path: Path, value: Any) -> None:
@@ -195,7 +215,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 def _item_bytes(item: SourceItem, settings: AnalysisSettings) -> tuple[bytes, str]:
     """(MIDI bytes, file to read them from again); corpus works are converted once and kept in the work folder."""
     if item.kind != MUSIC21:
-        return read_midi_bytes(item.locator, settings.limits()), item.locator
+        return unwrap_rmid(read_midi_bytes(item.locator, settings.limits()), item.path), item.locator
     import music21
     from toccata.tokenization.midi_io import music21_corpus_midi
 
@@ -253,6 +273,7 @@ __all__ = [
     "load_tokens",
     "note_fingerprint",
     "tokenizer_for",
+    "unwrap_rmid",
     "write_bytes_atomic",
     "write_json_atomic",
 ]

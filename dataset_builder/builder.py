@@ -33,7 +33,7 @@ from datasets.utils.tqdm import tqdm as hf_tqdm
 from toccata.tokenization import NotewiseTokenizer
 from toccata.tokenization.midi_io import load_score
 
-from .analysis import AnalysisSettings, analyse_item, load_tokens, tokenizer_for
+from .analysis import AnalysisSettings, analyse_item, load_tokens, tokenizer_for, unwrap_rmid
 from .card import REJECTS_FILE, license_summary, write_card
 from .config import ToccataConfig, is_url
 from .items import SourceItem
@@ -116,7 +116,8 @@ class ToccataBuilder(datasets.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager: Any, num_proc: int = 1) -> list[datasets.SplitGenerator]:
         work = self.work_dir()
-        sources = _resolve_sources(self.config, work)
+        own = (str(work), self._output_dir, self._final_output_dir or self._output_dir)  # never read our own files
+        sources = _resolve_sources(self.config, work, own)
         settings = self.config.analysis_settings(str(work))
         out = Path(self._output_dir)
         _clear_incomplete(out)
@@ -221,8 +222,12 @@ def _analyse_pair(item: SourceItem, settings: AnalysisSettings) -> tuple[SourceI
     return item, analyse_item(item, settings)
 
 
-def _resolve_sources(config: ToccataConfig, work: Path) -> list[Iterable[SourceItem]]:
-    """One item stream per source string; URLs are crawled (resumably) into ``<work>/crawl/`` first."""
+def _resolve_sources(config: ToccataConfig, work: Path, own: tuple[str, ...]) -> list[Iterable[SourceItem]]:
+    """One item stream per source string; URLs are crawled (resumably) into ``<work>/crawl/`` first.
+
+    `own` are the build's output and work folders: a source folder that contains them does not walk them, or a
+    rebuild would read its own cache (converted corpus works, crawls) as the folder's files.
+    """
     streams: list[Iterable[SourceItem]] = []
     for spec in config.sources:
         if is_corpus_spec(spec):
@@ -230,7 +235,7 @@ def _resolve_sources(config: ToccataConfig, work: Path) -> list[Iterable[SourceI
         elif is_url(spec):
             streams.append(_crawl(spec, work, config))
         else:
-            streams.append(FolderSource(Path(spec), default_license=config.default_license))
+            streams.append(FolderSource(Path(spec), default_license=config.default_license, exclude=own))
     return streams
 
 
@@ -263,7 +268,7 @@ def _clear_incomplete(out: Path) -> None:
 def _rows(plan: dict[str, Any], settings: AnalysisSettings, tokenizer: NotewiseTokenizer) -> Iterator[dict[str, Any]]:
     """The rows of one kept piece: the file as it is, then each transposed copy the plan asks for."""
     item, result = plan["item"], plan["result"]
-    data = Path(result["midi_file"]).read_bytes()
+    data = unwrap_rmid(Path(result["midi_file"]).read_bytes(), item["path"])
     if hashlib.sha256(data).hexdigest() != result["content_hash"]:
         raise ValueError(f"{result['midi_file']} changed while the dataset was being built; run the build again")
     base = {

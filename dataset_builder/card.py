@@ -18,6 +18,7 @@ from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from .config import is_url
 from .pipeline import SPLITS, BuildStats
 from .sources.corpus import license_texts
 
@@ -34,7 +35,7 @@ FIELD_NOTES = {
     "license": "licence of the file as its source states it (see Licences)",
     "source_url": "where the file came from",
     "metadata": "further sidecar columns (for crawls: fetched_at, ...) as JSON",
-    "midi": "the Standard MIDI File bytes (transposed rows: the source file with pitched tracks shifted)",
+    "midi": "the Standard MIDI File bytes (an .rmi's inner file; transposed rows: pitched tracks shifted)",
     "notewise": "space-separated notewise tokens (`p60`, `endp60`, `wait12`, ...; 12 steps per quarter by default)",
     "num_tokens": "number of notewise tokens",
     "num_notes": "number of notes on the step grid (drums dropped)",
@@ -103,6 +104,8 @@ def _body(info: datasets.DatasetInfo, config: Any, stats: BuildStats, splits: li
         if f.name not in ("name", "version", "data_dir", "data_files", "description", "work_dir")
     }
     settings["version"] = str(config.version)
+    if not any(map(is_url, config.sources)):
+        settings.pop("crawl_options", None)  # unused: the CLI always passes some, the API none; same card for both
     split_rows = [
         (s, stats.pieces[s], stats.rows[s], f"{stats.tokens[s]:,}", f"{info.splits[s].num_bytes:,}") for s in splits
     ]

@@ -159,7 +159,8 @@ class Planner:
                 self.stats.rejects[TRANSPOSITION_OUT_OF_RANGE] += 1  # a row not made, not a file rejected
                 self._write_reject(item, result, TRANSPOSITION_OUT_OF_RANGE, detail, None, shift)
         plan = {"item": vars(item), "result": result, "piece_id": piece_id, "split": split, "transpositions": keys}
-        self._plans[split].write(json.dumps(plan, ensure_ascii=False, sort_keys=True) + "\n")
+        # ASCII: a locator may hold a file name that is not UTF-8 (surrogate escapes); json escapes them losslessly
+        self._plans[split].write(json.dumps(plan, sort_keys=True) + "\n")
         stats = self.stats
         stats.pieces[split] += 1
         stats.rows[split] += len(keys)

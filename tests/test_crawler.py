@@ -404,6 +404,22 @@ def test_429_waits_for_retry_after_then_succeeds(midi, tmp_path):
     assert [hit.status for hit in tries] == [429, 200] and tries[1].at - tries[0].at >= 1.0
 
 
+def test_malformed_links_do_not_stop_the_crawl(midi, tmp_path):
+    """Links that urljoin cannot read (a bad IPv6 host, a bad port) are dropped; the rest of the page is crawled."""
+    site = Site(
+        {
+            "/": page("http://[::1/bad.mid", "http://h:notaport/x.mid", "good.mid", head='<base href="http://[zz]/">'),
+            "/good.mid": static(Reply(body=midi["bwv1"], content_type="audio/midi")),
+        }
+    )
+    try:
+        report = crawl(config_for(site, tmp_path))
+    finally:
+        site.close()
+    assert [row.source_url for row in report.fetched] == [site.url + "/good.mid"]
+    assert [hit.path for hit in site.log] == ["/robots.txt", "/", "/good.mid"]
+
+
 def test_a_second_crawl_on_the_same_folder_is_refused(make_site, tmp_path):
     config = config_for(make_site(), tmp_path)
     with _Crawler(config, progress=False), pytest.raises(RuntimeError, match="another crawl"):
@@ -441,7 +457,7 @@ def test_local_path_never_escapes_and_never_collides():
 def test_page_parser_finds_links_licences_and_nofollow():
     parser = _PageParser("http://h/dir/page.html")
     parser.feed(
-        '<base href="http://h/base/"><a href="one.mid">1</a><embed src="/two.mid"><bgsound src="three.kar">'
+        '<base href="http://h/base/"><a href="http://[::1/x.mid">bad</a><a href="one.mid">1</a><embed src="/two.mid"><bgsound src="three.kar">'
         '<a rel="nofollow license" href="/lic">Free  Art\nLicence</a><link rel="license" href="http://l/x">'
         '<meta name="dcterms.license" content="CC0"><a href="https://creativecommons.org/licenses/by/4.0/">cc</a>'
         '<meta name="ROBOTS" content="NOFOLLOW">'

@@ -7,9 +7,11 @@ copy and a transposed copy at another tempo and resolution.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -20,7 +22,8 @@ import pyarrow.parquet as pq
 import pytest
 import symusic
 from datasets import load_dataset
-from helpers import make_score
+from helpers import END_OF_TRACK, make_score, smf, vlq
+from huggingface_hub import DatasetCard
 from toccata.dataset_builder import (
     FEATURES,
     FolderSource,
@@ -176,6 +179,12 @@ def test_rows_rejects_and_features(built: Path) -> None:
 def test_card_license_and_info(built: Path) -> None:
     card = (built / "README.md").read_text(encoding="utf-8")
     assert card.startswith("---\n") and "configs:" in card and "dataset_info:" in card
+    yaml = DatasetCard.load(built / "README.md").data.to_dict()  # the Hub's own parser
+    assert (yaml["license"], yaml["license_link"]) == ("other", "LICENSE")
+    assert [f["name"] for f in yaml["dataset_info"]["features"]] == list(FEATURES)
+    splits = {s["name"]: s["num_examples"] for s in yaml["dataset_info"]["splits"]}
+    assert splits == {name: len(rows) for name, rows in _rows(built).items() if rows}
+    assert {f["split"] for f in yaml["configs"][0]["data_files"]} == set(splits)
     for reason in set(BAD.values()):
         assert f"| {reason} |" in card
     assert "public-domain" in (built / "LICENSE").read_text(encoding="utf-8")
@@ -265,6 +274,112 @@ def test_killed_build_restarts_and_finishes_the_same(built: Path, midi_folder: P
         assert (out / path.name).read_bytes() == path.read_bytes(), path.name
 
 
+# ---------------------------------------------------------------------------------------------------- messy input
+
+
+def _line(k: int, *, channel: int = 0, tpq: int = 480, n: int = 16, base: int = 55) -> bytes:
+    """Raw track events: n one-quarter notes on `channel`, a melody that differs for every k (no duplicate notes)."""
+    events = b""
+    for i in range(n):
+        pitch = base + (i * i * k + i) % 19
+        events += vlq(0) + bytes([0x90 | channel, pitch, 80]) + vlq(tpq) + bytes([0x80 | channel, pitch, 0])
+    return events
+
+
+def _meta(kind: int, data: bytes) -> bytes:
+    return vlq(0) + bytes([0xFF, kind]) + vlq(len(data)) + data
+
+
+def _rmid(inner: bytes) -> bytes:
+    """A RIFF RMID (.rmi) file: an INFO list chunk of odd length (so padded), then the data chunk with `inner`."""
+    body = b"RMID" + b"LIST" + struct.pack("<I", 5) + b"INFOx\0" + b"data" + struct.pack("<I", len(inner)) + inner
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="FIFOs, symlink loops and non-UTF-8 file names as Linux has them")
+def test_messy_real_world_folder_never_aborts_and_accounts_for_every_file(tmp_path: Path) -> None:
+    """Odd but real files become rows; bad ones land in rejects.jsonl with a reason, whatever the file system holds."""
+    root = tmp_path / "messy"
+    lyrics = _meta(0x01, b"@KMIDI KARAOKE FILE") + b"".join(
+        _meta(0x05, word) for word in (b"\\Hel", b"lo", b"/w\xf6rld")
+    )
+    two_channels = b"".join(
+        vlq(0) + bytes([0x90, 60 + i % 7, 80]) + vlq(0) + bytes([0x91, 48 + i % 5, 70])
+        + vlq(480) + bytes([0x80, 60 + i % 7, 0]) + vlq(0) + bytes([0x81, 48 + i % 5, 0])
+        for i in range(12)
+    )  # fmt: skip
+    rmid_inner = smf([_line(9) + END_OF_TRACK])
+    files = {
+        "song.KAR": smf([_meta(0x51, (500_000).to_bytes(3, "big")) + END_OF_TRACK, lyrics + END_OF_TRACK,
+                         _line(1) + END_OF_TRACK]),
+        "format0.mid": smf([two_channels + END_OF_TRACK], fmt=0),
+        "format2.mid": smf([_line(2) + END_OF_TRACK, _line(3, base=40) + END_OF_TRACK], fmt=2),
+        "tpq1.mid": smf([_line(4, tpq=1) + END_OF_TRACK], division=1),
+        "tpq960.mid": smf([_line(5, tpq=960) + END_OF_TRACK], division=960),
+        "piano_drums.mid": smf([_line(6) + END_OF_TRACK, _line(7, channel=9, base=36, n=40) + END_OF_TRACK]),
+        "drums_only.mid": smf([_line(8, channel=9, base=36, n=40) + END_OF_TRACK]),
+        "cc_only.mid": smf([b"".join(vlq(480) + bytes([0xB0, 64, 127 * (i % 2)]) for i in range(40)) + END_OF_TRACK]),
+        "wrapped.rmi": _rmid(rmid_inner),
+        "broken.rmi": _rmid(rmid_inner)[:60],
+        "huge.mid": smf([_line(10, n=3000) + END_OF_TRACK]),  # valid, but over max_file_bytes
+        "zero.mid": b"",
+        "dir.mid/inner.mid": smf([_line(11) + END_OF_TRACK]),  # a folder named like a MIDI file is walked
+    }  # fmt: skip
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    os.symlink("loop_b.mid", root / "loop_a.mid")
+    os.symlink("loop_a.mid", root / "loop_b.mid")
+    os.symlink("nowhere.mid", root / "dangling.mid")
+    os.symlink(".", root / "again")  # a folder loop: symlinked folders are not followed
+    os.mkfifo(root / "pipe.mid")  # reading would block forever
+    latin1_name = os.fsencode(root) + b"/caf\xe9.mid"  # not UTF-8: Python keeps the byte as a surrogate escape
+    with open(latin1_name, "wb") as handle:
+        handle.write(smf([_line(12) + END_OF_TRACK]))
+    (root / "metadata.csv").write_bytes(
+        "\ufefffile_name,composer,license,year\n"  # a BOM, no title column; a row with cells past the header
+        "song.KAR,Singer,cc-by-4.0,2001,extra cell\n"
+        "format0.mid,,,\n"
+        ",,,\n"
+        "gone/missing.mid,Nobody,cc0,1900\n".encode()
+    )
+    out = tmp_path / "out"
+    builder = build_dataset(out, sources=[str(root)], max_file_bytes=20_000, **FRACTIONS)
+
+    rows = {row["path"]: row for split in _rows(out).values() for row in split}
+    rejects = {row["path"]: row for row in _rejects(out)}
+    assert set(rows) == {"song.KAR", "format0.mid", "format2.mid", "tpq1.mid", "tpq960.mid", "piano_drums.mid",
+                         "wrapped.rmi", "dir.mid/inner.mid", "caf\\xe9.mid"}  # fmt: skip
+    assert {path: row["reason"] for path, row in rejects.items()} == {
+        "drums_only.mid": "empty",
+        "cc_only.mid": "empty",
+        "broken.rmi": "parse_error",
+        "huge.mid": "too_large",
+        "zero.mid": "empty",
+        "loop_a.mid": "unreadable",
+        "loop_b.mid": "unreadable",
+        "dangling.mid": "unreadable",
+        "pipe.mid": "unreadable",
+    }
+    assert builder.stats.files == len(rows) + len(rejects) == 18
+    assert "symbolic links" in rejects["loop_a.mid"]["detail"] and "not a regular file" in rejects["pipe.mid"]["detail"]
+    assert "RIFF 'data' chunk is truncated" in rejects["broken.rmi"]["detail"]
+    assert "no notes" in rejects["drums_only.mid"]["detail"]
+    # The .rmi row holds the Standard MIDI File inside the wrapper; drums are not counted; odd resolutions load.
+    assert rows["wrapped.rmi"]["midi"] == rmid_inner
+    assert rows["wrapped.rmi"]["content_hash"] == hashlib.sha256(rmid_inner).hexdigest()
+    assert (rows["piano_drums.mid"]["num_notes"], rows["format0.mid"]["num_notes"]) == (16, 24)
+    assert rows["tpq1.mid"]["length_quarters"] == rows["tpq960.mid"]["length_quarters"] == 16
+    assert rows["song.KAR"]["qpm"] == 120 and rows["caf\\xe9.mid"]["title"] == "caf\\xe9"
+    # Sidecar: BOM stripped, missing cells empty, cells past the header kept, a row for a missing file harmless.
+    song = rows["song.KAR"]
+    assert (song["composer"], song["title"], song["license"]) == ("Singer", "song", "cc-by-4.0")
+    assert json.loads(song["metadata"]) == {"year": "2001", "unnamed_columns": ["extra cell"]}
+    assert (rows["format0.mid"]["composer"], rows["format0.mid"]["license"]) == ("", "unknown")
+    assert len(load_dataset(str(out))["train"]) == len(_rows(out)["train"])
+
+
+# ---------------------------------------------------------------------------------------------------- sources
 # ---------------------------------------------------------------------------------------------------- sources
 
 
@@ -293,6 +408,15 @@ def test_music21_corpus_source_and_build(tmp_path: Path) -> None:
     assert "distributed with a corpus of encoded compositions" in card  # music21's corpus/license.txt, verbatim
     assert "Essen" in (tmp_path / "out" / "LICENSE").read_text(encoding="utf-8")
     assert builder.stats.files == 3
+
+    # A source folder holding the output and work folders: a rebuild must not read its own cache (the converted
+    # corpus works in out.work/music21/) as the folder's MIDI files, or they would take the corpus rows' place.
+    spec = "corpus:schoenberg,essenFolksong/altdeu10.abc#1"
+    again = build_dataset(tmp_path / "out", sources=[str(tmp_path), spec], min_quarters=1)
+    rebuilt = [row for split in _rows(tmp_path / "out").values() for row in split]
+    assert again.stats.files == 3 and sorted((row["source"], row["path"]) for row in rebuilt) == sorted(
+        ("music21", row["path"]) for row in rows
+    )
 
 
 def test_url_source_is_crawled_into_the_work_folder_then_built(tmp_path: Path, corpus_bytes: dict) -> None:

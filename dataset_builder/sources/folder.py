@@ -1,4 +1,4 @@
-"""A folder source: every .mid/.midi/.kar file under a directory, with optional metadata from a sidecar file.
+"""A folder source: every .mid/.midi/.kar/.rmi file under a directory, with optional metadata from a sidecar file.
 
 The sidecar follows the `datasets` folder convention: ``metadata.jsonl``, ``metadata.csv`` or ``metadata.json`` at the
 folder's root, one row per file, a ``file_name`` column relative to the folder. Known columns (composer, title,
@@ -23,7 +23,7 @@ from ..items import FILE, SourceItem, metadata_json
 
 logger = logging.getLogger(__name__)
 
-MIDI_EXTENSIONS = (".mid", ".midi", ".kar")
+MIDI_EXTENSIONS = (".mid", ".midi", ".kar", ".rmi")  # .rmi: RIFF-wrapped MIDI, unwrapped by the analysis
 SIDECAR_NAMES = ("metadata.jsonl", "metadata.csv", "metadata.json")
 KNOWN_COLUMNS = {  # feature -> accepted column names, first found wins
     "composer": ("composer", "artist"),
@@ -32,6 +32,7 @@ KNOWN_COLUMNS = {  # feature -> accepted column names, first found wins
     "source_url": ("source_url", "url"),
 }
 SKIPPED_COLUMNS = ("file_name",)
+EXTRA_CELLS = "unnamed_columns"  # a CSV row's cells beyond the header's columns, kept as a list in `metadata`
 
 
 @dataclass
@@ -41,6 +42,7 @@ class FolderSource:
     root: Path
     label: str | None = None  # the `source` feature; default "folder:<folder name>"
     default_license: str = "unknown"  # for files the sidecar gives no licence
+    exclude: tuple[str, ...] = ()  # folders not to walk: the build's own output and work folders, if inside root
     _sidecar: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -48,32 +50,43 @@ class FolderSource:
         if not self.root.is_dir():
             raise ValueError(
                 f"source folder {str(self.root)!r} does not exist or is not a directory; "
-                "pass a folder of .mid/.midi/.kar files, corpus:PATTERN or an http(s) URL"
+                "pass a folder of .mid/.midi/.kar/.rmi files, corpus:PATTERN or an http(s) URL"
             )
         if self.label is None:
-            self.label = f"folder:{self.root.resolve().name}"
+            self.label = f"folder:{printable(self.root.resolve().name)}"
         self._sidecar = read_sidecar(self.root)  # read now: a broken sidecar stops the build before any work
 
     def __iter__(self) -> Iterator[SourceItem]:
         sidecar = self._sidecar
         seen = 0
-        for rel in iter_midi_files(self.root):
+        root = self.root.resolve()
+        for rel in iter_midi_files(self.root, self.exclude):
             row = sidecar.get(rel, {})
             seen += bool(row)
-            yield _item(self.root, rel, row, str(self.label), self.default_license)
+            yield _item(root, rel, row, str(self.label), self.default_license)
         if len(sidecar) > seen:
             logger.warning("%s: %d sidecar rows name no MIDI file of the folder", self.root, len(sidecar) - seen)
 
 
-def iter_midi_files(root: Path) -> Iterator[str]:
-    """Relative POSIX paths of the MIDI files under `root`, sorted per directory, depth-first; a stream, not a list."""
-    for directory, dirnames, filenames in os.walk(root):
+def iter_midi_files(root: Path, exclude: tuple[str, ...] = ()) -> Iterator[str]:
+    """Relative POSIX paths of the MIDI files under `root`, sorted per directory, depth-first; a stream, not a list.
+
+    Hidden folders and the folders in `exclude` (compared by real path) are not walked, nor are symlinked folders.
+    """
+    excluded = {os.path.realpath(path) for path in exclude}
+    for directory, dirnames, filenames in os.walk(root, onerror=_unlistable):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if excluded:
+            dirnames[:] = [d for d in dirnames if os.path.realpath(os.path.join(directory, d)) not in excluded]
         rel_dir = Path(directory).relative_to(root).as_posix()
         for name in sorted(filenames):
             if name.startswith(".") or not name.lower().endswith(MIDI_EXTENSIONS):
                 continue
             yield name if rel_dir == "." else f"{rel_dir}/{name}"
+
+
+def _unlistable(err: OSError) -> None:
+    logger.warning("cannot list %s (%s): the MIDI files in it are left out", err.filename, err.strerror or err)
 
 
 def read_sidecar(root: Path) -> dict[str, dict[str, Any]]:
@@ -88,6 +101,8 @@ def read_sidecar(root: Path) -> dict[str, dict[str, Any]]:
     rows = _read_rows(path)
     table: dict[str, dict[str, Any]] = {}
     for number, row in enumerate(rows, start=1):
+        if isinstance(row, dict) and not any(value not in (None, "") for value in row.values()):
+            continue  # a row of empty cells, as spreadsheets export them
         if not isinstance(row, dict) or not row.get("file_name"):
             raise ValueError(
                 f"{path}: row {number} has no file_name; every row needs a file_name column "
@@ -104,7 +119,7 @@ def _read_rows(path: Path) -> list[Any]:
     except (OSError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: cannot read the metadata sidecar ({err})") from None
     if path.suffix == ".csv":
-        reader = csv.DictReader(text.splitlines())
+        reader = csv.DictReader(text.splitlines(), restkey=EXTRA_CELLS)  # cells past the header are kept, not lost
         if "file_name" not in (reader.fieldnames or []):
             raise ValueError(f"{path}: no file_name column (found {reader.fieldnames}); add one naming each file")
         return list(reader)
@@ -128,6 +143,11 @@ def _read_rows(path: Path) -> list[Any]:
     raise ValueError(f"{path}: expected a list of rows or an object keyed by file_name, got {type(data).__name__}")
 
 
+def printable(name: str) -> str:
+    """A file name as valid UTF-8 text: bytes that are not UTF-8 (kept by Python as surrogates) become ``\\xe9``."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def _normalize(file_name: str) -> str:
     """A sidecar file_name as the POSIX path relative to the folder that `iter_midi_files` yields."""
     return posixpath.normpath(file_name.replace("\\", "/")).lstrip("/")
@@ -148,17 +168,18 @@ def _item(root: Path, rel: str, row: dict[str, Any], label: str, default_license
                 used.add(column)
                 known.setdefault(feature, _text(row[column]))
     extra = {key: value for key, value in row.items() if key not in used and value not in (None, "")}
+    path = printable(rel)  # the `path` feature must be text; `locator` keeps the name the file system knows
     return SourceItem(
         source=label,
-        path=rel,
+        path=path,
         kind=FILE,
-        locator=str((root / rel).resolve()),
+        locator=os.path.join(root, rel),  # not resolve()d: a symlink loop is for the reader to reject
         composer=known.get("composer", ""),
-        title=known.get("title") or Path(rel).stem,
+        title=known.get("title") or Path(path).stem,
         license=known.get("license") or default_license,
         source_url=known.get("source_url", ""),
         metadata=metadata_json(extra),
     )
 
 
-__all__ = ["MIDI_EXTENSIONS", "SIDECAR_NAMES", "FolderSource", "iter_midi_files", "read_sidecar"]
+__all__ = ["MIDI_EXTENSIONS", "SIDECAR_NAMES", "FolderSource", "iter_midi_files", "printable", "read_sidecar"]
