@@ -552,3 +552,14 @@ def test_push_to_hub_refuses_a_folder_that_is_not_a_built_dataset(tmp_path: Path
     """Pushing needs the network (not exercised here); a wrong folder must fail before any upload is attempted."""
     with pytest.raises(ValueError, match="not a built Toccata dataset"):
         push_to_hub(tmp_path, "org/piano")
+
+
+def test_cli_build_that_keeps_nothing_exits_with_an_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from toccata.cli import main
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "broken.mid").write_bytes(b"MThd garbage")
+    assert main(["build-dataset", "--source", str(tmp_path / "src"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "no piece was kept" in err and "rejects.jsonl" in err
+    assert "broken.mid" in (tmp_path / "out" / "rejects.jsonl").read_text()

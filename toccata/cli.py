@@ -93,6 +93,8 @@ def _cmd_build_dataset(args: argparse.Namespace) -> int:
     builder = build_dataset(args.out, num_proc=args.num_proc, **options)
     print(builder.summary(), file=sys.stderr)
     print(f"wrote the dataset, its card and rejects.jsonl to {args.out}", file=sys.stderr)
+    if not sum(builder.stats.rows.values()):
+        raise ValueError(f"no piece was kept from {', '.join(options['sources'])}: see {args.out}/rejects.jsonl")
     if args.push_to_hub:
         url = push_to_hub(args.out, args.push_to_hub, private=args.private)
         print(f"pushed to {url}", file=sys.stderr)
