@@ -377,6 +377,14 @@ def test_robots_rules_for_our_user_agent_win_over_the_catch_all_group(make_site,
     assert min(later.at - earlier.at for earlier, later in zip(site.log, site.log[1:])) >= 0.3
 
 
+def test_a_host_asking_for_an_absurd_crawl_delay_is_not_crawled(make_site, tmp_path):
+    site = make_site(crawl_delay=100_000)
+    report = crawl(config_for(site, tmp_path, max_crawl_delay=60.0))
+    assert report.fetched == []
+    assert [(row.url, row.reason) for row in report.skipped] == [(site.url + "/", "crawl-delay-too-long")]
+    assert [hit.path for hit in site.log] == ["/robots.txt"]
+
+
 def test_a_failing_robots_txt_stops_the_host_until_a_later_run(make_site, tmp_path):
     site = make_site()
     working_robots = site.routes["/robots.txt"]

@@ -60,6 +60,7 @@ class CrawlConfig:
     max_files: int = 10_000  # kept files, over all runs of this out_dir
     max_pages: int = 100_000  # HTML pages fetched, over all runs of this out_dir
     min_delay: float = 1.0  # seconds between requests to one host; robots crawl-delay wins if larger
+    max_crawl_delay: float = 60.0  # a host whose robots.txt asks for a longer delay is not crawled (it asks not to be)
     retries: int = 3  # extra attempts after a 5xx, a 429 or a connection error
     backoff: float = 1.0  # first retry wait in seconds, doubled each time (tests set it small)
     timeout: float = 30.0  # seconds, for connecting and between bytes read
@@ -80,7 +81,7 @@ class CrawlConfig:
         for name in ("max_file_bytes", "max_files", "max_pages"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("min_delay", "retries", "backoff"):
+        for name in ("min_delay", "max_crawl_delay", "retries", "backoff"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
         if self.timeout <= 0:
@@ -293,6 +294,9 @@ class _Crawler:
         rules = self._robots_for(url)
         if rules is None or not rules.can_fetch(url, self.config.user_agent):
             return self._skip(url, "robots-disallowed")
+        delay = self._delays.get(urlsplit(url).hostname or "", 0.0)
+        if delay > self.config.max_crawl_delay:
+            return self._skip(url, "crawl-delay-too-long", f"robots.txt asks {delay:g} s between requests")
         cap = self.config.max_file_bytes if item.kind == "file" else max(MAX_PAGE_BYTES, self.config.max_file_bytes)
         response = self._get_or_skip(url, cap)
         if response is None:
