@@ -17,17 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+from transformers import StoppingCriteria, StoppingCriteriaList
 
-from .sampling import (
-    GuardSettings,
-    ProcessorChain,
-    SamplerSettings,
-    StopAfterSteps,
-    VocabLayout,
-    guard_processors,
-    sampler_processors,
-)
+from .sampling import GuardSettings, SamplerSettings, StopAfterSteps, VocabLayout, generate_kwargs
 
 ProgressCallback = Callable[[int, int], None]  # (tokens generated so far, token budget)
 
@@ -184,7 +176,7 @@ def compose(
     device = next(model.parameters()).device
     ids = [model.config.bos_token_id] + tokenizer.convert_tokens_to_ids(prompt_tokens)
     input_ids = torch.tensor([ids] * request.num_samples, dtype=torch.long, device=device)
-    processors = guard_processors(request.guards, layout) + sampler_processors(sampler, device)
+    sampling = generate_kwargs(model.config, sampler, request.guards, device)
     tracker = _Progress(budget, input_ids.shape[1], progress, cancel)
     criteria = [tracker]
     if target_steps is not None:
@@ -197,8 +189,7 @@ def compose(
             input_ids,
             attention_mask=torch.ones_like(input_ids),
             max_new_tokens=budget,
-            do_sample=False,
-            logits_processor=LogitsProcessorList([ProcessorChain(processors)]),
+            **sampling,
             stopping_criteria=StoppingCriteriaList(criteria),
             pad_token_id=model.config.pad_token_id,
             eos_token_id=model.config.eos_token_id,

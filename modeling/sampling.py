@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -397,24 +397,17 @@ def generate_kwargs(
     return {"logits_processor": LogitsProcessorList([ProcessorChain(processors)]), "do_sample": False}
 
 
-@dataclass
-class _Preset:
-    sampler: SamplerSettings = field(default_factory=SamplerSettings)
-    guards: GuardSettings = field(default_factory=GuardSettings)
-
-
 def default_generation_config(config, sampler: SamplerSettings | None = None, guards: GuardSettings | None = None):
     """A `GenerationConfig` for a checkpoint: greedy decoding over the drawn token, the special ids, and the default
     sampler and guard settings as a preset (`toccata_sampler`, `toccata_guards`) that the pipeline reads."""
-    preset = _Preset(sampler or SamplerSettings(), guards or GuardSettings())
     return GenerationConfig(
         do_sample=False,
         max_new_tokens=1000,
         pad_token_id=config.pad_token_id,
         bos_token_id=config.bos_token_id,
         eos_token_id=config.eos_token_id,
-        toccata_sampler=asdict(preset.sampler),
-        toccata_guards=asdict(preset.guards),
+        toccata_sampler=asdict(sampler or SamplerSettings()),
+        toccata_guards=asdict(guards or GuardSettings()),
     )
 
 
