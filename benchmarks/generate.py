@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from toccata.modeling import GenerationRequest, GuardSettings, SamplerSettings, compose
+from toccata.modeling import GuardSettings, SamplerSettings
 from toccata.modeling.hub import random_model
 from toccata.modeling.sampling import SAMPLERS, generate_kwargs
 from toccata.tokenization import NotewiseTokenizer

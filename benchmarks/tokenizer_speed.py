@@ -28,11 +28,6 @@ from __future__ import annotations
 import os
 import sys
 
-# This file is named like the standard library's `tokenize` module, and running it puts its folder first on
-# sys.path, where it would shadow the real one (used by linecache, inspect, warnings ...). Drop that entry first.
-if sys.path and os.path.abspath(sys.path[0] or os.curdir) == os.path.dirname(os.path.abspath(__file__)):
-    del sys.path[0]
-
 # Single thread everywhere, set before numpy is imported.
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
     os.environ[_var] = "1"

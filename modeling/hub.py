@@ -47,6 +47,7 @@ def _card_text(model: NotewiseLSTMForCausalLM, info: CardInfo) -> str:
     params = sum(p.numel() for p in model.parameters())
     sizes = " → ".join(str(out) for _, out in config.layer_sizes)
     metric_rows = "\n".join(f"| {name} | {value:.4g} |" for name, value in info.metrics.items())
+    head = "tied" if config.tie_word_embeddings else "untied"
     metrics = f"| metric | value |\n|---|---|\n{metric_rows}\n\n{info.evaluation}" if info.metrics else "Not evaluated."
     body = f"""
 # {info.title}
@@ -54,7 +55,7 @@ def _card_text(model: NotewiseLSTMForCausalLM, info: CardInfo) -> str:
 An LSTM language model over *notewise* piano tokens (`p60` note-on, `endp60` note-off, `waitN` = N steps of a
 twelfth of a quarter note), made with [Toccata](https://github.com/toccata-music/toccata).
 
-- Architecture: embedding {config.embedding_size} → LSTM layers {sizes}, {"tied" if config.tie_word_embeddings else "untied"} head; {params:,} parameters.
+- Architecture: embedding {config.embedding_size} → LSTM layers {sizes}, {head} head; {params:,} parameters.
 - Vocabulary: {config.vocab_size} tokens, {config.steps_per_quarter} steps per quarter note.
 - Dropouts: embedding {config.embedding_dropout}, input {config.input_dropout}, hidden {config.hidden_dropout},
   output {config.output_dropout}, weight drop {config.weight_dropout}.
