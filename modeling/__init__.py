@@ -1,20 +1,29 @@
 """The NotewiseLSTM model, its samplers and guards, and the generation pipeline.
 
 Importing this package registers the model with `AutoConfig` and `AutoModelForCausalLM`, so checkpoints load
-without `trust_remote_code` wherever toccata is installed.
+without `trust_remote_code` wherever toccata is installed, and the `"music-generation"` task with
+`transformers.pipeline`.
 """
 
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from .configuration_notewise_lstm import NotewiseLSTMConfig
 from .modeling_notewise_lstm import NotewiseLSTMCache, NotewiseLSTMForCausalLM, NotewiseLSTMModel
-from .pipeline import GeneratedPiece, GenerationCancelled, GenerationRequest, compose
+from .pipeline import (
+    GeneratedPiece,
+    GenerationCancelled,
+    GenerationRequest,
+    MusicGenerationPipeline,
+    compose,
+    register_pipeline,
+)
 from .sampling import SAMPLERS, GuardSettings, SamplerSettings, default_generation_config, generate_kwargs
 
 NotewiseLSTMConfig.register_for_auto_class()
 NotewiseLSTMForCausalLM.register_for_auto_class("AutoModelForCausalLM")
 AutoConfig.register(NotewiseLSTMConfig.model_type, NotewiseLSTMConfig, exist_ok=True)
 AutoModelForCausalLM.register(NotewiseLSTMConfig, NotewiseLSTMForCausalLM, exist_ok=True)
+register_pipeline()
 
 __all__ = [
     "SAMPLERS",
@@ -22,6 +31,7 @@ __all__ = [
     "GenerationCancelled",
     "GenerationRequest",
     "GuardSettings",
+    "MusicGenerationPipeline",
     "NotewiseLSTMCache",
     "NotewiseLSTMConfig",
     "NotewiseLSTMForCausalLM",

@@ -12,14 +12,21 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import Pipeline, StoppingCriteria, StoppingCriteriaList
 
-from .sampling import GuardSettings, SamplerSettings, StopAfterSteps, VocabLayout, generate_kwargs
+from .sampling import (
+    GuardSettings,
+    SamplerSettings,
+    StopAfterSteps,
+    VocabLayout,
+    generate_kwargs,
+    preset_from_generation_config,
+)
 
 ProgressCallback = Callable[[int, int], None]  # (tokens generated so far, token budget)
 
@@ -228,10 +235,63 @@ def _cut_at_steps(tokens: list[str], target_steps: int) -> list[str]:
     return tokens
 
 
+class MusicGenerationPipeline(Pipeline):
+    """`transformers.pipeline("music-generation", model=...)`: a prompt (MIDI path/bytes, or None) -> pieces.
+
+    Keywords are those of `SamplerSettings`, `GuardSettings` and `GenerationRequest`, e.g.
+    `pipe("opening.mid", sampler="top_k", k=5, seed=1, seconds=30, num_samples=2)`; returns `GeneratedPiece`s.
+    """
+
+    _load_processor = False
+    _load_image_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = True
+
+    def _sanitize_parameters(self, **kwargs):
+        sampler_fields = {f.name for f in fields(SamplerSettings)}
+        guard_fields = {f.name for f in fields(GuardSettings)}
+        request_fields = {f.name for f in fields(GenerationRequest)} - {"sampler", "guards"}
+        unknown = set(kwargs) - sampler_fields - guard_fields - request_fields
+        if unknown:
+            raise ValueError(f"music-generation: unknown arguments {sorted(unknown)}")
+        preset_sampler, preset_guards = preset_from_generation_config(self.model.generation_config)
+        sampler = replace(preset_sampler, **{k: v for k, v in kwargs.items() if k in sampler_fields})
+        guards = replace(preset_guards, **{k: v for k, v in kwargs.items() if k in guard_fields})
+        request = GenerationRequest(
+            sampler=sampler, guards=guards, **{k: v for k, v in kwargs.items() if k in request_fields}
+        )
+        return {}, {"request": request}, {}
+
+    def __call__(self, prompt: Any = None, **kwargs) -> list[GeneratedPiece]:
+        return super().__call__(prompt, **kwargs)
+
+    def preprocess(self, prompt: Any) -> dict:
+        return {"prompt": prompt}
+
+    def _forward(self, inputs: dict, request: GenerationRequest) -> dict:
+        return {"pieces": compose(self.model, self.tokenizer, request, prompt=inputs["prompt"])}
+
+    def postprocess(self, outputs: dict) -> list[GeneratedPiece]:
+        return outputs["pieces"]
+
+
+def register_pipeline() -> None:
+    """Make `transformers.pipeline("music-generation", model=checkpoint)` build a `MusicGenerationPipeline`."""
+    from transformers import AutoModelForCausalLM
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    if "music-generation" not in PIPELINE_REGISTRY.get_supported_tasks():
+        PIPELINE_REGISTRY.register_pipeline(
+            "music-generation", pipeline_class=MusicGenerationPipeline, pt_model=AutoModelForCausalLM
+        )
+
+
 __all__ = [
+    "MusicGenerationPipeline",
     "GeneratedPiece",
     "GenerationCancelled",
     "GenerationRequest",
     "check_compatible",
     "compose",
+    "register_pipeline",
 ]

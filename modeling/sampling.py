@@ -196,7 +196,11 @@ class NotewiseGrammar(LogitsProcessor):
     `max_polyphony`, waits only while no note would exceed `max_note_steps`; never special tokens."""
 
     def __init__(
-        self, layout: VocabLayout, max_polyphony: int = 10, max_note_steps: int = 192, state: NotewiseState | None = None
+        self,
+        layout: VocabLayout,
+        max_polyphony: int = 10,
+        max_note_steps: int = 192,
+        state: NotewiseState | None = None,
     ):
         self.layout = layout
         self.max_polyphony = max_polyphony

@@ -15,7 +15,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import toccata.modeling  # noqa: F401 - registers the model with the Auto classes
-from toccata.modeling import GenerationRequest, SamplerSettings, compose
+from toccata.modeling import GenerationRequest, GuardSettings, SamplerSettings, compose
 from toccata.modeling.hub import CardInfo, load_checkpoint, random_model, save_checkpoint
 from toccata.tokenization import NotewiseTokenizer
 
@@ -171,3 +171,19 @@ def test_modeling_files_that_travel_import_only_torch_and_transformers():
     allowed = set(sys.stdlib_module_names) | {"__future__", "torch", "transformers"}
     for module in ["configuration_notewise_lstm.py", "modeling_notewise_lstm.py"]:
         assert set(get_imports(str(folder / module))) <= allowed, module
+
+
+def test_transformers_pipeline_music_generation_matches_compose(checkpoint):
+    from transformers import pipeline
+
+    pipe = pipeline("music-generation", model=str(checkpoint))
+    assert type(pipe) is toccata.modeling.MusicGenerationPipeline
+    pieces = pipe(None, sampler="mixed", seed=4, beats=8, num_samples=2, calmness=0.5)
+    model, tokenizer = load_checkpoint(checkpoint)
+    request = GenerationRequest(
+        sampler=SamplerSettings("mixed", seed=4), guards=GuardSettings(calmness=0.5), beats=8, num_samples=2
+    )
+    expected = compose(model, tokenizer, request)
+    assert [p.tokens for p in pieces] == [p.tokens for p in expected]
+    with pytest.raises(ValueError, match="unknown arguments"):
+        pipe(None, loudness=3)
