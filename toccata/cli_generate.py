@@ -1,7 +1,7 @@
 """`toccata generate`: arguments -> `GenerationRequest` -> `compose()` -> MIDI files. No sampling logic here.
 
-    toccata generate --sampler top_k --k 5 --temperature 1.0 --seconds 30 -o out.mid
-    toccata generate --model PATH_OR_REPO --prompt corpus:bach/bwv66.6 --num-samples 4 -o variations/piece.mid
+toccata generate --sampler top_k --k 5 --temperature 1.0 --seconds 30 -o out.mid
+toccata generate --model PATH_OR_REPO --prompt corpus:bach/bwv66.6 --num-samples 4 -o variations/piece.mid
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ import argparse
 import sys
 from dataclasses import fields, replace
 from pathlib import Path
-
-CORPUS_PREFIX = "corpus:"
 
 
 def add_generate_parser(commands: argparse._SubParsersAction) -> None:
@@ -73,13 +71,10 @@ def _load(args: argparse.Namespace):
 
 
 def _prompt(source: str | None):
-    if source is None:
-        return None
-    if source.startswith(CORPUS_PREFIX):
-        from toccata.tokenization.midi_io import music21_corpus_midi
+    """The prompt as the tokenizer takes it: a path, or the MIDI bytes of ``corpus:WORK``."""
+    from toccata.cli import _read_source  # imported here: cli imports this module
 
-        return music21_corpus_midi(source[len(CORPUS_PREFIX) :])
-    return source
+    return None if source is None else _read_source(source)[0]
 
 
 def run_generate(args: argparse.Namespace) -> int:
