@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 
 from .configuration_notewise_lstm import NotewiseLSTMConfig
 from .modeling_notewise_lstm import NotewiseLSTMForCausalLM
-from .sampling import GuardSettings, SamplerSettings, default_generation_config
+from .sampling import GuardSettings, SamplerSettings, VocabLayout, default_generation_config
 
 MODEL_TAGS = ["music", "midi", "music-generation", "piano", "lstm", "notewise", "toccata"]
 
@@ -109,17 +109,8 @@ def save_checkpoint(
 def random_model(tokenizer=None, **config_kwargs) -> NotewiseLSTMForCausalLM:
     """A randomly initialised model whose vocabulary layout matches `tokenizer` (default notewise layout if None)."""
     if tokenizer is not None:
-        config_kwargs = {
-            "vocab_size": tokenizer.vocab_size,
-            "note_on_offset": tokenizer.note_on_offset,
-            "note_off_offset": tokenizer.note_off_offset,
-            "wait_offset": tokenizer.wait_offset,
-            "num_pitches": tokenizer.num_pitches,
-            "min_pitch": tokenizer.min_pitch,
-            "max_wait": tokenizer.max_wait,
-            "steps_per_quarter": tokenizer.steps_per_quarter,
-            **config_kwargs,
-        }
+        layout = asdict(VocabLayout.from_config(tokenizer))  # the tokenizer has the same attributes
+        config_kwargs = {**layout, "min_pitch": tokenizer.min_pitch, **config_kwargs}
     model = NotewiseLSTMForCausalLM(NotewiseLSTMConfig(**config_kwargs))
     model.generation_config = default_generation_config(model.config)
     return model.eval()

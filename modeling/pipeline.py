@@ -107,15 +107,7 @@ class _Progress(StoppingCriteria):
 
 def check_compatible(config, tokenizer) -> VocabLayout:
     """The vocabulary layout shared by model and tokenizer; a clear error when they disagree."""
-    layout = VocabLayout.from_config(config)
-    theirs = {
-        "vocab_size": tokenizer.vocab_size,
-        "note_on_offset": tokenizer.note_on_offset,
-        "note_off_offset": tokenizer.note_off_offset,
-        "wait_offset": tokenizer.wait_offset,
-        "max_wait": tokenizer.max_wait,
-        "steps_per_quarter": tokenizer.steps_per_quarter,
-    }
+    layout, theirs = VocabLayout.from_config(config), asdict(VocabLayout.from_config(tokenizer))
     wrong = {k: (getattr(layout, k), v) for k, v in theirs.items() if getattr(layout, k) != v}
     if wrong:
         detail = ", ".join(f"{k}: model {a} vs tokenizer {b}" for k, (a, b) in wrong.items())
@@ -208,6 +200,8 @@ def compose(
         raise GenerationCancelled("generation was cancelled")
 
     settings = {**asdict(replace(request, sampler=sampler)), "qpm": qpm}
+    time_signature = meta.time_signature if meta is not None else None
+    prompt_quarters = _steps(prompt_tokens) / layout.steps_per_quarter
     pieces = []
     for row in output.tolist():
         new_ids = [i for i in row[input_ids.shape[1] :] if i >= layout.note_on_offset]
@@ -215,10 +209,8 @@ def compose(
         if target_steps is not None:
             new_tokens = _cut_at_steps(new_tokens, target_steps)
         tokens = _trim_trailing_silence(prompt_tokens + new_tokens)
-        time_signature = meta.time_signature if meta is not None else None
         score = tokenizer.tokens_to_midi(tokens, meta=meta, qpm=qpm, time_signature=time_signature)
         text = tokenizer.tokens_to_text(tokens, meta=meta, qpm=qpm, time_signature=time_signature)
-        prompt_quarters = _steps(prompt_tokens) / layout.steps_per_quarter
         pieces.append(GeneratedPiece(tokens, len(prompt_tokens), prompt_quarters, score, text, settings))
     return pieces
 

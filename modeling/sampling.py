@@ -45,7 +45,7 @@ class VocabLayout:
 
     @classmethod
     def from_config(cls, config) -> "VocabLayout":
-        """The layout recorded in a `NotewiseLSTMConfig` (or any object with the same attributes)."""
+        """The layout recorded in a `NotewiseLSTMConfig`, or of a `NotewiseTokenizer` (same attribute names)."""
         return cls(**{name: getattr(config, name) for name in cls.__dataclass_fields__})
 
     def wait_lengths(self, device: torch.device | None = None) -> torch.Tensor:
