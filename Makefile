@@ -7,9 +7,22 @@ BIN := $(VENV)/bin
 OUT ?= out
 WORK ?= bach/bwv66.6
 
-.PHONY: setup run test bench clean dataset
+.PHONY: setup system-packages run test bench clean dataset
 
-setup: $(VENV)/.installed
+setup: system-packages $(VENV)/.installed
+
+# Debian packages for audio (FluidSynth + a General MIDI soundfont) and the browser tests (Chromium). Installed when
+# missing and we are root (CI, containers); otherwise a hint is printed and those features say they are unavailable.
+SYSTEM_PACKAGES := chromium fluidsynth fluid-soundfont-gm
+system-packages:
+	@if command -v chromium >/dev/null && command -v fluidsynth >/dev/null && [ -e /usr/share/sounds/sf2/FluidR3_GM.sf2 ]; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian packages: $(SYSTEM_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+	else \
+		echo "note: install $(SYSTEM_PACKAGES) (e.g. sudo apt-get install $(SYSTEM_PACKAGES)) for audio and browser tests"; \
+	fi
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

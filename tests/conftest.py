@@ -1,0 +1,24 @@
+"""Shared fixtures: a tiny Toccata dataset built from music21's bundled corpus (real chorales, ~5 s to build)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# One torch thread per test process: CI machines have 2 cores, and several threads per process on a busy machine
+# make torch's OpenMP workers spin against each other (a 6x slowdown seen in the training tests).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest
+
+TINY_SOURCES = ("corpus:bach/bwv25*,bach/bwv26*",)  # 22 chorales
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A built dataset folder (parquet splits + card) of 22 Bach chorales, split by piece 60/20/20."""
+    from toccata.dataset_builder.builder import build_dataset
+
+    out = tmp_path_factory.mktemp("tiny-dataset") / "toccata-tiny"
+    build_dataset(out, sources=TINY_SOURCES, train_fraction=0.6, validation_fraction=0.2, test_fraction=0.2, seed=0)
+    return out

@@ -1,0 +1,208 @@
+"""Training: windows and augmentation, the Trainer run, resume after kill -9, two-process DDP, fine-tuning."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from toccata.cli import main
+from toccata.tokenization import NotewiseTokenizer
+from toccata.training.data import EpochSampler, Piece, PitchLayout, WindowDataset, load_pieces
+from toccata.training.trainer import last_checkpoint, read_metrics
+
+TOKENIZER = NotewiseTokenizer()
+LAYOUT = PitchLayout.of(TOKENIZER)
+SPECIAL = {"bos_id": TOKENIZER.bos_token_id, "eos_id": TOKENIZER.eos_token_id, "pad_id": TOKENIZER.pad_token_id}
+TINY_MODEL = ["--embedding-size", "24", "--hidden-size", "32", "--num-hidden-layers", "1"]
+SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _windows(pieces, window, max_transpose=0, seed=0):
+    return WindowDataset(pieces, window, LAYOUT, max_transpose=max_transpose, seed=seed, **SPECIAL)
+
+
+def _pairs(ids: np.ndarray) -> list[tuple[int, int]]:
+    return list(zip(ids[:-1].tolist(), ids[1:].tolist(), strict=True))
+
+
+def test_windows_learn_every_next_token_pair_once(tiny_dataset):
+    pieces = load_pieces(tiny_dataset, "train", TOKENIZER)
+    data = _windows(pieces, window=37)
+    learnt = []
+    for i in range(len(data)):
+        item = data[i]
+        ids, labels = item["input_ids"].numpy(), item["labels"].numpy()
+        assert ids.shape == labels.shape == (37,)
+        keep = labels != -100
+        assert (ids[keep] == labels[keep]).all() and keep[: keep.sum()].all()  # padding only at the end
+        learnt += _pairs(labels[keep])
+    expected = [pair for p in pieces for pair in _pairs(np.concatenate([[1], p.ids, [2]]))]
+    assert sorted(learnt) == sorted(expected)
+    assert data.num_targets() == len(expected)
+
+
+def test_transposition_shifts_notes_only_within_the_keyboard_and_is_reproducible():
+    low_and_high = np.array(TOKENIZER.convert_tokens_to_ids("p21 wait12 endp21 p108 wait6 endp108".split()))
+    middle = np.array(TOKENIZER.convert_tokens_to_ids("p60 p64 wait12 endp60 endp64".split()))
+    data = _windows([Piece("a", "a", low_and_high), Piece("b", "b", middle)], window=64, max_transpose=6, seed=3)
+    assert (data[0]["input_ids"] == data[len(data)]["input_ids"]).all()  # the whole keyboard: no room to move
+    shifts = set()
+    for epoch in range(30):
+        item = data[epoch * len(data) + 1]
+        again = data[epoch * len(data) + 1]
+        assert (item["input_ids"] == again["input_ids"]).all()
+        words = TOKENIZER.convert_ids_to_tokens(item["input_ids"][1:6].tolist())
+        shift = int(words[0][1:]) - 60
+        assert words == [f"p{60 + shift}", f"p{64 + shift}", "wait12", f"endp{60 + shift}", f"endp{64 + shift}"]
+        shifts.add(shift)
+    assert shifts <= set(range(-6, 7)) and len(shifts) >= 8
+
+
+def test_epoch_sampler_is_a_function_of_seed_and_epoch():
+    a, b = EpochSampler(50, seed=1), EpochSampler(50, seed=1)
+    a.set_epoch(3)
+    b.set_epoch(3)
+    assert list(a) == list(b)
+    assert sorted(x - 150 for x in a) == list(range(50))
+    b.set_epoch(4)
+    assert [x % 50 for x in b] != [x % 50 for x in a]
+
+
+def _train_args(dataset: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "train", "--dataset", str(dataset), "--out", str(out), "--window", "48", "--batch-size", "4",
+        "--logging-steps", "1", "--seed", "5", *TINY_MODEL, *extra,
+    ]  # fmt: skip
+
+
+def test_train_writes_a_checkpoint_that_loads_and_learns(tiny_dataset, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path / "run"
+    assert main(_train_args(tiny_dataset, out, "--epochs", "3", "--learning-rate", "1e-2")) == 0
+    rows = read_metrics(out)
+    evals = [row["eval_loss"] for row in rows if "eval_loss" in row]
+    assert len(evals) == 3 and min(evals) < evals[0]
+    assert (out / "metrics.csv").read_text().splitlines()[0].startswith("step,epoch")
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["best_validation_loss"] == pytest.approx(min(evals))
+    model = AutoModelForCausalLM.from_pretrained(out).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert model.config.hidden_size == 32
+    piece = load_pieces(tiny_dataset, "validation", tokenizer)[0]
+    ids = torch.tensor([[1, *piece.ids[:47].tolist()]])
+    loss = model(input_ids=ids, labels=ids).loss.item()
+    assert loss < np.log(model.config.vocab_size) - 1.0  # learnt something: uniform guessing is 5.4 nats
+    assert "validation_loss" in (out / "README.md").read_text()
+
+
+class _Trainer:
+    """A `toccata train` child process; `slow_after` makes steps after N sleep so that a kill lands mid-run."""
+
+    SCRIPT = """
+import sys, time
+from transformers import TrainerCallback
+from toccata.training.trainer import TrainConfig, train
+slow_after = int(sys.argv[3])
+class Slow(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if slow_after and state.global_step > slow_after:
+            time.sleep(0.5)
+config = TrainConfig(dataset=sys.argv[1], output_dir=sys.argv[2], window=48, batch_size=4, max_steps=24,
+                     eval_steps=6, logging_steps=1, seed=5, patience=None,
+                     model=dict(embedding_size=24, hidden_size=32, num_hidden_layers=1))
+train(config, resume=sys.argv[4] == "resume", callbacks=[Slow()])
+"""
+
+    @classmethod
+    def start(cls, dataset: Path, out: Path, slow_after: int = 0, resume: bool = False) -> subprocess.Popen:
+        env = {**os.environ, **SINGLE_THREAD}
+        args = [sys.executable, "-c", cls.SCRIPT, str(dataset), str(out), str(slow_after), "resume" if resume else ""]
+        return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _losses(out: Path) -> dict[int, float]:
+    return {row["step"]: row["loss"] for row in read_metrics(out) if "loss" in row}
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_continues_the_same_loss_curve(tiny_dataset, tmp_path):
+    straight = _Trainer.start(tiny_dataset, tmp_path / "straight")
+    interrupted = _Trainer.start(tiny_dataset, tmp_path / "interrupted", slow_after=12)
+    deadline = time.monotonic() + 120
+
+    def logged_past_checkpoint_12() -> bool:
+        checkpoint = last_checkpoint(tmp_path / "interrupted")
+        metrics = tmp_path / "interrupted" / "metrics.jsonl"
+        return bool(
+            checkpoint
+            and checkpoint.name == "checkpoint-12"
+            and metrics.exists()
+            and max(_losses(tmp_path / "interrupted"), default=0) >= 14
+        )
+
+    while not logged_past_checkpoint_12():
+        assert interrupted.poll() is None, interrupted.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "no checkpoint-12 and step 14 within 120 s"
+        time.sleep(0.05)
+    interrupted.send_signal(signal.SIGKILL)
+    interrupted.wait()
+    assert interrupted.returncode == -signal.SIGKILL
+    assert not (tmp_path / "interrupted" / "model.safetensors").exists()  # it did not finish
+    assert max(_losses(tmp_path / "interrupted")) > 12  # and had logged past its checkpoint
+    resumed = _Trainer.start(tiny_dataset, tmp_path / "interrupted", resume=True)
+    for proc in (straight, resumed):
+        assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()[-3000:]
+    expected, got = _losses(tmp_path / "straight"), _losses(tmp_path / "interrupted")
+    assert sorted(got) == sorted(expected) and max(got) == 24
+    for step in expected:
+        assert got[step] == pytest.approx(expected[step], rel=1e-5, abs=1e-6), f"step {step}"
+    eval_losses = [r["eval_loss"] for r in read_metrics(tmp_path / "interrupted") if "eval_loss" in r]
+    assert len(eval_losses) == 4  # steps 6, 12, 18, 24: none twice
+
+
+@pytest.mark.slow
+def test_two_processes_under_torchrun(tiny_dataset, tmp_path):
+    out = tmp_path / "ddp"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(29500 + os.getpid() % 1000)]
+    cmd += ["-m", "toccata", *_train_args(tiny_dataset, out, "--max-steps", "8", "--eval-steps", "4")]
+    done = subprocess.run(cmd, env={**os.environ, **SINGLE_THREAD}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 8
+    single = tmp_path / "single"
+    assert main(_train_args(tiny_dataset, single, "--max-steps", "8", "--eval-steps", "4")) == 0
+    # two processes see twice the windows per step, so an epoch takes half the steps
+    assert read_metrics(out)[-1]["epoch"] == pytest.approx(2 * read_metrics(single)[-1]["epoch"], rel=0.05)
+    from toccata.modeling.hub import load_checkpoint
+
+    model, _ = load_checkpoint(out)
+    assert model.num_parameters() > 0
+
+
+def test_fine_tune_starts_from_the_checkpoint(tiny_dataset, tmp_path):
+    base = tmp_path / "base"
+    assert main(_train_args(tiny_dataset, base, "--epochs", "4", "--learning-rate", "1e-2")) == 0
+    tuned = tmp_path / "tuned"
+    args = ["train", "--dataset", str(tiny_dataset), "--out", str(tuned), "--init-from", str(base)]
+    assert main([*args, "--max-steps", "2", "--window", "48", "--batch-size", "4", "--logging-steps", "1"]) == 0
+    first_base, first_tuned = read_metrics(base)[0]["loss"], read_metrics(tuned)[0]["loss"]
+    assert first_tuned < first_base - 0.5  # it started where the base model ended, not from scratch
+    assert json.loads((tuned / "config.json").read_text())["hidden_size"] == 32
+
+
+def test_bad_dataset_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "--dataset", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "empty" in err and "'train' split" in err and "build-dataset" in err

@@ -1,0 +1,202 @@
+"""Training data: the pieces of a built Toccata dataset as token ids, cut into windows, transposed on the fly.
+
+Windows are fixed per piece (so an interrupted run resumes on the same data); which window comes when, and by how
+many semitones it is transposed, depend only on (seed, epoch, window), never on a random state that a crash loses.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from . import DEFAULT_WINDOW
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One row of a Toccata dataset: its notewise token ids (no special tokens) and what the tokens do not carry."""
+
+    row_id: str
+    piece_id: str
+    ids: np.ndarray  # (num_tokens,) int64
+    transposition: int = 0
+    qpm: float = 120.0
+    time_signature: str = "4/4"
+
+
+@dataclass(frozen=True)
+class PitchLayout:
+    """Where note-on and note-off ids sit in the vocabulary; all transposition needs."""
+
+    note_on_offset: int
+    note_off_offset: int
+    num_pitches: int
+
+    @classmethod
+    def of(cls, tokenizer_or_config) -> PitchLayout:
+        obj = tokenizer_or_config
+        return cls(int(obj.note_on_offset), int(obj.note_off_offset), int(obj.num_pitches))
+
+    def pitch_index(self, ids: np.ndarray) -> np.ndarray:
+        """Key index (0 = lowest key) of every note-on/off id; -1 for other tokens."""
+        out = np.full(ids.shape, -1, dtype=np.int64)
+        for offset in (self.note_on_offset, self.note_off_offset):
+            mask = (ids >= offset) & (ids < offset + self.num_pitches)
+            out[mask] = ids[mask] - offset
+        return out
+
+
+def _read_rows(dataset: str | os.PathLike, split: str) -> list[dict]:
+    """Rows of one split of a built dataset folder (parquet read directly) or a Hub dataset id (via `datasets`)."""
+    columns = ["id", "piece_id", "transposition", "notewise", "qpm", "time_signature"]
+    folder = Path(dataset)
+    if folder.is_dir():
+        files = sorted(folder.glob(f"*-{split}.parquet")) or sorted(folder.glob(f"{split}/*.parquet"))
+        if not files:
+            found = sorted(p.name for p in folder.glob("*.parquet"))
+            raise ValueError(
+                f"{folder}: no {split!r} split (parquet files found: {found or 'none'}); "
+                "build one with `toccata build-dataset --out FOLDER`"
+            )
+        import pyarrow.parquet as pq
+
+        return [row for f in files for row in pq.read_table(f, columns=columns).to_pylist()]
+    import datasets
+
+    try:
+        return datasets.load_dataset(str(dataset), split=split).select_columns(columns).to_list()
+    except (FileNotFoundError, ValueError, ConnectionError) as err:
+        raise ValueError(f"{dataset}: cannot load split {split!r} ({str(err).splitlines()[0]})") from None
+
+
+def load_pieces(dataset: str | os.PathLike, split: str, tokenizer, original_key_only: bool = False) -> list[Piece]:
+    """The pieces of `split` as token ids of `tokenizer`; rows with unknown words are an error naming the row."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    pieces = []
+    unk = tokenizer.unk_token_id
+    for row in _read_rows(dataset, split):
+        if original_key_only and row["transposition"]:
+            continue
+        words = row["notewise"].split()
+        ids = np.asarray(tokenizer.convert_tokens_to_ids(words), dtype=np.int64)
+        if unk is not None and (ids == unk).any():
+            bad = words[int(np.argmax(ids == unk))]
+            raise ValueError(f"{dataset} [{split}] row {row['id']}: word {bad!r} is not in the tokenizer's vocabulary")
+        pieces.append(
+            Piece(
+                row_id=row["id"],
+                piece_id=row["piece_id"],
+                ids=ids,
+                transposition=int(row["transposition"] or 0),
+                qpm=float(row["qpm"] or 120.0),
+                time_signature=row["time_signature"] or "4/4",
+            )
+        )
+    if not pieces:
+        raise ValueError(f"{dataset}: split {split!r} has no pieces")
+    return pieces
+
+
+class WindowDataset(Dataset):
+    """`<bos> piece <eos>` cut into windows of `window` tokens that overlap by one, so every next-token pair of a
+    piece is learnt exactly once per epoch. Item `epoch * len(self) + i` is window i, transposed by a shift drawn
+    from (seed, epoch, i) within the piano's range (see `EpochSampler`); plain `i` is epoch 0."""
+
+    def __init__(
+        self,
+        pieces: list[Piece],
+        window: int,
+        layout: PitchLayout,
+        bos_id: int,
+        eos_id: int,
+        pad_id: int,
+        max_transpose: int = 0,
+        seed: int = 0,
+    ) -> None:
+        if window < 2:
+            raise ValueError(f"window must be at least 2 tokens, got {window}")
+        if not 0 <= max_transpose <= 12:
+            raise ValueError(f"max_transpose must be 0..12 semitones, got {max_transpose}")
+        self.window, self.layout, self.pad_id = window, layout, pad_id
+        self.max_transpose, self.seed = max_transpose, seed
+        self.sequences = [np.concatenate([[bos_id], p.ids, [eos_id]]).astype(np.int64) for p in pieces]
+        self.starts = [
+            (s, start) for s, seq in enumerate(self.sequences) for start in range(0, max(len(seq) - 1, 1), window - 1)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def num_targets(self) -> int:
+        """How many next-token predictions one epoch trains on."""
+        return sum(len(seq) - 1 for seq in self.sequences)
+
+    def _shift(self, pitch: np.ndarray, epoch: int, index: int) -> int:
+        notes = pitch[pitch >= 0]
+        if self.max_transpose == 0 or notes.size == 0:
+            return 0
+        low = max(-self.max_transpose, -int(notes.min()))
+        high = min(self.max_transpose, self.layout.num_pitches - 1 - int(notes.max()))
+        return int(np.random.default_rng([self.seed, epoch, index]).integers(low, high + 1))
+
+    def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
+        epoch, index = divmod(int(item), len(self.starts))
+        s, start = self.starts[index]
+        ids = self.sequences[s][start : start + self.window].copy()
+        pitch = self.layout.pitch_index(ids)
+        ids[pitch >= 0] += self._shift(pitch, epoch, index)
+        labels = ids.copy()
+        if len(ids) < self.window:
+            pad = self.window - len(ids)
+            ids = np.concatenate([ids, np.full(pad, self.pad_id, dtype=np.int64)])
+            labels = np.concatenate([labels, np.full(pad, -100, dtype=np.int64)])
+        return {"input_ids": torch.from_numpy(ids), "labels": torch.from_numpy(labels)}
+
+
+class EpochSampler(Sampler[int]):
+    """A shuffle that is a pure function of (seed, epoch); yields `epoch * n + i` so the dataset knows the epoch.
+
+    The Trainer (through accelerate) calls `set_epoch` at each epoch, on resume too, so a resumed run sees the
+    same order and the same transpositions as an uninterrupted one."""
+
+    def __init__(self, num_items: int, seed: int = 0, shuffle: bool = True) -> None:
+        self.num_items, self.seed, self.shuffle, self.epoch = num_items, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.num_items
+
+    def __iter__(self) -> Iterator[int]:
+        order = np.arange(self.num_items)
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(self.num_items)
+        base = self.epoch * self.num_items
+        return iter((base + order).tolist())
+
+
+def collate_windows(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Stack equal-length windows into a batch."""
+    return {key: torch.stack([item[key] for item in items]) for key in items[0]}
+
+
+__all__ = [
+    "DEFAULT_WINDOW",
+    "SPLITS",
+    "EpochSampler",
+    "Piece",
+    "PitchLayout",
+    "WindowDataset",
+    "collate_windows",
+    "load_pieces",
+]

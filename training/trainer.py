@@ -1,0 +1,271 @@
+"""`train()`: a NotewiseLSTM on a built Toccata dataset with the transformers `Trainer` (so DDP, CUDA, checkpoints,
+resume and early stopping come from a maintained engine, not from us).
+
+    OUTPUT/                     the best model as a checkpoint folder (safetensors, tokenizer, card): `--model OUTPUT`
+    OUTPUT/checkpoints/         the Trainer's checkpoints (weights, optimizer, scheduler, RNG), what `resume` reads
+    OUTPUT/metrics.jsonl, .csv  one row per logging step and evaluation
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
+
+from .data import DEFAULT_WINDOW, EpochSampler, PitchLayout, WindowDataset, collate_windows, load_pieces
+
+CHECKPOINTS = "checkpoints"
+METRICS = "metrics.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; saved as `train_config.json` beside the result."""
+
+    dataset: str  # a built dataset folder or a Hub dataset id (splits train and validation)
+    output_dir: str
+    init_from: str | None = None  # fine-tune this checkpoint (folder or Hub id) instead of a new model
+    model: dict[str, Any] = field(default_factory=dict)  # NotewiseLSTMConfig overrides for a new model
+    window: int = DEFAULT_WINDOW  # tokens per training window (see docs/training.md for the choice)
+    batch_size: int = 32  # windows per step and process
+    epochs: float = 30.0
+    max_steps: int = -1  # > 0 overrides epochs
+    learning_rate: float = 3e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.05  # share of the steps with a linear warm-up
+    scheduler: str = "cosine"
+    max_grad_norm: float = 0.5
+    max_transpose: int = 6  # semitones up or down, drawn per window and epoch, always within the piano's range
+    eval_steps: int | None = None  # evaluate and checkpoint every N steps; None: every epoch
+    patience: int | None = 5  # early stopping after N evaluations without a better validation loss; None: off
+    logging_steps: int = 10
+    save_total_limit: int = 3
+    seed: int = 0
+    device: str = "auto"  # auto (CUDA when present), cpu or cuda
+    tensorboard: bool = False
+    num_workers: int = 0  # dataloader worker processes
+
+    def __post_init__(self) -> None:
+        for name in ("window", "batch_size", "logging_steps", "save_total_limit"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise ValueError("give epochs > 0 or max_steps > 0")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device cuda asked for, but torch sees no CUDA GPU; use --device cpu")
+        if self.eval_steps is not None and self.eval_steps < 1:
+            raise ValueError(f"eval_steps must be a positive integer or None, got {self.eval_steps!r}")
+
+
+class MetricsLog(TrainerCallback):
+    """Appends each log (training loss, learning rate, evaluation) to metrics.jsonl and metrics.csv."""
+
+    def __init__(self, folder: Path, resume_step: int | None) -> None:
+        self.path = folder / METRICS
+        if resume_step is not None and self.path.exists():  # drop what the interrupted run logged after its checkpoint
+            rows = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+            kept = [row for row in rows if row["step"] <= resume_step]
+            self.path.write_text("".join(json.dumps(row) + "\n" for row in kept))
+        elif resume_step is None and self.path.exists():
+            self.path.unlink()
+
+    def on_log(self, args, state, control, logs=None, **kwargs) -> None:
+        if not state.is_world_process_zero or not logs:
+            return
+        row = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4), **logs}
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        write_csv(self.path)
+
+
+def write_csv(jsonl: Path) -> None:
+    """metrics.csv beside metrics.jsonl: one column per key ever logged."""
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
+    keys = list(dict.fromkeys(key for row in rows for key in row))
+    with jsonl.with_suffix(".csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+class WindowTrainer(Trainer):
+    """The Trainer with a shuffle that is a function of (seed, epoch), so resumed runs see the same data order."""
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        return EpochSampler(len(dataset), seed=self.args.seed)
+
+
+def read_metrics(output_dir: str | os.PathLike) -> list[dict]:
+    """The rows of a run's metrics.jsonl."""
+    path = Path(output_dir) / METRICS
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def last_checkpoint(output_dir: str | os.PathLike) -> Path | None:
+    """The newest complete Trainer checkpoint of a run (trainer_state.json is written last), or None."""
+    folder = Path(output_dir) / CHECKPOINTS
+    done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file() and p.name[11:].isdigit()]
+    return max(done, key=lambda p: int(p.name[11:]), default=None)
+
+
+def _model_and_tokenizer(config: TrainConfig):
+    from toccata.modeling.hub import load_checkpoint, random_model
+
+    if config.init_from:
+        model, tokenizer = load_checkpoint(config.init_from)
+        if config.model:
+            model.config.update(config.model)  # e.g. dropouts for fine-tuning; sizes come from the checkpoint
+        return model.train(), tokenizer
+    from toccata.tokenization import NotewiseTokenizer
+
+    tokenizer = NotewiseTokenizer()
+    return random_model(tokenizer, **config.model).train(), tokenizer
+
+
+def _datasets(config: TrainConfig, tokenizer, layout: PitchLayout) -> tuple[WindowDataset, WindowDataset, dict]:
+    special = {"bos_id": tokenizer.bos_token_id, "eos_id": tokenizer.eos_token_id, "pad_id": tokenizer.pad_token_id}
+    train_pieces = load_pieces(config.dataset, "train", tokenizer)
+    valid_pieces = load_pieces(config.dataset, "validation", tokenizer, original_key_only=True)
+    train = WindowDataset(
+        train_pieces, config.window, layout, max_transpose=config.max_transpose, seed=config.seed, **special
+    )
+    valid = WindowDataset(valid_pieces, config.window, layout, **special)
+    stats = {
+        "train_pieces": len({p.piece_id for p in train_pieces}),
+        "train_rows": len(train_pieces),
+        "train_tokens": train.num_targets(),
+        "validation_pieces": len({p.piece_id for p in valid_pieces}),
+        "validation_tokens": valid.num_targets(),
+        "train_windows": len(train),
+    }
+    return train, valid, stats
+
+
+def _training_arguments(config: TrainConfig, out: Path, steps_per_epoch: int) -> TrainingArguments:
+    strategy = "steps" if config.eval_steps else "epoch"
+    use_cpu = config.device == "cpu" or not torch.cuda.is_available()
+    report_to = ["tensorboard"] if config.tensorboard else "none"
+    return TrainingArguments(
+        output_dir=str(out / CHECKPOINTS),
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        warmup_steps=config.warmup,
+        lr_scheduler_type=config.scheduler,
+        max_grad_norm=config.max_grad_norm,
+        eval_strategy=strategy,
+        save_strategy=strategy,
+        eval_steps=config.eval_steps,
+        save_steps=config.eval_steps,
+        logging_steps=min(config.logging_steps, max(steps_per_epoch, 1)),
+        logging_first_step=True,
+        save_total_limit=config.save_total_limit,
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        seed=config.seed,
+        use_cpu=use_cpu,
+        ddp_backend=("gloo" if use_cpu else "nccl") if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
+        ddp_find_unused_parameters=False,
+        dataloader_num_workers=config.num_workers,
+        dataloader_pin_memory=not use_cpu,
+        report_to=report_to,
+        remove_unused_columns=False,
+        save_only_model=False,
+    )
+
+
+def train(config: TrainConfig, resume: bool = False, callbacks: list[TrainerCallback] | None = None) -> dict:
+    """Train (or resume, or fine-tune) and write the best model to `config.output_dir`; returns the run summary.
+
+    `callbacks` are extra `TrainerCallback`s (progress reporting, custom logging, ...)."""
+    from toccata.modeling.hub import CardInfo, save_checkpoint
+
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if config.tensorboard:
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError:
+            raise ValueError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+    resume_from = last_checkpoint(out) if resume else None
+    if resume and resume_from is None:
+        print(f"no checkpoint in {out / CHECKPOINTS} yet: starting from the beginning")
+    set_seed(config.seed)  # the new model's initial weights too
+    model, tokenizer = _model_and_tokenizer(config)
+    model.accepts_loss_kwargs = False  # its loss is already the mean over labelled tokens
+    if model.config.tie_word_embeddings:  # the head is the embedding: not in checkpoints, re-tied when best is loaded
+        model._keys_to_ignore_on_save = ["lm_head.weight"]
+    train_set, valid_set, stats = _datasets(config, tokenizer, PitchLayout.of(tokenizer))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    steps_per_epoch = math.ceil(len(train_set) / (config.batch_size * world))
+    args = _training_arguments(config, out, steps_per_epoch)
+    callbacks = [MetricsLog(out, _step_of(resume_from) if resume_from else None), *(callbacks or [])]
+    if config.patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.patience))
+    trainer = WindowTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=valid_set,
+        data_collator=collate_windows,
+        callbacks=callbacks,
+    )
+    if trainer.is_world_process_zero():
+        (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    best = trainer.state.best_metric
+    summary = {
+        **stats,
+        "steps": trainer.state.global_step,
+        "epochs": round(trainer.state.epoch or 0.0, 3),
+        "train_loss": result.training_loss,
+        "best_validation_loss": best,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "world_size": args.world_size,
+        "rank": args.process_index,
+        "device": str(args.device),
+    }
+    if trainer.is_world_process_zero():
+        card = CardInfo(
+            title=f"Toccata NotewiseLSTM trained on {Path(config.dataset).name}",
+            datasets=[] if Path(config.dataset).exists() else [config.dataset],
+            training_data=_training_data_text(config, summary),
+            metrics={"validation_loss": best} if best is not None else {},
+            evaluation="Validation loss: mean cross-entropy (nats per token) of the best checkpoint.",
+        )
+        save_checkpoint(out, trainer.model.eval(), tokenizer, card=card)
+        (out / "train_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return summary
+
+
+def _step_of(checkpoint: Path) -> int:
+    return int(checkpoint.name.rsplit("-", 1)[1])
+
+
+def _training_data_text(config: TrainConfig, summary: dict) -> str:
+    init = f"fine-tuned from `{config.init_from}`" if config.init_from else "trained from random initialisation"
+    return (
+        f"Dataset `{config.dataset}`: {summary['train_pieces']} training pieces ({summary['train_tokens']:,} tokens), "
+        f"{summary['validation_pieces']} validation pieces; {init}. Windows of {config.window} tokens, transposed "
+        f"on the fly by up to ±{config.max_transpose} semitones; AdamW (lr {config.learning_rate:g}, weight decay "
+        f"{config.weight_decay:g}), {config.scheduler} schedule with {config.warmup:g} warm-up, gradient clipping at "
+        f"{config.max_grad_norm:g}, batch {config.batch_size} × {summary['world_size']} process(es); "
+        f"{summary['steps']} steps ({summary['epochs']} epochs), best validation loss {summary['best_validation_loss']}."
+    )
+
+
+__all__ = ["TrainConfig", "last_checkpoint", "read_metrics", "train"]
