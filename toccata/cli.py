@@ -14,7 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from toccata.cli_evaluate import add_evaluate_parser
 from toccata.cli_generate import add_generate_parser
+from toccata.cli_train import add_train_parser
 
 CORPUS_PREFIX = "corpus:"
 
@@ -175,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     crawl.set_defaults(run=_cmd_crawl)
 
     add_generate_parser(commands)
+    add_evaluate_parser(commands)
+    add_train_parser(commands)
     return parser
 
 

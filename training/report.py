@@ -1,0 +1,226 @@
+"""Files of an `EvaluationReport`: report.md (goals, tables, plots), report.json (every number) and PNG plots.
+
+Plots use matplotlib's object API (`Figure`, no pyplot), so no global backend is set and no window ever opens.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .evaluation import COPY_QUARTERS, EvaluationReport
+from .music_stats import SetSummary
+
+PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+REFERENCE_STYLE = {"color": "black", "linewidth": 2.5, "marker": "o"}
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, (int, np.integer)):
+        return str(value)
+    return f"{value:.{digits}f}"
+
+
+def _goal_table(report: EvaluationReport) -> list[str]:
+    lines = ["| goal | target | value | met |", "|---|---|---|---|"]
+    for goal in report.goals:
+        met = "not measured" if goal.met is None else ("**met**" if goal.met else "**not met**")
+        value = _fmt(goal.value)
+        if goal.name in ("copy share", "bits per token vs n-gram") and goal.value is not None:
+            value = f"{goal.value:.1%}"
+        elif goal.name == "rest collapse" and goal.value is not None:
+            value = str(int(goal.value))
+        note = f" ({goal.note})" if goal.note else ""
+        lines.append(f"| {goal.name} | {goal.target} | {value}{note} | {met} |")
+    return lines
+
+
+def _likelihood_table(report: EvaluationReport) -> list[str]:
+    lines = [
+        "| model | predicted tokens | notes | loss / token (nats) | perplexity | bits / token | bits / note |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in report.likelihood:
+        lines.append(
+            f"| {r.name} | {r.tokens} | {r.notes} | {r.loss_per_token:.4f} | {r.perplexity:.3f} | "
+            f"{r.bits_per_token:.4f} | {r.bits_per_note:.3f} |"
+        )
+    return lines
+
+
+def _column(summary: SetSummary, overlaps: dict[str, float] | None, copies: list, samples: str) -> list[str]:
+    """One column of the generation table (the rows are listed in `_GENERATION_ROWS`)."""
+    longest = max((c.quarters for c in copies), default=0.0)
+    share = sum(c.quarters >= COPY_QUARTERS for c in copies) / len(copies) if copies else 0.0
+    overlap = overlaps or {}
+    return [
+        samples,
+        f"{summary.rest_collapsed} ({summary.rest_collapse_rate:.0%})",
+        _fmt(max(summary.longest_silences, default=0.0), 2),
+        _fmt(longest, 2),
+        f"{share:.0%}",
+        _fmt(summary.density),
+        _fmt(overlap.get("density")),
+        _fmt(summary.mean_polyphony, 2),
+        str(summary.max_polyphony),
+        _fmt(summary.mean_pitch_range, 1),
+        _fmt(overlap.get("pitch_classes")),
+        _fmt(overlap.get("onset_positions")),
+        _fmt(overlap.get("iois")),
+    ]
+
+
+_GENERATION_ROWS = (
+    "samples (generated)",
+    "rest-collapsed",
+    "longest silence (beats)",
+    "longest copy of training (quarters)",
+    f"samples with a copy >= {COPY_QUARTERS:g} quarters",
+    "notes per quarter",
+    "density overlap",
+    "mean polyphony",
+    "max polyphony",
+    "mean pitch range (semitones)",
+    "pitch-class overlap",
+    "onset-grid overlap",
+    "inter-onset-interval overlap",
+)
+
+
+def _generation_table(report: EvaluationReport) -> list[str]:
+    columns = [
+        _column(report.reference, None, report.reference_copies, f"{report.reference.count} pieces"),
+        *(_column(s.summary, s.overlaps, s.copies, f"{s.samples} ({s.distinct})") for s in report.samplers),
+    ]
+    names = [f"held-out ({report.split})", *(s.label for s in report.samplers)]
+    lines = ["| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for row, name in enumerate(_GENERATION_ROWS):
+        lines.append(f"| {name} | " + " | ".join(column[row] for column in columns) + " |")
+    return lines
+
+
+def render_markdown(report: EvaluationReport, plots: list[str] | None = None) -> str:
+    """report.md: goals first, then likelihood, the generation table, the plots and how it was measured."""
+    s = report.settings
+    lines = [f"# Toccata evaluation: {report.model}", ""]
+    lines += [
+        (
+            f"Dataset `{report.dataset}`, split `{report.split}` ({s['eval_pieces']} pieces); baselines and the "
+            f"copy index from `train` ({s['train_pieces']} pieces, original keys)."
+        ),
+        "",
+    ]
+    lines += ["## Goals", "", *_goal_table(report), ""]
+    lines += ["## Likelihood", "", *_likelihood_table(report), ""]
+    lines += [
+        (
+            "Each piece is scored whole as `<bos> tokens <eos>`: `<bos>` is given, every other token (`<eos>` "
+            "included) is predicted. Notes are the predicted note-on tokens; bits per note = total bits / notes. "
+            "Baselines, fitted on `train`: an add-one unigram and an interpolated modified Kneser-Ney "
+            f"{s['ngram_order']}-gram."
+        ),
+        "",
+    ]
+    if report.samplers:
+        guards = s["preset_guards"]
+        lines += ["## Generation", ""]
+        lines += [
+            (
+                f"{s['samples']} samples x {s['tokens']} tokens per sampler, from `<bos>`, seed {s['seed']} "
+                f"(batch b uses seed {s['seed']} + b), the checkpoint's preset otherwise "
+                f"({_preset(s['preset_sampler'])}; guards: {', '.join(f'{k}={v}' for k, v in guards.items())}). "
+                "Columns give samples (sequences actually generated): greedy is deterministic, so its samples are "
+                "one sequence. Raw ids are measured, nothing trimmed. Overlaps compare with the held-out column "
+                "(1 = identical)."
+            ),
+            "",
+            *_generation_table(report),
+            "",
+            (
+                "Copies: the longest span of a sample that equals training music up to transposition (at least "
+                f"{s['copy_k_tokens']} tokens), in quarter notes; the held-out column shows how much real pieces "
+                "share with the training split anyway."
+            ),
+            "",
+        ]
+    if plots:
+        lines += ["## Plots", "", *(f"![{Path(p).stem}]({p})" for p in plots), ""]
+    lines += ["## Time", "", *(f"- {name}: {value:.1f} s" for name, value in report.seconds.items()), ""]
+    lines += ["Definitions: docs/evaluation.md.", ""]
+    return "\n".join(lines)
+
+
+def _preset(sampler: dict) -> str:
+    keep = {"top_n": ("n", "p_best"), "top_k": ("k",), "mixed": ("random_freq", "trunc")}.get(sampler["sampler"], ())
+    args = ", ".join(f"{k}={sampler[k]}" for k in ("temperature", *keep))
+    return f"default sampler {sampler['sampler']} ({args})"
+
+
+def _series(report: EvaluationReport) -> list[tuple[str, SetSummary, dict]]:
+    """(label, summary, line style) of the held-out split and of every sampler."""
+    out = [(f"held-out ({report.split})", report.reference, REFERENCE_STYLE)]
+    return out + [(s.label, s.summary, {"marker": ".", "linewidth": 1.2}) for s in report.samplers]
+
+
+def write_plots(report: EvaluationReport, out_dir: str | os.PathLike) -> list[str]:
+    """PNG plots (generated vs held-out): pitch classes, onset grid positions, inter-onset intervals, densities."""
+    from matplotlib.figure import Figure
+
+    out_dir = Path(out_dir)
+    written = []
+    histograms = (
+        ("pitch_classes", "Pitch classes (share of notes)", PITCH_CLASSES, "pitch_classes"),
+        ("onset_grid", "Onset position in the quarter (steps of 1/12)", None, "onset_positions"),
+        ("ioi", "Inter-onset interval (steps of 1/12 quarter; last bin: longer)", None, "iois"),
+    )
+    for name, title, ticks, attribute in histograms:
+        fig = Figure(figsize=(8, 4), layout="constrained")
+        ax = fig.subplots()
+        for label, summary, style in _series(report):
+            values = getattr(summary, attribute)
+            x = np.arange(len(values)) + (1 if attribute == "iois" else 0)
+            ax.plot(x, values, label=label, **style)
+        if ticks:
+            ax.set_xticks(range(len(ticks)), ticks)
+        ax.set_title(title)
+        ax.set_ylabel("share")
+        ax.legend(fontsize="small")
+        fig.savefig(out_dir / f"{name}.png", dpi=100)
+        written.append(f"{name}.png")
+
+    fig = Figure(figsize=(8, 4), layout="constrained")
+    ax = fig.subplots()
+    series = _series(report)
+    ax.boxplot([s.densities for _, s, _ in series], tick_labels=[label for label, _, _ in series])
+    ax.set_title("Notes per quarter note (per sample / per held-out piece)")
+    ax.tick_params(axis="x", labelrotation=20, labelsize="small")
+    fig.savefig(out_dir / "density.png", dpi=100)
+    return written + ["density.png"]
+
+
+def write_report(report: EvaluationReport, out_dir: str | os.PathLike, plots: bool = True) -> list[Path]:
+    """Write report.md, report.json and (with generation results and `plots`) the PNGs; returns the paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images = write_plots(report, out_dir) if plots and report.samplers else []
+    (out_dir / "report.json").write_text(json.dumps(report.to_dict(), indent=1, default=_json_default) + "\n")
+    (out_dir / "report.md").write_text(render_markdown(report, images), encoding="utf-8")
+    return [out_dir / "report.md", out_dir / "report.json", *(out_dir / name for name in images)]
+
+
+def _json_default(value):
+    """numpy scalars and arrays in report.json."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"report.json: cannot write {type(value).__name__}")
+
+
+__all__ = ["render_markdown", "write_plots", "write_report"]
