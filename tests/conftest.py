@@ -22,3 +22,9 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny-dataset") / "toccata-tiny"
     build_dataset(out, sources=TINY_SOURCES, train_fraction=0.6, validation_fraction=0.2, test_fraction=0.2, seed=0)
     return out
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Markers of the demo tests (CI runs them all; `-m "not browser"` deselects them locally)."""
+    config.addinivalue_line("markers", "server: starts a real demo server on 127.0.0.1")
+    config.addinivalue_line("markers", "browser: drives a real headless Chromium against a real demo server")

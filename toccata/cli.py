@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from toccata.cli_demo import add_demo_parser
 from toccata.cli_evaluate import add_evaluate_parser
 from toccata.cli_generate import add_generate_parser
 from toccata.cli_train import add_train_parser
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_generate_parser(commands)
     add_evaluate_parser(commands)
+    add_demo_parser(commands)
     add_train_parser(commands)
     return parser
 

@@ -1,0 +1,196 @@
+"""Load on the demo: N concurrent `gradio_client` users against a real `toccata demo` server on 127.0.0.1.
+
+Each client (its own session, its own thread) sends R requests in a bounded loop: a Bach chorale prompt continued
+for a few bars with top-k, rendered to audio and a piano roll, as the page does. Every request must either complete
+or be refused cleanly by the queue ("queue is full"); then the server must still answer and generate.
+
+    python benchmarks/demo_load.py                     # 20 clients x 3 requests; prints a table
+    python benchmarks/demo_load.py --clients 40 --requests 2 --concurrency 2 --max-queue 16
+
+Writes benchmarks/results/demo_load.json (machine, settings, per-request latencies).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+from gradio_client.utils import QueueError
+
+ROOT = Path(__file__).resolve().parents[1]
+REQUEST = {  # what each user asks for: 4 bars after 8 beats of a chorale, one variation, audio included
+    "sampler": "top_k",
+    "prompt_source": "corpus",
+    "corpus_work": "bach/bwv66.6",
+    "prompt_file": None,
+    "prompt_beats": 8,
+    "length": 4,
+    "length_unit": "bars",
+    "variations": 1,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(port: int, concurrency: int, max_queue: int, log: Path) -> subprocess.Popen:
+    """`python -m toccata.demo` on 127.0.0.1:port, returned once it answers HTTP."""
+    command = [sys.executable, "-m", "toccata.demo", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--concurrency", str(concurrency), "--max-queue", str(max_queue)]
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    server = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"the server exited with {server.returncode}; see {log}")
+        if answers(f"http://127.0.0.1:{port}/"):
+            return server
+        time.sleep(0.3)
+    server.kill()
+    sys.exit(f"the server did not start within 180 s; see {log}")
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory of process `pid` (VmHWM, Linux), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def user(url: str, index: int, requests: int, start: threading.Barrier, downloads: str) -> list[dict]:
+    """One user's bounded loop: (outcome, seconds) of each request."""
+    client = Client(url, verbose=False, download_files=downloads)
+    start.wait()
+    outcomes = []
+    for number in range(requests):
+        began = time.perf_counter()
+        try:
+            result = client.predict(**REQUEST, seed=index * 1000 + number, api_name="/generate")
+            outcome = "completed" if str(result[0]).startswith("**Done**") else f"unexpected: {result[0]!r}"
+        except QueueError:
+            outcome = "refused"
+        except (AppError, ValueError, OSError) as err:
+            outcome = f"error: {err}"
+        outcomes.append({"client": index, "outcome": outcome, "seconds": time.perf_counter() - began})
+    return outcomes
+
+
+def run_phase(url: str, clients: int, requests: int, downloads: str) -> tuple[list[dict], float]:
+    """`clients` users at once, `requests` each; (records, wall seconds)."""
+    barrier = threading.Barrier(clients)
+    began = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        futures = [pool.submit(user, url, i, requests, barrier, downloads) for i in range(clients)]
+        records = [record for future in futures for record in future.result()]
+    return records, time.perf_counter() - began
+
+
+def summarise(name: str, records: list[dict], wall: float) -> dict:
+    """Counts and latency percentiles (completed requests only) of one phase."""
+    done = [r["seconds"] for r in records if r["outcome"] == "completed"]
+    p50, p90, p99 = np.percentile(done, [50, 90, 99]) if done else [float("nan")] * 3
+    return {
+        "phase": name,
+        "requests": len(records),
+        "completed": len(done),
+        "refused_by_queue": sum(r["outcome"] == "refused" for r in records),
+        "errors": [r["outcome"] for r in records if r["outcome"] not in ("completed", "refused")],
+        "latency_p50_s": round(float(p50), 3),
+        "latency_p90_s": round(float(p90), 3),
+        "latency_p99_s": round(float(p99), 3),
+        "latency_max_s": round(max(done), 3) if done else float("nan"),
+        "completed_per_s": round(len(done) / wall, 3),
+        "wall_s": round(wall, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=3, help="requests per client, one after another")
+    parser.add_argument("--concurrency", type=int, default=2, help="the server's --concurrency")
+    parser.add_argument("--max-queue", type=int, default=16, help="the server's --max-queue")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "demo_load.json"))
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="toccata-load-"))
+    port = free_port()
+    server = start_server(port, args.concurrency, args.max_queue, work / "server.log")
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        solo = summarise("1 client (service time)", *run_phase(url, 1, 5, str(work)))
+        crowd_records, crowd_wall = run_phase(url, args.clients, args.requests, str(work))
+        crowd = summarise(f"{args.clients} clients at once", crowd_records, crowd_wall)
+        alive = server.poll() is None and answers(url)
+        after = Client(url, verbose=False, download_files=str(work)).predict(**REQUEST, seed=1, api_name="/generate")
+        still_generates = str(after[0]).startswith("**Done**")
+        rss = peak_rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(30)
+
+    print(
+        f"server --concurrency {args.concurrency} --max-queue {args.max_queue}; {os.cpu_count()} CPUs; "
+        f"each client sends its requests one after another\n"
+    )
+    print("| phase | requests | completed | refused by queue | errors | p50 s | p90 s | p99 s | max s | completed/s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in (solo, crowd):
+        print(
+            f"| {row['phase']} | {row['requests']} | {row['completed']} | {row['refused_by_queue']} "
+            f"| {len(row['errors'])} | {row['latency_p50_s']:.2f} | {row['latency_p90_s']:.2f} "
+            f"| {row['latency_p99_s']:.2f} | {row['latency_max_s']:.2f} | {row['completed_per_s']:.2f} |"
+        )
+    print(f"\nserver alive after: {alive}; generates after: {still_generates}; server peak RSS {rss:.0f} MB")
+    errors = solo["errors"] + crowd["errors"]
+    for error in errors[:5]:
+        print(error)
+
+    result = {
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
+        "python": sys.version.split()[0],
+        "settings": {**vars(args), "request": REQUEST},
+        "phases": [solo, crowd],
+        "server_alive_after": alive,
+        "server_generates_after": still_generates,
+        "server_peak_rss_mb": round(rss, 1),
+        "records": crowd_records,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+    if errors or not (alive and still_generates):
+        sys.exit(f"failed: see the server log in {work}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

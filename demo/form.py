@@ -1,0 +1,200 @@
+"""The demo's form as data: what the user chose, in one dataclass, and how it becomes a `GenerationRequest`.
+
+The UI hands the handler a dict of named values (`default_values` lists them); `settings_from_values` makes a
+`DemoSettings` of it (the package's `SamplerSettings` and `GuardSettings` inside): no twenty positional arguments.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from toccata.modeling import GenerationRequest, GuardSettings, SamplerSettings
+
+# (label shown, value sent): the seed's four samplers and her mixed scheme.
+SAMPLER_CHOICES = [
+    ("greedy", "greedy"),
+    ("top-n", "top_n"),
+    ("weighted", "weighted"),
+    ("top-k", "top_k"),
+    ("mixed (the author's scheme)", "mixed"),
+]
+# The controls that change what each sampler does (temperature does nothing to greedy or to top-n's ranking).
+SAMPLER_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "greedy": (),
+    "top_n": ("p_best", "n"),
+    "weighted": ("temperature",),
+    "top_k": ("temperature", "k"),
+    "mixed": ("temperature", "random_freq", "trunc"),
+}
+ALL_SAMPLER_PARAMETERS = ("temperature", "p_best", "n", "k", "random_freq", "trunc")
+
+LENGTH_UNITS = ("seconds", "bars")
+PROMPT_SOURCES = [
+    ("none: compose from silence", "none"),
+    ("music21 corpus", "corpus"),
+    ("upload a MIDI file", "upload"),
+]
+CORPUS_EXCERPTS = [  # (label, music21 corpus work): short keyboard-friendly pieces that export in about a second
+    ("Bach: chorale BWV 66.6", "bach/bwv66.6"),
+    ("Bach: chorale BWV 1.6", "bach/bwv1.6"),
+    ("Joplin: Maple Leaf Rag", "joplin/maple_leaf_rag"),
+    ("Chopin: Mazurka op. 6 no. 2", "chopin/mazurka06-2"),
+    ("C.P.E. Bach: H. 186", "cpebach/h186"),
+    ("Mozart: K. 155, 2nd movement", "mozart/k155/movement2"),
+    ("Schubert: Der Lindenbaum", "schubert/Lindenbaum"),
+]
+MAX_VARIATIONS = 4
+MAX_NEW_TOKENS = 6_000  # per variation: ~5 minutes of music at 120 qpm; bounds the time one request can take
+
+
+@dataclass(frozen=True)
+class PromptChoice:
+    """Where the prompt comes from: nothing, a work of music21's corpus, or an uploaded file (its server path)."""
+
+    source: str = "none"  # none | corpus | upload
+    work: str | None = None  # corpus: e.g. "bach/bwv66.6"
+    upload: str | None = None  # upload: the path Gradio saved the file to
+    beats: float = 16.0  # quarter notes of the prompt's end to keep
+
+    def __post_init__(self) -> None:
+        if self.source not in {value for _, value in PROMPT_SOURCES}:
+            raise ValueError(f"prompt source must be none, corpus or upload, got {self.source!r}")
+        if self.source == "corpus" and self.work not in {work for _, work in CORPUS_EXCERPTS}:
+            raise ValueError(f"pick an excerpt of the list, got {self.work!r}")
+        if self.source == "upload" and not self.upload:
+            raise ValueError("no file uploaded: upload a MIDI file (.mid) or pick another prompt source")
+        if not (isinstance(self.beats, (int, float)) and 0 < self.beats <= 256):
+            raise ValueError(f"beats of the prompt to keep must be in (0, 256], got {self.beats!r}")
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Everything the form decides; `request()` makes the pipeline's `GenerationRequest` once the prompt is read."""
+
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    guards: GuardSettings = field(default_factory=GuardSettings)
+    length: float = 30.0  # in `length_unit`
+    length_unit: str = "seconds"  # seconds | bars
+    tempo: float = 120.0  # quarter notes per minute
+    prompt_tempo: bool = True  # play at the prompt's own tempo when there is a prompt
+    variations: int = 1
+    prompt: PromptChoice = field(default_factory=PromptChoice)
+
+    def __post_init__(self) -> None:
+        if self.length_unit not in LENGTH_UNITS:
+            raise ValueError(f"length unit must be seconds or bars, got {self.length_unit!r}")
+        if not (isinstance(self.length, (int, float)) and 0 < self.length <= 600):
+            raise ValueError(f"length must be in (0, 600] {self.length_unit}, got {self.length!r}")
+        if not (isinstance(self.tempo, (int, float)) and 20 <= self.tempo <= 400):
+            raise ValueError(f"tempo must be 20 to 400 quarter notes per minute, got {self.tempo!r}")
+        if not 1 <= self.variations <= MAX_VARIATIONS:
+            raise ValueError(f"variations must be 1 to {MAX_VARIATIONS}, got {self.variations!r}")
+
+    def request(self, prompt_qpm: float | None = None, time_signature: tuple[int, int] = (4, 4)) -> GenerationRequest:
+        """The pipeline request, given the prompt's tempo (None: no prompt) and time signature (for bars)."""
+        qpm = prompt_qpm if (self.prompt_tempo and prompt_qpm) else float(self.tempo)
+        beats_per_bar = time_signature[0] * 4.0 / time_signature[1]
+        in_bars = self.length_unit == "bars"
+        return GenerationRequest(
+            sampler=self.sampler,
+            guards=self.guards,
+            beats=self.length * beats_per_bar if in_bars else None,
+            seconds=None if in_bars else float(self.length),
+            max_new_tokens=MAX_NEW_TOKENS,
+            qpm=qpm,
+            prompt_beats=float(self.prompt.beats),
+            num_samples=self.variations,
+        )
+
+
+def _integer(values: dict[str, Any], name: str) -> int:
+    value = values[name]
+    if value is None or float(value) != int(float(value)):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    return int(float(value))
+
+
+def settings_from_values(
+    values: dict[str, Any], sampler_preset: SamplerSettings, guard_preset: GuardSettings
+) -> DemoSettings:
+    """`DemoSettings` from the form's named values (the keys of `default_values`); a `ValueError` on bad input."""
+    seed = values.get("seed")
+    sampler = replace(
+        sampler_preset,
+        sampler=values["sampler"],
+        temperature=float(values["temperature"]),
+        p_best=float(values["p_best"]),
+        n=_integer(values, "n"),
+        k=_integer(values, "k"),
+        random_freq=float(values["random_freq"]),
+        trunc=_integer(values, "trunc"),
+        seed=None if seed in (None, "") else _integer(values, "seed"),
+    )
+    guards = replace(
+        guard_preset,
+        grammar=bool(values["grammar"]),
+        rest_guard=bool(values["rest_guard"]),
+        calmness=float(values["calmness"]),
+    )
+    prompt = PromptChoice(
+        source=values["prompt_source"],
+        work=values.get("corpus_work"),
+        upload=values.get("prompt_file") or None,
+        beats=float(values["prompt_beats"]),
+    )
+    return DemoSettings(
+        sampler=sampler,
+        guards=guards,
+        length=float(values["length"]),
+        length_unit=values["length_unit"],
+        tempo=float(values["tempo"]),
+        prompt_tempo=bool(values["prompt_tempo"]),
+        variations=_integer(values, "variations"),
+        prompt=prompt,
+    )
+
+
+def default_values(sampler: SamplerSettings, guards: GuardSettings) -> dict[str, Any]:
+    """The form's starting values: the checkpoint's preset, 30 seconds at 120 qpm, a Bach chorale as prompt."""
+    return {
+        "sampler": sampler.sampler,
+        "temperature": sampler.temperature,
+        "p_best": sampler.p_best,
+        "n": sampler.n,
+        "k": sampler.k,
+        "random_freq": sampler.random_freq,
+        "trunc": sampler.trunc,
+        "seed": sampler.seed if sampler.seed is not None else 1,
+        "grammar": guards.grammar,
+        "rest_guard": guards.rest_guard,
+        "calmness": guards.calmness,
+        "length": 30,
+        "length_unit": "seconds",
+        "tempo": 120,
+        "prompt_tempo": True,
+        "variations": 1,
+        "prompt_source": "corpus",
+        "corpus_work": CORPUS_EXCERPTS[0][1],
+        "prompt_file": None,
+        "prompt_beats": 16,
+    }
+
+
+def cli_command(settings: dict, prompt_argument: str | None, model_args: tuple[str, ...] = ()) -> str:
+    """The `toccata generate` command that makes the same piece, from the settings `compose()` reports."""
+    sampler, guards = settings["sampler"], settings["guards"]
+    words = ["toccata", "generate", *model_args]
+    words += ["--sampler", sampler["sampler"], "--seed", str(sampler["seed"])]
+    for name in SAMPLER_PARAMETERS[sampler["sampler"]]:
+        words += [f"--{name.replace('_', '-')}", f"{sampler[name]:g}"]
+    words += ["--seconds", f"{settings['seconds']:g}"] if settings["seconds"] else ["--beats", f"{settings['beats']:g}"]
+    words += ["--qpm", f"{settings['qpm']:g}", "--num-samples", str(settings["num_samples"])]
+    if prompt_argument:
+        words += ["--prompt", prompt_argument, "--prompt-beats", f"{settings['prompt_beats']:g}"]
+    if guards["calmness"]:
+        words += ["--calmness", f"{guards['calmness']:g}"]
+    words += [] if guards["grammar"] else ["--no-grammar"]
+    words += [] if guards["rest_guard"] else ["--no-rest-guard"]
+    return " ".join(shlex.quote(word) for word in words)

@@ -1,0 +1,240 @@
+"""The Gradio Blocks of the demo: controls, outputs and their wiring. The work happens in `Engine.run`; this module
+only turns form values into `DemoSettings` and a `Result` into component updates.
+
+    demo = build_demo()           # loads the default checkpoint (or random weights) and queues the app
+    serve(demo, port=7860)        # what `toccata demo` and the Space's app.py do
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from .background import Finished, run_in_background
+from .engine import Engine, Result, load_engine
+from .form import (
+    ALL_SAMPLER_PARAMETERS,
+    CORPUS_EXCERPTS,
+    LENGTH_UNITS,
+    MAX_VARIATIONS,
+    PROMPT_SOURCES,
+    SAMPLER_CHOICES,
+    SAMPLER_PARAMETERS,
+    default_values,
+    settings_from_values,
+)
+from .prompt import MAX_UPLOAD_BYTES
+
+CONCURRENCY = 2  # requests generating at once (the model is small; the CPU is what they share)
+QUEUE_SIZE = 16  # requests waiting; more are refused at once with "queue is full"
+INTRO = """# Toccata
+Piano music from an LSTM over notewise tokens. Pick a sampler, a prompt to continue (or none), press **Generate**.
+Same seed + same settings = same music."""
+RANDOM_SEED_JS = "() => Math.floor(Math.random() * 2147483647)"
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """The components a generation fills, in the order the API returns them."""
+
+    status: gr.Markdown
+    audios: list[gr.Audio]
+    rolls: list[gr.Image]
+    files: gr.File
+    tokens: gr.Textbox
+    settings: gr.JSON
+    command: gr.Code
+
+    def all(self) -> list[gr.components.Component]:
+        return [self.status, *self.audios, *self.rolls, self.files, self.tokens, self.settings, self.command]
+
+
+def _controls(start: dict[str, Any]) -> dict[str, gr.components.Component]:
+    """The form's components by field name (the names `settings_from_values` reads), with their local events."""
+    c: dict[str, gr.components.Component] = {}
+    with gr.Group():
+        c["sampler"] = gr.Radio(SAMPLER_CHOICES, value=start["sampler"], label="Sampler")
+        shown = SAMPLER_PARAMETERS[start["sampler"]]
+        sliders = {
+            "temperature": ("Temperature", 0.1, 3.0, 0.05, "above 1: bolder; below 1: safer"),
+            "p_best": ("p_best: probability of the best guess", 0.0, 1.0, 0.01, None),
+            "n": ("n: the best guess and n-1 runners-up", 2, 20, 1, None),
+            "k": ("k: draw among the k most likely", 1, 60, 1, None),
+            "random_freq": ("random_freq: share of weighted draws", 0.0, 1.0, 0.01, None),
+            "trunc": ("trunc: weighted draws among the trunc most likely", 1, 60, 1, None),
+        }
+        for name, (label, low, high, step, info) in sliders.items():
+            c[name] = gr.Slider(low, high, value=start[name], step=step, label=label, info=info, visible=name in shown)
+        with gr.Row(equal_height=True):
+            c["seed"] = gr.Number(value=start["seed"], precision=0, label="Seed", scale=3)
+            random_seed = gr.Button("Random seed", scale=1, elem_id="random-seed")
+    with gr.Group():
+        with gr.Row():
+            c["length"] = gr.Slider(1, 240, value=start["length"], step=1, label="Length", scale=3)
+            c["length_unit"] = gr.Radio(list(LENGTH_UNITS), value=start["length_unit"], label="in", scale=1)
+        c["tempo"] = gr.Slider(30, 240, value=start["tempo"], step=1, label="Tempo (quarter notes per minute)")
+        c["prompt_tempo"] = gr.Checkbox(value=start["prompt_tempo"], label="keep the prompt's tempo if there is one")
+        c["calmness"] = gr.Slider(
+            -5, 5, value=start["calmness"], step=0.1, label="Calmness", info="> 0: fewer notes; < 0: busier"
+        )
+        with gr.Row():
+            c["grammar"] = gr.Checkbox(value=start["grammar"], label="grammar guard (always decodable)")
+            c["rest_guard"] = gr.Checkbox(value=start["rest_guard"], label="rest guard (no endless silence)")
+        c["variations"] = gr.Slider(1, MAX_VARIATIONS, value=start["variations"], step=1, label="Variations")
+    with gr.Group():
+        c["prompt_source"] = gr.Radio(PROMPT_SOURCES, value=start["prompt_source"], label="Prompt")
+        c["corpus_work"] = gr.Dropdown(
+            CORPUS_EXCERPTS, value=start["corpus_work"], label="Excerpt of music21's corpus", visible=True
+        )
+        c["prompt_file"] = gr.File(
+            label=f"MIDI file to continue (up to {MAX_UPLOAD_BYTES // 1024**2} MB)",
+            file_types=[".mid", ".midi", ".rmi"],
+            type="filepath",
+            visible=False,
+        )
+        c["prompt_beats"] = gr.Slider(1, 64, value=start["prompt_beats"], step=1, label="Beats of the prompt to keep")
+
+    for name, component in c.items():  # the field's name is its element id (tests and custom CSS use them)
+        component.elem_id = name
+    parameters = [c[name] for name in ALL_SAMPLER_PARAMETERS]
+    c["sampler"].change(_sampler_visibility, c["sampler"], parameters, queue=False, api_visibility="private")
+    prompt_parts = [c["corpus_work"], c["prompt_file"], c["prompt_beats"]]
+    c["prompt_source"].change(
+        _prompt_visibility, c["prompt_source"], prompt_parts, queue=False, api_visibility="private"
+    )
+    random_seed.click(None, outputs=c["seed"], js=RANDOM_SEED_JS, api_visibility="private")
+    return c
+
+
+def _sampler_visibility(sampler: str) -> list[dict]:
+    return [gr.update(visible=name in SAMPLER_PARAMETERS.get(sampler, ())) for name in ALL_SAMPLER_PARAMETERS]
+
+
+def _prompt_visibility(source: str) -> list[dict]:
+    return [
+        gr.update(visible=source == "corpus"),
+        gr.update(visible=source == "upload"),
+        gr.update(visible=source != "none"),
+    ]
+
+
+def _outputs() -> Outputs:
+    status = gr.Markdown("Press **Generate**.", elem_id="status")
+    audios, rolls = [], []
+    for index in range(MAX_VARIATIONS):
+        label = f"Variation {index + 1}"
+        audios.append(
+            gr.Audio(label=label, type="filepath", interactive=False, visible=False, elem_id=f"audio-{index}")
+        )
+        rolls.append(
+            gr.Image(
+                label=f"{label}: piano roll", type="filepath", interactive=False, visible=False, elem_id=f"roll-{index}"
+            )
+        )
+    files = gr.File(label="MIDI files", file_count="multiple", interactive=False, elem_id="midi-files")
+    with gr.Accordion("Tokens", open=False):
+        tokens = gr.Textbox(label="Notewise tokens (prompt first)", lines=6, max_lines=12, buttons=["copy"])
+    with gr.Accordion("Settings used (to make the same piece again)", open=True):
+        command = gr.Code(
+            label="The same with the command line", language="shell", interactive=False, elem_id="command"
+        )
+        settings = gr.JSON(label="Settings", max_height=260)
+    return Outputs(status, audios, rolls, files, tokens, settings, command)
+
+
+def _result_updates(result: Result, outputs: Outputs) -> dict:
+    """Component updates that show `result`."""
+    count = len(result.pieces)
+    lines = [
+        f"Variation {i}: {piece.notes} notes, {piece.seconds:.1f} s." for i, piece in enumerate(result.pieces, start=1)
+    ]
+    status = f"**Done** (seed {result.settings['sampler']['seed']}; lengths include the prompt). " + " ".join(lines)
+    status += "".join(f"\n\n⚠️ {notice}" for notice in result.notices)
+    updates: dict = {outputs.status: status}
+    for index in range(MAX_VARIATIONS):  # plain values, so API clients get paths; `_show_filled` shows them
+        piece = result.pieces[index] if index < count else None
+        updates[outputs.audios[index]] = str(piece.audio) if piece and piece.audio else None
+        updates[outputs.rolls[index]] = str(piece.roll) if piece else None
+    updates[outputs.files] = [str(piece.midi) for piece in result.pieces]
+    updates[outputs.tokens] = "\n".join(piece.text for piece in result.pieces)
+    updates[outputs.settings] = result.settings
+    updates[outputs.command] = result.command
+    return updates
+
+
+def _show_filled(*values: Any) -> list[dict]:
+    """Show the audio players and piano rolls that hold something, hide the others."""
+    return [gr.update(visible=value is not None) for value in values]
+
+
+def _user_error(err: Exception, title: str) -> gr.Error:
+    """A `gr.Error` (its message is HTML, so escaped) for a mistake the user can fix."""
+    return gr.Error(html.escape(str(err)), title=title, print_exception=False)
+
+
+def _generate(engine: Engine, outputs: Outputs, values: dict[str, Any]) -> Iterator[dict]:
+    """The Generate handler: stream progress, then the pieces. Closing it (Stop, a lost client) cancels the job."""
+    try:
+        settings = settings_from_values(values, *engine.presets())
+    except (ValueError, TypeError) as err:
+        raise _user_error(err, "Check the settings") from None
+    out_dir = Path(tempfile.mkdtemp(prefix="toccata-demo-"))
+    stream = run_in_background(functools.partial(engine.run, settings, out_dir))
+    try:
+        for event in stream:
+            if isinstance(event, Finished):
+                yield _result_updates(event.value, outputs)
+            elif event.total:
+                yield {outputs.status: f"Composing… {event.done:,} tokens so far (at most {event.total:,})."}
+            else:
+                yield {outputs.status: "Reading the prompt…"}
+    except ValueError as err:  # MidiError and bad settings name the input and the fix
+        raise _user_error(err, "Cannot use this input") from None
+    finally:
+        stream.close()  # if Gradio closed us (Stop, a lost client), this cancels the job
+        # Gradio copies the files of each update into its cache before asking for the next one, so the folder
+        # can go once the generator ends (or is closed).
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def build_demo(engine: Engine | None = None, concurrency: int = CONCURRENCY, max_queue: int = QUEUE_SIZE) -> gr.Blocks:
+    """The queued Gradio app for `engine` (default: the default checkpoint, or random weights)."""
+    engine = engine or load_engine()
+    start = default_values(*engine.presets())
+    with gr.Blocks(title="Toccata", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(INTRO)
+        gr.Markdown(engine.notice(), elem_id="model-notice")
+        with gr.Row():
+            with gr.Column(scale=2):
+                form = _controls(start)
+                with gr.Row():
+                    generate = gr.Button("Generate", variant="primary", elem_id="generate")
+                    stop = gr.Button("Stop", variant="stop", elem_id="stop")
+            with gr.Column(scale=3):
+                outputs = _outputs()
+
+        def compose_pieces(**values: Any) -> Iterator[dict]:
+            """Compose and render pieces; streams progress. Arguments: the form's fields, by name."""
+            yield from _generate(engine, outputs, values)
+
+        job = generate.click(
+            compose_pieces, inputs_kwargs=form, outputs=outputs.all(), api_name="generate", show_progress="minimal"
+        )
+        slots = [*outputs.audios, *outputs.rolls]
+        job.then(_show_filled, slots, slots, queue=False, api_visibility="private")
+        stop.click(None, outputs=outputs.status, js="() => 'Stopped.'", cancels=[job], api_visibility="private")
+    demo.queue(max_size=max_queue, default_concurrency_limit=concurrency)
+    return demo
+
+
+def serve(demo: gr.Blocks, host: str | None = None, port: int | None = None, **launch_kwargs: Any) -> None:
+    """Launch with the upload cap (host/port None: $GRADIO_SERVER_NAME/PORT or Gradio's defaults); blocks."""
+    demo.launch(server_name=host, server_port=port, max_file_size=MAX_UPLOAD_BYTES, **launch_kwargs)

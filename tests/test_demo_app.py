@@ -1,0 +1,190 @@
+"""The demo in-process: the app builds, each sampler gives MIDI + audio + piano roll, the stream cancels, settings
+reproduce a piece with the CLI. Real FluidSynth, real matplotlib, real model (random weights unless a default
+checkpoint is installed)."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import subprocess
+import sys
+import threading
+import time
+
+import gradio as gr
+import numpy as np
+import pytest
+import symusic
+from demo_support import require_fluidsynth, wav_peak
+from matplotlib.image import imread
+from toccata.demo import ui
+from toccata.demo.background import WORKER_NAME, Finished, Progress, run_in_background
+from toccata.demo.engine import load_engine
+from toccata.demo.form import (
+    ALL_SAMPLER_PARAMETERS,
+    SAMPLER_PARAMETERS,
+    DemoSettings,
+    PromptChoice,
+    default_values,
+    settings_from_values,
+)
+from toccata.demo.render import CONTINUATION_COLOUR, PROMPT_COLOUR, SYNTH_MISSING
+from toccata.modeling import SAMPLERS, GuardSettings, SamplerSettings
+from toccata.modeling.hub import random_model, save_checkpoint
+
+import toccata
+
+CHORALE = PromptChoice(source="corpus", work="bach/bwv66.6", beats=8)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return load_engine()
+
+
+def values(engine, **changes) -> dict:
+    """The form's values as the UI sends them, with `changes`."""
+    return {**default_values(*engine.presets()), **changes}
+
+
+def has_colour(png, hex_colour: str) -> bool:
+    """Whether the image has pixels of `hex_colour` (within rounding)."""
+    rgb = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]) / 255
+    return bool((np.abs(imread(png)[..., :3] - rgb).max(axis=-1) < 0.02).any())
+
+
+def test_the_app_module_builds_a_queued_blocks_with_a_named_api():
+    from toccata.demo.app import demo
+
+    assert isinstance(demo, gr.Blocks)
+    api = demo.get_api_info()["named_endpoints"]
+    assert list(api) == ["/generate"], "only generation is public; the UI toggles are private"
+    names = [parameter["parameter_name"] for parameter in api["/generate"]["parameters"]]
+    assert {"sampler", "k", "seed", "length", "length_unit", "prompt_file", "variations", "calmness"} <= set(names)
+    assert demo._queue.max_size == ui.QUEUE_SIZE and demo._queue.default_concurrency_limit == ui.CONCURRENCY
+
+
+def test_the_page_says_when_the_model_is_untrained(engine):
+    if toccata.default_checkpoint() is None:
+        assert not engine.trained and "Untrained model: random weights" in engine.notice()
+    else:
+        assert engine.trained and "default checkpoint" in engine.notice()
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_each_sampler_gives_midi_audio_and_a_two_colour_piano_roll(engine, sampler, tmp_path):
+    require_fluidsynth()
+    settings = DemoSettings(SamplerSettings(sampler, seed=3), length=4, length_unit="bars", prompt=CHORALE)
+    result = engine.run(settings, tmp_path)
+    (piece,) = result.pieces
+    score = symusic.Score(str(piece.midi))
+    assert score.note_num() == piece.notes > 0 and result.settings["prompt"] == "corpus:bach/bwv66.6"
+    assert wav_peak(piece.audio) > 0.01, "the rendered audio is silent"
+    assert has_colour(piece.roll, PROMPT_COLOUR) and has_colour(piece.roll, CONTINUATION_COLOUR)
+    assert result.settings["sampler"]["sampler"] == sampler and result.settings["sampler"]["seed"] == 3
+    assert result.settings["beats"] == 16.0, "4 bars of the chorale's 4/4"
+    assert piece.text.startswith("# toccata-notewise") and not result.notices
+
+
+def test_without_a_synthesizer_the_app_says_so_and_still_gives_midi(engine, tmp_path):
+    silent = dataclasses.replace(engine, synth=None)
+    result = silent.run(DemoSettings(SamplerSettings("greedy"), length=2), tmp_path)
+    assert result.pieces[0].audio is None and symusic.Score(str(result.pieces[0].midi)).note_num() > 0
+    assert result.notices == (SYNTH_MISSING,)
+
+
+def test_variations_share_a_seed_and_differ(engine, tmp_path):
+    settings = DemoSettings(SamplerSettings("weighted", seed=11), length=8, variations=3)
+    result = engine.run(settings, tmp_path)
+    assert len(result.pieces) == 3
+    assert len({piece.midi.read_bytes() for piece in result.pieces}) == 3
+
+
+def test_sampler_controls_are_shown_only_where_they_matter():
+    for sampler, relevant in SAMPLER_PARAMETERS.items():
+        shown = {
+            name for name, update in zip(ALL_SAMPLER_PARAMETERS, ui._sampler_visibility(sampler)) if update["visible"]
+        }
+        assert shown == set(relevant), sampler
+    assert [u["visible"] for u in ui._prompt_visibility("upload")] == [False, True, True]
+
+
+def test_form_values_become_dataclasses(engine):
+    settings = settings_from_values(values(engine, sampler="top_n", n=4.0, seed=7.0, calmness=1.5), *engine.presets())
+    assert settings.sampler == dataclasses.replace(engine.presets()[0], sampler="top_n", n=4, seed=7)
+    assert settings.guards.calmness == 1.5 and isinstance(settings.guards, GuardSettings)
+    request = settings.request(prompt_qpm=90.0, time_signature=(3, 4))
+    assert request.qpm == 90.0 and request.seconds == 30.0
+    bars = dataclasses.replace(settings, length=2, length_unit="bars", prompt_tempo=False)
+    assert bars.request(90.0, (3, 4)).beats == 6.0 and bars.request(90.0, (3, 4)).qpm == 120.0
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"prompt_source": "upload", "prompt_file": None}, "no file uploaded"),
+        ({"n": 2.5}, "n must be a whole number"),
+        ({"sampler": "beam"}, "sampler must be one of"),
+        ({"temperature": 0}, "temperature must be > 0"),
+    ],
+)
+def test_bad_settings_are_a_gradio_error_that_names_the_field(engine, changes, message):
+    with pytest.raises(gr.Error) as caught:
+        next(ui._generate(engine, None, values(engine, **changes)))
+    assert message in html.unescape(caught.value.message), "messages are HTML-escaped, then shown as they were"
+
+
+def test_the_handler_streams_progress_then_files(engine):
+    require_fluidsynth()
+    slots = [[object() for _ in range(4)] for _ in range(2)]
+    outputs = ui.Outputs(object(), *slots, object(), object(), object(), object())
+    form = values(engine, calmness=-5.0, length=240, prompt_source="none")  # busy music: thousands of tokens
+    updates = list(ui._generate(engine, outputs, form))
+    statuses = [update[outputs.status] for update in updates]
+    assert any(status.startswith("Composing…") for status in statuses[:-1]), statuses
+    final = updates[-1]
+    assert final[outputs.status].startswith("**Done**") and len(final[outputs.files]) == 1
+    assert final[outputs.audios[0]].endswith(".wav") and final[outputs.rolls[0]].endswith(".png")
+    assert final[outputs.audios[1]] is None
+    assert "--seed 1" in final[outputs.command]
+
+
+def _workers() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == WORKER_NAME]
+
+
+def test_closing_the_stream_cancels_the_generation(engine, tmp_path):
+    settings = DemoSettings(SamplerSettings(seed=1), GuardSettings(calmness=-5), length=240, variations=4)
+    stream = run_in_background(lambda progress, cancel: engine.run(settings, tmp_path, progress, cancel))
+    for event in stream:
+        assert not isinstance(event, Finished), "the job should take seconds, not finish at once"
+        if isinstance(event, Progress) and event.done > 100:
+            break
+    stream.close()  # what Gradio does on Stop or when the browser goes away
+    closed = time.monotonic()
+    while _workers() and time.monotonic() - closed < 30:
+        time.sleep(0.05)
+    assert not _workers() and time.monotonic() - closed < 1.0, "the worker kept generating after the stream closed"
+    assert not list(tmp_path.glob("*.mid")), "a cancelled job must not render"
+
+
+def test_the_settings_command_reproduces_the_piece_with_the_cli(tmp_path):
+    from toccata.tokenization import NotewiseTokenizer
+
+    tokenizer = NotewiseTokenizer()
+    folder = save_checkpoint(tmp_path / "ckpt", random_model(tokenizer, embedding_size=16, hidden_size=24), tokenizer)
+    engine = load_engine(str(folder))
+    settings = DemoSettings(SamplerSettings("top_k", k=4, seed=21), length=6, prompt=CHORALE)
+    result = engine.run(settings, tmp_path)
+    words = result.command.split()
+    assert words[:4] == ["toccata", "generate", "--model", str(folder)]
+    out = tmp_path / "again.mid"
+    done = subprocess.run(
+        [sys.executable, "-m", "toccata", *words[1:], "-o", str(out)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == result.pieces[0].midi.read_bytes()

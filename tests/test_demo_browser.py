@@ -1,0 +1,122 @@
+"""The demo in a real browser: headless Debian Chromium driven by Playwright against a real server on 127.0.0.1.
+
+A user's path: pick a sampler (its own controls appear), move sliders, upload a prompt, press Generate, get an
+audio player, a piano roll and a MIDI download that parses. The screenshot goes to test-artifacts/demo.png.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import symusic
+from demo_support import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, require_chromium, require_fluidsynth
+from toccata.demo.background import WORKER_NAME
+from toccata.demo.prompt import MAX_UPLOAD_BYTES, corpus_midi
+from toccata.demo.ui import build_demo
+
+pytestmark = [pytest.mark.browser, pytest.mark.server]
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def url():
+    demo = build_demo()
+    _, local_url, _ = demo.launch(
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+        max_file_size=MAX_UPLOAD_BYTES,
+    )
+    yield local_url
+    demo.close()
+
+
+@pytest.fixture
+def page(url):
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+            page.set_default_timeout(30_000)
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()
+
+
+def set_slider(page, elem_id: str, value: float) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def test_a_user_continues_an_uploaded_prompt_and_downloads_the_midi(page, tmp_path):
+    require_fluidsynth()
+    prompt = tmp_path / "chorale.mid"
+    prompt.write_bytes(corpus_midi("bach/bwv66.6"))
+
+    page.get_by_label("top-n").check()
+    page.locator("#p_best").wait_for(state="visible")
+    assert page.locator("#n").is_visible() and not page.locator("#k").is_visible(), "only top-n's controls show"
+    set_slider(page, "length", 6)
+    page.get_by_label("bars").check()
+    set_slider(page, "variations", 2)
+    page.get_by_label("upload a MIDI file").check()
+    page.locator("#prompt_file input[type=file]").set_input_files(prompt)
+    page.locator("#prompt_file").get_by_text("chorale.mid").wait_for()
+    page.locator("#generate").click()
+
+    page.locator("#status").get_by_text("Done").wait_for()
+    for index in (0, 1):
+        page.locator(f"#audio-{index} audio, #audio-{index} a[download$='.wav']").first.wait_for(state="attached")
+        page.locator(f"#roll-{index} img").wait_for(state="visible")
+    assert not page.locator("#audio-2").is_visible()
+    command = page.locator("#command").inner_text()
+    assert "--sampler top_n" in command and "--beats 24" in command and "--num-samples 2" in command
+
+    links = page.locator("#midi-files a[download$='.mid']")
+    assert links.count() == 2
+    with page.expect_download() as download:
+        links.first.click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert symusic.Score(str(saved)).note_num() > 0
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "demo.png", full_page=True)
+
+
+def test_a_random_seed_and_a_bad_upload_in_the_page(page, tmp_path):
+    seed = page.locator("#seed input")
+    page.locator("#random-seed").click()
+    page.wait_for_function("() => document.querySelector('#seed input').value !== '1'")
+    assert 0 <= int(seed.input_value()) < 2**31, "the random button draws a new seed in the browser"
+    bad = tmp_path / "notes.mid"
+    bad.write_bytes(b"not music\n" * 20)
+    page.get_by_label("upload a MIDI file").check()
+    page.locator("#prompt_file input[type=file]").set_input_files(bad)
+    page.locator("#prompt_file").get_by_text("notes.mid").wait_for()
+    page.locator("#generate").click()
+    page.get_by_text("this is not a MIDI file").first.wait_for()
+
+
+def test_stop_cancels_a_long_generation(page):
+    set_slider(page, "length", 240)
+    set_slider(page, "calmness", -5)  # busy music: thousands of tokens
+    set_slider(page, "variations", 4)
+    page.get_by_label("none: compose from silence").check()
+    page.locator("#generate").click()
+    page.locator("#status").get_by_text("Composing").wait_for()
+    page.locator("#stop").click()
+    page.locator("#status").get_by_text("Stopped.").wait_for()
+    deadline = time.monotonic() + 2  # the server runs in this process: its worker thread must end
+    while any(thread.name == WORKER_NAME for thread in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(thread.name == WORKER_NAME for thread in threading.enumerate()), "Stop did not stop the work"
+    assert not page.locator("#audio-0").is_visible()

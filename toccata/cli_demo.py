@@ -1,0 +1,32 @@
+"""`toccata demo`: serve the Gradio app (demo/) on a host and port. No logic here: the app is `toccata.demo.ui`.
+
+toccata demo                                  # http://127.0.0.1:7860, the default checkpoint (or random weights)
+toccata demo --host 0.0.0.0 --port 8080 --model PATH_OR_REPO
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_demo_parser(commands: argparse._SubParsersAction) -> None:
+    """Register the `demo` subcommand (gradio and torch are imported only when it runs)."""
+    demo = commands.add_parser("demo", help="serve the Gradio demo in the browser")
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    demo.add_argument("--port", type=int, default=7860, help="port to listen on (default: %(default)s)")
+    demo.add_argument("--model", help="checkpoint folder or Hub id (default: the embedded default checkpoint)")
+    demo.add_argument("--trust-remote-code", action="store_true", help="run code from the checkpoint folder/repo")
+    demo.add_argument("--concurrency", type=int, default=2, help="requests generating at once (default: %(default)s)")
+    demo.add_argument("--max-queue", type=int, default=16, help="requests waiting before new ones are refused")
+    demo.set_defaults(run=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from toccata.demo.engine import load_engine
+    from toccata.demo.ui import build_demo, serve
+
+    if args.concurrency < 1 or args.max_queue < 1:
+        raise ValueError(f"--concurrency and --max-queue must be >= 1, got {args.concurrency} and {args.max_queue}")
+    engine = load_engine(args.model, trust_remote_code=args.trust_remote_code)
+    serve(build_demo(engine, concurrency=args.concurrency, max_queue=args.max_queue), host=args.host, port=args.port)
+    return 0
