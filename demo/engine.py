@@ -14,10 +14,11 @@ from toccata.modeling import GeneratedPiece, GuardSettings, SamplerSettings, com
 from toccata.modeling.sampling import preset_from_generation_config
 
 import toccata
+from toccata.audio import SYNTH_MISSING, Synth
 
 from .form import DemoSettings, cli_command
 from .prompt import read_prompt
-from .render import SYNTH_MISSING, Synth, piano_roll
+from .render import piano_roll
 
 RANDOM_WEIGHTS_SEED = 0  # the untrained model is the same in every process, so settings reproduce a piece
 

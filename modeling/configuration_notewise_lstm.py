@@ -41,6 +41,9 @@ class NotewiseLSTMConfig(PreTrainedConfig):
         output_dropout: locked dropout on the top layer's output, before the head.
         weight_dropout: DropConnect on the hidden-to-hidden weights of every layer (AWD-LSTM's weight drop).
         tie_word_embeddings: share the embedding matrix with the output head.
+        initializer_range: embeddings (and an untied head) start uniform in ±initializer_range. Wide (1.0, close to
+            PyTorch's N(0, 1) embedding) because narrow tied embeddings leave the model on the unigram plateau for
+            epochs (measured: validation loss after 300 steps 1.51 nats at 1.0, 1.60 at 0.5, 2.33 at 0.25, 3.16 at 0.1).
         use_cache: return the recurrent state so that `generate()` feeds one token per step.
         note_on_offset, note_off_offset, wait_offset: first id of `p{min_pitch}`, `endp{min_pitch}` and `wait1`.
         num_pitches: number of pitches (88 for the piano), `min_pitch` the lowest one.
@@ -61,7 +64,7 @@ class NotewiseLSTMConfig(PreTrainedConfig):
         output_dropout: float = 0.3,
         weight_dropout: float = 0.2,
         tie_word_embeddings: bool = True,
-        initializer_range: float = 0.1,
+        initializer_range: float = 1.0,
         use_cache: bool = True,
         pad_token_id: int = 0,
         bos_token_id: int = 1,

@@ -268,21 +268,28 @@ class MusicGenerationPipeline(Pipeline):
 
 
 def register_pipeline() -> None:
-    """Make `transformers.pipeline("music-generation", model=checkpoint)` build a `MusicGenerationPipeline`."""
+    """Make `transformers.pipeline("music-generation", model=checkpoint)` build a `MusicGenerationPipeline`;
+    without `model=`, it loads the checkpoint embedded in the package."""
     from transformers import AutoModelForCausalLM
     from transformers.pipelines import PIPELINE_REGISTRY
 
+    from toccata import default_checkpoint
+
     if "music-generation" not in PIPELINE_REGISTRY.get_supported_tasks():
+        folder = default_checkpoint()
         PIPELINE_REGISTRY.register_pipeline(
-            "music-generation", pipeline_class=MusicGenerationPipeline, pt_model=AutoModelForCausalLM
+            "music-generation",
+            pipeline_class=MusicGenerationPipeline,
+            pt_model=AutoModelForCausalLM,
+            default={"model": (str(folder), "main")} if folder else None,
         )
 
 
 __all__ = [
-    "MusicGenerationPipeline",
     "GeneratedPiece",
     "GenerationCancelled",
     "GenerationRequest",
+    "MusicGenerationPipeline",
     "check_compatible",
     "compose",
     "register_pipeline",

@@ -45,7 +45,7 @@ def require(available: bool, what: str) -> None:
 
 
 def require_fluidsynth() -> None:
-    from toccata.demo.render import Synth
+    from toccata.audio import Synth
 
     require(Synth.find() is not None, "FluidSynth with a General MIDI soundfont")
 

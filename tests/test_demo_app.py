@@ -28,11 +28,12 @@ from toccata.demo.form import (
     default_values,
     settings_from_values,
 )
-from toccata.demo.render import CONTINUATION_COLOUR, PROMPT_COLOUR, SYNTH_MISSING
+from toccata.demo.render import CONTINUATION_COLOUR, PROMPT_COLOUR
 from toccata.modeling import SAMPLERS, GuardSettings, SamplerSettings
 from toccata.modeling.hub import random_model, save_checkpoint
 
 import toccata
+from toccata.audio import SYNTH_MISSING
 
 CHORALE = PromptChoice(source="corpus", work="bach/bwv66.6", beats=8)
 

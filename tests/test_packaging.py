@@ -38,6 +38,8 @@ def test_wheel_has_one_top_level_namespace(wheel):
     for module in ["tokenization/tokenization_notewise.py", "tokenization/midi_io.py", "modeling/__init__.py"]:
         assert f"toccata/{module}" in names
     assert not any(name.startswith(("tests/", "benchmarks/", "modeling/", "demo/")) for name in names)
+    for shipped in ["config.json", "model.safetensors", "vocab.json", "README.md", "evaluation/report.json"]:
+        assert f"toccata/checkpoints/default/{shipped}" in names  # the embedded default checkpoint travels too
 
 
 @pytest.mark.slow
@@ -71,3 +73,7 @@ def test_wheel_installs_into_a_fresh_venv_and_imports_from_outside_the_repo(whee
     assert tokens == "p60 wait12 endp60"
     cli = subprocess.run([str(venv / "bin" / "toccata"), "--help"], capture_output=True, text=True, cwd=elsewhere)
     assert cli.returncode == 0 and "tokenize" in cli.stdout
+    piece = elsewhere / "piece.mid"
+    command = [str(venv / "bin" / "toccata"), "generate", "--beats", "4", "--no-audio", "-o", str(piece)]
+    composed = subprocess.run(command, capture_output=True, text=True, cwd=elsewhere)
+    assert composed.returncode == 0 and piece.stat().st_size > 0, composed.stderr  # the default checkpoint, installed

@@ -103,6 +103,10 @@ def test_train_writes_a_checkpoint_that_loads_and_learns(tiny_dataset, tmp_path)
     loss = model(input_ids=ids, labels=ids).loss.item()
     assert loss < np.log(model.config.vocab_size) - 1.0  # learnt something: uniform guessing is 5.4 nats
     assert "validation_loss" in (out / "README.md").read_text()
+    from toccata.modeling.hub import load_checkpoint
+
+    for checkpoint in (out / "checkpoints").glob("checkpoint-*"):  # every checkpoint is a usable model folder
+        assert load_checkpoint(checkpoint)[1].vocab_size == tokenizer.vocab_size
 
 
 class _Trainer:

@@ -35,6 +35,7 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     import toccata
+    import toccata.tokenization  # noqa: F401 - registers the tokenizer class with AutoTokenizer
     from toccata.modeling.hub import load_checkpoint
     from toccata.training.evaluation import evaluate
     from toccata.training.report import write_report

@@ -21,6 +21,11 @@ def add_generate_parser(commands: argparse._SubParsersAction) -> None:
     gen.add_argument("-o", "--output", default="out/generated.mid", help="MIDI file to write (default: %(default)s)")
     gen.add_argument("--num-samples", type=int, default=1, help="variations, written as NAME-1.mid, NAME-2.mid, ...")
     gen.add_argument("--save-tokens", action="store_true", help="also write each piece's token text (.txt)")
+    gen.add_argument(
+        "--audio",
+        action=argparse.BooleanOptionalAction,
+        help="also render each piece to WAV with FluidSynth (default: when FluidSynth and a GM soundfont are found)",
+    )
     length = gen.add_mutually_exclusive_group()
     length.add_argument("--seconds", type=float, help="length of the continuation in seconds")
     length.add_argument("--beats", type=float, help="length of the continuation in quarter notes (default 64)")
@@ -77,6 +82,20 @@ def _prompt(source: str | None):
     return None if source is None else _read_source(source)[0]
 
 
+def _synth(wanted: bool | None):
+    """The synthesizer for --audio: None when audio is off or (by default) unavailable; an error when asked for."""
+    from toccata.audio import INSTALL_HINT, Synth
+
+    if wanted is False:
+        return None
+    synth = Synth.find()
+    if synth is None:
+        if wanted:
+            raise ValueError(f"--audio: no synthesizer found; {INSTALL_HINT}")
+        print(f"no audio (MIDI only): to hear pieces as WAV, {INSTALL_HINT}", file=sys.stderr)
+    return synth
+
+
 def run_generate(args: argparse.Namespace) -> int:
     from transformers.utils import logging as hf_logging
 
@@ -97,16 +116,21 @@ def run_generate(args: argparse.Namespace) -> int:
         prompt_beats=args.prompt_beats,
         num_samples=args.num_samples,
     )
+    synth = _synth(args.audio)
     pieces = compose(model, tokenizer, request, prompt=_prompt(args.prompt))
     output = Path(args.output)
     for index, piece in enumerate(pieces, start=1):
         path = output if len(pieces) == 1 else output.with_name(f"{output.stem}-{index}{output.suffix or '.mid'}")
         piece.save(path)
-        if args.save_tokens:
-            path.with_suffix(".txt").write_text(piece.text, encoding="utf-8")
         seconds = piece.score.end() / piece.score.ticks_per_quarter * 60.0 / piece.settings["qpm"]
         print(
             f"wrote {path} ({piece.score.note_num()} notes, {seconds:.1f} s, seed {piece.settings['sampler']['seed']})",
             file=sys.stderr,
         )
+        if args.save_tokens:
+            text_path = path.with_suffix(".txt")
+            text_path.write_text(piece.text, encoding="utf-8")
+            print(f"wrote {text_path} ({len(piece.tokens)} notewise tokens)", file=sys.stderr)
+        if synth is not None:
+            print(f"wrote {synth.render(path, path.with_suffix('.wav'))} (FluidSynth)", file=sys.stderr)
     return 0

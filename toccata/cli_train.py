@@ -21,6 +21,7 @@ MODEL_OPTIONS = {
     "hidden_dropout": float,
     "output_dropout": float,
     "weight_dropout": float,
+    "initializer_range": float,
 }
 
 

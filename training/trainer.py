@@ -222,6 +222,7 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list[TrainerCall
         train_dataset=train_set,
         eval_dataset=valid_set,
         data_collator=collate_windows,
+        processing_class=tokenizer,  # saved in every checkpoint, so `--model RUN/checkpoints/checkpoint-N` works
         callbacks=callbacks,
     )
     if trainer.is_world_process_zero():
@@ -264,7 +265,8 @@ def _training_data_text(config: TrainConfig, summary: dict) -> str:
         f"on the fly by up to ±{config.max_transpose} semitones; AdamW (lr {config.learning_rate:g}, weight decay "
         f"{config.weight_decay:g}), {config.scheduler} schedule with {config.warmup:g} warm-up, gradient clipping at "
         f"{config.max_grad_norm:g}, batch {config.batch_size} × {summary['world_size']} process(es); "
-        f"{summary['steps']} steps ({summary['epochs']} epochs), best validation loss {summary['best_validation_loss']}."
+        f"{summary['steps']} steps ({summary['epochs']} epochs), best validation loss "
+        f"{summary['best_validation_loss']}."
     )
 
 

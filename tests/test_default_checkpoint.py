@@ -1,0 +1,74 @@
+"""The checkpoint embedded in the package: it loads the standard ways, offline, composes, and is a trained model whose
+card carries the numbers its evaluation measured (not a random or stale one)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import symusic
+import torch
+from demo_support import require_fluidsynth, wav_peak
+from toccata.tokenization.midi_io import music21_corpus_midi
+
+import toccata
+
+FOLDER = toccata.default_checkpoint()
+MAX_MEGABYTES = 15  # the repository carries it: keep it small
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    assert FOLDER is not None, "toccata/checkpoints/default is missing: run `make default-checkpoint`"
+    return AutoModelForCausalLM.from_pretrained(FOLDER).eval(), AutoTokenizer.from_pretrained(FOLDER)
+
+
+def test_is_small_and_ships_its_card_and_evaluation(loaded):
+    size = sum(path.stat().st_size for path in FOLDER.rglob("*") if path.is_file())
+    assert size < MAX_MEGABYTES * 2**20, f"{size / 2**20:.1f} MB"
+    card = (FOLDER / "README.md").read_text()
+    report = json.loads((FOLDER / "evaluation" / "report.json").read_text())
+    model_row = next(row for row in report["likelihood"] if row["name"] == "model")
+    assert f"{model_row['bits_per_token']:.3f}" in card  # the card quotes the evaluation it ships with
+    assert (FOLDER / "evaluation" / "report.md").is_file()
+
+
+def test_is_trained_far_below_the_unigram_on_a_chorale(loaded):
+    model, tokenizer = loaded
+    ids = torch.tensor([[tokenizer.bos_token_id, *tokenizer.midi_to_ids(music21_corpus_midi("bach/bwv66.6"))[:400]]])
+    with torch.no_grad():
+        loss = model(input_ids=ids, labels=ids).loss.item()
+    # random weights score ~5.4 nats/token (log 228) and the corpus unigram ~4.2; a trained model is far below
+    assert loss < 2.5, loss
+
+
+def test_pipeline_without_a_model_uses_it():
+    from transformers import pipeline
+
+    composer = pipeline("music-generation")
+    assert composer.model.name_or_path == str(FOLDER)
+    (piece,) = composer(beats=8, sampler="top_k", seed=3)
+    assert piece.score.note_num() > 0
+
+
+def test_make_run_composes_midi_and_audio_with_it(tmp_path):
+    """What README's first command runs: `toccata generate` on the default checkpoint, seeded."""
+    require_fluidsynth()
+    out = tmp_path / "piece.mid"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "toccata", "generate", "--seed", "0", "--beats", "16", "-o", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    score = symusic.Score(str(out))
+    assert score.note_num() > 8
+    assert str(out.with_suffix(".wav")) in done.stderr and wav_peak(out.with_suffix(".wav")) > 0.01
+    again = tmp_path / "again.mid"
+    command[-1] = str(again)
+    subprocess.run(command + ["--no-audio"], capture_output=True, env=env, check=True)
+    assert again.read_bytes() == out.read_bytes()  # same seed, same piece
+    assert not again.with_suffix(".wav").exists()

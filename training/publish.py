@@ -1,0 +1,136 @@
+"""Turn a trained and evaluated run into a shippable checkpoint folder whose model card carries the measured numbers.
+
+    python -m toccata.training.publish RUN DEST [--report RUN/evaluation]
+
+Used by `make default-checkpoint` to write `toccata/checkpoints/default`. The card's numbers come only from the
+report that `toccata evaluate` wrote (report.json); report.md and its plots are copied into DEST/evaluation/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+REPORT_FILES = ("report.md", "report.json", "*.png")  # what `toccata evaluate` writes: the report and its plots
+LICENSE_NOTE = (
+    "The training data come from music21's bundled corpus: compositions in the public domain in the United States "
+    "(Bach chorales and other keyboard-suited works), encoded by contributors who licensed the encodings for use; "
+    "see the dataset's LICENSE and music21's corpus licence. The weights are released under the MIT licence."
+)
+
+
+def _goal_rows(goals: list[dict]) -> list[str]:
+    rows = ["| goal | target | measured | met |", "|---|---|---|---|"]
+    for goal in goals:
+        value = goal["value"]
+        shown = (
+            "—"
+            if value is None
+            else (f"{value:.1%}" if goal["name"] in ("copy share", "bits per token vs n-gram") else f"{value:.4g}")
+        )
+        met = "not measured" if goal["met"] is None else ("yes" if goal["met"] else "**no**")
+        note = f" ({goal['note']})" if goal.get("note") else ""
+        rows.append(f"| {goal['name']} | {goal['target']} | {shown}{note} | {met} |")
+    return rows
+
+
+def _likelihood_rows(likelihood: list[dict]) -> list[str]:
+    rows = ["| model | bits / token | bits / note | perplexity |", "|---|---|---|---|"]
+    for row in likelihood:
+        rows.append(
+            f"| {row['name']} | {row['bits_per_token']:.3f} | {row['bits_per_note']:.3f} | {row['perplexity']:.2f} |"
+        )
+    return rows
+
+
+def card_sections(report: dict, summary: dict, config: dict) -> tuple[dict[str, float], str, str]:
+    """(metrics, evaluation markdown, training-data markdown) for `CardInfo` from a report.json and a run's files."""
+    metrics = {}
+    for row in report["likelihood"]:
+        prefix = "" if row["name"] == "model" else row["name"].replace("-", "") + "_"
+        metrics[f"{prefix}bits_per_token"] = row["bits_per_token"]
+        metrics[f"{prefix}bits_per_note"] = row["bits_per_note"]
+    for goal in report["goals"]:
+        if goal["value"] is not None:
+            metrics[goal["name"].replace(" ", "_").replace("-", "_")] = goal["value"]
+    settings = report.get("settings", {})
+    evaluation = "\n".join(
+        [
+            (
+                f"Measured by `toccata evaluate` on the **{report['split']}** split of `{report['dataset']}` "
+                f"(pieces never seen in training; original keys), {settings.get('samples', '?')} samples × "
+                f"{settings.get('tokens', '?')} tokens per sampler from `<bos>`, fixed seeds. Full report with plots: "
+                "[evaluation/report.md](evaluation/report.md)."
+            ),
+            "",
+            *_goal_rows(report["goals"]),
+            "",
+            *_likelihood_rows(report["likelihood"]),
+            "",
+            "Reproduce: `make default-checkpoint` (builds the corpus dataset, trains, evaluates, writes this folder).",
+        ]
+    )
+    training = (
+        f"`{Path(config['dataset']).name}`: music21's corpus, keyboard selection, built by `toccata build-dataset "
+        f"--source corpus` and split by piece: {summary['train_pieces']} training pieces ({summary['train_tokens']:,} "
+        f"tokens), {summary['validation_pieces']} validation pieces. Windows of {config['window']} tokens transposed "
+        f"on the fly by up to ±{config['max_transpose']} semitones; AdamW lr {config['learning_rate']:g}, batch "
+        f"{config['batch_size']}, {config['scheduler']} schedule; {summary['steps']} steps ({summary['epochs']} "
+        f"epochs, early stopping on validation loss; best {summary['best_validation_loss']:.4f} nats/token) on "
+        f"{summary['device']}.\n\n{LICENSE_NOTE}"
+    )
+    return metrics, evaluation, training
+
+
+def publish(run_dir: str | Path, dest: str | Path, report_dir: str | Path | None = None) -> Path:
+    """Write `dest`: the run's model and tokenizer, a card with the report's numbers, and the report itself."""
+    import toccata.tokenization  # noqa: F401 - registers the tokenizer class with AutoTokenizer
+    from toccata.modeling.hub import CardInfo, load_checkpoint, save_checkpoint
+
+    run, dest = Path(run_dir), Path(dest)
+    report_dir = Path(report_dir) if report_dir else run / "evaluation"
+    for needed in (run / "train_summary.json", run / "train_config.json", report_dir / "report.json"):
+        if not needed.is_file():
+            raise ValueError(f"{needed} is missing: train with `toccata train` and evaluate with `toccata evaluate`")
+    report = json.loads((report_dir / "report.json").read_text())
+    summary = json.loads((run / "train_summary.json").read_text())
+    config = json.loads((run / "train_config.json").read_text())
+    metrics, evaluation, training = card_sections(report, summary, config)
+    model, tokenizer = load_checkpoint(run)
+    if dest.exists():
+        shutil.rmtree(dest)
+    card = CardInfo(
+        title="Toccata default checkpoint (NotewiseLSTM, music21 corpus)",
+        license="mit",
+        training_data=training,
+        metrics=metrics,
+        evaluation=evaluation,
+    )
+    save_checkpoint(dest, model, tokenizer, card=card)
+    (dest / "evaluation").mkdir()
+    for pattern in REPORT_FILES:
+        for path in sorted(report_dir.glob(pattern)):
+            shutil.copy2(path, dest / "evaluation" / path.name)
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="a `toccata train` output folder")
+    parser.add_argument("dest", help="the checkpoint folder to write (replaced)")
+    parser.add_argument("--report", help="the `toccata evaluate` output folder (default: RUN/evaluation)")
+    args = parser.parse_args(argv)
+    try:
+        dest = publish(args.run, args.dest, args.report)
+    except ValueError as err:
+        print(f"publish: error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {dest}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
