@@ -7,11 +7,13 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 
 import pytest
 import symusic
 import torch
 from demo_support import require_fluidsynth, wav_peak
+from toccata.modeling.sampling import preset_from_generation_config
 from toccata.tokenization.midi_io import music21_corpus_midi
 
 import toccata
@@ -36,6 +38,10 @@ def test_is_small_and_ships_its_card_and_evaluation(loaded):
     model_row = next(row for row in report["likelihood"] if row["name"] == "model")
     assert f"{model_row['bits_per_token']:.3f}" in card  # the card quotes the evaluation it ships with
     assert (FOLDER / "evaluation" / "report.md").is_file()
+    sampler, guards = preset_from_generation_config(loaded[0].generation_config)  # the card measured what ships
+    assert report["settings"]["preset_sampler"] == asdict(sampler)
+    assert report["settings"]["preset_guards"] == asdict(guards)
+    assert all(goal["met"] for goal in report["goals"]), report["goals"]  # README and card say all goals are met
 
 
 def test_is_trained_far_below_the_unigram_on_a_chorale(loaded):

@@ -12,6 +12,7 @@ import argparse
 import json
 import shutil
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 REPORT_FILES = ("report.md", "report.json", "*.png")  # what `toccata evaluate` writes: the report and its plots
@@ -20,6 +21,10 @@ LICENSE_NOTE = (
     "(Bach chorales and other keyboard-suited works), encoded by contributors who licensed the encodings for use; "
     "see the dataset's LICENSE and music21's corpus licence. The weights are released under the MIT licence."
 )
+
+
+def _describe(settings: dict) -> str:
+    return ", ".join(f"{name}={value}" for name, value in settings.items() if value is not None) or "defaults"
 
 
 def _goal_rows(goals: list[dict]) -> list[str]:
@@ -66,6 +71,9 @@ def card_sections(report: dict, summary: dict, config: dict) -> tuple[dict[str, 
                 "[evaluation/report.md](evaluation/report.md)."
             ),
             "",
+            f"Default preset (what `generate`, the pipeline and the demo use unless told otherwise): sampler "
+            f"{_describe(settings.get('preset_sampler', {}))}; guards {_describe(settings.get('preset_guards', {}))}.",
+            "",
             *_goal_rows(report["goals"]),
             "",
             *_likelihood_rows(report["likelihood"]),
@@ -89,6 +97,7 @@ def publish(run_dir: str | Path, dest: str | Path, report_dir: str | Path | None
     """Write `dest`: the run's model and tokenizer, a card with the report's numbers, and the report itself."""
     import toccata.tokenization  # noqa: F401 - registers the tokenizer class with AutoTokenizer
     from toccata.modeling.hub import CardInfo, load_checkpoint, save_checkpoint
+    from toccata.modeling.sampling import preset_from_generation_config
 
     run, dest = Path(run_dir), Path(dest)
     report_dir = Path(report_dir) if report_dir else run / "evaluation"
@@ -100,6 +109,13 @@ def publish(run_dir: str | Path, dest: str | Path, report_dir: str | Path | None
     config = json.loads((run / "train_config.json").read_text())
     metrics, evaluation, training = card_sections(report, summary, config)
     model, tokenizer = load_checkpoint(run)
+    sampler, guards = preset_from_generation_config(model.generation_config)
+    measured = report.get("settings", {})
+    if (measured.get("preset_sampler"), measured.get("preset_guards")) != (asdict(sampler), asdict(guards)):
+        raise ValueError(
+            f"{report_dir / 'report.json'} was measured with another sampler or guard preset than {run} has now: "
+            f"run `toccata evaluate --model {run}` again"
+        )
     if dest.exists():
         shutil.rmtree(dest)
     card = CardInfo(
@@ -109,7 +125,7 @@ def publish(run_dir: str | Path, dest: str | Path, report_dir: str | Path | None
         metrics=metrics,
         evaluation=evaluation,
     )
-    save_checkpoint(dest, model, tokenizer, card=card)
+    save_checkpoint(dest, model, tokenizer, card=card, sampler=sampler, guards=guards)
     (dest / "evaluation").mkdir()
     for pattern in REPORT_FILES:
         for path in sorted(report_dir.glob(pattern)):

@@ -193,6 +193,7 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list[TrainerCall
 
     `callbacks` are extra `TrainerCallback`s (progress reporting, custom logging, ...)."""
     from toccata.modeling.hub import CardInfo, save_checkpoint
+    from toccata.modeling.sampling import preset_from_generation_config
 
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -248,7 +249,8 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list[TrainerCall
             metrics={"validation_loss": best} if best is not None else {},
             evaluation="Validation loss: mean cross-entropy (nats per token) of the best checkpoint.",
         )
-        save_checkpoint(out, trainer.model.eval(), tokenizer, card=card)
+        sampler, guards = preset_from_generation_config(trainer.model.generation_config)  # a fine-tune keeps its preset
+        save_checkpoint(out, trainer.model.eval(), tokenizer, card=card, sampler=sampler, guards=guards)
         (out / "train_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
 

@@ -1,0 +1,75 @@
+"""`make default-checkpoint`'s last steps on tiny data: train -> set the preset -> evaluate -> publish. The published
+folder loads, generates with the preset, and its card quotes the report measured with that same preset."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from toccata.modeling.hub import load_checkpoint
+from toccata.modeling.sampling import preset_from_generation_config
+from toccata.training import preset, publish
+
+from toccata.cli import main
+
+TINY = ["--embedding-size", "24", "--hidden-size", "32", "--num-hidden-layers", "1"]
+
+
+@pytest.fixture(scope="module")
+def run(tiny_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("publish") / "run"
+    args = ["train", "--dataset", str(tiny_dataset), "--out", str(out), "--max-steps", "4", "--eval-steps", "2"]
+    assert main([*args, "--batch-size", "4", "--window", "48", *TINY]) == 0
+    return out
+
+
+def _evaluate(run, dataset) -> None:
+    args = [
+        "evaluate",
+        "--model",
+        str(run),
+        "--dataset",
+        str(dataset),
+        "--split",
+        "test",
+        "--out",
+        str(run / "evaluation"),
+    ]
+    assert main([*args, "--samples", "2", "--tokens", "100", "--samplers", "top_k,greedy"]) == 0
+
+
+def test_publish_ships_the_preset_its_report_measured(run, tiny_dataset, tmp_path):
+    assert preset.main([str(run), "temperature=0.8", "calmness=0.5", "max_polyphony=6"]) == 0
+    _evaluate(run, tiny_dataset)
+    dest = publish.publish(run, tmp_path / "published")
+
+    model, _ = load_checkpoint(dest)
+    sampler, guards = preset_from_generation_config(model.generation_config)
+    assert (sampler.temperature, guards.calmness, guards.max_polyphony) == (0.8, 0.5, 6)
+    report = json.loads((dest / "evaluation" / "report.json").read_text())
+    assert report["settings"]["preset_sampler"]["temperature"] == 0.8
+    card = (dest / "README.md").read_text()
+    bits = next(row["bits_per_token"] for row in report["likelihood"] if row["name"] == "model")
+    assert f"{bits:.3f}" in card and "calmness=0.5" in card and "**test** split" in card
+    assert sorted(p.name for p in (dest / "evaluation").iterdir()) == sorted(
+        p.name for p in (run / "evaluation").iterdir()
+    )
+
+
+def test_publish_refuses_a_report_measured_with_another_preset(run, tiny_dataset, tmp_path, capsys):
+    _evaluate(run, tiny_dataset)
+    assert preset.main([str(run), "temperature=1.1"]) == 0  # changed after the evaluation
+    assert publish.main([str(run), str(tmp_path / "published")]) == 2
+    assert "another sampler or guard preset" in capsys.readouterr().err
+    assert not (tmp_path / "published").exists()
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [(["temp=1"], "not a preset field"), (["temperature=-1"], "temperature"), (["rest_guard=maybe"], "true or false")],
+)
+def test_bad_preset_values_are_clear_errors(run, values, message, capsys):
+    before = (run / "generation_config.json").read_text()
+    assert preset.main([str(run), *values]) == 2
+    assert message in capsys.readouterr().err
+    assert (run / "generation_config.json").read_text() == before
