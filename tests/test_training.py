@@ -95,6 +95,7 @@ def test_train_writes_a_checkpoint_that_loads_and_learns(tiny_dataset, tmp_path)
     assert (out / "metrics.csv").read_text().splitlines()[0].startswith("step,epoch")
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["best_validation_loss"] == pytest.approx(min(evals))
+    assert summary["train_runtime_s"] > 0 and summary["machine"] and summary["torch_threads"] >= 1
     model = AutoModelForCausalLM.from_pretrained(out).eval()
     tokenizer = AutoTokenizer.from_pretrained(out)
     assert model.config.hidden_size == 32

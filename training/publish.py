@@ -51,6 +51,16 @@ def _likelihood_rows(likelihood: list[dict]) -> list[str]:
     return rows
 
 
+def _hardware(summary: dict) -> str:
+    """Where and how long the run trained, as far as its summary says."""
+    text = summary["device"]
+    if summary.get("machine"):
+        text += f" ({summary['machine']}, {summary.get('torch_threads', '?')} torch thread(s))"
+    if summary.get("train_runtime_s"):
+        text += f" in {summary['train_runtime_s']:.0f} s"
+    return text
+
+
 def card_sections(report: dict, summary: dict, config: dict) -> tuple[dict[str, float], str, str]:
     """(metrics, evaluation markdown, training-data markdown) for `CardInfo` from a report.json and a run's files."""
     metrics = {}
@@ -88,7 +98,7 @@ def card_sections(report: dict, summary: dict, config: dict) -> tuple[dict[str, 
         f"on the fly by up to ±{config['max_transpose']} semitones; AdamW lr {config['learning_rate']:g}, batch "
         f"{config['batch_size']}, {config['scheduler']} schedule; {summary['steps']} steps ({summary['epochs']} "
         f"epochs, early stopping on validation loss; best {summary['best_validation_loss']:.4f} nats/token) on "
-        f"{summary['device']}.\n\n{LICENSE_NOTE}"
+        f"{_hardware(summary)}.\n\n{LICENSE_NOTE}"
     )
     return metrics, evaluation, training
 

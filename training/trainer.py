@@ -12,6 +12,7 @@ import csv
 import json
 import math
 import os
+import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,6 +241,9 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list[TrainerCall
         "world_size": args.world_size,
         "rank": args.process_index,
         "device": str(args.device),
+        "machine": _machine(),
+        "torch_threads": torch.get_num_threads(),
+        "train_runtime_s": round(result.metrics.get("train_runtime", 0.0), 1),  # this invocation only, if resumed
     }
     if trainer.is_world_process_zero():
         card = CardInfo(
@@ -253,6 +257,16 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list[TrainerCall
         save_checkpoint(out, trainer.model.eval(), tokenizer, card=card, sampler=sampler, guards=guards)
         (out / "train_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
+
+
+def _machine() -> str:
+    """The CPU model (from /proc/cpuinfo where there is one) and core count, for the card and the summary."""
+    name = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
+        name = models[0] if models else name
+    return f"{name}, {os.cpu_count()} logical CPUs"
 
 
 def _step_of(checkpoint: Path) -> int:
