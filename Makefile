@@ -52,7 +52,7 @@ NUM_PROC ?= 2
 dataset: setup
 	$(BIN)/toccata build-dataset --source $(SOURCE) --out $(DATASET) --num-proc $(NUM_PROC)
 
-# The embedded default checkpoint, from scratch: dataset -> train -> evaluate (test split) -> toccata/checkpoints/default.
+# The embedded default checkpoint, from scratch: dataset -> train -> preset -> evaluate (test split) -> publish.
 # Training takes ~16 minutes on one CPU core, evaluation ~1 minute. Interrupted? Run it again: training resumes.
 # PRESET (the sampler and guard defaults users get) was chosen on the validation split: docs/training.md.
 RUN ?= runs/default

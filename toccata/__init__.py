@@ -8,6 +8,12 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 
+def _register_auto_classes() -> None:
+    """Register NotewiseLSTM (AutoConfig, AutoModelForCausalLM) and NotewiseTokenizer (AutoTokenizer)."""
+    import toccata.modeling  # noqa: F401
+    import toccata.tokenization  # noqa: F401
+
+
 def default_checkpoint() -> Path | None:  # noqa: F821 - Path is imported inside
     """The folder of the checkpoint embedded in the package, or None while the package ships none.
 
@@ -15,8 +21,20 @@ def default_checkpoint() -> Path | None:  # noqa: F821 - Path is imported inside
     `AutoTokenizer.from_pretrained(folder)` load it as it is."""
     from pathlib import Path
 
-    import toccata.modeling  # noqa: F401 - registers NotewiseLSTM with AutoConfig / AutoModelForCausalLM
-    import toccata.tokenization  # noqa: F401 - registers NotewiseTokenizer with AutoTokenizer
-
+    _register_auto_classes()
     folder = Path(__file__).parent / "checkpoints" / "default"
     return folder if (folder / "config.json").is_file() else None
+
+
+def load_checkpoint(source: str | None = None, trust_remote_code: bool = False):
+    """(model, tokenizer) of a checkpoint folder or Hub id, in eval mode; None: the embedded default checkpoint.
+
+    Unlike `toccata.modeling.hub.load_checkpoint` (modeling never imports tokenization), this registers the tokenizer
+    too, so any Toccata checkpoint loads without `trust_remote_code`."""
+    from toccata.modeling.hub import load_checkpoint as load
+
+    _register_auto_classes()
+    source = source or default_checkpoint()
+    if source is None:
+        raise ValueError("no embedded default checkpoint in this install: pass a checkpoint folder or Hub id")
+    return load(source, trust_remote_code=trust_remote_code)

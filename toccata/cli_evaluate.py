@@ -35,15 +35,11 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     import toccata
-    import toccata.tokenization  # noqa: F401 - registers the tokenizer class with AutoTokenizer
-    from toccata.modeling.hub import load_checkpoint
     from toccata.training.evaluation import evaluate
     from toccata.training.report import write_report
 
-    source = toccata.default_checkpoint() if args.model == "default" else args.model
-    if source is None:
-        raise ValueError("no embedded default checkpoint in this install: pass --model PATH_OR_REPO")
-    model, tokenizer = load_checkpoint(source, trust_remote_code=args.trust_remote_code)
+    source = None if args.model == "default" else args.model
+    model, tokenizer = toccata.load_checkpoint(source, trust_remote_code=args.trust_remote_code)
     samplers = [name.strip() for name in args.samplers.split(",") if name.strip()]
     report = evaluate(
         model,

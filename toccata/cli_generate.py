@@ -63,16 +63,15 @@ def _override(settings, args: argparse.Namespace):
 def _load(args: argparse.Namespace):
     """(model, tokenizer) of --model, the default checkpoint, or random weights."""
     import toccata
-    from toccata.modeling.hub import load_checkpoint, random_model
+    from toccata.modeling.hub import random_model
     from toccata.tokenization import NotewiseTokenizer
 
     if args.random_weights:
         tokenizer = NotewiseTokenizer()
         return random_model(tokenizer), tokenizer
-    source = args.model or toccata.default_checkpoint()
-    if source is None:
+    if args.model is None and toccata.default_checkpoint() is None:
         raise ValueError("no checkpoint: pass --model PATH_OR_REPO (or --random-weights to try an untrained model)")
-    return load_checkpoint(source, trust_remote_code=args.trust_remote_code)
+    return toccata.load_checkpoint(args.model, trust_remote_code=args.trust_remote_code)
 
 
 def _prompt(source: str | None):

@@ -15,6 +15,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from .report import goal_table, likelihood_table
+
 REPORT_FILES = ("report.md", "report.json", "*.png")  # what `toccata evaluate` writes: the report and its plots
 LICENSE_NOTE = (
     "The training data come from music21's bundled corpus: compositions in the public domain in the United States "
@@ -25,30 +27,6 @@ LICENSE_NOTE = (
 
 def _describe(settings: dict) -> str:
     return ", ".join(f"{name}={value}" for name, value in settings.items() if value is not None) or "defaults"
-
-
-def _goal_rows(goals: list[dict]) -> list[str]:
-    rows = ["| goal | target | measured | met |", "|---|---|---|---|"]
-    for goal in goals:
-        value = goal["value"]
-        shown = (
-            "—"
-            if value is None
-            else (f"{value:.1%}" if goal["name"] in ("copy share", "bits per token vs n-gram") else f"{value:.4g}")
-        )
-        met = "not measured" if goal["met"] is None else ("yes" if goal["met"] else "**no**")
-        note = f" ({goal['note']})" if goal.get("note") else ""
-        rows.append(f"| {goal['name']} | {goal['target']} | {shown}{note} | {met} |")
-    return rows
-
-
-def _likelihood_rows(likelihood: list[dict]) -> list[str]:
-    rows = ["| model | bits / token | bits / note | perplexity |", "|---|---|---|---|"]
-    for row in likelihood:
-        rows.append(
-            f"| {row['name']} | {row['bits_per_token']:.3f} | {row['bits_per_note']:.3f} | {row['perplexity']:.2f} |"
-        )
-    return rows
 
 
 def _hardware(summary: dict) -> str:
@@ -81,12 +59,12 @@ def card_sections(report: dict, summary: dict, config: dict) -> tuple[dict[str, 
                 "[evaluation/report.md](evaluation/report.md)."
             ),
             "",
-            f"Default preset (what `generate`, the pipeline and the demo use unless told otherwise): sampler "
-            f"{_describe(settings.get('preset_sampler', {}))}; guards {_describe(settings.get('preset_guards', {}))}.",
+            f"Default preset (what `generate`, the pipeline and the demo use unless told otherwise): "
+            f"{_describe(settings.get('preset_sampler', {}))}; guards: {_describe(settings.get('preset_guards', {}))}.",
             "",
-            *_goal_rows(report["goals"]),
+            *goal_table(report["goals"]),
             "",
-            *_likelihood_rows(report["likelihood"]),
+            *likelihood_table(report["likelihood"]),
             "",
             "Reproduce: `make default-checkpoint` (builds the corpus dataset, trains, evaluates, writes this folder).",
         ]
@@ -105,9 +83,10 @@ def card_sections(report: dict, summary: dict, config: dict) -> tuple[dict[str, 
 
 def publish(run_dir: str | Path, dest: str | Path, report_dir: str | Path | None = None) -> Path:
     """Write `dest`: the run's model and tokenizer, a card with the report's numbers, and the report itself."""
-    import toccata.tokenization  # noqa: F401 - registers the tokenizer class with AutoTokenizer
-    from toccata.modeling.hub import CardInfo, load_checkpoint, save_checkpoint
+    from toccata.modeling.hub import CardInfo, save_checkpoint
     from toccata.modeling.sampling import preset_from_generation_config
+
+    import toccata
 
     run, dest = Path(run_dir), Path(dest)
     report_dir = Path(report_dir) if report_dir else run / "evaluation"
@@ -118,7 +97,7 @@ def publish(run_dir: str | Path, dest: str | Path, report_dir: str | Path | None
     summary = json.loads((run / "train_summary.json").read_text())
     config = json.loads((run / "train_config.json").read_text())
     metrics, evaluation, training = card_sections(report, summary, config)
-    model, tokenizer = load_checkpoint(run)
+    model, tokenizer = toccata.load_checkpoint(str(run))
     sampler, guards = preset_from_generation_config(model.generation_config)
     measured = report.get("settings", {})
     if (measured.get("preset_sampler"), measured.get("preset_guards")) != (asdict(sampler), asdict(guards)):

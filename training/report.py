@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -27,29 +28,32 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
-def _goal_table(report: EvaluationReport) -> list[str]:
+def goal_table(goals: list[dict]) -> list[str]:
+    """Markdown rows of the goals, as stored in report.json (the model card reuses them)."""
     lines = ["| goal | target | value | met |", "|---|---|---|---|"]
-    for goal in report.goals:
-        met = "not measured" if goal.met is None else ("**met**" if goal.met else "**not met**")
-        value = _fmt(goal.value)
-        if goal.name in ("copy share", "bits per token vs n-gram") and goal.value is not None:
-            value = f"{goal.value:.1%}"
-        elif goal.name == "rest collapse" and goal.value is not None:
-            value = str(int(goal.value))
-        note = f" ({goal.note})" if goal.note else ""
-        lines.append(f"| {goal.name} | {goal.target} | {value}{note} | {met} |")
+    for goal in goals:
+        value, met = goal["value"], goal["met"]
+        shown = _fmt(value)
+        if goal["name"] in ("copy share", "bits per token vs n-gram") and value is not None:
+            shown = f"{value:.1%}"
+        elif goal["name"] == "rest collapse" and value is not None:
+            shown = str(int(value))
+        status = "not measured" if met is None else ("**met**" if met else "**not met**")
+        note = f" ({goal['note']})" if goal.get("note") else ""
+        lines.append(f"| {goal['name']} | {goal['target']} | {shown}{note} | {status} |")
     return lines
 
 
-def _likelihood_table(report: EvaluationReport) -> list[str]:
+def likelihood_table(rows: list[dict]) -> list[str]:
+    """Markdown rows of the likelihood results, as stored in report.json (the model card reuses them)."""
     lines = [
         "| model | predicted tokens | notes | loss / token (nats) | perplexity | bits / token | bits / note |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in report.likelihood:
+    for r in rows:
         lines.append(
-            f"| {r.name} | {r.tokens} | {r.notes} | {r.loss_per_token:.4f} | {r.perplexity:.3f} | "
-            f"{r.bits_per_token:.4f} | {r.bits_per_note:.3f} |"
+            f"| {r['name']} | {r['tokens']} | {r['notes']} | {r['loss_per_token']:.4f} | {r['perplexity']:.3f} | "
+            f"{r['bits_per_token']:.4f} | {r['bits_per_note']:.3f} |"
         )
     return lines
 
@@ -116,8 +120,8 @@ def render_markdown(report: EvaluationReport, plots: list[str] | None = None) ->
         ),
         "",
     ]
-    lines += ["## Goals", "", *_goal_table(report), ""]
-    lines += ["## Likelihood", "", *_likelihood_table(report), ""]
+    lines += ["## Goals", "", *goal_table([asdict(goal) for goal in report.goals]), ""]
+    lines += ["## Likelihood", "", *likelihood_table([row.to_dict() for row in report.likelihood]), ""]
     lines += [
         (
             "Each piece is scored whole as `<bos> tokens <eos>`: `<bos>` is given, every other token (`<eos>` "
