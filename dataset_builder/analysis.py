@@ -9,6 +9,7 @@ bytes), so the parent holds per-file summaries only, never the corpus.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -23,7 +24,7 @@ from toccata.tokenization import NotewiseTokenizer
 from toccata.tokenization.midi_io import MidiError, MidiLimits, NoteArrays, load_score, read_midi_bytes
 from toccata.tokenization.tokenization_base import quantize_notes
 
-from .items import MUSIC21, SourceItem
+from .items import MUSIC21, SCORE, SourceItem
 
 ANALYSIS_VERSION = 1  # bump when the analysis changes, so old cache entries are not reused
 FINGERPRINT_TAG = b"toccata-notes-v1"
@@ -42,6 +43,7 @@ UNREADABLE = "unreadable"  # the file system refused, or not a regular file (a F
 INTERNAL_ERROR = "internal_error"  # a bug; the detail has the exception
 DUPLICATE = "duplicate"  # the bytes of a file kept earlier
 DUPLICATE_NOTES = "duplicate_notes"  # the notes of a file kept earlier, up to transposition, tempo and velocity
+DUPLICATE_WORK = "duplicate_work"  # the same work in another format beside a file kept earlier (a.krn and a.mid)
 TRANSPOSITION_OUT_OF_RANGE = "transposition_out_of_range"  # a transposed row not made (notes off the keyboard)
 TRANSIENT_REASONS = (TIMEOUT, INTERNAL_ERROR)  # not cached: another run may succeed
 
@@ -56,6 +58,7 @@ class AnalysisSettings:
     timeout_s: float
     safe: bool
     work_dir: str
+    score_timeout_s: float = 120.0  # music21 on a score file (kern, MusicXML ...): far slower than a MIDI parse
 
     def key(self) -> str:
         """Digest of what changes a cached result (not safe/timeout: they change whether, not what, is parsed)."""
@@ -83,7 +86,7 @@ def analyse_item(item: SourceItem, settings: AnalysisSettings) -> dict[str, Any]
     only (`load_tokens`), so what travels back to the parent stays small.
     """
     try:
-        data, midi_file = _item_bytes(item, settings)
+        data, midi_file, score = _item_bytes(item, settings)
     except MidiError as err:
         return _rejected(err.problem)
     except OSError as err:
@@ -100,6 +103,8 @@ def analyse_item(item: SourceItem, settings: AnalysisSettings) -> dict[str, Any]
             write_json_atomic(cache, result)
     summary = {key: value for key, value in result.items() if key != "notewise"}
     summary.update(content_hash=content_hash, midi_file=midi_file)
+    if score is not None:
+        summary["score"] = score  # what the score says of itself: composer, title, movement, licence, repeats
     return summary
 
 
@@ -212,30 +217,62 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _item_bytes(item: SourceItem, settings: AnalysisSettings) -> tuple[bytes, str]:
-    """(MIDI bytes, file to read them from again); corpus works are converted once and kept in the work folder."""
-    if item.kind != MUSIC21:
-        return unwrap_rmid(read_midi_bytes(item.locator, settings.limits()), item.path), item.locator
-    import music21
-    from toccata.tokenization.midi_io import music21_corpus_midi
+def _item_bytes(item: SourceItem, settings: AnalysisSettings) -> tuple[bytes, str, dict[str, Any] | None]:
+    """(MIDI bytes, file to read them from again, score metadata or None).
 
-    key = hashlib.sha256(f"{music21.__version__}|{item.locator}".encode()).hexdigest()
-    blob = Path(settings.work_dir, "music21", key[:2], key + ".mid")
-    failure = blob.with_suffix(".error.json")
-    if blob.is_file():
-        data = blob.read_bytes()
-    elif failure.is_file():
-        raise MidiError(f"corpus:{item.locator}", (_read_json(failure) or {}).get("problem", "conversion failed"))
+    Corpus works and score files are converted to MIDI once and kept in the work folder, with a failure record so
+    that a bad score is not parsed again on a rebuild (a timeout is not recorded: it may pass on a quieter machine).
+    """
+    if item.kind == MUSIC21:
+        import music21
+        from toccata.tokenization.midi_io import music21_corpus_midi
+
+        key = hashlib.sha256(f"{music21.__version__}|{item.locator}".encode()).hexdigest()
+        data, blob, _ = _converted(
+            Path(settings.work_dir, "music21", key[:2], key),
+            f"corpus:{item.locator}",
+            lambda: (music21_corpus_midi(item.locator), None),
+        )
+        score = None
+    elif item.kind == SCORE:
+        import music21
+        from toccata.tokenization.score_io import CONVERSION_VERSION, SCORE_LIMITS, read_score_file
+
+        source = read_midi_bytes(item.locator, settings.limits())  # the same checks as MIDI: regular file, size
+        key = hashlib.sha256(f"{music21.__version__}|score-v{CONVERSION_VERSION}|".encode() + source).hexdigest()
+        limits = dataclasses.replace(
+            SCORE_LIMITS, max_bytes=settings.max_file_bytes, timeout_s=settings.score_timeout_s
+        )
+
+        def convert() -> tuple[bytes, dict[str, Any]]:
+            converted = read_score_file(item.locator, safe=settings.safe, limits=limits)
+            return converted.midi, converted.metadata()
+
+        data, blob, score = _converted(Path(settings.work_dir, "scores", key[:2], key), item.path, convert)
     else:
-        try:
-            data = music21_corpus_midi(item.locator)
-        except MidiError as err:
-            write_json_atomic(failure, {"problem": err.problem})
-            raise
-        write_bytes_atomic(blob, data)
+        return unwrap_rmid(read_midi_bytes(item.locator, settings.limits()), item.path), item.locator, None
     if len(data) > settings.max_file_bytes:
         raise MidiError(item.path, f"file is {len(data)} bytes, over the limit of {settings.max_file_bytes} bytes")
-    return data, str(blob)
+    return data, blob, score
+
+
+def _converted(stem: Path, name: str, convert: Any) -> tuple[bytes, str, dict[str, Any] | None]:
+    """`convert()`'s (MIDI bytes, metadata), cached as ``<stem>.mid`` + ``<stem>.json``; failures as ``.error.json``."""
+    blob, info, failure = stem.with_suffix(".mid"), stem.with_suffix(".json"), stem.with_suffix(".error.json")
+    if blob.is_file():
+        return blob.read_bytes(), str(blob), _read_json(info)
+    if failure.is_file():
+        raise MidiError(name, (_read_json(failure) or {}).get("problem", "conversion failed"))
+    try:
+        data, metadata = convert()
+    except MidiError as err:
+        if classify(err.problem) not in TRANSIENT_REASONS:
+            write_json_atomic(failure, {"problem": err.problem})
+        raise
+    if metadata is not None:
+        write_json_atomic(info, metadata)
+    write_bytes_atomic(blob, data)
+    return data, str(blob), metadata
 
 
 def _analyse_bytes(data: bytes, name: str, settings: AnalysisSettings, safe: bool) -> dict[str, Any]:

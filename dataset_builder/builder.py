@@ -16,9 +16,11 @@ a LICENSE summary and ``rejects.jsonl`` are written next to the shards; `load_da
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import itertools
+import json
 import os
 import shutil
 from collections.abc import Iterable, Iterator
@@ -36,7 +38,7 @@ from toccata.tokenization.midi_io import load_score
 from .analysis import AnalysisSettings, analyse_item, load_tokens, tokenizer_for, unwrap_rmid
 from .card import REJECTS_FILE, license_summary, write_card
 from .config import ToccataConfig, is_url
-from .items import SourceItem
+from .items import SCORE, SourceItem, metadata_json
 from .pipeline import SPLITS, BuildStats, Planner, ordered_map, read_plan, row_id
 from .sources.corpus import Music21CorpusSource, is_corpus_spec
 from .sources.folder import FolderSource
@@ -132,10 +134,10 @@ class ToccataBuilder(datasets.GeneratorBasedBuilder):
                 transpositions=self.config.transpositions,
                 pitch_range=(self.config.min_pitch, self.config.max_pitch),
             )
-            analyse = functools.partial(_analyse_pair, settings=settings)
+            analyse = functools.partial(_analyse_pair, settings=settings, default_license=self.config.default_license)
             items: Iterable[SourceItem] = itertools.chain.from_iterable(sources)
             results = ordered_map(analyse, items, num_proc=max(1, int(num_proc)))
-            for item, result in hf_tqdm(results, unit=" files", desc="Reading and tokenizing MIDI"):
+            for item, result in hf_tqdm(results, unit=" files", desc="Reading and tokenizing MIDI and scores"):
                 planner.add(item, result)
             self.stats = planner.close()
         kept = [name for name in SPLITS if self.stats.pieces[name] or name == "train"]
@@ -217,9 +219,38 @@ def push_to_hub(
 # ---------------------------------------------------------------------------------------------------- private
 
 
-def _analyse_pair(item: SourceItem, settings: AnalysisSettings) -> tuple[SourceItem, dict[str, Any]]:
-    """`analyse_item` that hands its item back, so the parent pairs them without keeping a queue of items."""
-    return item, analyse_item(item, settings)
+def _analyse_pair(
+    item: SourceItem, settings: AnalysisSettings, default_license: str
+) -> tuple[SourceItem, dict[str, Any]]:
+    """`analyse_item` that hands its item back, so the parent pairs them without keeping a queue of items.
+
+    A score file's own metadata fills what its source left empty (composer, title, licence; the movement and how
+    its repeats were played go to `metadata`).
+    """
+    result = analyse_item(item, settings)
+    if item.kind == SCORE:
+        item = with_score_metadata(item, result.get("score") or {}, default_license)
+    return item, result
+
+
+def with_score_metadata(item: SourceItem, score: dict[str, Any], default_license: str) -> SourceItem:
+    """`item` with the blanks its source left filled from the score's own metadata, then from the defaults."""
+    extra = json.loads(item.metadata)
+    for key in ("movement", "repeats"):
+        if score.get(key) and key not in extra:
+            extra[key] = score[key]
+    if score.get("scores_in_file", 1) > 1:
+        extra["scores_in_file"] = f"{score['scores_in_file']} (the first is read)"
+    title = item.title or score.get("title") or Path(item.path).stem
+    if score.get("movement") and not item.title and score.get("title"):
+        title = f"{title}: {score['movement']}"
+    return dataclasses.replace(
+        item,
+        composer=item.composer or score.get("composer", ""),
+        title=title,
+        license=item.license or score.get("license") or default_license,
+        metadata=metadata_json(extra),
+    )
 
 
 def _resolve_sources(config: ToccataConfig, work: Path, own: tuple[str, ...]) -> list[Iterable[SourceItem]]:

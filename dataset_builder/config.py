@@ -20,7 +20,7 @@ class ToccataConfig(datasets.BuilderConfig):
     """What goes into a Toccata dataset and how: sources, tokenizer settings, filters, splits and augmentation.
 
     A source is ``corpus`` (music21's corpus, a keyboard selection), ``corpus:PATTERN[,PATTERN...]`` (``corpus:bach``,
-    ``corpus:*``), a folder of MIDI files, or an http(s) URL to crawl first (politely, resumably) into the work folder.
+    ``corpus:*``), a folder of MIDI and score files (kern, MusicXML, ABC, MEI), or an http(s) URL to crawl first (politely, resumably) into the work folder.
     """
 
     sources: tuple[str, ...] = ("corpus",)
@@ -44,6 +44,7 @@ class ToccataConfig(datasets.BuilderConfig):
     # Reading.
     safe: bool = True  # parse files from folders and crawls in a child process (time and memory limits)
     parse_timeout_s: float = 30.0
+    score_timeout_s: float = 120.0  # music21 on one score file (kern, MusicXML, ABC, MEI): slower than MIDI
     default_license: str = "unknown"  # for folder files whose sidecar names no licence
     work_dir: str | None = None  # cache of per-file results and crawls; default: "<output_dir>.work"
     crawl_options: dict[str, Any] = field(default_factory=dict)  # CrawlConfig keywords for URL sources
@@ -69,8 +70,9 @@ class ToccataConfig(datasets.BuilderConfig):
         check_range("seed", self.seed, 0, 2**63)
         if not (self.min_quarters >= 0 and math.isfinite(self.min_quarters)):
             raise ValueError(f"min_quarters must be a finite number >= 0, got {self.min_quarters!r}")
-        if not self.parse_timeout_s > 0:
-            raise ValueError(f"parse_timeout_s must be positive (seconds), got {self.parse_timeout_s!r}")
+        for name in ("parse_timeout_s", "score_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive (seconds), got {getattr(self, name)!r}")
         fractions = self.split_fractions()
         if any(not 0 <= f <= 1 for f in fractions.values()) or not math.isclose(sum(fractions.values()), 1.0):
             raise ValueError(
@@ -94,6 +96,7 @@ class ToccataConfig(datasets.BuilderConfig):
             max_file_bytes=self.max_file_bytes,
             max_quarters=self.max_quarters,
             timeout_s=self.parse_timeout_s,
+            score_timeout_s=self.score_timeout_s,
             safe=self.safe,
             work_dir=work_dir,
         )

@@ -1,4 +1,4 @@
-"""What a source hands the builder: one `SourceItem` per MIDI file, before it is read.
+"""What a source hands the builder: one `SourceItem` per MIDI or score file, before it is read.
 
 An item is small and picklable (it travels to worker processes): where the bytes are, and what the source knows about
 the piece (composer, title, licence, URL). Reading, hashing and tokenizing happen later, in `analysis.py`.
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-FILE, MUSIC21 = "file", "music21"
+FILE, SCORE, MUSIC21 = "file", "score", "music21"  # MIDI on disk, a score file on disk, a corpus work
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class SourceItem:
 
     source: str  # the source's label: "music21", "folder:NAME" or "crawl:URL"
     path: str  # where the item lives inside its source: a relative POSIX path, or a corpus work ("bach/bwv66.6.mxl")
-    kind: str  # FILE (bytes on disk at `locator`) or MUSIC21 (a corpus work, converted to MIDI in memory)
+    kind: str  # FILE (MIDI bytes at `locator`), SCORE (a kern/MusicXML/ABC/MEI file, converted) or MUSIC21 (corpus)
     locator: str  # absolute file path, or the corpus work as `music21_corpus_midi` takes it ("a.abc#3" = 3rd tune)
     composer: str = ""
     title: str = ""
@@ -38,4 +38,4 @@ def metadata_json(extra: Mapping[str, Any]) -> str:
     return json.dumps(dict(extra), sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-__all__ = ["FILE", "MUSIC21", "SourceItem", "metadata_json"]
+__all__ = ["FILE", "MUSIC21", "SCORE", "SourceItem", "metadata_json"]

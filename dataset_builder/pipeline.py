@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import posixpath
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-from .analysis import DUPLICATE, DUPLICATE_NOTES, EMPTY, TOO_SHORT, TRANSPOSITION_OUT_OF_RANGE
+from .analysis import DUPLICATE, DUPLICATE_NOTES, DUPLICATE_WORK, EMPTY, TOO_SHORT, TRANSPOSITION_OUT_OF_RANGE
 from .items import SourceItem
 
 SPLITS = ("train", "validation", "test")
@@ -105,6 +106,7 @@ class Planner:
         self.stats = BuildStats()
         self.by_bytes: dict[str, dict[str, Any]] = {}  # content hash -> kept piece (id + provenance)
         self.by_notes: dict[str, dict[str, Any]] = {}  # note fingerprint -> kept piece (id, provenance, lowest pitch)
+        self.by_work: dict[tuple[str, str], dict[str, Any]] = {}  # (source, path without extension) -> kept piece
         plan_dir.mkdir(parents=True, exist_ok=True)
         self.plan_files = {name: plan_dir / f"{name}.jsonl" for name in SPLITS}
         self._plans = {  # closed by close()
@@ -135,6 +137,10 @@ class Planner:
             moved = f", transposed by {shift:+d} semitones" if shift else ""
             detail = f"same notes as {first['source']}:{first['path']}{moved} (tempo and velocities ignored)"
             return self._reject(item, result, DUPLICATE_NOTES, detail, first)
+        first = self.by_work.get(work_key(item))
+        if first is not None:  # e.g. a kern score and a MIDI rendering of it, whose notes differ in detail
+            detail = f"the same work as {first['source']}:{first['path']} in another format (same folder and name)"
+            return self._reject(item, result, DUPLICATE_WORK, detail, first)
         self._keep(item, result)
 
     def close(self) -> BuildStats:
@@ -149,6 +155,7 @@ class Planner:
         first = {"id": piece_id, **item.provenance(), "lowest_pitch": result["lowest_pitch"]}
         self.by_bytes[result["content_hash"]] = first
         self.by_notes[result["fingerprint"]] = first
+        self.by_work[work_key(item)] = first
         low, high = self.pitch_range
         keys = []
         for shift in self.transpositions:
@@ -197,6 +204,12 @@ class Planner:
         self.rejects.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
 
 
+def work_key(item: SourceItem) -> tuple[str, str]:
+    """What names a work within its source, whatever its format: the path without its extension."""
+    stem, ext = posixpath.splitext(item.path)
+    return item.source, (stem if ext else item.path).lower()
+
+
 def read_plan(path: str | Path) -> Iterator[dict[str, Any]]:
     """The kept pieces of one split, in stream order, as written by `Planner`."""
     with open(path, encoding="utf-8") as handle:
@@ -204,4 +217,4 @@ def read_plan(path: str | Path) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
-__all__ = ["SPLITS", "BuildStats", "Planner", "assign_split", "ordered_map", "read_plan", "row_id"]
+__all__ = ["SPLITS", "BuildStats", "Planner", "assign_split", "ordered_map", "read_plan", "row_id", "work_key"]

@@ -87,6 +87,7 @@ def _cmd_build_dataset(args: argparse.Namespace) -> int:
         min_quarters=args.min_quarters,
         max_file_bytes=args.max_file_bytes,
         safe=not args.unsafe,
+        score_timeout_s=args.score_timeout,
         default_license=args.license,
         crawl_options={"max_files": args.max_files, "min_delay": args.min_delay},
         **parse_fractions(args.splits),
@@ -144,13 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     detokenize.add_argument("--qpm", type=float, help="tempo in quarter notes per minute (default: from the file)")
     detokenize.set_defaults(run=_cmd_detokenize)
 
-    build = commands.add_parser("build-dataset", help="MIDI sources -> parquet dataset with card and rejects manifest")
+    build = commands.add_parser(
+        "build-dataset", help="MIDI and score sources -> parquet dataset with card and rejects manifest"
+    )
     build.add_argument(
         "--source",
         action="append",
         metavar="SRC",
-        help="a MIDI folder, corpus[:PATTERN,...] (music21's corpus; default: corpus) or an http(s) "
-        "URL to crawl; repeat for several",
+        help="a folder of MIDI and score files (.mid, .krn, .musicxml/.mxl/.xml, .abc, .mei), "
+        "corpus[:PATTERN,...] (music21's corpus; default: corpus) or an http(s) URL to crawl; repeat for several",
     )
     build.add_argument("--out", required=True, help="the dataset folder to write (replaced if it is a dataset)")
     build.add_argument("--num-proc", type=int, default=1, help="worker processes for reading and tokenizing")
@@ -164,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--license", default="unknown", help="licence of folder files their sidecar does not name")
     build.add_argument("--work-dir", help="cache of per-file results and crawls (default: OUT.work)")
     build.add_argument("--unsafe", action="store_true", help="parse in-process (faster; trusted files only)")
+    build.add_argument("--score-timeout", type=float, default=120.0, help="seconds music21 may spend on one score")
     build.add_argument("--max-files", type=int, default=10_000, help="URL sources: most MIDI files to crawl")
     build.add_argument("--min-delay", type=float, default=1.0, help="URL sources: seconds between requests")
     build.set_defaults(run=_cmd_build_dataset)

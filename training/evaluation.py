@@ -29,14 +29,17 @@ from toccata.modeling.sampling import (
 )
 
 from .copy_index import CopyIndex, CopyMatch
+from .critic import EXCERPT_TOKENS, CriticResult, critic_score, excerpts
 from .data import load_pieces
 from .likelihood import LikelihoodResult, likelihood_table, piece_sequences
 from .music_stats import SetSummary, TokenLayout, sample_stats, summarise_set
 
 COPY_QUARTERS = 16.0  # four bars of 4/4: a copy this long counts against the model
-BASELINE_MARGIN = 0.25  # the model's bits per token must be at least this far below the n-gram's
-MIN_OVERLAP = 0.7
+BASELINE_MARGIN = 0.30  # the model's bits per note must be at least this far below the n-gram's
+MIN_OVERLAP = 0.8
 MAX_COPY_SHARE = 0.05
+MAX_CRITIC_AUC = 0.80  # a fresh classifier must not tell the default sampler's excerpts from real ones better than this
+REAL_EXCERPTS_PER_PIECE = 10  # held-out excerpts for the critic, at most, per piece (long pieces would dominate)
 Progress = Callable[[str], None]
 
 
@@ -54,6 +57,7 @@ class SamplerResult:
     overlaps: dict[str, float]
     copies: list[CopyMatch]  # the longest copy in each generated sequence
     seconds: float
+    critic: CriticResult | None = None  # None: too few distinct samples (greedy) or held-out excerpts
 
     @property
     def longest_copy(self) -> float:
@@ -107,7 +111,7 @@ class EvaluationReport:
             metrics["perplexity"] = model.perplexity
             metrics["loss"] = model.loss_per_token
         for goal in self.goals:
-            if goal.value is not None and goal.name != "bits per token vs n-gram":
+            if goal.value is not None and goal.name != "bits per note vs n-gram":
                 metrics[goal.name.replace(" ", "_").replace("-", "_")] = goal.value
         return metrics
 
@@ -181,13 +185,21 @@ def evaluate_sampler(
     index: CopyIndex,
     layout: TokenLayout,
     batch_size: int = 100,
+    real_excerpts: tuple[list[np.ndarray], list[int]] | None = None,
 ) -> SamplerResult:
-    """Generate, measure and compare one sampler's samples."""
+    """Generate, measure and compare one sampler's samples (and score them with the critic against `real_excerpts`)."""
     start = time.perf_counter()
     distinct = 1 if sampler.sampler == "greedy" else samples
     sequences = generate_samples(model, sampler, guards, distinct, tokens, batch_size)
     summary = summarise_set([sample_stats(s, layout) for s in sequences])
     copies = [index.longest_copy(s) for s in sequences]
+    critic = None
+    if real_excerpts is not None and distinct > 1:
+        generated, groups = excerpts(sequences, EXCERPT_TOKENS, per_sequence=1, seed=sampler.seed or 0)
+        try:
+            critic = critic_score(*real_excerpts, generated, groups, layout, seed=sampler.seed or 0)
+        except ValueError:  # too few excerpts on one side (tiny splits, short samples): not measured
+            critic = None
     return SamplerResult(
         label=label,
         sampler=asdict(sampler),
@@ -199,6 +211,7 @@ def evaluate_sampler(
         overlaps=summary.overlaps(reference),
         copies=copies,
         seconds=time.perf_counter() - start,
+        critic=critic,
     )
 
 
@@ -253,6 +266,7 @@ def evaluate(
     index = CopyIndex([p.ids for p in train], layout, copy_k, names=[p.piece_id for p in train])
     reference = summarise_set([sample_stats(p.ids, layout) for p in held])
     reference_copies = [index.longest_copy(p.ids) for p in held]
+    real_excerpts = excerpts([p.ids for p in held], EXCERPT_TOKENS, REAL_EXCERPTS_PER_PIECE, seed)
     seconds["reference"] = time.perf_counter() - clock
 
     preset_sampler, preset_guards = preset_from_generation_config(model.generation_config)
@@ -264,7 +278,7 @@ def evaluate(
             runs.append((f"{preset_sampler.sampler} (no rest guard)", replace(preset_sampler, seed=seed), unguarded))
         for label, sampler, guards in runs:
             result = evaluate_sampler(
-                model, label, sampler, guards, samples, tokens, reference, index, layout, batch_size
+                model, label, sampler, guards, samples, tokens, reference, index, layout, batch_size, real_excerpts
             )
             seconds[f"generate {label}"] = result.seconds
             say(f"{label}: {result.distinct} x {tokens} tokens in {result.seconds:.1f} s")
@@ -280,6 +294,8 @@ def evaluate(
         "ngram_order": ngram_order,
         "copy_k_tokens": copy_k,
         "copy_quarters": COPY_QUARTERS,
+        "critic_excerpt_tokens": EXCERPT_TOKENS,
+        "critic_real_excerpts": len(real_excerpts[0]),
         "train_pieces": len(train),
         "eval_pieces": len(held),
     }
@@ -305,14 +321,15 @@ def quality_goals(
     model, ngram = rows.get("model"), rows.get(f"{ngram_order}-gram")
     goals = []
     if model is not None and ngram is not None:
-        gain = 1.0 - model.bits_per_token / ngram.bits_per_token
+        gain = 1.0 - model.bits_per_note / ngram.bits_per_note
         goals.append(
             Goal(
-                "bits per token vs n-gram",
+                "bits per note vs n-gram",
                 f">= {BASELINE_MARGIN:.0%} below the {ngram_order}-gram",
                 gain,
                 gain >= BASELINE_MARGIN,
-                f"{model.bits_per_token:.3f} vs {ngram.bits_per_token:.3f} bits per token",
+                f"{model.bits_per_note:.3f} vs {ngram.bits_per_note:.3f} bits per note "
+                f"({model.bits_per_token:.3f} vs {ngram.bits_per_token:.3f} bits per token)",
             )
         )
     by_label = {s.label: s for s in samplers}
@@ -321,8 +338,20 @@ def quality_goals(
     note = "rest guard off: with it on, longer silences cannot happen" if raw else "with the preset's guards"
     if collapse is not None:
         note = f"of {collapse.samples} samples; {note}"
+    critic_note = ""
+    if plain is not None and plain.critic is not None:
+        top = ", ".join(row["feature"] for row in plain.critic.separating[:3])
+        critic_note = f"{plain.critic.real} real vs {plain.critic.generated} generated excerpts; most telling: {top}"
     specs = (  # name, target, run measured, what, test, note
         ("rest collapse", f"0 samples ({default})", collapse, _collapsed, lambda v: v == 0, note),
+        (
+            "critic AUC",
+            f"<= {MAX_CRITIC_AUC} ({default}; 0.5 = indistinguishable)",
+            plain if plain is not None and plain.critic is not None else None,
+            lambda r: r.critic.auc,
+            lambda v: v <= MAX_CRITIC_AUC,
+            critic_note,
+        ),
         (
             "copy share",
             f"< {MAX_COPY_SHARE:.0%} of samples with a >= 4-bar copy ({default})",
@@ -331,23 +360,30 @@ def quality_goals(
             lambda v: v < MAX_COPY_SHARE,
             "",
         ),
-        ("density overlap", f">= {MIN_OVERLAP} ({default})", plain, lambda r: r.overlaps["density"], _overlap_ok, ""),
-        (
-            "pitch class overlap",
-            f">= {MIN_OVERLAP} ({default})",
-            plain,
-            lambda r: r.overlaps["pitch_classes"],
-            _overlap_ok,
-            "",
+        *(
+            (f"{what} overlap", f">= {MIN_OVERLAP} ({default})", plain, _overlap(key), _overlap_ok, "")
+            for what, key in OVERLAP_GOALS
         ),
     )
     for name, target, run, measure, test, note in specs:
         if run is None:
-            goals.append(Goal(name, target, None, None, "not measured: the default sampler was not run"))
+            goals.append(Goal(name, target, None, None, "not measured: the default sampler was not run or scored"))
             continue
         value = float(measure(run))
         goals.append(Goal(name, target, value, bool(test(value)), note))
     return goals
+
+
+OVERLAP_GOALS = (
+    ("density", "density"),
+    ("pitch class", "pitch_classes"),
+    ("inter-onset", "iois"),
+    ("polyphony", "polyphony"),
+)
+
+
+def _overlap(key: str) -> Callable[[SamplerResult], float]:
+    return lambda run: run.overlaps[key]
 
 
 def _overlap_ok(value: float) -> bool:

@@ -172,9 +172,10 @@ class SetSummary:
         return self.rest_collapsed / self.count if self.count else 0.0
 
     def overlaps(self, reference: SetSummary) -> dict[str, float]:
-        """How close this set is to `reference`: note density, pitch classes, onset grid positions, IOIs."""
+        """How close this set is to `reference`: note density, polyphony, pitch classes, onset grid positions, IOIs."""
         return {
             "density": ratio_overlap(self.density, reference.density),
+            "polyphony": ratio_overlap(self.mean_polyphony, reference.mean_polyphony),
             "pitch_classes": histogram_overlap(self.pitch_classes, reference.pitch_classes),
             "onset_positions": histogram_overlap(self.onset_positions, reference.onset_positions),
             "iois": histogram_overlap(self.iois, reference.iois),

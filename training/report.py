@@ -34,7 +34,7 @@ def goal_table(goals: list[dict]) -> list[str]:
     for goal in goals:
         value, met = goal["value"], goal["met"]
         shown = _fmt(value)
-        if goal["name"] in ("copy share", "bits per token vs n-gram") and value is not None:
+        if goal["name"] in ("copy share", "bits per note vs n-gram") and value is not None:
             shown = f"{value:.1%}"
         elif goal["name"] == "rest collapse" and value is not None:
             shown = str(int(value))
@@ -58,7 +58,9 @@ def likelihood_table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def _column(summary: SetSummary, overlaps: dict[str, float] | None, copies: list, samples: str) -> list[str]:
+def _column(
+    summary: SetSummary, overlaps: dict[str, float] | None, copies: list, samples: str, critic=None
+) -> list[str]:
     """One column of the generation table (the rows are listed in `_GENERATION_ROWS`)."""
     longest = max((c.quarters for c in copies), default=0.0)
     share = sum(c.quarters >= COPY_QUARTERS for c in copies) / len(copies) if copies else 0.0
@@ -72,11 +74,13 @@ def _column(summary: SetSummary, overlaps: dict[str, float] | None, copies: list
         _fmt(summary.density),
         _fmt(overlap.get("density")),
         _fmt(summary.mean_polyphony, 2),
+        _fmt(overlap.get("polyphony")),
         str(summary.max_polyphony),
         _fmt(summary.mean_pitch_range, 1),
         _fmt(overlap.get("pitch_classes")),
         _fmt(overlap.get("onset_positions")),
         _fmt(overlap.get("iois")),
+        "—" if critic is None else f"{critic.auc:.3f} ± {critic.auc_std:.3f}",
     ]
 
 
@@ -89,18 +93,20 @@ _GENERATION_ROWS = (
     "notes per quarter",
     "density overlap",
     "mean polyphony",
+    "polyphony overlap",
     "max polyphony",
     "mean pitch range (semitones)",
     "pitch-class overlap",
     "onset-grid overlap",
     "inter-onset-interval overlap",
+    "critic ROC AUC (0.5 = indistinguishable)",
 )
 
 
 def _generation_table(report: EvaluationReport) -> list[str]:
     columns = [
         _column(report.reference, None, report.reference_copies, f"{report.reference.count} pieces"),
-        *(_column(s.summary, s.overlaps, s.copies, f"{s.samples} ({s.distinct})") for s in report.samplers),
+        *(_column(s.summary, s.overlaps, s.copies, f"{s.samples} ({s.distinct})", s.critic) for s in report.samplers),
     ]
     names = [f"held-out ({report.split})", *(s.label for s in report.samplers)]
     lines = ["| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
@@ -146,6 +152,7 @@ def render_markdown(report: EvaluationReport, plots: list[str] | None = None) ->
             "",
             *_generation_table(report),
             "",
+            *_critic_section(report),
             (
                 "Copies: the longest span of a sample that equals training music up to transposition (at least "
                 f"{s['copy_k_tokens']} tokens), in quarter notes; the held-out column shows how much real pieces "
@@ -158,6 +165,29 @@ def render_markdown(report: EvaluationReport, plots: list[str] | None = None) ->
     lines += ["## Time", "", *(f"- {name}: {value:.1f} s" for name, value in report.seconds.items()), ""]
     lines += ["Definitions: docs/evaluation.md.", ""]
     return "\n".join(lines)
+
+
+def _critic_section(report: EvaluationReport) -> list[str]:
+    """What the critic is, and the features that give each sampler's excerpts away."""
+    s = report.settings
+    lines = [
+        (
+            f"Critic: a fresh gradient-boosting classifier on musical features of {s.get('critic_excerpt_tokens')}-token "
+            f"excerpts ({s.get('critic_real_excerpts')} held-out excerpts against one excerpt per sample), 5-fold "
+            "cross-validated with folds grouped by piece and by sample; ROC AUC ± its spread across folds. The "
+            "features that separate the sets most (one-feature AUC; mean held-out → mean generated):"
+        ),
+        "",
+    ]
+    for run in report.samplers:
+        if run.critic is None:
+            continue
+        shown = "; ".join(
+            f"{row['feature']} ({row['auc']:.2f}: {row['real_mean']:.3g} → {row['generated_mean']:.3g})"
+            for row in run.critic.separating[:3]
+        )
+        lines.append(f"- {run.label}: {shown}")
+    return [*lines, ""]
 
 
 def _preset(sampler: dict) -> str:

@@ -1,4 +1,10 @@
-"""A folder source: every .mid/.midi/.kar/.rmi file under a directory, with optional metadata from a sidecar file.
+"""A folder source: every MIDI (.mid/.midi/.kar/.rmi) and score file (.krn, .musicxml/.mxl/.xml, .abc, .mei) under a
+directory, with optional metadata from a sidecar file.
+
+Scores are converted to MIDI later, in a worker (`toccata.tokenization.score_io`); what a score says about itself
+(composer, title, movement, licence) fills what the sidecar does not. A collection's licence file (LICENSE*, COPYING*,
+or a README that names a licence) in the file's folder or any folder above it, up to the root, gives the licence of
+the files under it that the sidecar leaves without one.
 
 The sidecar follows the `datasets` folder convention: ``metadata.jsonl``, ``metadata.csv`` or ``metadata.json`` at the
 folder's root, one row per file, a ``file_name`` column relative to the folder. Known columns (composer, title,
@@ -19,11 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..items import FILE, SourceItem, metadata_json
+from toccata.tokenization.score_io import SCORE_EXTENSIONS, license_from_text
+
+from ..items import FILE, SCORE, SourceItem, metadata_json
 
 logger = logging.getLogger(__name__)
 
 MIDI_EXTENSIONS = (".mid", ".midi", ".kar", ".rmi")  # .rmi: RIFF-wrapped MIDI, unwrapped by the analysis
+MUSIC_EXTENSIONS = MIDI_EXTENSIONS + SCORE_EXTENSIONS
+LICENSE_FILE_PREFIXES = ("license", "licence", "copying", "readme")  # LICENSE.txt, COPYING, README.md ...
 SIDECAR_NAMES = ("metadata.jsonl", "metadata.csv", "metadata.json")
 KNOWN_COLUMNS = {  # feature -> accepted column names, first found wins
     "composer": ("composer", "artist"),
@@ -37,7 +47,11 @@ EXTRA_CELLS = "unnamed_columns"  # a CSV row's cells beyond the header's columns
 
 @dataclass
 class FolderSource:
-    """Every MIDI file under `root` (extensions case-insensitive, hidden files and folders skipped), in sorted order."""
+    """Every MIDI and score file under `root` (extensions case-insensitive, hidden files and folders skipped), sorted.
+
+    An item's licence: the sidecar's, else the nearest collection licence file's, else `default_license`; a score
+    with no licence from either gets the one its own records state (kern ``!!!YEM``) before the default, in the build.
+    """
 
     root: Path
     label: str | None = None  # the `source` feature; default "folder:<folder name>"
@@ -50,7 +64,7 @@ class FolderSource:
         if not self.root.is_dir():
             raise ValueError(
                 f"source folder {str(self.root)!r} does not exist or is not a directory; "
-                "pass a folder of .mid/.midi/.kar/.rmi files, corpus:PATTERN or an http(s) URL"
+                "pass a folder of MIDI or score files (.mid, .krn, .musicxml ...), corpus:PATTERN or an http(s) URL"
             )
         if self.label is None:
             self.label = f"folder:{printable(self.root.resolve().name)}"
@@ -60,16 +74,21 @@ class FolderSource:
         sidecar = self._sidecar
         seen = 0
         root = self.root.resolve()
-        for rel in iter_midi_files(self.root, self.exclude):
+        licenses = CollectionLicenses(root)
+        for rel in iter_music_files(self.root, self.exclude):
             row = sidecar.get(rel, {})
             seen += bool(row)
-            yield _item(root, rel, row, str(self.label), self.default_license)
+            is_score = rel.lower().endswith(SCORE_EXTENSIONS)
+            default = licenses.for_file(rel) or ("" if is_score else self.default_license)
+            yield _item(root, rel, row, str(self.label), default, SCORE if is_score else FILE)
         if len(sidecar) > seen:
-            logger.warning("%s: %d sidecar rows name no MIDI file of the folder", self.root, len(sidecar) - seen)
+            logger.warning(
+                "%s: %d sidecar rows name no MIDI or score file of the folder", self.root, len(sidecar) - seen
+            )
 
 
-def iter_midi_files(root: Path, exclude: tuple[str, ...] = ()) -> Iterator[str]:
-    """Relative POSIX paths of the MIDI files under `root`, sorted per directory, depth-first; a stream, not a list.
+def iter_music_files(root: Path, exclude: tuple[str, ...] = ()) -> Iterator[str]:
+    """Relative POSIX paths of the MIDI and score files under `root`, sorted per directory, depth-first; a stream.
 
     Hidden folders and the folders in `exclude` (compared by real path) are not walked, nor are symlinked folders.
     """
@@ -80,13 +99,53 @@ def iter_midi_files(root: Path, exclude: tuple[str, ...] = ()) -> Iterator[str]:
             dirnames[:] = [d for d in dirnames if os.path.realpath(os.path.join(directory, d)) not in excluded]
         rel_dir = Path(directory).relative_to(root).as_posix()
         for name in sorted(filenames):
-            if name.startswith(".") or not name.lower().endswith(MIDI_EXTENSIONS):
+            if name.startswith(".") or not name.lower().endswith(MUSIC_EXTENSIONS):
                 continue
             yield name if rel_dir == "." else f"{rel_dir}/{name}"
 
 
 def _unlistable(err: OSError) -> None:
-    logger.warning("cannot list %s (%s): the MIDI files in it are left out", err.filename, err.strerror or err)
+    logger.warning("cannot list %s (%s): the files in it are left out", err.filename, err.strerror or err)
+
+
+class CollectionLicenses:
+    """The licence of a collection folder: the first licence file in it, or in a folder above it up to the root,
+    whose text names a licence `license_from_text` knows. Looked up once per folder."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._by_dir: dict[str, str] = {}
+
+    def for_file(self, rel: str) -> str:
+        """The licence covering the file at relative POSIX path `rel`; "" when no licence file names one."""
+        return self._for_dir(posixpath.dirname(rel))
+
+    def _for_dir(self, rel_dir: str) -> str:
+        if rel_dir not in self._by_dir:
+            found = _license_in(self.root / rel_dir)
+            if not found and rel_dir not in ("", "."):
+                found = self._for_dir(posixpath.dirname(rel_dir))
+            self._by_dir[rel_dir] = found
+        return self._by_dir[rel_dir]
+
+
+def _license_in(directory: Path) -> str:
+    """The licence named by a LICENSE/COPYING/README file directly in `directory` (licence files first)."""
+    try:
+        names = sorted(entry.name for entry in os.scandir(directory) if entry.is_file())
+    except OSError:
+        return ""
+    candidates = [n for n in names if n.lower().startswith(LICENSE_FILE_PREFIXES)]
+    candidates.sort(key=lambda n: n.lower().startswith("readme"))  # a LICENSE file outranks a README
+    for name in candidates:
+        try:
+            with open(directory / name, encoding="utf-8", errors="replace") as handle:
+                found = license_from_text(handle.read(100_000))
+        except OSError:
+            continue
+        if found:
+            return found
+    return ""
 
 
 def read_sidecar(root: Path) -> dict[str, dict[str, Any]]:
@@ -149,7 +208,7 @@ def printable(name: str) -> str:
 
 
 def _normalize(file_name: str) -> str:
-    """A sidecar file_name as the POSIX path relative to the folder that `iter_midi_files` yields."""
+    """A sidecar file_name as the POSIX path relative to the folder that `iter_music_files` yields."""
     return posixpath.normpath(file_name.replace("\\", "/")).lstrip("/")
 
 
@@ -159,7 +218,7 @@ def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
-def _item(root: Path, rel: str, row: dict[str, Any], label: str, default_license: str) -> SourceItem:
+def _item(root: Path, rel: str, row: dict[str, Any], label: str, default_license: str, kind: str) -> SourceItem:
     known: dict[str, str] = {}
     used = set(SKIPPED_COLUMNS)
     for feature, columns in KNOWN_COLUMNS.items():
@@ -172,14 +231,23 @@ def _item(root: Path, rel: str, row: dict[str, Any], label: str, default_license
     return SourceItem(
         source=label,
         path=path,
-        kind=FILE,
+        kind=kind,
         locator=os.path.join(root, rel),  # not resolve()d: a symlink loop is for the reader to reject
         composer=known.get("composer", ""),
-        title=known.get("title") or Path(path).stem,
+        title=known.get("title") or ("" if kind == SCORE else Path(path).stem),  # a score may name itself
         license=known.get("license") or default_license,
         source_url=known.get("source_url", ""),
         metadata=metadata_json(extra),
     )
 
 
-__all__ = ["MIDI_EXTENSIONS", "SIDECAR_NAMES", "FolderSource", "iter_midi_files", "printable", "read_sidecar"]
+__all__ = [
+    "MIDI_EXTENSIONS",
+    "MUSIC_EXTENSIONS",
+    "SIDECAR_NAMES",
+    "CollectionLicenses",
+    "FolderSource",
+    "iter_music_files",
+    "printable",
+    "read_sidecar",
+]

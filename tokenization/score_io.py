@@ -1,0 +1,221 @@
+"""Scores in, MIDI out: `**kern`, MusicXML, ABC and MEI files read with music21 and written as Standard MIDI Files.
+
+music21 is slow and can hang or exhaust memory on a bad file, so `read_score_file` runs it in a forked child with a
+time and memory limit (midi_io's safe mode) and returns plain data: the MIDI bytes and what the score says about
+itself (composer, title, movement, licence) and about its repeats. Repeats are expanded where music21 can expand
+them; otherwise the score is played through once as written, and `repeats` says why. On the 12-step grid: tuplets
+land on their exact steps (a triplet eighth is 4 steps), ties become one note, grace notes (no written duration;
+music21 leaves them out of MIDI) become one-step notes just before the note they ornament, and ornaments (trills,
+turns, mordents) sound as their main note: music21 does not realize them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .midi_io import MidiError, MidiLimits, _music21, _music21_to_bytes, _without_repeats, run_limited
+
+SCORE_EXTENSIONS = (".krn", ".musicxml", ".mxl", ".xml", ".abc", ".mei")
+"""Score formats read through music21 (`.xml` is tried as MusicXML)."""
+
+CONVERSION_VERSION = 2  # bump when the conversion changes, so caches of converted scores are not reused
+SCORE_LIMITS = MidiLimits(timeout_s=120.0)  # a Beethoven sonata movement takes music21 up to ~5 s on an idle core
+
+EXPANDED, AS_WRITTEN, NO_REPEATS = "expanded", "as written", "none"
+
+_LICENSES = (  # (pattern in a licence text or record, short name): most specific first
+    (r"by-nc-sa|Attribution-NonCommercial-ShareAlike", "CC BY-NC-SA 4.0"),
+    (r"by-nc-nd|Attribution-NonCommercial-NoDerivatives", "CC BY-NC-ND 4.0"),
+    (r"by-nc/|Attribution-NonCommercial\b", "CC BY-NC 4.0"),
+    (r"by-sa/|Attribution-ShareAlike", "CC BY-SA 4.0"),
+    (r"by/\d|Creative Commons Attribution \d", "CC BY 4.0"),
+    (r"CC0|publicdomain/zero", "CC0 1.0"),
+    (r"\bMIT License\b", "MIT"),
+)
+
+
+@dataclass(frozen=True)
+class ScoreConversion:
+    """A score file as MIDI bytes, with what its own metadata says; picklable (it comes back from the child)."""
+
+    midi: bytes
+    composer: str = ""  # "First Last", from kern !!!COM or the score's metadata
+    title: str = ""  # the work (kern !!!OTL, MusicXML work/movement title)
+    movement: str = ""  # kern !!!OMV (+ !!!OMD), MusicXML movement number/name
+    license: str = ""  # from kern !!!YEM, when the file states one
+    repeats: str = NO_REPEATS  # "expanded", "as written: <why>" or "none"
+    scores_in_file: int = 1  # an ABC book holds several tunes: the first is read
+
+    def metadata(self) -> dict[str, Any]:
+        """Everything but the MIDI bytes, for caches and manifests."""
+        return {key: value for key, value in asdict(self).items() if key != "midi"}
+
+
+def is_score_path(path: str | os.PathLike) -> bool:
+    """Whether `path` names a score format read through music21 (by extension, case-insensitive)."""
+    return os.fspath(path).lower().endswith(SCORE_EXTENSIONS)
+
+
+def read_score_file(
+    path: str | os.PathLike, *, safe: bool = True, limits: MidiLimits = SCORE_LIMITS
+) -> ScoreConversion:
+    """Parse a score file with music21 and convert it to MIDI, in a limited child process when `safe`.
+
+    Raises `MidiError` naming the file and the problem: unreadable, not a score music21 can parse, too slow (over
+    `limits.timeout_s`), out of memory, or a crash of the parser.
+    """
+    name = os.fspath(path)
+    if not os.path.isfile(name):
+        raise MidiError(name, "cannot open the file (no such file); check the path")
+    size = os.path.getsize(name)
+    if size > limits.max_bytes:
+        raise MidiError(name, f"file is {size} bytes, over the limit of {limits.max_bytes} bytes")
+    if size == 0:
+        raise MidiError(name, "file is empty")
+    _music21()  # imported here, before the fork, so each child does not import it again
+    if safe:
+        return run_limited(_convert, (name,), name, limits)
+    return _convert(name)
+
+
+def license_from_text(text: str) -> str:
+    """A short licence name ("CC BY-NC-SA 4.0", "MIT" ...) recognised in a licence file or record; "" if none."""
+    for pattern, short in _LICENSES:
+        if re.search(pattern, text, flags=re.IGNORECASE):
+            return short
+    return ""
+
+
+def kern_records(text: str) -> dict[str, str]:
+    """The reference records (``!!!KEY: value``) of a Humdrum file; the first of each key wins."""
+    records: dict[str, str] = {}
+    for match in re.finditer(r"^!!!([^:!\s][^:]*):[ \t]*(.*?)\s*$", text, flags=re.MULTILINE):
+        records.setdefault(match.group(1).strip(), match.group(2))
+    return records
+
+
+def display_name(name: str) -> str:
+    """ "Mozart, Wolfgang Amadeus" as "Wolfgang Amadeus Mozart"; other spellings as they are."""
+    last, comma, first = name.partition(",")
+    return f"{first.strip()} {last.strip()}" if comma and first.strip() and "," not in first else name.strip()
+
+
+# ---------------------------------------------------------------------------------------------------- private
+
+
+def _convert(name: str) -> ScoreConversion:
+    """Parse, read metadata, expand repeats, export: the body of `read_score_file` (runs in the child)."""
+    music21 = _music21()
+    try:
+        parsed = music21.converter.parse(name)
+    except Exception as err:
+        raise MidiError(name, f"music21 cannot parse this score ({type(err).__name__}: {err})") from None
+    count = 1
+    if isinstance(parsed, music21.stream.Opus):
+        count = len(parsed.scores)
+        if not count:
+            raise MidiError(name, "the file holds no scores")
+        parsed = parsed.scores[0]
+    if not parsed.recurse().notes.first():
+        raise MidiError(name, "the score has no notes")
+    info = _metadata(parsed, name)
+    playable, repeats = _expand_repeats(parsed)
+    midi = _with_grace_notes(_music21_to_bytes(playable, name), _grace_notes(playable))
+    return ScoreConversion(midi=midi, repeats=repeats, scores_in_file=count, **info)
+
+
+def _grace_notes(score: Any) -> list[tuple[float, int, int]]:
+    """(offset in quarters of the note ornamented, steps before it, MIDI pitch) of every grace note of `score`.
+
+    music21 leaves grace notes out of its MIDI: they have no written duration. Consecutive graces before one note
+    count back from it (the last grace is one step before the note, the one before it two steps ...).
+    """
+    found: list[tuple[float, int, int]] = []
+    for part in getattr(score, "parts", None) or [score]:
+        run: list[Any] = []
+        for note in part.recurse().notes:
+            if note.duration.isGrace:
+                run.append(note)
+                continue
+            if run:
+                offset = float(note.getOffsetInHierarchy(score))
+                for back, grace in enumerate(reversed(run), start=1):
+                    found += [(offset, back, int(p.midi)) for p in grace.pitches]
+                run = []
+    return found
+
+
+def _with_grace_notes(midi: bytes, graces: list[tuple[float, int, int]]) -> bytes:
+    """`midi` with each grace note added as a one-step note (1/12 quarter) just before the note it ornaments.
+
+    Played before the beat, as an acciaccatura, so the main note keeps its onset on the grid. Added to the track
+    with the most notes (the merged notewise stream does not depend on which).
+    """
+    if not graces:
+        return midi
+    import symusic
+
+    score = symusic.Score.from_midi(midi)
+    if not len(score.tracks):
+        return midi
+    track = max(score.tracks, key=lambda t: t.note_num())
+    step = score.tpq / 12
+    for offset, back, pitch in graces:
+        start = max(0, round(offset * score.tpq - back * step))
+        track.notes.append(symusic.Note(start, max(1, round(step)), pitch, 64))
+    track.notes.sort(key=lambda n: (n.time, n.pitch))
+    return bytes(score.dumps_midi())
+
+
+def _expand_repeats(score: Any) -> tuple[Any, str]:
+    """(the score with its repeats played, how): expanded by music21, or kept as written when it cannot expand them."""
+    music21 = _music21()
+    marks = score.recurse().getElementsByClass((music21.bar.Repeat, music21.repeat.RepeatMark))
+    if not marks.first():
+        return score, NO_REPEATS
+    try:
+        return score.expandRepeats(), EXPANDED
+    except Exception as err:  # music21 raises ExpanderException (and others) on repeats it cannot follow
+        return _without_repeats(score), f"{AS_WRITTEN}: music21 cannot expand them ({type(err).__name__}: {err})"
+
+
+def _metadata(score: Any, name: str) -> dict[str, str]:
+    """Composer, title, movement and licence: kern reference records first (exact), then music21's metadata."""
+    records: dict[str, str] = {}
+    if name.lower().endswith(".krn"):
+        with open(name, encoding="utf-8", errors="replace") as handle:
+            records = kern_records(handle.read(200_000))
+    meta = score.metadata
+    composer = records.get("COM") or (meta.composer if meta is not None else "") or ""
+    title = records.get("OTL") or ""
+    movement = " ".join(part for part in (records.get("OMV", ""), records.get("OMD", "")) if part)
+    if meta is not None and not records:
+        title = meta.title or ""
+        number, movement_name = meta.movementNumber or "", meta.movementName or ""
+        if movement_name and movement_name != title:
+            movement = f"{number} {movement_name}".strip()
+        elif number:
+            movement = str(number)
+    license_text = records.get("YEM", "") or (str(meta.copyright) if meta is not None and meta.copyright else "")
+    return {
+        "composer": display_name(str(composer)),
+        "title": str(title).strip(),
+        "movement": movement.strip(),
+        "license": license_from_text(license_text),
+    }
+
+
+__all__ = [
+    "CONVERSION_VERSION",
+    "SCORE_EXTENSIONS",
+    "SCORE_LIMITS",
+    "ScoreConversion",
+    "display_name",
+    "is_score_path",
+    "kern_records",
+    "license_from_text",
+    "read_score_file",
+]
