@@ -4,11 +4,14 @@ Anchors measured in the same run:
   bare loop      a plain torch loop carrying (h, c) with the same weights and the same `addmm` cell, top-k draw;
   nn.LSTM loop   the same loop calling `nn.LSTM` at sequence length 1 (what a naive implementation does);
   bandwidth      the memory-bandwidth bound: weight bytes read per step / bandwidth of a large matrix-vector product.
-Real time: seconds of music per second of compute, from the tokens per quarter of music21's Bach chorales at 120 qpm.
+Real time: seconds of music per second of compute, from the tokens per second of real music: by default music21's
+Bach chorales at 120 qpm; with --dataset, the pieces of a built dataset's split, each at its own written tempo (piano
+music needs about twice the tokens per beat of a chorale).
 Memory: peak RSS of generating N and 4N tokens, each in a fresh process (it should not grow with length).
 
     python benchmarks/generate.py                 # prints a table, writes benchmarks/results/generate.json
     python benchmarks/generate.py --tokens 200    # quicker
+    python benchmarks/generate.py --model toccata/checkpoints/default --dataset data/piano --split test
 """
 
 from __future__ import annotations
@@ -40,6 +43,23 @@ def tokens_per_quarter(tokenizer: NotewiseTokenizer) -> float:
         tokens += len(words)
         quarters += sum(int(w[4:]) for w in words if w.startswith("wait")) / tokenizer.steps_per_quarter
     return tokens / quarters
+
+
+def dataset_music_rate(dataset: str, split: str) -> tuple[float, float]:
+    """(tokens per quarter, tokens per second of music) of a built dataset's split, each piece at its own tempo."""
+    from datasets import load_dataset
+
+    rows = load_dataset(dataset, split=split)
+    tokens = quarters = seconds = 0.0
+    for row in rows:
+        if row["transposition"]:
+            continue
+        words = row["notewise"].split()
+        piece_quarters = sum(int(w[4:]) for w in words if w.startswith("wait")) / 12
+        tokens += len(words)
+        quarters += piece_quarters
+        seconds += piece_quarters * 60.0 / float(row["qpm"] or 120.0)
+    return tokens / quarters, tokens / seconds
 
 
 def bandwidth_bytes_per_s(size: int = 4096, repeats: int = 20) -> float:
@@ -124,16 +144,28 @@ def main() -> None:
     parser.add_argument("--embedding-size", type=int, help="default: NotewiseLSTMConfig's")
     parser.add_argument("--hidden-size", type=int, help="default: NotewiseLSTMConfig's")
     parser.add_argument("--layers", type=int, help="default: NotewiseLSTMConfig's")
+    parser.add_argument("--model", help="a checkpoint folder (default: random weights of the default size)")
+    parser.add_argument("--dataset", help="a built dataset: real time at its music's token rate (default: chorales)")
+    parser.add_argument("--split", default="test", help="the dataset split for --dataset (default %(default)s)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "generate.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
     tokenizer = NotewiseTokenizer()
     sizes = {"embedding_size": args.embedding_size, "hidden_size": args.hidden_size, "num_hidden_layers": args.layers}
-    model = random_model(tokenizer, **{k: v for k, v in sizes.items() if v is not None})
+    if args.model:
+        import toccata
+
+        model, _ = toccata.load_checkpoint(args.model)
+    else:
+        model = random_model(tokenizer, **{k: v for k, v in sizes.items() if v is not None})
     params = sum(p.numel() for p in model.parameters())
-    tpq = tokens_per_quarter(tokenizer)
-    music_tokens_per_s = tpq * 2.0  # at 120 quarter notes per minute
+    if args.dataset:
+        tpq, music_tokens_per_s = dataset_music_rate(args.dataset, args.split)
+        music = f"{args.dataset} [{args.split}], each piece at its own tempo"
+    else:
+        tpq = tokens_per_quarter(tokenizer)
+        music_tokens_per_s, music = tpq * 2.0, "Bach chorales at 120 qpm"
     bandwidth = bandwidth_bytes_per_s()
     limit = bandwidth / step_bytes(model)
 
@@ -156,13 +188,19 @@ def main() -> None:
         "parameters": params,
         "weight_mb_fp32": params * 4 / 1e6,
         "bandwidth_gb_s": bandwidth / 1e9,
-        "tokens_per_quarter_bach": tpq,
+        "model": args.model or "random weights",
+        "music": music,
+        "tokens_per_quarter": tpq,
+        "music_tokens_per_s": music_tokens_per_s,
         "rows": rows,
         "peak_rss_mb": memory,
     }
-    print(f"model: {params / 1e6:.2f} M parameters, {params * 4 / 1e6:.1f} MB fp32; 1 thread; torch {torch.__version__}")
-    print(f"bandwidth {bandwidth / 1e9:.1f} GB/s -> limit {limit:,.0f} steps/s; music: {tpq:.2f} tokens/quarter")
-    header = ["batch", "what", "tokens/s", "x bare loop", "x real time (120 qpm)"]
+    print(
+        f"model: {params / 1e6:.2f} M parameters, {params * 4 / 1e6:.1f} MB fp32; 1 thread; torch {torch.__version__}"
+    )
+    print(f"bandwidth {bandwidth / 1e9:.1f} GB/s -> limit {limit:,.0f} steps/s")
+    print(f"music: {music}: {tpq:.2f} tokens/quarter, {music_tokens_per_s:.1f} tokens/s")
+    header = ["batch", "what", "tokens/s", "x bare loop", "x real time"]
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for row in rows:
         for key, value in row.items():

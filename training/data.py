@@ -54,9 +54,12 @@ class PitchLayout:
         return out
 
 
-def _read_rows(dataset: str | os.PathLike, split: str) -> list[dict]:
-    """Rows of one split of a built dataset folder (parquet read directly) or a Hub dataset id (via `datasets`)."""
-    columns = ["id", "piece_id", "transposition", "notewise", "qpm", "time_signature"]
+PIECE_COLUMNS = ("id", "piece_id", "transposition", "notewise", "qpm", "time_signature")
+
+
+def read_rows(dataset: str | os.PathLike, split: str, columns: tuple[str, ...] = PIECE_COLUMNS) -> list[dict]:
+    """`columns` of the rows of one split of a built dataset folder (parquet read directly) or a Hub dataset id."""
+    columns = list(columns)
     folder = Path(dataset)
     if folder.is_dir():
         files = sorted(folder.glob(f"*-{split}.parquet")) or sorted(folder.glob(f"{split}/*.parquet"))
@@ -83,7 +86,7 @@ def load_pieces(dataset: str | os.PathLike, split: str, tokenizer, original_key_
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     pieces = []
     unk = tokenizer.unk_token_id
-    for row in _read_rows(dataset, split):
+    for row in read_rows(dataset, split):
         if original_key_only and row["transposition"]:
             continue
         words = row["notewise"].split()

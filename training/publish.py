@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from collections import Counter
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -18,11 +19,39 @@ from pathlib import Path
 from .report import goal_table, likelihood_table
 
 REPORT_FILES = ("report.md", "report.json", "*.png")  # what `toccata evaluate` writes: the report and its plots
-LICENSE_NOTE = (
-    "The training data come from music21's bundled corpus: compositions in the public domain in the United States "
-    "(Bach chorales and other keyboard-suited works), encoded by contributors who licensed the encodings for use; "
-    "see the dataset's LICENSE and music21's corpus licence. The weights are released under the MIT licence."
-)
+NON_COMMERCIAL = ("NC", "non-commercial", "noncommercial")  # a data licence naming any of these binds the weights
+WEIGHTS_NC_LICENSE = "cc-by-nc-sa-4.0"
+
+
+def data_summary(dataset: str, split: str = "train") -> dict[str, Counter]:
+    """Pieces of `split` per composer, per licence and per source (original keys only), read from the dataset."""
+    from .data import read_rows
+
+    counts: dict[str, Counter] = {"composer": Counter(), "license": Counter(), "source": Counter()}
+    for row in read_rows(dataset, split, ("transposition", "composer", "license", "source")):
+        if row["transposition"]:
+            continue
+        for key, counter in counts.items():
+            counter[row.get(key) or "unknown"] += 1
+    return counts
+
+
+def weights_license(licenses: Counter) -> tuple[str, str]:
+    """(card licence id, note): non-commercial share-alike when any training data carries non-commercial terms."""
+    bound = sorted(name for name in licenses if any(word.lower() in name.lower() for word in NON_COMMERCIAL))
+    if bound:
+        return WEIGHTS_NC_LICENSE, (
+            f"Some training data carry non-commercial, share-alike terms ({'; '.join(bound)}), so these weights are "
+            "released under **CC BY-NC-SA 4.0**: non-commercial use, with attribution, derivatives under the same "
+            "terms. Toccata's code is MIT-licensed; this licence covers the weights only."
+        )
+    return "mit", "The training data carry no non-commercial terms; the weights are released under the MIT licence."
+
+
+def _counts(counter: Counter, limit: int = 8) -> str:
+    shown = [f"{name} ({count})" for name, count in counter.most_common(limit)]
+    rest = sum(counter.values()) - sum(count for _, count in counter.most_common(limit))
+    return ", ".join(shown) + (f" and {rest} more" if rest > 0 else "")
 
 
 def _describe(settings: dict) -> str:
@@ -39,8 +68,12 @@ def _hardware(summary: dict) -> str:
     return text
 
 
-def card_sections(report: dict, summary: dict, config: dict) -> tuple[dict[str, float], str, str]:
-    """(metrics, evaluation markdown, training-data markdown) for `CardInfo` from a report.json and a run's files."""
+def card_sections(
+    report: dict, summary: dict, config: dict, data: dict[str, Counter] | None = None
+) -> tuple[dict[str, float], str, str]:
+    """(metrics, evaluation markdown, training-data markdown) for `CardInfo` from a report.json and a run's files.
+
+    `data` (from `data_summary`) describes the training pieces: composers, licences and sources."""
     metrics = {}
     for row in report["likelihood"]:
         prefix = "" if row["name"] == "model" else row["name"].replace("-", "") + "_"
@@ -66,23 +99,36 @@ def card_sections(report: dict, summary: dict, config: dict) -> tuple[dict[str, 
             "",
             *likelihood_table(report["likelihood"]),
             "",
-            "Reproduce: `make default-checkpoint` (builds the corpus dataset, trains, evaluates, writes this folder).",
+            "Reproduce: `make default-checkpoint CORPUS=path/to/kernscores/piano` (builds the dataset, trains, chooses "
+            "the preset on validation, evaluates on test, writes this folder).",
         ]
     )
+    data = data or {"composer": Counter(), "license": Counter(), "source": Counter()}
+    described = ""
+    if data["composer"]:
+        described = (
+            f" Training pieces by composer: {_counts(data['composer'])}; by licence: {_counts(data['license'])}; "
+            f"by source: {_counts(data['source'])}."
+        )
+    _, license_note = weights_license(data["license"])
     training = (
-        f"`{Path(config['dataset']).name}`: music21's corpus, keyboard selection, built by `toccata build-dataset "
-        f"--source corpus` and split by piece: {summary['train_pieces']} training pieces ({summary['train_tokens']:,} "
-        f"tokens), {summary['validation_pieces']} validation pieces. Windows of {config['window']} tokens transposed "
+        f"`{Path(config['dataset']).name}`, built by `toccata build-dataset` and split by piece: "
+        f"{summary['train_pieces']} training pieces ({summary['train_tokens']:,} tokens), "
+        f"{summary['validation_pieces']} validation pieces.{described} Windows of {config['window']} tokens transposed "
         f"on the fly by up to ±{config['max_transpose']} semitones; AdamW lr {config['learning_rate']:g}, batch "
         f"{config['batch_size']}, {config['scheduler']} schedule; {summary['steps']} steps ({summary['epochs']} "
         f"epochs, early stopping on validation loss; best {summary['best_validation_loss']:.4f} nats/token) on "
-        f"{_hardware(summary)}.\n\n{LICENSE_NOTE}"
+        f"{_hardware(summary)}.\n\n{license_note}"
     )
     return metrics, evaluation, training
 
 
-def publish(run_dir: str | Path, dest: str | Path, report_dir: str | Path | None = None) -> Path:
-    """Write `dest`: the run's model and tokenizer, a card with the report's numbers, and the report itself."""
+def publish(
+    run_dir: str | Path, dest: str | Path, report_dir: str | Path | None = None, title: str = "Toccata NotewiseLSTM"
+) -> Path:
+    """Write `dest`: the run's model and tokenizer, a card with the report's numbers, and the report itself.
+
+    The weights' licence follows the training data: non-commercial share-alike data make CC BY-NC-SA 4.0 weights."""
     from toccata.modeling.hub import CardInfo, save_checkpoint
     from toccata.modeling.sampling import preset_from_generation_config
 
@@ -96,7 +142,8 @@ def publish(run_dir: str | Path, dest: str | Path, report_dir: str | Path | None
     report = json.loads((report_dir / "report.json").read_text())
     summary = json.loads((run / "train_summary.json").read_text())
     config = json.loads((run / "train_config.json").read_text())
-    metrics, evaluation, training = card_sections(report, summary, config)
+    data = data_summary(config["dataset"])
+    metrics, evaluation, training = card_sections(report, summary, config, data)
     model, tokenizer = toccata.load_checkpoint(str(run))
     sampler, guards = preset_from_generation_config(model.generation_config)
     measured = report.get("settings", {})
@@ -108,8 +155,8 @@ def publish(run_dir: str | Path, dest: str | Path, report_dir: str | Path | None
     if dest.exists():
         shutil.rmtree(dest)
     card = CardInfo(
-        title="Toccata default checkpoint (NotewiseLSTM, music21 corpus)",
-        license="mit",
+        title=title,
+        license=weights_license(data["license"])[0],
         training_data=training,
         metrics=metrics,
         evaluation=evaluation,
@@ -127,9 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run", help="a `toccata train` output folder")
     parser.add_argument("dest", help="the checkpoint folder to write (replaced)")
     parser.add_argument("--report", help="the `toccata evaluate` output folder (default: RUN/evaluation)")
+    parser.add_argument("--title", default="Toccata NotewiseLSTM", help="the model card's title")
     args = parser.parse_args(argv)
     try:
-        dest = publish(args.run, args.dest, args.report)
+        dest = publish(args.run, args.dest, args.report, args.title)
     except ValueError as err:
         print(f"publish: error: {err}", file=sys.stderr)
         return 2
