@@ -52,19 +52,33 @@ NUM_PROC ?= 2
 dataset: setup
 	$(BIN)/toccata build-dataset --source $(SOURCE) --out $(DATASET) --num-proc $(NUM_PROC)
 
-# The embedded default checkpoint, from scratch: dataset -> train -> preset -> evaluate (test split) -> publish.
-# Training takes ~16 minutes on one CPU core, evaluation ~1 minute. Interrupted? Run it again: training resumes.
-# PRESET (the sampler and guard defaults users get) was chosen on the validation split: docs/training.md.
+# The embedded default checkpoint, from scratch: a piano dataset from a folder of scores -> train -> preset chosen on
+# the validation split -> evaluate (test split) -> publish. The data: kernScores' piano collections (docs/training.md
+# names their public repositories), e.g. `make default-checkpoint CORPUS=path/to/kernscores/piano`. Building the
+# dataset takes ~7 minutes on 2 cores, training ~50 minutes on one core. Interrupted? Run it again: training resumes.
+CORPUS ?=
+CORPUS_LICENSE ?= kernScores terms (non-commercial research and education; treat as CC BY-NC-SA 4.0)
+PIANO ?= data/piano
 RUN ?= runs/default
-TRAIN_ARGS ?= --epochs 40 --batch-size 16 --embedding-dropout 0.02 --input-dropout 0.1 --hidden-dropout 0.1 \
-	--output-dropout 0.2 --weight-dropout 0.1
-PRESET ?= temperature=0.9 calmness=0.75
+TRAIN_ARGS ?= --epochs 28 --batch-size 16 --window 512 --patience 6 --embedding-dropout 0.02 --input-dropout 0.1 \
+	--hidden-dropout 0.1 --output-dropout 0.2 --weight-dropout 0.1
+PRESET_CANDIDATES ?= "sampler=top_k temperature=0.9 calmness=0.75" "sampler=top_k temperature=1.0 calmness=0" \
+	"sampler=top_k temperature=1.0 calmness=0.5" "sampler=top_k k=8 temperature=1.0 calmness=0" \
+	"sampler=weighted temperature=1.0 calmness=0" "sampler=weighted temperature=0.9 calmness=0" \
+	"sampler=weighted temperature=0.95 calmness=0.5" "sampler=top_n temperature=1.0 calmness=0" \
+	"sampler=mixed temperature=1.0 calmness=0"
 default-checkpoint: setup
-	test -f $(DATASET)/dataset_info.json || $(MAKE) dataset
-	OMP_NUM_THREADS=1 $(BIN)/toccata train --dataset $(DATASET) --out $(RUN) $(TRAIN_ARGS) $(if $(wildcard $(RUN)/checkpoints/checkpoint-*),--resume)
-	$(BIN)/python -m toccata.training.preset $(RUN) $(PRESET)
-	OMP_NUM_THREADS=1 $(BIN)/toccata evaluate --model $(RUN) --dataset $(DATASET) --split test --out $(RUN)/evaluation
-	$(BIN)/python -m toccata.training.publish $(RUN) toccata/checkpoints/default
+	@test -f $(PIANO)/dataset_info.json || test -n "$(CORPUS)" || { echo "give CORPUS=folder of piano scores (see docs/training.md)"; exit 2; }
+	test -f $(PIANO)/dataset_info.json || $(BIN)/toccata build-dataset --source $(CORPUS) --out $(PIANO) \
+		--num-proc $(NUM_PROC) --splits 0.86,0.07,0.07 --license "$(CORPUS_LICENSE)"
+	OMP_NUM_THREADS=1 $(BIN)/toccata train --dataset $(PIANO) --out $(RUN) $(TRAIN_ARGS) $(if $(wildcard $(RUN)/checkpoints/checkpoint-*),--resume)
+	OMP_NUM_THREADS=1 $(BIN)/python -m toccata.training.preset_search $(RUN) --dataset $(PIANO) \
+		--candidates $(PRESET_CANDIDATES) > $(RUN)/preset.txt
+	$(BIN)/python -m toccata.training.preset $(RUN) $$(cat $(RUN)/preset.txt)
+	OMP_NUM_THREADS=1 $(BIN)/toccata evaluate --model $(RUN) --dataset $(PIANO) --split test --out $(RUN)/evaluation
+	$(BIN)/python -m toccata.training.publish $(RUN) toccata/checkpoints/default \
+		--title "Toccata default checkpoint (NotewiseLSTM, classical piano)"
+	cp $(RUN)/preset_search.md toccata/checkpoints/default/evaluation/
 
 clean:
 	rm -rf $(VENV) $(OUT) build dist *.egg-info

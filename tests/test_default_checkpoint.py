@@ -44,6 +44,19 @@ def test_is_small_and_ships_its_card_and_evaluation(loaded):
     assert all(goal["met"] for goal in report["goals"]), report["goals"]  # README and card say all goals are met
 
 
+def test_code_beside_the_weights_is_the_packages_own():
+    """`trust_remote_code` users run the .py files beside the weights: they must be today's modules, byte for byte."""
+    from toccata.training.publish import code_sources
+
+    pairs = code_sources(FOLDER)
+    assert {p.name for p in pairs} >= {"modeling_notewise_lstm.py", "configuration_notewise_lstm.py"}
+    stale = [copy.name for copy, source in pairs.items() if copy.read_bytes() != source.read_bytes()]
+    assert not stale, (
+        f"{stale} differ from the package's modules: run "
+        "`python -m toccata.training.publish --refresh-code toccata/checkpoints/default`"
+    )
+
+
 def test_is_trained_far_below_the_unigram_on_a_chorale(loaded):
     model, tokenizer = loaded
     ids = torch.tensor([[tokenizer.bos_token_id, *tokenizer.midi_to_ids(music21_corpus_midi("bach/bwv66.6"))[:400]]])

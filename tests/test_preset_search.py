@@ -1,0 +1,46 @@
+"""Choosing a preset on the validation split: candidates are parsed and applied, every candidate is measured, and the
+winner is the hardest to tell from real music among those that do not collapse into rests."""
+
+from __future__ import annotations
+
+import pytest
+from toccata.modeling.sampling import GuardSettings, SamplerSettings
+from toccata.training import preset_search
+
+
+def test_candidates_are_parsed_and_applied():
+    values = preset_search.parse_candidate("sampler=weighted temperature=0.9 calmness=0.5 rest_guard=false")
+    sampler, guards = preset_search.apply(SamplerSettings(), GuardSettings(), values)
+    assert (sampler.sampler, sampler.temperature, guards.calmness, guards.rest_guard) == ("weighted", 0.9, 0.5, False)
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        preset_search.parse_candidate("temperature")
+    with pytest.raises(ValueError, match="not a preset field"):
+        preset_search.apply(SamplerSettings(), GuardSettings(), {"temp": "1"})
+    with pytest.raises(ValueError, match="temperature"):
+        preset_search.apply(SamplerSettings(), GuardSettings(), {"temperature": "-1"})
+
+
+def _row(name: str, auc: float | None, collapsed: int) -> dict:
+    return {"values": {"sampler": name}, "critic_auc": auc, "rest_collapsed_no_guard": collapsed}
+
+
+def test_the_best_is_the_lowest_auc_without_rest_collapse():
+    rows = [_row("a", 0.70, 3), _row("b", 0.80, 0), _row("c", 0.75, 0), _row("d", None, 0)]
+    assert preset_search.best(rows)["values"]["sampler"] == "c"
+    assert preset_search.best([_row("a", 0.9, 1), _row("b", 0.8, 2)])["values"]["sampler"] == "b"  # none clean
+
+
+def test_search_measures_every_candidate(tiny_dataset):
+    import torch
+    from toccata.modeling.hub import random_model
+    from toccata.tokenization import NotewiseTokenizer
+
+    torch.manual_seed(0)
+    model = random_model(NotewiseTokenizer(), embedding_size=16, hidden_size=24, num_hidden_layers=1).eval()
+    candidates = [{"sampler": "top_k", "temperature": "1.0"}, {"sampler": "weighted", "calmness": "1.0"}]
+    rows = preset_search.search(model, NotewiseTokenizer(), tiny_dataset, candidates, samples=3, tokens=80)
+    assert [r["values"] for r in rows] == candidates
+    assert rows[1]["sampler"]["sampler"] == "weighted" and rows[1]["guards"]["calmness"] == 1.0
+    assert all(0 <= r["overlaps"]["pitch_classes"] <= 1 and r["density"] > 0 for r in rows)
+    text = preset_search.render(rows, rows[0], "tiny", "validation", 3, 80)
+    assert text.count("\n| sampler=") == 2 and "**yes**" in text
