@@ -204,10 +204,15 @@ class Planner:
         self.rejects.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
 
 
+FORMAT_FOLDERS = frozenset({"kern", "krn", "midi", "mid", "musicxml", "mxl", "xml", "abc", "mei", "scores", "score"})
+
+
 def work_key(item: SourceItem) -> tuple[str, str]:
-    """What names a work within its source, whatever its format: the path without its extension."""
+    """What names a work within its source, whatever its format: the path without its extension and without
+    folders named after a format, so ``kern/op1.krn``, ``midi/op1.mid`` and ``op1.musicxml`` are one work."""
     stem, ext = posixpath.splitext(item.path)
-    return item.source, (stem if ext else item.path).lower()
+    parts = [part for part in (stem if ext else item.path).lower().split("/")[:-1] if part not in FORMAT_FOLDERS]
+    return item.source, "/".join([*parts, posixpath.basename(stem if ext else item.path).lower()])
 
 
 def read_plan(path: str | Path) -> Iterator[dict[str, Any]]:

@@ -211,16 +211,18 @@ def collection(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write(licensed, "LICENSE.txt", "A digital edition\n\nLicensed with Attribution-NonCommercial-ShareAlike 4.0\n")
     write(licensed, "kern/piece.krn", TWO_STAVES_KERN.replace("!!!YEM", "!!!YEC"))
     write(licensed, "kern/rep.krn", REPEAT_KERN.replace("4f\n", "4f\n=3\n1g\n=4\n1a\n=5\n1b\n"))
-    # the same work as piece.krn as a MIDI rendering with one more note (as a performer's file would differ)
+    # the same work as kern/piece.krn as a MIDI rendering with one more note (as a performer's file would differ),
+    # in a folder of MIDI files beside the folder of kern files (as kernScores' repositories lay them out)
     extra = TOK.read_notes(read_score_file(licensed / "kern/piece.krn").midi)[0]
     midi = TOK.tokens_to_midi(TOK.notes_to_tokens(extra) + ["p84", "wait12", "endp84"])
-    midi.dump_midi(str(licensed / "kern/piece.mid"))
+    (licensed / "midi").mkdir()
+    midi.dump_midi(str(licensed / "midi/piece.mid"))
     unlicensed = root / "unlicensed"
     write(unlicensed, "README.md", "Scores typed in by a friend.\n")
     write(unlicensed, "sonatina.musicxml", MUSICXML)
     write(unlicensed, "yem.krn", TWO_STAVES_KERN.replace("Little Piece", "Other Piece").replace("2C\t8qdd", "2D\t8qdd"))
     write(unlicensed, "broken.xml", "<score-partwise><part")
-    write(unlicensed, "slow.krn", slow_kern())
+    write(unlicensed, "slow.krn", slow_kern(8000))  # ~64,000 notes: far over the build's 10 s on any machine
     return root
 
 
@@ -228,16 +230,16 @@ def test_folder_source_lists_scores_with_collection_licences(collection):
     items = {item.path: item for item in FolderSource(collection, default_license="house terms")}
     assert set(items) == {
         "licensed/kern/piece.krn",
-        "licensed/kern/piece.mid",
+        "licensed/midi/piece.mid",
         "licensed/kern/rep.krn",
         "unlicensed/broken.xml",
         "unlicensed/slow.krn",
         "unlicensed/sonatina.musicxml",
         "unlicensed/yem.krn",
     }
-    assert items["licensed/kern/piece.krn"].kind == SCORE and items["licensed/kern/piece.mid"].kind == FILE
+    assert items["licensed/kern/piece.krn"].kind == SCORE and items["licensed/midi/piece.mid"].kind == FILE
     assert items["licensed/kern/piece.krn"].license == "CC BY-NC-SA 4.0"  # LICENSE.txt one folder up
-    assert items["licensed/kern/piece.mid"].license == "CC BY-NC-SA 4.0"
+    assert items["licensed/midi/piece.mid"].license == "CC BY-NC-SA 4.0"
     assert items["unlicensed/yem.krn"].license == ""  # left for the score's own records, then the default
 
 
@@ -250,7 +252,7 @@ def test_a_folder_of_scores_builds_a_dataset(collection, tmp_path):
         validation_fraction=0.0,
         test_fraction=0.0,
         default_license="house terms",
-        score_timeout_s=1.0,
+        score_timeout_s=10.0,
         min_quarters=0,
         num_proc=2,
     )
@@ -271,8 +273,8 @@ def test_a_folder_of_scores_builds_a_dataset(collection, tmp_path):
     assert rows["unlicensed/sonatina.musicxml"]["license"] == "house terms"  # nothing better: the default
     assert rows["unlicensed/sonatina.musicxml"]["composer"] == "Ada Crafter"
     rejects = {r["path"]: r for r in map(json.loads, (out / "rejects.jsonl").read_text().splitlines())}
-    assert rejects["licensed/kern/piece.mid"]["reason"] == "duplicate_work"
-    assert rejects["licensed/kern/piece.mid"]["duplicate_of"]["path"] == "licensed/kern/piece.krn"
+    assert rejects["licensed/midi/piece.mid"]["reason"] == "duplicate_work"
+    assert rejects["licensed/midi/piece.mid"]["duplicate_of"]["path"] == "licensed/kern/piece.krn"
     assert rejects["unlicensed/broken.xml"]["reason"] == "conversion_error"
     assert "music21 cannot parse" in rejects["unlicensed/broken.xml"]["detail"]
     assert rejects["unlicensed/slow.krn"]["reason"] == "timeout"

@@ -1,6 +1,6 @@
 """The `toccata` command: a thin layer over the package, holding no logic of its own.
 
-    toccata tokenize FILE.mid [-o OUT.txt] [--format notewise|clara]
+    toccata tokenize FILE.mid [-o OUT.txt] [--format notewise|clara] [--tokenizer notewise|notewise-miditok|remi|...]
     toccata detokenize FILE.txt -o OUT.mid [--format notewise|clara]
     toccata build-dataset [--source DIR|corpus[:PATTERN]|URL ...] --out OUT [--num-proc N] [--push-to-hub ORG/NAME]
     toccata crawl URL ... --out DIR
@@ -35,11 +35,18 @@ def _read_source(source: str) -> tuple[object, str]:
 def _cmd_tokenize(args: argparse.Namespace) -> int:
     src, stem = _read_source(args.source)
     out = Path(args.output) if args.output else None
+    if args.format == "clara" and args.tokenizer != "notewise":
+        raise ValueError(f"--tokenizer {args.tokenizer} writes its own tokens: leave out --format clara")
     if args.format == "clara":
         from toccata.tokenization.clara import midi_to_clara_text
 
         text = midi_to_clara_text(src, chamber=args.chamber, safe=args.safe) + "\n"
         count = len(text.split())
+    elif args.tokenizer != "notewise":
+        from toccata.tokenization.tokenization_miditok import encode_with_miditok
+
+        encoding = encode_with_miditok(args.tokenizer, src, safe=args.safe)
+        text, count = encoding.to_text(), len(encoding.tokens)
     else:
         from toccata.tokenization import NotewiseTokenizer
 
@@ -50,7 +57,8 @@ def _cmd_tokenize(args: argparse.Namespace) -> int:
         return 0
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
-    print(f"wrote {count} {args.format} tokens of {args.source} to {out}", file=sys.stderr)
+    kind = args.format if args.format == "clara" else args.tokenizer
+    print(f"wrote {count} {kind} tokens of {args.source} to {out}", file=sys.stderr)
     return 0
 
 
@@ -134,6 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
     tokenize.add_argument("source", help="a MIDI file, or corpus:WORK from music21's corpus (corpus:bach/bwv66.6)")
     tokenize.add_argument("-o", "--output", help="where to write the token text")
     tokenize.add_argument("--format", choices=["notewise", "clara"], default="notewise")
+    tokenize.add_argument(
+        "--tokenizer",
+        choices=["notewise", "notewise-miditok", "remi", "midilike", "tsd"],
+        default="notewise",
+        help="notewise: Toccata's words; notewise-miditok: the same as miditok token strings (NoteOn_60 ...); "
+        "remi, midilike, tsd: miditok's own at 12 steps per quarter, all tracks in one stream",
+    )
     tokenize.add_argument("--chamber", action="store_true", help="clara only: non-piano tracks become v/endv")
     tokenize.add_argument("--safe", action="store_true", help="parse in a child process (untrusted files)")
     tokenize.set_defaults(run=_cmd_tokenize)

@@ -4,6 +4,7 @@
 from .midi_io import MidiError, MidiLimits, ScoreMeta, load_score
 from .tokenization_base import TokenEncoding, parse_token_text
 from .tokenization_chordwise import ChordwiseTokenizer
+from .tokenization_miditok import NotewiseMidiTok, notewise_config
 from .tokenization_notewise import NotewiseTokenizer
 
 
@@ -27,9 +28,11 @@ __all__ = [
     "ChordwiseTokenizer",
     "MidiError",
     "MidiLimits",
+    "NotewiseMidiTok",
     "NotewiseTokenizer",
     "ScoreMeta",
     "TokenEncoding",
     "load_score",
+    "notewise_config",
     "parse_token_text",
 ]
