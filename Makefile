@@ -62,23 +62,24 @@ PIANO ?= data/piano
 RUN ?= runs/default
 TRAIN_ARGS ?= --epochs 28 --batch-size 16 --window 512 --patience 6 --embedding-dropout 0.02 --input-dropout 0.1 \
 	--hidden-dropout 0.1 --output-dropout 0.2 --weight-dropout 0.1
-PRESET_CANDIDATES ?= "sampler=top_k temperature=0.9 calmness=0.75" "sampler=top_k temperature=1.0 calmness=0" \
-	"sampler=top_k temperature=1.0 calmness=0.5" "sampler=top_k k=8 temperature=1.0 calmness=0" \
-	"sampler=weighted temperature=1.0 calmness=0" "sampler=weighted temperature=0.9 calmness=0" \
-	"sampler=weighted temperature=0.95 calmness=0.5" "sampler=top_n temperature=1.0 calmness=0" \
-	"sampler=mixed temperature=1.0 calmness=0"
+# The preset's final round on validation (100 samples, seed 1); docs/training.md shows the two exploratory rounds
+# (40 samples, seed 0) that narrowed the candidates down to these.
+PRESET_CANDIDATES ?= "sampler=top_k k=12 temperature=1.0 calmness=0.25" "sampler=top_k k=24 temperature=1.0 calmness=0" \
+	"sampler=top_k k=24 temperature=1.0 calmness=0.25" "sampler=weighted temperature=1.0 calmness=0 max_polyphony=7" \
+	"sampler=weighted temperature=1.0 calmness=0.25 max_polyphony=7" "sampler=top_k k=8 temperature=1.0 calmness=0"
+PRESET_SEARCH_ARGS ?= --samples 100 --seed 1
 default-checkpoint: setup
 	@test -f $(PIANO)/dataset_info.json || test -n "$(CORPUS)" || { echo "give CORPUS=folder of piano scores (see docs/training.md)"; exit 2; }
 	test -f $(PIANO)/dataset_info.json || $(BIN)/toccata build-dataset --source $(CORPUS) --out $(PIANO) \
 		--num-proc $(NUM_PROC) --splits 0.86,0.07,0.07 --license "$(CORPUS_LICENSE)"
 	OMP_NUM_THREADS=1 $(BIN)/toccata train --dataset $(PIANO) --out $(RUN) $(TRAIN_ARGS) $(if $(wildcard $(RUN)/checkpoints/checkpoint-*),--resume)
-	OMP_NUM_THREADS=1 $(BIN)/python -m toccata.training.preset_search $(RUN) --dataset $(PIANO) \
+	OMP_NUM_THREADS=1 $(BIN)/python -m toccata.training.preset_search $(RUN) --dataset $(PIANO) $(PRESET_SEARCH_ARGS) \
 		--candidates $(PRESET_CANDIDATES) > $(RUN)/preset.txt
 	$(BIN)/python -m toccata.training.preset $(RUN) $$(cat $(RUN)/preset.txt)
 	OMP_NUM_THREADS=1 $(BIN)/toccata evaluate --model $(RUN) --dataset $(PIANO) --split test --out $(RUN)/evaluation
 	$(BIN)/python -m toccata.training.publish $(RUN) toccata/checkpoints/default \
 		--title "Toccata default checkpoint (NotewiseLSTM, classical piano)"
-	cp $(RUN)/preset_search.md toccata/checkpoints/default/evaluation/
+	cp $(RUN)/preset_search*.md toccata/checkpoints/default/evaluation/
 
 clean:
 	rm -rf $(VENV) $(OUT) build dist *.egg-info

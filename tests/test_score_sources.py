@@ -193,7 +193,9 @@ def test_a_score_that_takes_too_long_is_stopped(tmp_path):
 
 
 def test_reference_records_and_licence_names():
-    records = kern_records("!!!COM: Chopin, Frédéric\n!!!OTL: Mazurka\n!!!COM: Other\n**kern\n!! a comment\n")
+    records = kern_records(
+        "!!!COM: Chopin, Fr&eacute;d&eacute;ric\n!!!OTL: Mazurka\n!!!COM: Other\n**kern\n!! a comment\n"
+    )
     assert records == {"COM": "Chopin, Frédéric", "OTL": "Mazurka"}
     assert display_name("Chopin, Frédéric") == "Frédéric Chopin" and display_name("Trad.") == "Trad."
     assert license_from_text("Licensed with Attribution-NonCommercial-ShareAlike 4.0 International") == (

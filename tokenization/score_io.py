@@ -11,6 +11,7 @@ turns, mordents) sound as their main note: music21 does not realize them.
 
 from __future__ import annotations
 
+import html
 import os
 import re
 from dataclasses import asdict, dataclass
@@ -21,7 +22,7 @@ from .midi_io import MidiError, MidiLimits, _music21, _music21_to_bytes, _withou
 SCORE_EXTENSIONS = (".krn", ".musicxml", ".mxl", ".xml", ".abc", ".mei")
 """Score formats read through music21 (`.xml` is tried as MusicXML)."""
 
-CONVERSION_VERSION = 2  # bump when the conversion changes, so caches of converted scores are not reused
+CONVERSION_VERSION = 3  # bump when the conversion changes, so caches of converted scores are not reused
 SCORE_LIMITS = MidiLimits(timeout_s=120.0)  # a Beethoven sonata movement takes music21 up to ~5 s on an idle core
 
 EXPANDED, AS_WRITTEN, NO_REPEATS = "expanded", "as written", "none"
@@ -90,10 +91,10 @@ def license_from_text(text: str) -> str:
 
 
 def kern_records(text: str) -> dict[str, str]:
-    """The reference records (``!!!KEY: value``) of a Humdrum file; the first of each key wins."""
+    """The reference records (``!!!KEY: value``) of a Humdrum file, HTML entities decoded; the first of each key wins."""
     records: dict[str, str] = {}
     for match in re.finditer(r"^!!!([^:!\s][^:]*):[ \t]*(.*?)\s*$", text, flags=re.MULTILINE):
-        records.setdefault(match.group(1).strip(), match.group(2))
+        records.setdefault(match.group(1).strip(), html.unescape(match.group(2)))  # kernScores writes M&uuml;ller
     return records
 
 

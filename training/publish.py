@@ -69,6 +69,26 @@ def _hardware(summary: dict) -> str:
     return text
 
 
+def _critic_lines(report: dict) -> list[str]:
+    """Per sampler: how easily a fresh classifier tells its samples from held-out music, and what gives them away."""
+    lines = []
+    for run in report.get("samplers", []):
+        critic = run.get("critic")
+        if critic:
+            telling = "; ".join(
+                f"{row['feature']} ({row['real_mean']:.3g} held-out, {row['generated_mean']:.3g} generated)"
+                for row in critic["separating"][:3]
+            )
+            lines.append(f"- {run['label']}: critic ROC AUC {critic['auc']:.3f}; most telling: {telling}")
+    if not lines:
+        return []
+    head = (
+        "Critic (a fresh gradient-boosting classifier on musical features of 600-token excerpts, cross-validated; "
+        "0.5 = indistinguishable from held-out music):"
+    )
+    return [head, "", *lines, ""]
+
+
 def card_sections(
     report: dict, summary: dict, config: dict, data: dict[str, Counter] | None = None
 ) -> tuple[dict[str, float], str, str]:
@@ -100,6 +120,7 @@ def card_sections(
             "",
             *likelihood_table(report["likelihood"]),
             "",
+            *_critic_lines(report),
             "Reproduce: `make default-checkpoint CORPUS=path/to/kernscores/piano` (builds the dataset, trains, chooses "
             "the preset on validation, evaluates on test, writes this folder).",
         ]

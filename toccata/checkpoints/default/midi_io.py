@@ -163,13 +163,6 @@ def check_midi_bytes(data: bytes, name: str, limits: MidiLimits = DEFAULT_LIMITS
         raise MidiError(name, f"the header declares {ntracks} tracks but only {found} track chunks were found")
 
 
-def _parse_bytes(data: bytes, name: str) -> symusic.Score:
-    try:
-        return symusic.Score.from_midi(bytes(data))
-    except Exception as err:  # symusic raises RuntimeError/ValueError with terse messages
-        raise MidiError(name, f"cannot be parsed as MIDI ({err})") from None
-
-
 def _address_space_in_use() -> int:
     """Bytes of address space this process maps now (Linux /proc; 0 where unknown)."""
     try:
@@ -179,8 +172,16 @@ def _address_space_in_use() -> int:
         return 0
 
 
-def _child_parse(data: bytes, memory_bytes: int, conn: Any) -> None:
-    """Child-process body of safe mode: parse under an address-space limit, send back a pickled Score or an error."""
+def _parse_midi(data: bytes, name: str) -> symusic.Score:
+    """Parse MIDI bytes; run in the child process of safe mode."""
+    try:
+        return symusic.Score.from_midi(data)
+    except Exception as err:
+        raise MidiError(name, f"cannot be parsed as MIDI ({err})") from None
+
+
+def _child_run(fn: Any, args: tuple, name: str, memory_bytes: int, conn: Any) -> None:
+    """Child-process body of safe mode: run `fn(*args)` under an address-space limit, send back its result or error."""
     try:
         import resource
 
@@ -194,21 +195,26 @@ def _child_parse(data: bytes, memory_bytes: int, conn: Any) -> None:
     except (ImportError, ValueError, OSError):
         pass
     try:
-        conn.send(("ok", symusic.Score.from_midi(data)))
+        conn.send(("ok", fn(*args)))
     except MemoryError:
         conn.send(("error", "parsing ran out of memory"))
+    except MidiError as err:
+        conn.send(("error", err.problem))
     except Exception as err:
-        conn.send(("error", f"cannot be parsed as MIDI ({err})"))
+        conn.send(("error", f"the parser failed ({type(err).__name__}: {err})"))
     finally:
         conn.close()
 
 
-def _parse_bytes_safely(data: bytes, name: str, limits: MidiLimits) -> symusic.Score:
-    """Parse in a forked child with a time and memory limit; a crash or hang of the parser becomes a MidiError."""
+def run_limited(fn: Any, args: tuple, name: str, limits: MidiLimits = DEFAULT_LIMITS) -> Any:
+    """`fn(*args)` in a forked child with the time and memory limits of `limits`; a crash or hang is a MidiError.
+
+    `fn` must be a module-level function whose result pickles; a `MidiError` it raises keeps its problem text.
+    """
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     ctx = multiprocessing.get_context(method)
     receiver, sender = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_child_parse, args=(bytes(data), limits.memory_bytes, sender), daemon=True)
+    child = ctx.Process(target=_child_run, args=(fn, args, name, limits.memory_bytes, sender), daemon=True)
     child.start()
     sender.close()
     try:
@@ -217,7 +223,7 @@ def _parse_bytes_safely(data: bytes, name: str, limits: MidiLimits) -> symusic.S
         status, payload = receiver.recv()
     except EOFError:
         child.join(5)
-        raise MidiError(name, f"the MIDI parser crashed (exit code {child.exitcode})") from None
+        raise MidiError(name, f"the parser crashed (exit code {child.exitcode})") from None
     finally:
         if child.is_alive():
             child.kill()
@@ -286,7 +292,7 @@ def load_score(
                 f"cannot read MIDI from {type(src).__name__}: pass a path, bytes, a symusic.Score or a music21 stream"
             )
         check_midi_bytes(data, name, limits)
-        score = _parse_bytes_safely(data, name, limits) if safe else _parse_bytes(data, name)
+        score = run_limited(_parse_midi, (bytes(data), name), name, limits) if safe else _parse_midi(bytes(data), name)
     check_score(score, name, limits)
     return score
 
@@ -435,6 +441,7 @@ __all__ = [
     "load_score",
     "music21_corpus_midi",
     "read_midi_bytes",
+    "run_limited",
     "save_score",
     "score_meta",
     "score_notes",
