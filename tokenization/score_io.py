@@ -17,12 +17,13 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .midi_io import MidiError, MidiLimits, _music21, _music21_to_bytes, _without_repeats, run_limited
+from .midi_io import MidiError, MidiLimits, _music21, _without_repeats, run_limited
 
 SCORE_EXTENSIONS = (".krn", ".musicxml", ".mxl", ".xml", ".abc", ".mei")
 """Score formats read through music21 (`.xml` is tried as MusicXML)."""
 
-CONVERSION_VERSION = 3  # bump when the conversion changes, so caches of converted scores are not reused
+CONVERSION_VERSION = 4
+TICKS_PER_QUARTER = 480  # MIDI resolution of converted scores: a multiple of the 12-step grid  # bump when the conversion changes, so caches of converted scores are not reused
 SCORE_LIMITS = MidiLimits(timeout_s=120.0)  # a Beethoven sonata movement takes music21 up to ~5 s on an idle core
 
 EXPANDED, AS_WRITTEN, NO_REPEATS = "expanded", "as written", "none"
@@ -124,51 +125,53 @@ def _convert(name: str) -> ScoreConversion:
         raise MidiError(name, "the score has no notes")
     info = _metadata(parsed, name)
     playable, repeats = _expand_repeats(parsed)
-    midi = _with_grace_notes(_music21_to_bytes(playable, name), _grace_notes(playable))
-    return ScoreConversion(midi=midi, repeats=repeats, scores_in_file=count, **info)
+    return ScoreConversion(midi=_score_midi(playable, name), repeats=repeats, scores_in_file=count, **info)
 
 
-def _grace_notes(score: Any) -> list[tuple[float, int, int]]:
-    """(offset in quarters of the note ornamented, steps before it, MIDI pitch) of every grace note of `score`.
+def _score_midi(score: Any, name: str) -> bytes:
+    """The notes of `score` as a Standard MIDI File (one track per part), written from the score's own note list.
 
-    music21 leaves grace notes out of its MIDI: they have no written duration. Consecutive graces before one note
-    count back from it (the last grace is one step before the note, the one before it two steps ...).
+    Not through music21's MIDI writer: it sends the unisons of two voices (a half note and a quarter on the same key)
+    on one channel, and a MIDI reader then pairs their note-ons and note-offs so that one note lasts for dozens of
+    bars (seen in 2% of the notes of kernScores' Beethoven sonatas). Here every note keeps its written start and end,
+    ties joined; the tokenizer reads a unison overlap as a re-strike. Grace notes (no written duration; music21's
+    writer drops them) become one-step notes just before the note they ornament. Tempo: the first metronome mark
+    (120 without one); time signature: the first.
     """
-    found: list[tuple[float, int, int]] = []
-    for part in getattr(score, "parts", None) or [score]:
-        run: list[Any] = []
-        for note in part.recurse().notes:
-            if note.duration.isGrace:
-                run.append(note)
-                continue
-            if run:
-                offset = float(note.getOffsetInHierarchy(score))
-                for back, grace in enumerate(reversed(run), start=1):
-                    found += [(offset, back, int(p.midi)) for p in grace.pitches]
-                run = []
-    return found
-
-
-def _with_grace_notes(midi: bytes, graces: list[tuple[float, int, int]]) -> bytes:
-    """`midi` with each grace note added as a one-step note (1/12 quarter) just before the note it ornaments.
-
-    Played before the beat, as an acciaccatura, so the main note keeps its onset on the grid. Added to the track
-    with the most notes (the merged notewise stream does not depend on which).
-    """
-    if not graces:
-        return midi
     import symusic
 
-    score = symusic.Score.from_midi(midi)
-    if not len(score.tracks):
-        return midi
-    track = max(score.tracks, key=lambda t: t.note_num())
-    step = score.tpq / 12
-    for offset, back, pitch in graces:
-        start = max(0, round(offset * score.tpq - back * step))
-        track.notes.append(symusic.Note(start, max(1, round(step)), pitch, 64))
-    track.notes.sort(key=lambda n: (n.time, n.pitch))
-    return bytes(score.dumps_midi())
+    music21 = _music21()
+    step = TICKS_PER_QUARTER // 12
+    out = symusic.Score(TICKS_PER_QUARTER)
+    mark = score.recurse().getElementsByClass(music21.tempo.MetronomeMark).first()
+    qpm = (mark.getQuarterBPM() if mark is not None else None) or 120.0
+    out.tempos.append(symusic.Tempo(0, float(min(max(qpm, 10.0), 400.0))))
+    meter = score.recurse().getElementsByClass(music21.meter.TimeSignature).first()
+    if meter is not None:
+        out.time_signatures.append(symusic.TimeSignature(0, int(meter.numerator), int(meter.denominator)))
+    for index, part in enumerate(list(getattr(score, "parts", None) or []) or [score]):
+        track = symusic.Track(name=str(getattr(part, "partName", None) or f"part {index + 1}"), program=0)
+        graces: list[list[int]] = []  # grace notes waiting for the note they ornament
+        for note in part.stripTies().flatten().notes:
+            pitches = [int(p.midi) for p in getattr(note, "pitches", ()) if 0 <= p.midi <= 127]
+            if not pitches:
+                continue  # unpitched percussion
+            start = round(float(note.offset) * TICKS_PER_QUARTER)
+            if note.duration.isGrace:
+                graces.append(pitches)
+                continue
+            for back, grace in enumerate(reversed(graces), start=1):
+                track.notes.extend(symusic.Note(max(0, start - back * step), step, p, 64) for p in grace)
+            graces = []
+            length = max(1, round(float(note.quarterLength) * TICKS_PER_QUARTER))
+            velocity = int(getattr(note.volume, "velocity", None) or 80)
+            track.notes.extend(symusic.Note(start, length, p, velocity) for p in pitches)
+        if len(track.notes):
+            track.notes.sort(key=lambda n: (n.time, n.pitch))
+            out.tracks.append(track)
+    if not out.note_num():
+        raise MidiError(name, "the score has no pitched notes")
+    return bytes(out.dumps_midi())
 
 
 def _expand_repeats(score: Any) -> tuple[Any, str]:
