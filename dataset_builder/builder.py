@@ -39,7 +39,7 @@ from .analysis import AnalysisSettings, analyse_item, load_tokens, tokenizer_for
 from .card import REJECTS_FILE, license_summary, write_card
 from .config import ToccataConfig, is_url
 from .items import SCORE, SourceItem, metadata_json
-from .pipeline import SPLITS, BuildStats, Planner, ordered_map, read_plan, row_id
+from .pipeline import SPLITS, BuildStats, Planner, ordered_map, read_plan, row_id, splits_of
 from .sources.corpus import Music21CorpusSource, is_corpus_spec
 from .sources.folder import FolderSource
 
@@ -133,6 +133,7 @@ class ToccataBuilder(datasets.GeneratorBasedBuilder):
                 min_quarters=self.config.min_quarters,
                 transpositions=self.config.transpositions,
                 pitch_range=(self.config.min_pitch, self.config.max_pitch),
+                fixed_splits=splits_of(self.config.splits_from) if self.config.splits_from else None,
             )
             analyse = functools.partial(_analyse_pair, settings=settings, default_license=self.config.default_license)
             items: Iterable[SourceItem] = itertools.chain.from_iterable(sources)

@@ -41,6 +41,7 @@ class ToccataConfig(datasets.BuilderConfig):
     validation_fraction: float = 0.05
     test_fraction: float = 0.05
     seed: int = 0
+    splits_from: str | None = None  # an earlier built dataset: files it holds keep their split there (others: hash)
     # Reading.
     safe: bool = True  # parse files from folders and crawls in a child process (time and memory limits)
     parse_timeout_s: float = 30.0

@@ -99,8 +99,10 @@ class Planner:
         min_quarters: float,
         transpositions: tuple[int, ...],
         pitch_range: tuple[int, int],
+        fixed_splits: dict[tuple[str, str], str] | None = None,
     ):
         self.seed, self.fractions, self.min_quarters = seed, fractions, min_quarters
+        self.fixed_splits = fixed_splits or {}  # (source, path) -> split, from an earlier build (`splits_from`)
         self.transpositions, self.pitch_range = transpositions, pitch_range
         self.rejects = rejects
         self.stats = BuildStats()
@@ -151,7 +153,7 @@ class Planner:
 
     def _keep(self, item: SourceItem, result: dict[str, Any]) -> None:
         piece_id = result["fingerprint"][:16]
-        split = assign_split(piece_id, self.seed, self.fractions)
+        split = self.fixed_splits.get((item.source, item.path)) or assign_split(piece_id, self.seed, self.fractions)
         first = {"id": piece_id, **item.provenance(), "lowest_pitch": result["lowest_pitch"]}
         self.by_bytes[result["content_hash"]] = first
         self.by_notes[result["fingerprint"]] = first
@@ -207,6 +209,24 @@ class Planner:
 FORMAT_FOLDERS = frozenset({"kern", "krn", "midi", "mid", "musicxml", "mxl", "xml", "abc", "mei", "scores", "score"})
 
 
+def splits_of(dataset: str | Path) -> dict[tuple[str, str], str]:
+    """(source, path) -> split of every row of an earlier built dataset folder, to build again with the same splits.
+
+    A new Toccata version may read a file's notes differently, and the split hash follows the notes; a test set
+    that must stay the test set (to compare checkpoints) is pinned this way."""
+    import pyarrow.parquet as pq
+
+    folder = Path(dataset)
+    found: dict[tuple[str, str], str] = {}
+    for split in SPLITS:
+        for path in sorted(folder.glob(f"*-{split}*.parquet")):
+            for row in pq.read_table(path, columns=["source", "path"]).to_pylist():
+                found[(row["source"], row["path"])] = split
+    if not found:
+        raise ValueError(f"splits_from: {folder} holds no built dataset (no *-train/validation/test parquet files)")
+    return found
+
+
 def work_key(item: SourceItem) -> tuple[str, str]:
     """What names a work within its source, whatever its format: the path without its extension and without
     folders named after a format, so ``kern/op1.krn``, ``midi/op1.mid`` and ``op1.musicxml`` are one work."""
@@ -222,4 +242,14 @@ def read_plan(path: str | Path) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
-__all__ = ["SPLITS", "BuildStats", "Planner", "assign_split", "ordered_map", "read_plan", "row_id", "work_key"]
+__all__ = [
+    "SPLITS",
+    "BuildStats",
+    "Planner",
+    "assign_split",
+    "ordered_map",
+    "read_plan",
+    "row_id",
+    "splits_of",
+    "work_key",
+]

@@ -282,3 +282,29 @@ def test_a_folder_of_scores_builds_a_dataset(collection, tmp_path):
     assert rejects["unlicensed/slow.krn"]["reason"] == "timeout"
     assert "CC BY-NC-SA 4.0" in (out / "README.md").read_text()
     assert builder.stats.rejects == {"duplicate_work": 1, "conversion_error": 1, "timeout": 1}
+
+
+def test_a_rebuild_can_keep_the_splits_of_an_earlier_build(tmp_path):
+    """A piece whose notes are read differently (a new Toccata) would hash to another split; splits_from pins it."""
+    from helpers import make_score
+
+    folder = tmp_path / "midi"
+    folder.mkdir()
+    for i in range(12):
+        notes = [(480 * b, 480 * b + 240 * (1 + (b + i) % 3), 48 + (b * 7 + i * 5) % 36) for b in range(20)]
+        make_score([notes]).dump_midi(str(folder / f"piece{i:02d}.mid"))
+    fractions = {"train_fraction": 0.5, "validation_fraction": 0.25, "test_fraction": 0.25}
+    first = tmp_path / "first"
+    build_dataset(first, sources=(str(folder),), seed=0, **fractions)
+    again = tmp_path / "again"
+    build_dataset(again, sources=(str(folder),), seed=7, splits_from=str(first), **fractions)  # another seed
+    other = tmp_path / "other"
+    build_dataset(other, sources=(str(folder),), seed=7, **fractions)
+
+    def splits(out: Path) -> dict[str, str]:
+        return {row["path"]: name for name, rows in load_dataset(str(out)).items() for row in rows}
+
+    assert splits(again) == splits(first)
+    assert splits(other) != splits(first)  # without it, seed 7 would have moved pieces
+    with pytest.raises(ValueError, match="holds no built dataset"):
+        build_dataset(tmp_path / "x", sources=(str(folder),), splits_from=str(folder))

@@ -102,6 +102,8 @@ def _cmd_build_dataset(args: argparse.Namespace) -> int:
     )
     if args.work_dir:
         options["work_dir"] = args.work_dir
+    if args.splits_from:
+        options["splits_from"] = args.splits_from
     builder = build_dataset(args.out, num_proc=args.num_proc, **options)
     print(builder.summary(), file=sys.stderr)
     print(f"wrote the dataset, its card and rejects.jsonl to {args.out}", file=sys.stderr)
@@ -177,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--transpositions", default="0", help="0 (none), 0,5,-3, -5..6 or all: a row per shift")
     build.add_argument("--splits", default="0.9,0.05,0.05", help="train,validation,test fractions of pieces")
     build.add_argument("--seed", type=int, default=0, help="split seed")
+    build.add_argument("--splits-from", help="an earlier built dataset: the files it holds keep their split")
     build.add_argument("--min-quarters", type=float, default=8.0, help="shorter pieces are rejected")
     build.add_argument("--max-file-bytes", type=int, default=5_000_000, help="larger files are rejected")
     build.add_argument("--license", default="unknown", help="licence of folder files their sidecar does not name")
