@@ -140,9 +140,27 @@ def card_sections(
         f"on the fly by up to ±{config['max_transpose']} semitones; AdamW lr {config['learning_rate']:g}, batch "
         f"{config['batch_size']}, {config['scheduler']} schedule; {summary['steps']} steps ({summary['epochs']} "
         f"epochs, early stopping on validation loss; best {summary['best_validation_loss']:.4f} nats/token) on "
-        f"{_hardware(summary)}.\n\n{license_note}"
+        f"{_hardware(summary)}.{_lineage(config)}\n\n{license_note}"
     )
     return metrics, evaluation, training
+
+
+def _lineage(config: dict) -> str:
+    """For a fine-tuned run: what it started from, with that run's own training where its folder is at hand."""
+    start = config.get("init_from")
+    if not start:
+        return ""
+    text = f" Fine-tuned from `{start}`"
+    earlier = Path(start) / "train_config.json", Path(start) / "train_summary.json"
+    if all(path.is_file() for path in earlier):
+        before, done = (json.loads(path.read_text()) for path in earlier)
+        text += (
+            f", which was trained from scratch on `{Path(before['dataset']).name}` with windows of "
+            f"{before['window']} tokens transposed by up to ±{before['max_transpose']} semitones, lr "
+            f"{before['learning_rate']:g}, batch {before['batch_size']}: {done['steps']} steps ({done['epochs']} "
+            f"epochs, best {done['best_validation_loss']:.4f} nats/token) on {_hardware(done)}"
+        )
+    return text + "."
 
 
 def publish(
