@@ -176,7 +176,11 @@ def _parse_midi(data: bytes, name: str) -> symusic.Score:
     """Parse MIDI bytes; run in the child process of safe mode."""
     try:
         return symusic.Score.from_midi(data)
+    except MemoryError:
+        raise  # safe mode reports it as running out of memory
     except Exception as err:
+        if "bad_alloc" in str(err):  # the C++ parser's own out-of-memory
+            raise MemoryError(str(err)) from None
         raise MidiError(name, f"cannot be parsed as MIDI ({err})") from None
 
 
