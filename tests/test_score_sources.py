@@ -308,3 +308,21 @@ def test_a_rebuild_can_keep_the_splits_of_an_earlier_build(tmp_path):
     assert splits(other) != splits(first)  # without it, seed 7 would have moved pieces
     with pytest.raises(ValueError, match="holds no built dataset"):
         build_dataset(tmp_path / "x", sources=(str(folder),), splits_from=str(folder))
+
+
+MEI = """<?xml version="1.0" encoding="UTF-8"?>
+<mei xmlns="http://www.music-encoding.org/ns/mei" meiversion="4.0.0">
+<meiHead><fileDesc><titleStmt><title>Tiny</title></titleStmt><pubStmt/></fileDesc></meiHead>
+<music><body><mdiv><score>
+<scoreDef meter.count="2" meter.unit="4"><staffGrp>
+<staffDef n="1" lines="5" clef.shape="G" clef.line="2"/></staffGrp></scoreDef>
+<section><measure n="1"><staff n="1"><layer n="1">
+<note pname="c" oct="4" dur="4"/><note pname="e" oct="4" dur="8"/><note pname="g" oct="4" dur="8"/>
+</layer></staff></measure></section>
+</score></mdiv></body></music></mei>
+"""
+
+
+def test_mei(tmp_path):
+    converted = read_score_file(write(tmp_path, "tiny.mei", MEI))
+    assert grid_notes(converted.midi) == [(0, 12, 60), (12, 18, 64), (18, 24, 67)]  # a quarter, two eighths
