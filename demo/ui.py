@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import html
+import inspect
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -224,6 +225,18 @@ def build_demo(engine: Engine | None = None, concurrency: int = CONCURRENCY, max
         def compose_pieces(**values: Any) -> Iterator[dict]:
             """Compose and render pieces; streams progress. Arguments: the form's fields, by name."""
             yield from _generate(engine, outputs, values)
+
+        # The form's fields as named parameters, the upload defaulting to None: Gradio's API makes a parameter
+        # optional when its component has a value or the function's parameter defaults to None, so that
+        # `Client(url).predict(api_name="/generate")` composes with the page's defaults.
+        compose_pieces.__signature__ = inspect.Signature(
+            [
+                inspect.Parameter(
+                    name, inspect.Parameter.KEYWORD_ONLY, default=None if name == "prompt_file" else start.get(name)
+                )
+                for name in form
+            ]
+        )
 
         job = generate.click(
             compose_pieces, inputs_kwargs=form, outputs=outputs.all(), api_name="generate", show_progress="minimal"

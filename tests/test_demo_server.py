@@ -135,3 +135,13 @@ def test_a_cancelled_request_stops_computing(server, client):
     time.sleep(2.0)
     assert _cpu_seconds(server.process.pid) - before < 0.5, "the server kept generating after the cancel"
     assert generate(client)[STATUS].startswith("**Done**")
+
+
+def test_the_api_composes_with_no_arguments_at_all(client):
+    """What a new user tries first: every input, the optional upload included, has a default."""
+    info = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/generate"]["parameters"]
+    assert all(p["parameter_has_default"] for p in info), [p["parameter_name"] for p in info]
+    upload = next(p for p in info if p["parameter_name"] == "prompt_file")
+    assert upload["parameter_default"] is None
+    out = client.predict(api_name="/generate")
+    assert out[STATUS].startswith("**Done**") and len(out[FILES]) >= 1
