@@ -16,15 +16,6 @@ from pathlib import Path
 import numpy as np
 
 
-def _roll_notes(score) -> np.ndarray:
-    """(n, 3) start and end in quarter notes and pitch, of every pitched track of a symusic score."""
-    rows = []
-    for track in score.tracks:
-        for note in track.notes:
-            rows.append((note.time / score.tpq, (note.time + note.duration) / score.tpq, note.pitch))
-    return np.asarray(rows, dtype=float).reshape(-1, 3)
-
-
 def describe(notes: np.ndarray) -> str:
     """Notes per quarter, mean polyphony and pitch range of (n, 3) notes."""
     if not len(notes):
@@ -62,9 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     synth = Synth.find()
     lines = [f"# {args.run}: samples beside {args.split} excerpts", ""]
 
-    def emit(name: str, score) -> None:
-        midi = save_score(score, out / f"{name}.mid")
-        notes = _roll_notes(score)
+    def emit(name: str, tokens: list[str]) -> None:
+        midi = save_score(tokenizer.tokens_to_midi(tokens, qpm=100.0), out / f"{name}.mid")
+        grid = tokenizer.tokens_to_notes(tokens)  # as the demo draws its rolls
+        notes = np.column_stack([grid.start / grid.tpq, grid.end / grid.tpq, grid.pitch])
         piano_roll(notes, 0.0, out / f"{name}.png", title=name)
         if synth is not None:
             synth.render(midi, out / f"{name}.wav")
@@ -73,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     for seed in range(args.samples):
         request = GenerationRequest(sampler=replace(sampler, seed=seed), guards=guards, beats=args.beats, qpm=100.0)
         (piece,) = compose(model, tokenizer, request)
-        emit(f"sample-{seed}", piece.score)
+        emit(f"sample-{seed}", list(piece.tokens))
     rows = [r for r in read_rows(args.dataset, args.split) if not r["transposition"]][: args.samples]
     for i, row in enumerate(rows):
         words, kept, steps = row["notewise"].split(), [], 0
@@ -82,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             steps += int(word[4:]) if word.startswith("wait") else 0
             if steps >= args.beats * tokenizer.steps_per_quarter:
                 break
-        emit(f"heldout-{i}", tokenizer.tokens_to_midi(kept, qpm=100.0))
+        emit(f"heldout-{i}", kept)
     (out / "look.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {out}/look.md", file=sys.stderr)
     return 0

@@ -30,14 +30,10 @@ def _parse(value: str, like: object) -> object:
     return None if value.lower() == "none" else value
 
 
-def set_preset(folder: str | Path, values: dict[str, str]) -> tuple[SamplerSettings, GuardSettings]:
-    """Rewrite `folder`/generation_config.json with `values` (field name -> text) applied; returns the new preset."""
-    path = Path(folder) / "generation_config.json"
-    if not path.is_file():
-        raise ValueError(f"{path} is missing: not a checkpoint folder")
-    config = json.loads(path.read_text(encoding="utf-8"))
-    sampler = SamplerSettings(**config.get("toccata_sampler", {}))
-    guards = GuardSettings(**config.get("toccata_guards", {}))
+def apply_values(
+    sampler: SamplerSettings, guards: GuardSettings, values: dict[str, str]
+) -> tuple[SamplerSettings, GuardSettings]:
+    """The preset with `values` (field name -> text) applied; a ValueError names a bad field or value."""
     sampler_names, guard_names = {f.name for f in fields(sampler)}, {f.name for f in fields(guards)}
     for name, text in values.items():
         if name not in sampler_names | guard_names:
@@ -52,6 +48,18 @@ def set_preset(folder: str | Path, values: dict[str, str]) -> tuple[SamplerSetti
             sampler = replace(sampler, **{name: value})  # __post_init__ checks the value
         else:
             guards = replace(guards, **{name: value})
+    return sampler, guards
+
+
+def set_preset(folder: str | Path, values: dict[str, str]) -> tuple[SamplerSettings, GuardSettings]:
+    """Rewrite `folder`/generation_config.json with `values` (field name -> text) applied; returns the new preset."""
+    path = Path(folder) / "generation_config.json"
+    if not path.is_file():
+        raise ValueError(f"{path} is missing: not a checkpoint folder")
+    config = json.loads(path.read_text(encoding="utf-8"))
+    sampler = SamplerSettings(**config.get("toccata_sampler", {}))
+    guards = GuardSettings(**config.get("toccata_guards", {}))
+    sampler, guards = apply_values(sampler, guards, values)
     config["toccata_sampler"], config["toccata_guards"] = asdict(sampler), asdict(guards)
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return sampler, guards

@@ -13,16 +13,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
-from toccata.modeling.sampling import GuardSettings, SamplerSettings, preset_from_generation_config
+from toccata.modeling.sampling import preset_from_generation_config
 
 from .copy_index import CopyIndex
 from .critic import EXCERPT_TOKENS, excerpts
 from .data import load_pieces
 from .evaluation import REAL_EXCERPTS_PER_PIECE, evaluate_sampler
 from .music_stats import TokenLayout, sample_stats, summarise_set
+from .preset import apply_values as apply  # candidates are applied as `preset` applies NAME=VALUE
 
 
 def parse_candidate(text: str) -> dict[str, str]:
@@ -31,24 +32,6 @@ def parse_candidate(text: str) -> dict[str, str]:
     if not pairs or any(len(pair) != 2 for pair in pairs):
         raise ValueError(f"candidate {text!r}: write NAME=VALUE pairs separated by spaces")
     return dict(pairs)
-
-
-def apply(sampler: SamplerSettings, guards: GuardSettings, values: dict[str, str]):
-    """The preset with `values` applied (field names of `SamplerSettings` or `GuardSettings`)."""
-    from .preset import _parse
-
-    sampler_names = {f.name for f in fields(sampler)}
-    guard_names = {f.name for f in fields(guards)}
-    for name, text in values.items():
-        if name in sampler_names:
-            sampler = replace(sampler, **{name: _parse(text, getattr(sampler, name))})
-        elif name in guard_names:
-            guards = replace(guards, **{name: _parse(text, getattr(guards, name))})
-        else:
-            raise ValueError(
-                f"{name}: not a preset field; choose from {', '.join(sorted(sampler_names | guard_names))}"
-            )
-    return sampler, guards
 
 
 def search(

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toccata.tokenization.score_io import SCORE_EXTENSIONS, license_from_text
+from toccata.tokenization.score_io import SCORE_EXTENSIONS, is_score_path, license_from_text
 
 from ..items import FILE, SCORE, SourceItem, metadata_json
 
@@ -78,7 +78,7 @@ class FolderSource:
         for rel in iter_music_files(self.root, self.exclude):
             row = sidecar.get(rel, {})
             seen += bool(row)
-            is_score = rel.lower().endswith(SCORE_EXTENSIONS)
+            is_score = is_score_path(rel)
             default = licenses.for_file(rel) or ("" if is_score else self.default_license)
             yield _item(root, rel, row, str(self.label), default, SCORE if is_score else FILE)
         if len(sidecar) > seen:
