@@ -11,24 +11,16 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import Pipeline, StoppingCriteria, StoppingCriteriaList
+from transformers import Pipeline
 
-from .sampling import (
-    GuardSettings,
-    SamplerSettings,
-    StopAfterSteps,
-    VocabLayout,
-    generate_kwargs,
-    preset_from_generation_config,
-)
-
-ProgressCallback = Callable[[int, int], None]  # (tokens generated so far, token budget)
+from .batching import ContinuousBatcher
+from .decoding import DecodeJob, ProgressCallback, decode
+from .sampling import GuardSettings, SamplerSettings, VocabLayout, preset_from_generation_config
 
 
 class GenerationCancelled(RuntimeError):
@@ -91,20 +83,6 @@ class GeneratedPiece:
         return path
 
 
-class _Progress(StoppingCriteria):
-    """Reports progress after every step and stops everything when `cancel` is set."""
-
-    def __init__(self, budget: int, prompt_length: int, callback: ProgressCallback | None, cancel):
-        self.budget, self.prompt_length, self.callback, self.cancel = budget, prompt_length, callback, cancel
-        self.cancelled = False
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
-        if self.callback is not None:
-            self.callback(input_ids.shape[1] - self.prompt_length, self.budget)
-        self.cancelled = self.cancel is not None and self.cancel.is_set()
-        return torch.full((input_ids.shape[0],), self.cancelled, dtype=torch.bool, device=input_ids.device)
-
-
 def check_compatible(config, tokenizer) -> VocabLayout:
     """The vocabulary layout shared by model and tokenizer; a clear error when they disagree."""
     layout, theirs = VocabLayout.from_config(config), asdict(VocabLayout.from_config(tokenizer))
@@ -158,9 +136,12 @@ def compose(
     prompt: Any = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    batcher: ContinuousBatcher | None = None,
 ) -> list[GeneratedPiece]:
     """Generate `request.num_samples` variations (one batch) continuing `prompt` (MIDI or tokens; None: from scratch).
 
+    Decodes with the lean loop of `decoding.py` (the same tokens as `model.generate()` with `generate_kwargs()`),
+    in this thread, or in `batcher`'s shared batch beside other requests (the same music either way).
     Raises `GenerationCancelled` if `cancel` is set during generation, `ValueError` for bad settings or prompts.
     """
     request = request or GenerationRequest()
@@ -172,39 +153,26 @@ def compose(
     target_steps = None if quarters is None else max(1, round(quarters * layout.steps_per_quarter))
     budget = request.max_new_tokens or int(target_steps * 4 + 64)
 
-    device = next(model.parameters()).device
     ids = [model.config.bos_token_id] + tokenizer.convert_tokens_to_ids(prompt_tokens)
-    input_ids = torch.tensor([ids] * request.num_samples, dtype=torch.long, device=device)
-    sampling = generate_kwargs(model.config, sampler, request.guards, device)
-    tracker = _Progress(budget, input_ids.shape[1], progress, cancel)
-    criteria = [tracker]
-    if target_steps is not None:
-        criteria.append(StopAfterSteps(layout, input_ids.shape[1], target_steps))
-
+    job = DecodeJob(ids, request.num_samples, sampler, request.guards, budget, target_steps, progress, cancel)
     was_training = model.training
     model.eval()
     try:
-        output = model.generate(
-            input_ids,
-            attention_mask=torch.ones_like(input_ids),
-            max_new_tokens=budget,
-            **sampling,
-            stopping_criteria=StoppingCriteriaList(criteria),
-            pad_token_id=model.config.pad_token_id,
-            eos_token_id=model.config.eos_token_id,
-            use_cache=True,
-        )
+        if batcher is not None:
+            batcher.run(job)
+        else:
+            decode(model, job)
     finally:
         model.train(was_training)
-    if tracker.cancelled:
+    if job.cancelled:
         raise GenerationCancelled("generation was cancelled")
 
     settings = {**asdict(replace(request, sampler=sampler)), "qpm": qpm}
     time_signature = meta.time_signature if meta is not None else None
     prompt_quarters = _steps(prompt_tokens) / layout.steps_per_quarter
     pieces = []
-    for row in output.tolist():
-        new_ids = [i for i in row[input_ids.shape[1] :] if i >= layout.note_on_offset]
+    for row in job.tokens:
+        new_ids = [i for i in row if i >= layout.note_on_offset]
         new_tokens = tokenizer.convert_ids_to_tokens(new_ids)
         if target_steps is not None:
             new_tokens = _cut_at_steps(new_tokens, target_steps)

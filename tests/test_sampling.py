@@ -413,7 +413,7 @@ def test_grammar_guard_makes_every_sequence_valid(guards):
 
 def test_without_the_grammar_guard_random_weights_break_the_grammar():
     """The counterpart: the checker above would catch a guard that did nothing."""
-    out = generate(MODEL, bos(4), 250, SamplerSettings("weighted", seed=2), GuardSettings(grammar=False))
+    out = generate(MODEL, bos(8), 400, SamplerSettings("weighted", seed=2), GuardSettings(grammar=False))
     results = [walk(row, start=1) for row in out.tolist()]
     assert all(r.violations for r in results)
     assert any(len(TOK.tokens_to_notes(row[1:])) != r.note_ons for row, r in zip(out.tolist(), results))

@@ -1,0 +1,381 @@
+"""The lean decoding loop behind `compose()`: the LSTM's one-step function, with the guards and samplers applied to
+the logits in place, vectorised over a batch whose rows may belong to different requests.
+
+`model.generate()` with `generate_kwargs()` gives the same tokens for the same seed and settings (tested); this loop
+only drops what a recurrent model does not need at every step: a growing `input_ids` tensor that processors re-read,
+per-step output objects, signature inspection and stopping criteria that re-sum the whole sequence.
+
+A `DecodeJob` is one request: a prompt, a number of rows (variations), its sampler with its own seeded generator,
+its guards, its length. A `DecodeBatch` runs any number of jobs side by side: a job joins between two steps (its
+prompt is read in one pass, as `generate()` reads it) and leaves when all its rows are done, so the same job gives
+the same music alone or in company. `decode()` runs one job; `ContinuousBatcher` (in `batching.py`) feeds a batch
+from many threads.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .sampling import (
+    GuardSettings,
+    SamplerSettings,
+    VocabLayout,
+    draw,
+    sampler_processors,
+)
+
+ProgressCallback = Callable[[int, int], None]  # (tokens generated so far, token budget)
+NEG_INF = float("-inf")
+
+
+@dataclass(eq=False)
+class DecodeJob:
+    """One request: `rows` continuations of `prompt_ids` (which start with the BOS id), and what came of it.
+
+    `target_steps`: a row is done once its new tokens advance time by this many steps (None: budget only);
+    `budget`: the most tokens per row. After `finished` is set, `tokens` holds each row's new ids (up to and
+    including the one that ended it), `cancelled` says whether `cancel` stopped it, `error` any exception.
+    """
+
+    prompt_ids: list[int]
+    rows: int
+    sampler: SamplerSettings
+    guards: GuardSettings
+    budget: int
+    target_steps: int | None = None
+    progress: ProgressCallback | None = None
+    cancel: threading.Event | None = None
+    tokens: list[list[int]] = field(default_factory=list)
+    cancelled: bool = False
+    error: BaseException | None = None
+    finished: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.sampler = self.sampler.resolved()
+        if self.rows < 1 or self.budget < 1 or not self.prompt_ids:
+            raise ValueError(f"a decoding job needs rows >= 1, budget >= 1 and a BOS id; got {self!r}")
+
+
+class _Rule:
+    """A job's sampler rule over its rows (temperature, then the rule's log-probabilities); None for greedy."""
+
+    def __init__(self, settings: SamplerSettings, device: torch.device):
+        processors = sampler_processors(settings, device)
+        self.greedy = not processors
+        self.draw = processors[-1] if processors else None  # SeededDraw: the job's own generator
+        self.chain = processors[:-1]
+
+    def choose(self, scores: torch.Tensor) -> torch.Tensor:
+        """One id per row of `scores` (already guarded), as `generate()` with the same processors picks it."""
+        if self.greedy:
+            return scores.argmax(dim=-1)
+        for processor in self.chain:
+            scores = processor(None, scores)
+        return draw(scores, self.draw.generator)
+
+
+@dataclass(eq=False)
+class _Running:
+    """A job inside the batch: its rule, where its new tokens go, and how far it has got."""
+
+    job: DecodeJob
+    rule: _Rule
+    out: np.ndarray  # (rows, budget) new ids
+    steps: int = 0
+
+
+class _GuardRows:
+    """What sounds in each batch row and the guards' limits per row (rows of different requests may differ), in numpy.
+
+    The masks are those of `NotewiseGrammar` and `RestGuard` (same rules, same ids), computed for all rows at once;
+    the state is updated row by row from plain ints, which at these sizes costs less than vectorised numpy calls.
+    """
+
+    LATE = np.iinfo(np.int64).max // 2  # the onset of a silent key, so that the oldest sounding note is a plain min
+
+    def __init__(self, layout: VocabLayout, vocab_size: int):
+        self.layout, self.vocab_size = layout, vocab_size
+        self.wait_lengths = np.arange(1, layout.max_wait + 1)
+        scale = math.log2(max(layout.steps_per_quarter, 2))
+        self.calm_shape = 1.0 + torch.log2(layout.wait_lengths().float()) / scale  # `Calmness` adds calmness * this
+        p, ints = layout.num_pitches, np.int64
+        self.arrays = {  # name -> (empty value, dtype)
+            "sounding": np.zeros((0, p), dtype=bool),
+            "onset": np.zeros((0, p), dtype=ints),  # step each sounding key began; LATE when silent
+            "polyphony": np.zeros(0, dtype=ints),
+            "now": np.zeros(0, dtype=ints),  # elapsed steps
+            "silent_since": np.zeros(0, dtype=ints),
+            "grammar": np.zeros(0, dtype=bool),
+            "rest": np.zeros(0, dtype=bool),
+            "max_polyphony": np.zeros(0, dtype=ints),
+            "max_note_steps": np.zeros(0, dtype=ints),
+            "max_silence_steps": np.zeros(0, dtype=ints),
+        }
+        for name, value in self.arrays.items():
+            setattr(self, name, value)
+        self.calm_bias = torch.zeros(0, layout.max_wait)
+        self.any_calm = False
+        self._flags()
+
+    def _flags(self) -> None:
+        self.all_grammar, self.any_grammar = bool(self.grammar.all()), bool(self.grammar.any())
+        self.all_rest, self.any_rest = bool(self.rest.all()), bool(self.rest.any())
+
+    def append(self, guards: GuardSettings, prompt: list[int], rows: int) -> None:
+        """Rows of a new job: its limits, and the state after its prompt."""
+        steps, p = self.layout.steps_per_quarter, self.layout.num_pitches
+        new = {
+            "sounding": np.zeros((rows, p), dtype=bool),
+            "onset": np.full((rows, p), self.LATE, dtype=np.int64),
+            "polyphony": np.zeros(rows, dtype=np.int64),
+            "now": np.zeros(rows, dtype=np.int64),
+            "silent_since": np.zeros(rows, dtype=np.int64),
+            "grammar": np.full(rows, guards.grammar),
+            "rest": np.full(rows, guards.rest_guard),
+            "max_polyphony": np.full(rows, guards.max_polyphony),
+            "max_note_steps": np.full(rows, max(1, round(guards.max_note_beats * steps))),
+            "max_silence_steps": np.full(rows, max(1, round(guards.max_silence_beats * steps))),
+        }
+        first = self.now.shape[0]
+        for name, value in new.items():
+            setattr(self, name, np.concatenate([getattr(self, name), value]))
+        for token in prompt:
+            self.consume([token] * rows, first)
+        bias = guards.calmness * self.calm_shape if guards.calmness else torch.zeros_like(self.calm_shape)
+        self.calm_bias = torch.cat([self.calm_bias, bias.expand(rows, -1)])
+        self.any_calm = bool(self.calm_bias.abs().sum() > 0)
+        self._flags()
+
+    def keep(self, index: np.ndarray) -> None:
+        for name in self.arrays:
+            setattr(self, name, getattr(self, name)[index])
+        self.calm_bias = self.calm_bias[torch.from_numpy(index)]
+        self.any_calm = bool(self.calm_bias.abs().sum() > 0)
+        self._flags()
+
+    def consume(self, tokens: list[int], first: int = 0) -> None:
+        """Update rows `first`, `first + 1`, ... with one id each (as `NotewiseState` does, one row at a time)."""
+        lay = self.layout
+        on, off, wait, p, w = lay.note_on_offset, lay.note_off_offset, lay.wait_offset, lay.num_pitches, lay.max_wait
+        sounding, onset, polyphony, now = self.sounding, self.onset, self.polyphony, self.now
+        for row, token in enumerate(tokens, start=first):
+            if on <= token < on + p:
+                key = token - on
+                if not sounding[row, key]:
+                    sounding[row, key] = True
+                    polyphony[row] += 1
+                onset[row, key] = now[row]
+            elif off <= token < off + p:
+                key = token - off
+                if sounding[row, key]:
+                    sounding[row, key] = False
+                    onset[row, key] = self.LATE
+                    polyphony[row] -= 1
+                    if polyphony[row] == 0:
+                        self.silent_since[row] = now[row]
+            elif wait <= token < wait + w:
+                now[row] += token - wait + 1
+
+    def forbidden(self) -> np.ndarray:
+        """(rows, vocab) True where a guard forbids the id (few numpy calls: this runs at every step)."""
+        lay = self.layout
+        on, off, wait, p, w = lay.note_on_offset, lay.note_off_offset, lay.wait_offset, lay.num_pitches, lay.max_wait
+        rows = self.now.shape[0]
+        waits_up_to = None
+        if self.any_grammar:
+            forbidden = np.ones((rows, self.vocab_size), dtype=bool)  # special ids stay forbidden
+            full = self.polyphony >= self.max_polyphony
+            np.logical_or(self.sounding, full[:, None], out=forbidden[:, on : on + p])
+            np.greater_equal(self.onset, self.now[:, None], out=forbidden[:, off : off + p])  # silent or begun now
+            age = np.maximum(self.now - self.onset.min(axis=1), 0)
+            waits_up_to = self.max_note_steps - age
+            if not self.all_grammar:
+                forbidden[~self.grammar] = False
+                waits_up_to = np.where(self.grammar, waits_up_to, w)
+        else:
+            forbidden = np.zeros((rows, self.vocab_size), dtype=bool)
+        if self.any_rest:
+            silence = np.where(self.polyphony > 0, 0, self.now - self.silent_since)
+            quiet_room = self.max_silence_steps - silence
+            if not self.all_rest:
+                quiet_room = np.where(self.rest, quiet_room, w)
+            waits_up_to = quiet_room if waits_up_to is None else np.minimum(waits_up_to, quiet_room)
+        if waits_up_to is not None:
+            np.greater(self.wait_lengths, waits_up_to[:, None], out=forbidden[:, wait : wait + w])
+        return forbidden
+
+
+class DecodeBatch:
+    """Rows of several jobs decoded together, one token per row per `step()`; jobs join with `add` between steps.
+
+    A job's rows stay together and in the batch until all of them are done (a finished row is fed padding, as in
+    `generate()`), so its generator draws exactly as it would alone.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        config = model.config
+        self.layout = VocabLayout.from_config(config)
+        self.pad_id, self.eos_id = config.pad_token_id, config.eos_token_id
+        self.device = next(model.parameters()).device
+        self.embedding = model.get_input_embeddings().weight
+        self.head = model.get_output_embeddings()
+        self.cells = []  # per layer: (W_ih^T, W_hh^T, bias, hidden size), the maths of NotewiseLSTMLayer._step
+        with torch.inference_mode():
+            for layer in model.model.layers:
+                lstm = layer.lstm
+                bias = lstm.bias_ih_l0 + lstm.bias_hh_l0
+                self.cells.append((lstm.weight_ih_l0.t(), lstm.weight_hh_l0.t(), bias, lstm.hidden_size))
+        self._clear()
+
+    def _clear(self) -> None:
+        """No rows, no jobs."""
+        self.states: list[tuple[torch.Tensor, torch.Tensor]] = []  # per layer (h, c), each (rows, hidden)
+        self.next_input = torch.zeros(0, dtype=torch.long, device=self.device)  # each row's last id, not yet read
+        self.guards = _GuardRows(self.layout, self.model.config.vocab_size)
+        self.done = np.zeros(0, dtype=bool)  # rows that have ended (they wait for the rest of their job)
+        self.stop_at = np.zeros(0, dtype=np.int64)  # elapsed steps at which each row ends
+        self.running: list[_Running] = []
+        self.pending_logits: torch.Tensor | None = None  # logits of rows that joined since the last step
+
+    @property
+    def rows(self) -> int:
+        return self.done.shape[0]
+
+    def __len__(self) -> int:
+        return len(self.running)
+
+    @torch.inference_mode()
+    def add(self, job: DecodeJob) -> None:
+        """Read the job's prompt (one pass, like `generate()`), then decode its rows with the others from now on."""
+        ids = torch.tensor([job.prompt_ids] * job.rows, dtype=torch.long, device=self.device)
+        out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1, return_dict=True)
+        logits = out.logits[:, -1, :].to(dtype=torch.float32)
+        if self.states:
+            self.states = [
+                (torch.cat([h, nh]), torch.cat([c, nc])) for (h, c), (nh, nc) in zip(self.states, out.cache.states)
+            ]
+        else:
+            self.states = list(out.cache.states)
+        first = self.rows
+        self.guards.append(job.guards, job.prompt_ids, job.rows)
+        target = _GuardRows.LATE if job.target_steps is None else job.target_steps
+        self.stop_at = np.concatenate([self.stop_at, self.guards.now[first:] + target])
+        self.done = np.concatenate([self.done, np.zeros(job.rows, dtype=bool)])
+        placeholder = torch.full((job.rows,), self.pad_id, dtype=torch.long, device=self.device)
+        self.next_input = torch.cat([self.next_input, placeholder])
+        self.pending_logits = logits if self.pending_logits is None else torch.cat([self.pending_logits, logits])
+        out_ids = np.zeros((job.rows, job.budget), dtype=np.int64)
+        self.running.append(_Running(job, _Rule(job.sampler, self.device), out_ids))
+
+    def _lstm_step(self, ids: torch.Tensor, states: list) -> torch.Tensor:
+        """Logits after reading `ids` (one per row); `states` is updated in place (the maths of `_step`)."""
+        x = self.embedding[ids]
+        for index, (w_ih, w_hh, bias, size) in enumerate(self.cells):
+            h, c = states[index]
+            gates = torch.addmm(bias, x, w_ih).addmm_(h, w_hh)
+            i, f, _, o = gates.sigmoid().chunk(4, dim=1)
+            c = torch.addcmul(f * c, i, gates[:, 2 * size : 3 * size].tanh())
+            x = h = o * c.tanh()
+            states[index] = (h, c)
+        return self.head(x).to(dtype=torch.float32)
+
+    def _logits(self) -> torch.Tensor:
+        """Next-token logits of every row: one LSTM step for rows that have run, the prompt pass for new ones."""
+        if self.pending_logits is None:
+            return self._lstm_step(self.next_input, self.states)
+        fresh, self.pending_logits = self.pending_logits, None
+        old = self.rows - fresh.shape[0]
+        if not old:
+            return fresh
+        states = [(h[:old], c[:old]) for h, c in self.states]
+        logits = self._lstm_step(self.next_input[:old], states)
+        self.states = [
+            (torch.cat([h, hs[old:]]), torch.cat([c, cs[old:]])) for (h, c), (hs, cs) in zip(states, self.states)
+        ]
+        return torch.cat([logits, fresh])
+
+    @torch.inference_mode()
+    def step(self) -> list[DecodeJob]:
+        """Decode one token for every row; returns the jobs that finished (they have left the batch)."""
+        if not self.running:
+            return []
+        scores = self._logits()
+        scores.masked_fill_(torch.from_numpy(self.guards.forbidden()).to(scores.device), NEG_INF)
+        if self.guards.any_calm:
+            lay = self.layout
+            scores[:, lay.wait_offset : lay.wait_offset + lay.max_wait] += self.guards.calm_bias.to(scores.device)
+        if len(self.running) == 1:
+            chosen = self.running[0].rule.choose(scores)
+        else:
+            chosen, start = torch.empty(scores.shape[0], dtype=torch.long, device=self.device), 0
+            for run in self.running:
+                end = start + run.job.rows
+                chosen[start:end] = run.rule.choose(scores[start:end])
+                start = end
+        return self._advance(chosen.cpu().numpy())
+
+    def _advance(self, drawn: np.ndarray) -> list[DecodeJob]:
+        """Record the drawn ids, update the guard state, finish rows and jobs, feed the ids to the next step."""
+        fed = np.where(self.done, self.pad_id, drawn) if self.done.any() else drawn  # as generate() pads
+        self.guards.consume(fed.tolist())
+        self.done |= (fed == self.eos_id) | (self.guards.now >= self.stop_at)
+        finished: list[_Running] = []
+        start = 0
+        for run in self.running:
+            job, end = run.job, start + run.job.rows
+            run.out[:, run.steps] = fed[start:end]
+            run.steps += 1
+            if job.progress is not None:
+                job.progress(run.steps, job.budget)
+            job.cancelled = job.cancel is not None and job.cancel.is_set()
+            if run.steps >= job.budget or job.cancelled or self.done[start:end].all():
+                finished.append(run)
+            start = end
+        self.next_input = torch.from_numpy(fed).to(self.device)
+        if finished:
+            self._remove(finished)
+        return [run.job for run in finished]
+
+    def _remove(self, finished: list[_Running]) -> None:
+        keep, start = [], 0
+        for run in self.running:
+            end = start + run.job.rows
+            if run in finished:
+                run.job.tokens = [row[: run.steps].tolist() for row in run.out]
+                run.job.finished.set()
+            else:
+                keep.extend(range(start, end))
+            start = end
+        index = np.asarray(keep, dtype=np.int64)
+        rows = torch.from_numpy(index).to(self.device)
+        self.states = [(h[rows], c[rows]) for h, c in self.states]
+        self.next_input = self.next_input[rows]
+        self.guards.keep(index)
+        self.done, self.stop_at = self.done[index], self.stop_at[index]
+        self.running = [run for run in self.running if run not in finished]
+
+    def fail(self, error: BaseException) -> None:
+        """End every job with `error` (the loop hit something it cannot recover from)."""
+        for run in self.running:
+            run.job.error = error
+            run.job.finished.set()
+        self._clear()
+
+
+def decode(model, job: DecodeJob) -> DecodeJob:
+    """Run one job to the end in this thread; returns it with its tokens (or `cancelled` set)."""
+    batch = DecodeBatch(model)
+    batch.add(job)
+    while not job.finished.is_set():
+        batch.step()
+    return job
+
+
+__all__ = ["DecodeBatch", "DecodeJob", "ProgressCallback", "decode"]
