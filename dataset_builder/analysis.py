@@ -27,6 +27,7 @@ from toccata.tokenization.tokenization_base import quantize_notes
 from .items import MUSIC21, SCORE, SourceItem
 
 ANALYSIS_VERSION = 1  # bump when the analysis changes, so old cache entries are not reused
+ENSEMBLE_VERSION = 2  # bump when the ensemble mapping changes (instrumented builds only)
 FINGERPRINT_TAG = b"toccata-notes-v1"
 
 # Reject reasons (the `reason` column of the rejects manifest).
@@ -45,6 +46,7 @@ DUPLICATE = "duplicate"  # the bytes of a file kept earlier
 DUPLICATE_NOTES = "duplicate_notes"  # the notes of a file kept earlier, up to transposition, tempo and velocity
 DUPLICATE_WORK = "duplicate_work"  # the same work in another format beside a file kept earlier (a.krn and a.mid)
 TRANSPOSITION_OUT_OF_RANGE = "transposition_out_of_range"  # a transposed row not made (notes off the keyboard)
+NO_INSTRUMENT = "no_instrument"  # instrumented builds: no track can play the violin (or cello) part
 TRANSIENT_REASONS = (TIMEOUT, INTERNAL_ERROR)  # not cached: another run may succeed
 
 
@@ -59,10 +61,18 @@ class AnalysisSettings:
     safe: bool
     work_dir: str
     score_timeout_s: float = 120.0  # music21 on a score file (kern, MusicXML ...): far slower than a MIDI parse
+    ensemble_rule: str = "outer"  # instrumented builds: how an ensemble maps to "instrument + piano"
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The parts beside the piano (empty for a piano build)."""
+        return tuple(name for name in dict(self.tokenizer).get("instruments", ("piano",)) if name != "piano")
 
     def key(self) -> str:
         """Digest of what changes a cached result (not safe/timeout: they change whether, not what, is parsed)."""
         payload = {"version": ANALYSIS_VERSION, "tokenizer": dict(self.tokenizer), "max_quarters": self.max_quarters}
+        if self.targets:
+            payload.update(ensemble=self.ensemble_rule, ensemble_version=ENSEMBLE_VERSION)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     def limits(self) -> MidiLimits:
@@ -71,6 +81,10 @@ class AnalysisSettings:
     def cache_path(self, content_hash: str) -> Path:
         """Where the analysis of the MIDI bytes with this content hash is cached."""
         return Path(self.work_dir, "analysis", self.key(), content_hash[:2], content_hash + ".json")
+
+    def mapped_path(self, content_hash: str) -> Path:
+        """Instrumented builds: where the "instrument + piano" MIDI of the bytes with this content hash is kept."""
+        return self.cache_path(content_hash).with_suffix(".mapped.mid")
 
 
 @functools.lru_cache(maxsize=4)
@@ -96,9 +110,11 @@ def analyse_item(item: SourceItem, settings: AnalysisSettings) -> dict[str, Any]
     content_hash = hashlib.sha256(data).hexdigest()
     cache = settings.cache_path(content_hash)
     result = _read_json(cache)
+    if result is not None and result.get("mapped") and not settings.mapped_path(content_hash).is_file():
+        result = None  # the mapped MIDI went missing: analyse again
     if result is None:
         safe = settings.safe and item.kind != MUSIC21  # corpus bytes come from music21's own writer
-        result = _analyse_bytes(data, item.path, settings, safe)
+        result = _analyse_bytes(data, item.path, settings, safe, content_hash)
         if result.get("reason") not in TRANSIENT_REASONS:
             write_json_atomic(cache, result)
     summary = {key: value for key, value in result.items() if key != "notewise"}
@@ -205,6 +221,41 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 # ---------------------------------------------------------------------------------------------------- private
 
 
+def _map_ensemble(score: Any, name: str, settings: AnalysisSettings, content_hash: str) -> tuple[Any, dict[str, Any]]:
+    """(the "instrument + piano" score, what to add to the result); ``found`` False gives a no_instrument reject.
+
+    The result records, per target, the source track, the notes moved to the piano, and `shift_range`: the semitone
+    shifts that keep every part inside its range (the transposition check of an instrumented build).
+    """
+    from toccata.tokenization.ensemble import map_ensemble
+
+    tokenizer = tokenizer_for(settings.tokenizer)
+    mapped = map_ensemble(score, settings.targets, settings.ensemble_rule, steps_per_quarter=tokenizer.steps_per_quarter)
+    if not mapped.found:
+        missing = [target for target, source in mapped.sources.items() if source is None]
+        problem = f"no track can play the {' and '.join(missing)} part (rule {settings.ensemble_rule!r})"
+        return mapped.score, {"found": False, "ok": False, "reason": NO_INSTRUMENT, "problem": problem}
+    midi = bytes(mapped.score.dumps_midi())
+    write_bytes_atomic(settings.mapped_path(content_hash), midi)
+    low, high = -127, 127  # tracks: the piano, then each target, in the order of the tokenizer's parts
+    for spec, track in zip(tokenizer.instrument_layout.values(), mapped.score.tracks):
+        pitches = track.notes.numpy()["pitch"]
+        if len(pitches):
+            low = max(low, spec["low_pitch"] - int(pitches.min()))
+            high = min(high, spec["high_pitch"] - int(pitches.max()))
+    return load_score(midi, name=name), {
+        "found": True,
+        "mapped": True,
+        "mapped_hash": hashlib.sha256(midi).hexdigest(),
+        "ensemble": {
+            "sources": mapped.sources,
+            "out_of_range": mapped.out_of_range,
+            "over_polyphony": mapped.over_polyphony,
+        },
+        "shift_range": [low, high],
+    }
+
+
 def _rejected(problem: str) -> dict[str, Any]:
     return {"ok": False, "reason": classify(problem), "problem": problem}
 
@@ -275,20 +326,32 @@ def _converted(stem: Path, name: str, convert: Any) -> tuple[bytes, str, dict[st
     return data, str(blob), metadata
 
 
-def _analyse_bytes(data: bytes, name: str, settings: AnalysisSettings, safe: bool) -> dict[str, Any]:
-    """Parse (in a child process if `safe`), tokenize and fingerprint MIDI bytes; a dict that is JSON as it stands."""
+def _analyse_bytes(
+    data: bytes, name: str, settings: AnalysisSettings, safe: bool, content_hash: str = ""
+) -> dict[str, Any]:
+    """Parse (in a child process if `safe`), tokenize and fingerprint MIDI bytes; a dict that is JSON as it stands.
+
+    Instrumented builds first map the ensemble to "instrument + piano" (`map_ensemble`), keep the mapped MIDI
+    beside the cached result (`settings.mapped_path`) and tokenize that.
+    """
     tokenizer = tokenizer_for(settings.tokenizer)
+    extra: dict[str, Any] = {}
     try:
         score = load_score(data, name=name, safe=safe, limits=settings.limits())
-        notes, meta = tokenizer.read_notes(score)
+        notes, meta = tokenizer.read_notes(score)  # the file's own notes: the piece id is the same in every build
+        if settings.targets:
+            mapped, extra = _map_ensemble(score, name, settings, content_hash)
+            if not extra.pop("found"):
+                return extra
+        tokens = tokenizer.midi_to_tokens(mapped) if settings.targets else tokenizer.notes_to_tokens(notes)
     except MidiError as err:
         return _rejected(err.problem)
     except Exception as err:  # noqa: BLE001 - a parser bug must not abort the build; the manifest shows it
         return {"ok": False, "reason": INTERNAL_ERROR, "problem": f"{type(err).__name__}: {err}"}
     grid = quantize_notes(notes, tokenizer.steps_per_quarter, 0, 127)  # unfolded pitches: exact transposition range
-    tokens = tokenizer.notes_to_tokens(notes)
     spq = tokenizer.steps_per_quarter
     return {
+        **extra,
         "ok": True,
         "fingerprint": note_fingerprint(grid),
         "num_notes": len(grid),
@@ -304,6 +367,7 @@ def _analyse_bytes(data: bytes, name: str, settings: AnalysisSettings, safe: boo
 
 __all__ = [
     "ANALYSIS_VERSION",
+    "NO_INSTRUMENT",
     "AnalysisSettings",
     "analyse_item",
     "classify",

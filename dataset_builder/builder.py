@@ -303,6 +303,11 @@ def _rows(plan: dict[str, Any], settings: AnalysisSettings, tokenizer: NotewiseT
     data = unwrap_rmid(Path(result["midi_file"]).read_bytes(), item["path"])
     if hashlib.sha256(data).hexdigest() != result["content_hash"]:
         raise ValueError(f"{result['midi_file']} changed while the dataset was being built; run the build again")
+    if result.get("mapped"):  # an instrumented build: the row holds the "instrument + piano" MIDI that was tokenized
+        mapped_file = settings.mapped_path(result["content_hash"])
+        data = mapped_file.read_bytes() if mapped_file.is_file() else b""
+        if hashlib.sha256(data).hexdigest() != result["mapped_hash"]:
+            raise ValueError(f"{mapped_file} changed while the dataset was being built; run the build again")
     base = {
         "piece_id": plan["piece_id"],
         "source": item["source"],
@@ -311,7 +316,7 @@ def _rows(plan: dict[str, Any], settings: AnalysisSettings, tokenizer: NotewiseT
         "title": item["title"],
         "license": item["license"],
         "source_url": item["source_url"],
-        "metadata": item["metadata"],
+        "metadata": _with_ensemble(item["metadata"], result.get("ensemble")),
         "num_notes": result["num_notes"],
         "length_quarters": result["length_quarters"],
         "qpm": result["qpm"],
@@ -319,7 +324,8 @@ def _rows(plan: dict[str, Any], settings: AnalysisSettings, tokenizer: NotewiseT
     }
     for shift in plan["transpositions"]:
         if shift == 0:
-            midi, notewise, content_hash = data, load_tokens(settings, result["content_hash"]), result["content_hash"]
+            midi, notewise = data, load_tokens(settings, result["content_hash"])
+            content_hash = result.get("mapped_hash", result["content_hash"])
         else:
             midi = _transpose(data, shift, item["path"])
             notewise = " ".join(tokenizer.encode_midi(midi).tokens)
@@ -333,6 +339,13 @@ def _rows(plan: dict[str, Any], settings: AnalysisSettings, tokenizer: NotewiseT
             "num_tokens": len(notewise.split()),
             "content_hash": content_hash,
         }
+
+
+def _with_ensemble(metadata: str, ensemble: dict[str, Any] | None) -> str:
+    """Row metadata plus, for an instrumented build, which track became each part and how many notes moved."""
+    if not ensemble:
+        return metadata
+    return metadata_json({**json.loads(metadata), "ensemble": ensemble})
 
 
 def _transpose(data: bytes, shift: int, name: str) -> bytes:

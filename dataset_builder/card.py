@@ -65,7 +65,7 @@ def write_card(
         license="other",
         license_name="mixed",
         license_link="LICENSE",
-        tags=["music", "midi", "symbolic-music", "piano", "notewise"],
+        tags=["music", "midi", "symbolic-music", *getattr(config, "instruments", ("piano",)), "notewise"],
         task_categories=["text-generation"],
         size_categories=[_size_category(sum(stats.rows.values()))],
     )
@@ -115,6 +115,15 @@ def _body(info: datasets.DatasetInfo, config: Any, stats: BuildStats, splits: li
         f"{', '.join(f'`{s}`' for s in config.sources)}. {stats.files} files were read, {rejected} of them rejected "
         "(see [Rejected files](#rejected-files))."
     )
+    if getattr(config, "is_instrumented", False):
+        summary += (
+            f" Instruments: {', '.join(config.instruments)}. Each ensemble was mapped to \"instrument + piano\" with "
+            f"the `{config.ensemble_rule}` rule of `toccata.tokenization.ensemble` (outer: the top string part is the "
+            "violin, the bottom one the cello; every other part goes to the piano, as do notes out of the "
+            "instrument's range and beyond a double stop); `midi` holds that mapped file, and `metadata.ensemble` "
+            "says which track became the part and how many notes moved. Files without such a part are rejected as "
+            "`no_instrument`."
+        )
     loading = (
         "```python\nfrom datasets import load_dataset\n\n"
         'ds = load_dataset("path/to/this/folder")          # or load_dataset("parquet", data_dir=...)\n'

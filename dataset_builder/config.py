@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import datasets
+from toccata.tokenization.ensemble import ENSEMBLE_RULES
 from toccata.tokenization.tokenization_base import check_range
+from toccata.tokenization.tokenization_notewise import INSTRUMENTS
 
 from .analysis import AnalysisSettings
 from .pipeline import SPLITS
@@ -30,6 +32,12 @@ class ToccataConfig(datasets.BuilderConfig):
     max_pitch: int = 108
     max_wait: int = 48
     sustain_pedal: bool = False
+    # Instruments: ("piano",) merges every track into the piano (the default); ("piano", "violin") or
+    # ("piano", "cello") maps each ensemble to "instrument + piano" with `ensemble_rule` (toccata.tokenization.ensemble:
+    # "outer" = top string part is the violin, bottom one the cello; "named" = the first track named so) and
+    # tokenizes with the instrumented vocabulary; files with no such part are rejected as no_instrument.
+    instruments: tuple[str, ...] = ("piano",)
+    ensemble_rule: str = "outer"
     # Rows. transpositions: semitone shifts, each a row of its own (0 = the file as it is; (0,) = no augmentation,
     # the default: transposing at training time is cheaper). A shift that would push notes off the keyboard is skipped.
     transpositions: tuple[int, ...] = (0,)
@@ -61,6 +69,11 @@ class ToccataConfig(datasets.BuilderConfig):
         check_range("min_pitch", self.min_pitch, 0, 116)
         check_range("max_pitch", self.max_pitch, self.min_pitch + 11, 127)
         check_range("max_wait", self.max_wait, 1, 4096)
+        if isinstance(self.instruments, str):
+            self.instruments = tuple(part.strip() for part in self.instruments.split(",") if part.strip())
+        self.instruments = _check_instruments(self.instruments)
+        if self.ensemble_rule not in ENSEMBLE_RULES:
+            raise ValueError(f"ensemble_rule must be one of {list(ENSEMBLE_RULES)}, got {self.ensemble_rule!r}")
         self.transpositions = tuple(sorted({int(t) for t in self.transpositions}, key=lambda t: (abs(t), t)))
         if not self.transpositions:
             raise ValueError("transpositions is empty; use (0,) for no augmentation or e.g. range(-5, 7) for 12 keys")
@@ -88,7 +101,15 @@ class ToccataConfig(datasets.BuilderConfig):
     def tokenizer_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of the `NotewiseTokenizer` that makes (and decodes) the `notewise` column."""
         names = ("steps_per_quarter", "min_pitch", "max_pitch", "max_wait", "sustain_pedal")
-        return {name: getattr(self, name) for name in names}
+        kwargs: dict[str, Any] = {name: getattr(self, name) for name in names}
+        if self.is_instrumented:  # a piano build keeps its settings (and so its cache keys) as they were
+            kwargs["instruments"] = self.instruments
+        return kwargs
+
+    @property
+    def is_instrumented(self) -> bool:
+        """Whether rows are "instrument + piano" (an ensemble mapping and an instrumented vocabulary)."""
+        return self.instruments != ("piano",)
 
     def analysis_settings(self, work_dir: str) -> AnalysisSettings:
         """The settings each worker needs to analyse one file."""
@@ -100,7 +121,21 @@ class ToccataConfig(datasets.BuilderConfig):
             score_timeout_s=self.score_timeout_s,
             safe=self.safe,
             work_dir=work_dir,
+            ensemble_rule=self.ensemble_rule,
         )
+
+
+def _check_instruments(instruments: tuple[str, ...]) -> tuple[str, ...]:
+    """The instruments of a build in part order: the piano, plus the violin or the cello or both."""
+    names = tuple(str(name).strip().lower() for name in instruments)
+    if "piano" not in names:
+        names = ("piano", *names)
+    if any(name not in INSTRUMENTS for name in names) or len(set(names)) != len(names):
+        raise ValueError(
+            f"instruments must be piano plus any of {[n for n in INSTRUMENTS if n != 'piano']}, each once; got "
+            f"{list(instruments)} (e.g. piano,violin)"
+        )
+    return tuple(name for name in INSTRUMENTS if name in names)
 
 
 def parse_transpositions(text: str) -> tuple[int, ...]:

@@ -160,11 +160,13 @@ class Planner:
         self.by_work[work_key(item)] = first
         low, high = self.pitch_range
         keys = []
+        shift_low, shift_high = result.get("shift_range") or (low - result["lowest_pitch"], high - result["highest_pitch"])
         for shift in self.transpositions:
-            if shift == 0 or (low <= result["lowest_pitch"] + shift and result["highest_pitch"] + shift <= high):
+            if shift == 0 or shift_low <= shift <= shift_high:  # shift_range: instrumented builds, every part's range
                 keys.append(shift)
             else:
-                detail = f"transposing by {shift:+d} moves notes outside the tokenizer's pitch range {low}-{high}"
+                where = "a part's range" if "shift_range" in result else f"the tokenizer's pitch range {low}-{high}"
+                detail = f"transposing by {shift:+d} moves notes outside {where}"
                 self.stats.rejects[TRANSPOSITION_OUT_OF_RANGE] += 1  # a row not made, not a file rejected
                 self._write_reject(item, result, TRANSPOSITION_OUT_OF_RANGE, detail, None, shift)
         plan = {"item": vars(item), "result": result, "piece_id": piece_id, "split": split, "transpositions": keys}

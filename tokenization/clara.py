@@ -23,7 +23,13 @@ strike of a sounding pitch re-strikes it, and notes still sounding at the end of
 Note that her published ``.txt`` files hold each piece twelve times, transposed from +6 down to -5 semitones and
 concatenated (her ``add_modulations``); decoding one gives those twelve copies one after another.
 
-This module imports only the standard library, numpy and its siblings `midi_io` and `tokenization_base`.
+Her chamber text reads into and writes from an instrumented `NotewiseTokenizer` (`clara_text_to_tokens`,
+`tokens_to_clara_text`): her ``p``/``endp`` is the piano part, her ``v``/``endv`` the violin part (her ``v34``, index
+34, is MIDI 67: the tokenizer's ``v67``). Her format has one "violin-like" part, so a cello part is
+written as ``v`` too, as her own chamber encoder does with every pitched track that is not a piano.
+
+This module imports only the standard library, numpy and its siblings `midi_io`, `tokenization_base` and
+`tokenization_notewise`.
 """
 
 from __future__ import annotations
@@ -44,7 +50,8 @@ from .midi_io import (
     load_score,
     score_notes,
 )
-from .tokenization_base import fold_pitches
+from .tokenization_base import Tokens, fold_pitches
+from .tokenization_notewise import NotewiseTokenizer
 
 _TOKEN_RE = re.compile(r"^(endp|endv|p|v|wait)(\d+)$")
 PIANO_LIKE_PROGRAMS = frozenset(range(8)) | {46}
@@ -300,12 +307,50 @@ def midi_to_clara_text(
     return notes_to_clara_text(piano, violin if chamber else None, fmt)
 
 
+# ---------------------------------------------------------------------------------------------------- notewise
+
+
+def _chamber_tokenizer(tokenizer: NotewiseTokenizer | None) -> NotewiseTokenizer:
+    return tokenizer if tokenizer is not None else NotewiseTokenizer(instruments=("piano", "violin"))
+
+
+def clara_text_to_tokens(
+    text: str | Iterable[str], tokenizer: NotewiseTokenizer | None = None, fmt: ClaraFormat = DEFAULT_FORMAT
+) -> list[str]:
+    """Notewise words of her text: ``p`` notes in the piano part, ``v`` notes in the violin part; never fails.
+
+    `tokenizer` defaults to ``NotewiseTokenizer(instruments=("piano", "violin"))``; one without a violin part gets
+    the ``v`` notes in its piano part. Violin pitches below G3 (lenient input only: her encoder folds them up)
+    fold up by octaves, as the tokenizer does with any out-of-range note.
+    """
+    tokenizer = _chamber_tokenizer(tokenizer)
+    parts = clara_text_to_notes(text, fmt)
+    if "violin" not in tokenizer.instruments:
+        parts = {"piano": NoteArrays.merge([parts["piano"], parts["violin"]], fmt.steps_per_quarter)}
+    return tokenizer.notes_to_tokens(parts)
+
+
+def tokens_to_clara_text(
+    tokens: Tokens, tokenizer: NotewiseTokenizer | None = None, fmt: ClaraFormat = DEFAULT_FORMAT
+) -> str:
+    """Her text of notewise tokens: the piano part as ``p``; the violin part (and a cello part, her format has
+    one "violin-like" part) as ``v``. A piano-only tokenizer gives her non-chamber text."""
+    tokenizer = _chamber_tokenizer(tokenizer)
+    parts = tokenizer.tokens_to_parts(tokens)
+    if not tokenizer.is_instrumented:
+        return notes_to_clara_text(parts["piano"], None, fmt)
+    others = [notes for name, notes in parts.items() if name != "piano"]
+    return notes_to_clara_text(parts["piano"], NoteArrays.merge(others, tokenizer.steps_per_quarter), fmt)
+
+
 __all__ = [
     "DEFAULT_FORMAT",
     "PIANO_LIKE_PROGRAMS",
     "ClaraFormat",
     "clara_text_to_midi",
     "clara_text_to_notes",
+    "clara_text_to_tokens",
     "midi_to_clara_text",
     "notes_to_clara_text",
+    "tokens_to_clara_text",
 ]
