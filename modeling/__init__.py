@@ -1,14 +1,20 @@
 """The NotewiseLSTM model, its samplers and guards, and the generation pipeline.
 
-Importing this package registers the model with `AutoConfig` and `AutoModelForCausalLM`, so checkpoints load
+Importing this package registers the model with `AutoConfig`, `AutoModelForCausalLM` and
+`AutoModelForSequenceClassification`, so checkpoints load
 without `trust_remote_code` wherever toccata is installed, and the `"music-generation"` task with
 `transformers.pipeline`.
 """
 
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
 from .configuration_notewise_lstm import NotewiseLSTMConfig
-from .modeling_notewise_lstm import NotewiseLSTMCache, NotewiseLSTMForCausalLM, NotewiseLSTMModel
+from .modeling_notewise_lstm import (
+    NotewiseLSTMCache,
+    NotewiseLSTMForCausalLM,
+    NotewiseLSTMForSequenceClassification,
+    NotewiseLSTMModel,
+)
 from .pipeline import (
     GeneratedPiece,
     GenerationCancelled,
@@ -23,6 +29,8 @@ NotewiseLSTMConfig.register_for_auto_class()
 NotewiseLSTMForCausalLM.register_for_auto_class("AutoModelForCausalLM")
 AutoConfig.register(NotewiseLSTMConfig.model_type, NotewiseLSTMConfig, exist_ok=True)
 AutoModelForCausalLM.register(NotewiseLSTMConfig, NotewiseLSTMForCausalLM, exist_ok=True)
+NotewiseLSTMForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
+AutoModelForSequenceClassification.register(NotewiseLSTMConfig, NotewiseLSTMForSequenceClassification, exist_ok=True)
 register_pipeline()
 
 __all__ = [
@@ -35,6 +43,7 @@ __all__ = [
     "NotewiseLSTMCache",
     "NotewiseLSTMConfig",
     "NotewiseLSTMForCausalLM",
+    "NotewiseLSTMForSequenceClassification",
     "NotewiseLSTMModel",
     "SamplerSettings",
     "compose",

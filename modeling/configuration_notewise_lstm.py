@@ -40,6 +40,8 @@ class NotewiseLSTMConfig(PreTrainedConfig):
         hidden_dropout: locked dropout between LSTM layers.
         output_dropout: locked dropout on the top layer's output, before the head.
         weight_dropout: DropConnect on the hidden-to-hidden weights of every layer (AWD-LSTM's weight drop).
+        classifier_dropout: dropout on the pooled features before the head of
+            [`NotewiseLSTMForSequenceClassification`] (unused by the causal model).
         tie_word_embeddings: share the embedding matrix with the output head.
         initializer_range: embeddings (and an untied head) start uniform in ±initializer_range. Wide (1.0, close to
             PyTorch's N(0, 1) embedding) because narrow tied embeddings leave the model on the unigram plateau for
@@ -63,6 +65,7 @@ class NotewiseLSTMConfig(PreTrainedConfig):
         hidden_dropout: float = 0.2,
         output_dropout: float = 0.3,
         weight_dropout: float = 0.2,
+        classifier_dropout: float = 0.1,
         tie_word_embeddings: bool = True,
         initializer_range: float = 1.0,
         use_cache: bool = True,
@@ -88,6 +91,7 @@ class NotewiseLSTMConfig(PreTrainedConfig):
             ("hidden_dropout", hidden_dropout),
             ("output_dropout", output_dropout),
             ("weight_dropout", weight_dropout),
+            ("classifier_dropout", classifier_dropout),
         ]:
             _check_probability(name, value)
         _check_int("num_pitches", num_pitches, 1, 128)
@@ -110,6 +114,7 @@ class NotewiseLSTMConfig(PreTrainedConfig):
         self.hidden_dropout = hidden_dropout
         self.output_dropout = output_dropout
         self.weight_dropout = weight_dropout
+        self.classifier_dropout = classifier_dropout
         self.initializer_range = initializer_range
         self.use_cache = use_cache
         self.note_on_offset = note_on_offset

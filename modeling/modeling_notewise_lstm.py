@@ -3,6 +3,7 @@
 Embedding -> stacked LSTM layers with locked dropouts and weight drop -> linear head (tied to the embedding by
 default). The recurrent state (h, c) of every layer travels in a `NotewiseLSTMCache` (a transformers `Cache`), which
 `generate()` hands back at each step, so it feeds one token per step and never the whole prefix again.
+`NotewiseLSTMForSequenceClassification` puts a pooled classification head on the same encoder (critic, composer).
 
 At sequence length 1 in eval mode (every decoding step) the layers skip `nn.LSTM` and run the cell by hand with two
 `addmm`s on the same weights: on a CPU that is several times faster than `nn.LSTM`'s per-call overhead.
@@ -121,6 +122,16 @@ class NotewiseLSTMCausalLMOutput(ModelOutput):
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None  # (batch, time, vocab)
     cache: Cache | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class NotewiseLSTMSequenceClassifierOutput(ModelOutput):
+    """Output of [`NotewiseLSTMForSequenceClassification`]: loss (when labels are given) and one row of logits per
+    sequence."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None  # (batch, num_labels)
     hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
@@ -378,11 +389,92 @@ class NotewiseLSTMForCausalLM(NotewiseLSTMPreTrainedModel, GenerationMixin):
         return output
 
 
+class NotewiseLSTMForSequenceClassification(NotewiseLSTMPreTrainedModel):
+    """The notewise LSTM encoder with a classification head over concat pooling (ULMFiT): the top layer's output
+    at the last real token, its maximum and its mean over the real tokens, then dropout and a linear layer.
+
+    The encoder sits under `model.` as in [`NotewiseLSTMForCausalLM`], so `from_pretrained(generator, num_labels=...)`
+    loads a generator's embedding and LSTM layers and initialises only the head (its `lm_head` is dropped).
+    `config.classifier_dropout` (default 0.1) is the dropout before the head.
+    """
+
+    def __init__(self, config: NotewiseLSTMConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.model = NotewiseLSTMModel(config)
+        top = config.layer_sizes[-1][1]
+        self.head_dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(3 * top, config.num_labels, bias=True)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.embeddings = value
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """As the causal model; the head is a small uniform linear layer (the tied-embedding rule does not apply)."""
+        if module is getattr(self, "classifier", None):
+            bound = 1.0 / math.sqrt(module.in_features)
+            init.uniform_(module.weight, -bound, bound)
+            init.zeros_(module.bias)
+        else:
+            super()._init_weights(module)
+
+    @staticmethod
+    def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """(batch, time, size) -> (batch, 3 * size): [last real step, max, mean] over the unmasked (right-padded) steps."""
+        if attention_mask is None:
+            return torch.cat([hidden[:, -1], hidden.amax(dim=1), hidden.mean(dim=1)], dim=-1)
+        mask = attention_mask.to(hidden.dtype).unsqueeze(-1)  # (batch, time, 1)
+        lengths = mask.sum(dim=1).clamp(min=1.0)  # (batch, 1)
+        last_index = (lengths.long() - 1).view(-1, 1, 1).expand(-1, 1, hidden.shape[-1])
+        last = hidden.gather(1, last_index).squeeze(1)
+        largest = hidden.masked_fill(mask == 0, torch.finfo(hidden.dtype).min).amax(dim=1)
+        mean = (hidden * mask).sum(dim=1) / lengths
+        return torch.cat([last, largest, mean], dim=-1)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> NotewiseLSTMSequenceClassifierOutput | tuple:
+        """input_ids: (batch, time), right-padded where `attention_mask` (batch, time) is 0. labels: (batch,) class
+        ids (cross-entropy), or floats when `num_labels == 1` (mean squared error)."""
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.model(
+            input_ids=input_ids,
+            inputs_embeds=inputs_embeds,
+            use_cache=False,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        pooled = self.pool(outputs.last_hidden_state, attention_mask)
+        logits = self.classifier(self.head_dropout(pooled))  # (batch, num_labels)
+        loss = None
+        if labels is not None:
+            if self.num_labels == 1:
+                loss = F.mse_loss(logits.squeeze(-1).float(), labels.float())
+            else:
+                loss = F.cross_entropy(logits.float(), labels.view(-1).long())
+        if not return_dict:
+            return tuple(v for v in (loss, logits, outputs.hidden_states) if v is not None)
+        return NotewiseLSTMSequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+
 __all__ = [
     "NotewiseLSTMCache",
     "NotewiseLSTMCausalLMOutput",
     "NotewiseLSTMForCausalLM",
+    "NotewiseLSTMForSequenceClassification",
     "NotewiseLSTMModel",
     "NotewiseLSTMOutput",
     "NotewiseLSTMPreTrainedModel",
+    "NotewiseLSTMSequenceClassifierOutput",
 ]

@@ -9,8 +9,9 @@ __version__ = "0.1.0"
 
 
 def _register_auto_classes() -> None:
-    """Register NotewiseLSTM (AutoConfig, AutoModelForCausalLM) and NotewiseTokenizer (AutoTokenizer)."""
-    import toccata.modeling  # noqa: F401
+    """Register NotewiseLSTM (AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification) and
+    NotewiseTokenizer (AutoTokenizer)."""
+    import toccata.modeling
     import toccata.tokenization  # noqa: F401
 
 
@@ -24,6 +25,26 @@ def default_checkpoint() -> Path | None:  # noqa: F821 - Path is imported inside
     _register_auto_classes()
     folder = Path(__file__).parent / "checkpoints" / "default"
     return folder if (folder / "config.json").is_file() else None
+
+
+def _embedded(name: str):
+    from pathlib import Path
+
+    _register_auto_classes()
+    folder = Path(__file__).parent / "checkpoints" / name
+    return folder if (folder / "config.json").is_file() else None
+
+
+def default_critic() -> Path | None:  # noqa: F821 - Path is imported inside
+    """The folder of the embedded critic of the default checkpoint (P(human) of an excerpt), or None if absent.
+
+    Load it with `toccata.training.classifier.load_classifier(folder)` and score with `critic_scores`."""
+    return _embedded("critic")
+
+
+def default_composer() -> Path | None:  # noqa: F821 - Path is imported inside
+    """The folder of the embedded composer classifier, or None if the package ships none."""
+    return _embedded("composer")
 
 
 def load_checkpoint(source: str | None = None, trust_remote_code: bool = False):

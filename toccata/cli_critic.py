@@ -1,0 +1,138 @@
+"""`toccata critic` and `toccata composer`: arguments -> `training.classifier_tasks` / `training.classifier`.
+
+toccata critic train --generator toccata/checkpoints/default --dataset data/piano --out runs/critic [--from-scratch]
+toccata critic score piece.mid other.mid [--model runs/critic]          # P(human) per file (default: embedded)
+toccata composer train --dataset data/piano --out runs/composer [--generator PATH] [--from-scratch]
+toccata composer predict piece.mid [--model runs/composer] [--top 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_classifier_parsers(commands: argparse._SubParsersAction) -> None:
+    """Register `critic` and `composer` (imports torch only when they run)."""
+    for task, help_text in (
+        ("critic", "tell human-composed excerpts from the generator's samples: train, score"),
+        ("composer", "name the composer of a piece: train, predict"),
+    ):
+        cmd = commands.add_parser(task, help=help_text)
+        actions = cmd.add_subparsers(dest="action", required=True)
+        _add_train(actions.add_parser("train", help=f"train a {task} on a built dataset"), task)
+        use = actions.add_parser(
+            "score" if task == "critic" else "predict",
+            help="P(human) per file" if task == "critic" else "the most likely composers per file",
+        )
+        use.add_argument("files", nargs="+", help="MIDI files, or corpus:WORK from music21's corpus")
+        use.add_argument("--model", help=f"a {task} checkpoint folder or Hub id (default: the embedded one)")
+        use.add_argument("--trust-remote-code", action="store_true", help="run code from the checkpoint folder/repo")
+        use.add_argument("--json", action="store_true", help="print one JSON object per file")
+        if task == "composer":
+            use.add_argument("--top", type=int, default=3, help="composers listed per file (default %(default)s)")
+        use.set_defaults(run=run_use, task=task)
+
+
+def _add_train(cmd: argparse.ArgumentParser, task: str) -> None:
+    cmd.add_argument("--dataset", required=True, help="built dataset folder or Hub id (train, validation, test)")
+    cmd.add_argument("--out", required=True, help="the classifier folder to write (samples cached in OUT/samples)")
+    cmd.add_argument("--generator", help="generator checkpoint: the encoder and the samples (default: embedded)")
+    cmd.add_argument("--from-scratch", action="store_true", help="random encoder instead of the generator's")
+    cmd.add_argument("--steps", type=int, default=300, help="optimizer steps (default %(default)s)")
+    cmd.add_argument("--batch-size", type=int, default=32)
+    cmd.add_argument("--excerpt-tokens", type=int, default=256, help="tokens per excerpt (default %(default)s)")
+    cmd.add_argument("--learning-rate", type=float, default=2e-3)
+    cmd.add_argument("--unfreeze-every", type=int, help="steps per unfrozen layer group (default steps/8; 0: off)")
+    cmd.add_argument("--max-transpose", type=int, default=6, help="random transposition, ± semitones")
+    cmd.add_argument("--eval-every", type=int, default=50, help="validation every N steps (best weights kept)")
+    cmd.add_argument("--license", default="unknown", help="licence of the weights for the model card")
+    cmd.add_argument("--seed", type=int, default=0)
+    if task == "critic":
+        cmd.add_argument("--train-samples", type=int, default=384, help="generated samples for training")
+        cmd.add_argument("--validation-samples", type=int, default=64)
+        cmd.add_argument("--test-samples", type=int, default=128)
+        cmd.add_argument("--sample-beats", type=float, default=96.0, help="length of each sample in quarter notes")
+    else:
+        cmd.add_argument("--min-pieces", type=int, default=5, help="training pieces a composer needs to be a class")
+    cmd.set_defaults(run=run_train, task=task)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import toccata
+    from toccata.training.classifier_tasks import ClassifierTask, train_task
+
+    generator = args.generator or toccata.default_checkpoint()
+    if generator is None:
+        raise ValueError("no embedded default checkpoint in this install: pass --generator PATH")
+    if not Path(args.dataset).exists() and "/" not in args.dataset:
+        raise ValueError(f"{args.dataset}: no such dataset folder; build one with `toccata build-dataset --out FOLDER`")
+    options = {
+        "task": args.task,
+        "dataset": args.dataset,
+        "output_dir": args.out,
+        "generator": str(generator),
+        "pretrained": not args.from_scratch,
+        "excerpt_tokens": args.excerpt_tokens,
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "unfreeze_every": args.unfreeze_every,
+        "max_transpose": args.max_transpose,
+        "eval_every": args.eval_every,
+        "license": args.license,
+        "seed": args.seed,
+    }
+    if args.task == "critic":
+        options.update(
+            train_samples=args.train_samples,
+            validation_samples=args.validation_samples,
+            test_samples=args.test_samples,
+            sample_beats=args.sample_beats,
+        )
+    else:
+        options["min_pieces"] = args.min_pieces
+    summary = train_task(ClassifierTask(**options), log=lambda line: print(line, file=sys.stderr))
+    print(json.dumps(summary["test"], indent=2), file=sys.stderr)
+    print(f"wrote the {args.task} to {args.out} (use it with --model {args.out})", file=sys.stderr)
+    return 0
+
+
+def _tokens(source: str, tokenizer) -> list[str]:
+    from toccata.cli import _read_source
+
+    if not source.startswith("corpus:") and not Path(source).is_file():
+        raise ValueError(f"{source}: no such file; give a MIDI file or corpus:WORK")
+    src, _ = _read_source(source)
+    return tokenizer.midi_to_tokens(src, safe=True)
+
+
+def run_use(args: argparse.Namespace) -> int:
+    import toccata
+    from toccata.training.classifier import critic_scores, load_classifier, sequence_probabilities
+
+    source = args.model or (toccata.default_critic() if args.task == "critic" else toccata.default_composer())
+    if source is None:
+        raise ValueError(f"no embedded {args.task} checkpoint in this install: pass --model PATH")
+    model, tokenizer = load_classifier(source, trust_remote_code=args.trust_remote_code)
+    task = (getattr(model.config, "toccata_classifier", None) or {}).get("task")
+    if task and task != args.task:
+        raise ValueError(f"{source}: is a {task} checkpoint, not a {args.task}; use `toccata {task}`")
+    for path in args.files:
+        tokens = _tokens(path, tokenizer)
+        if not tokens:
+            raise ValueError(f"{path}: no notes to score")
+        if args.task == "critic":
+            score = critic_scores(model, tokenizer, [tokens])[0]
+            print(json.dumps({"file": path, "p_human": score}) if args.json else f"{score:.3f}\t{path}")
+            continue
+        probs = sequence_probabilities(model, tokenizer, [tokens])[0]
+        best = probs.argsort()[::-1][: max(1, args.top)]
+        ranked = [(model.config.id2label[int(i)], float(probs[i])) for i in best]
+        if args.json:
+            print(json.dumps({"file": path, "composers": [{"composer": c, "p": p} for c, p in ranked]}))
+        else:
+            print(f"{path}\t" + "\t".join(f"{c} {p:.3f}" for c, p in ranked))
+    return 0

@@ -1,0 +1,117 @@
+"""The model card of a classifier checkpoint: what it does, its data, its licence, and the numbers it measured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from huggingface_hub import ModelCardData
+
+TAGS = ["music", "midi", "piano", "lstm", "notewise", "toccata", "text-classification"]
+
+WHAT = {
+    "critic": (
+        "Tells human-composed piano music from the generator's samples: `P(human)` per excerpt, averaged over a "
+        "piece's excerpts. Classes: 0 `generated`, 1 `human`."
+    ),
+    "composer": "Names the composer of a piano piece, from its excerpts (mean log-probability over them).",
+}
+
+
+def _rows(result: dict, keys: list[str]) -> str:
+    return "\n".join(f"| {key} | {result[key]:.3f} |" for key in keys if key in result)
+
+
+def card_text(task, summary: dict) -> str:
+    """Markdown with YAML front matter; every number comes from `summary` (measured, never typed in)."""
+    result = summary["test"]
+    data = ModelCardData(
+        library_name="transformers",
+        license=task.license,
+        tags=TAGS,
+        metrics=["roc_auc", "accuracy"] if task.task == "critic" else ["accuracy"],
+        pipeline_tag="text-classification",
+    )
+    init = (
+        f"Encoder initialised from the generator `{task.generator}`, fine-tuned with gradual unfreezing (one more "
+        f"layer group every {summary['fit']['unfreeze_every']} steps, from the head down) and discriminative "
+        f"learning rates (÷{summary['fit']['lr_decay']} per group)"
+        if task.pretrained
+        else "Trained from random initialisation (same sizes as the generator's encoder)"
+    )
+    if task.task == "critic":
+        keys = ["excerpt_roc_auc", "excerpt_accuracy", "piece_roc_auc", "piece_accuracy"]
+        table = _rows(result, keys) + "\n" + _rows(result, [f"features_lr_{k}" for k in keys])
+        use = "toccata critic score piece.mid other.mid --model FOLDER    # P(human) per file"
+        api = "from toccata.training.classifier import critic_scores\nprint(critic_scores(model, tokenizer, [tokens]))"
+    else:
+        keys = ["piece_top1", "piece_top3", "excerpt_top1"]
+        table = _rows(result, keys) + "\n" + _rows(result, [f"majority_{k}" for k in keys])
+        table += "\n" + _rows(result, [f"features_lr_{k}" for k in keys])
+        use = "toccata composer predict piece.mid --model FOLDER"
+        api = (
+            "from toccata.training.classifier import sequence_probabilities\n"
+            "probs = sequence_probabilities(model, tokenizer, [tokens])  # (1, num_labels); model.config.id2label"
+        )
+    samples = ""
+    if task.task == "critic":
+        from .classifier_tasks import SAMPLER_SPREAD
+
+        spread = "; ".join(", ".join(f"{k}={v}" for k, v in o.items()) or "the preset" for o in SAMPLER_SPREAD)
+        samples = (
+            f"Generated samples: {task.sample_beats:g} quarter notes each from scratch, the generator's preset guards, "
+            f"batches of 16 cycling through these samplers: {spread}; test samples use seeds never used in training. "
+        )
+    classes = ", ".join(f"{i} `{name}`" for i, name in enumerate(summary["classes"]))
+    data_notes = "; ".join(f"{split}: {text}" for split, text in summary["data"].items())
+    command = (
+        f"toccata {task.task} train --dataset {task.dataset} --out {task.output_dir}"
+        + (f" --generator {task.generator}" if task.generator else "")
+        + f" --steps {task.steps} --excerpt-tokens {task.excerpt_tokens} --seed {task.seed} --license {task.license}"
+        + ("" if task.pretrained else " --from-scratch")
+    )
+    body = f"""
+# Toccata {task.task} (NotewiseLSTM sequence classifier)
+
+{WHAT[task.task]}
+
+- Model: `NotewiseLSTMForSequenceClassification`, the generator's encoder (embedding and LSTM layers) with concat
+  pooling (last, max and mean of the top layer over the excerpt) and a linear head. Classes: {classes}.
+- Input: notewise tokens; excerpts of {task.excerpt_tokens} tokens (longer pieces: the mean over up to 16 excerpts).
+- Loads with `AutoModelForSequenceClassification.from_pretrained(FOLDER)` after `import toccata.modeling`, or with
+  `trust_remote_code=True` without the package.
+
+## Use
+
+```bash
+{use}
+```
+
+```python
+from toccata.training.classifier import load_classifier
+model, tokenizer = load_classifier("FOLDER")
+{api}
+```
+
+## Training data
+
+Dataset `{Path(str(task.dataset)).name}`, split by piece ({data_notes}). {samples}{init}. {task.steps} steps of
+{task.batch_size} random excerpts, each transposed by up to ±{task.max_transpose} semitones; AdamW, learning rate
+{task.learning_rate:g} with a slanted-triangular schedule; the weights with the lowest validation loss are kept.
+Training took {summary["fit_seconds"]} s on {summary["machine"]} with {summary["torch_threads"]} torch thread(s).
+The licence of the data and of the generator apply to these weights.
+
+## Evaluation
+
+On the test split: pieces (and, for the critic, generated samples with seeds) never seen in training.
+Excerpt rows are per excerpt; piece rows average each piece's (or sample's) excerpts.
+
+| metric | value |
+|---|---|
+{table}
+
+Reproduce: `{command}`
+"""
+    return f"---\n{data.to_yaml()}\n---\n{body}"
+
+
+__all__ = ["card_text"]

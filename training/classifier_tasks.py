@@ -1,0 +1,330 @@
+"""The two classifier tasks, from data to a saved, evaluated checkpoint folder.
+
+- **critic**: real excerpts (a built dataset's splits, by piece) against the generator's own samples (its preset
+  guards, a spread of samplers and temperatures, cached under OUT/samples so an interrupted run reuses them);
+  class 1 is "human". Tested on the test split's pieces and on samples drawn with seeds never used in training.
+- **composer**: the composer column of a built dataset (composers with at least `min_pieces` training pieces);
+  tested on the test split's pieces, by piece (mean log-probability over its excerpts).
+
+Both train on random excerpts of equal length with random transposition, and are compared with a features +
+logistic-regression baseline (the feature critic's musical features of the same excerpts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .classifier import CRITIC_LABELS, FitSettings, classifier_from_generator, fit, predict_proba, save_classifier
+from .classifier_data import (
+    Excerpts,
+    ExcerptSampler,
+    Labelled,
+    composer_classes,
+    composer_sequences,
+    dataset_rows,
+    fixed_excerpts,
+)
+from .data import PitchLayout
+
+# Overrides of the generator's preset sampler: the critic must not learn one sampler's quirks only.
+SAMPLER_SPREAD = (
+    {},  # the preset itself
+    {"sampler": "top_k", "k": 5, "temperature": 0.8},
+    {"sampler": "top_k", "k": 12, "temperature": 1.2},
+    {"sampler": "top_n", "n": 3, "p_best": 0.95, "temperature": 1.0},
+    {"sampler": "weighted", "temperature": 0.9},
+    {"sampler": "weighted", "temperature": 1.1},
+    {"sampler": "mixed", "random_freq": 0.5, "trunc": 5, "temperature": 1.0},
+)
+SEED_BASE = {"train": 0, "validation": 100_000, "test": 200_000}  # sample seeds never shared between splits
+SAMPLE_BATCH = 16
+
+
+@dataclass
+class ClassifierTask:
+    """Everything a classifier run depends on; saved as `task_config.json` beside the result."""
+
+    task: str  # critic or composer
+    dataset: str  # a built dataset folder or Hub id (splits train, validation, test)
+    output_dir: str
+    generator: str  # the generator checkpoint: the encoder (and, for the critic, the samples)
+    pretrained: bool = True  # encoder initialised from the generator; False: from scratch, same sizes
+    excerpt_tokens: int = 256
+    steps: int = 300
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    unfreeze_every: int | None = None  # None: steps // 8 when pretrained, 0 (all at once) from scratch
+    lr_decay: float | None = None  # None: 2.6 when pretrained, 1 from scratch
+    max_transpose: int = 6
+    eval_every: int = 50
+    eval_windows: int = 8  # excerpts per test piece (and per generated sample: a quarter of it)
+    train_samples: int = 384  # critic: generated samples per split
+    validation_samples: int = 64
+    test_samples: int = 128
+    sample_beats: float = 96.0
+    min_pieces: int = 5  # composer: a composer needs this many training pieces to be a class
+    license: str = "unknown"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.task not in ("critic", "composer"):
+            raise ValueError(f"task must be critic or composer, got {self.task!r}")
+        for name in ("excerpt_tokens", "steps", "batch_size", "eval_every", "eval_windows"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.excerpt_tokens < 16:
+            raise ValueError(f"excerpt_tokens must be at least 16, got {self.excerpt_tokens}")
+
+    def fit_settings(self) -> FitSettings:
+        unfreeze = (
+            self.unfreeze_every if self.unfreeze_every is not None else (self.steps // 8 if self.pretrained else 0)
+        )
+        decay = self.lr_decay if self.lr_decay is not None else (2.6 if self.pretrained else 1.0)
+        return FitSettings(
+            steps=self.steps,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            lr_decay=decay,
+            unfreeze_every=unfreeze,
+            eval_every=self.eval_every,
+            seed=self.seed,
+        )
+
+
+def generated_samples(generator, tokenizer, folder: Path, split: str, count: int, beats: float, log=print) -> list:
+    """`count` samples of the generator (lists of words), batch by batch over `SAMPLER_SPREAD`; each batch is cached
+    as OUT/samples/SPLIT-NNN.json, so a rerun (or a resumed run) generates only what is missing."""
+    from toccata.modeling import GenerationRequest, compose
+    from toccata.modeling.sampling import SamplerSettings, preset_from_generation_config
+
+    preset, guards = preset_from_generation_config(generator.generation_config)
+    folder.mkdir(parents=True, exist_ok=True)
+    samples, batch = [], 0
+    while len(samples) < count:
+        path = folder / f"{split}-{batch:03d}.json"
+        if not path.is_file():
+            overrides = SAMPLER_SPREAD[batch % len(SAMPLER_SPREAD)]
+            sampler = SamplerSettings(**{**asdict(preset), **overrides, "seed": SEED_BASE[split] + batch})
+            size = min(SAMPLE_BATCH, count - len(samples))
+            request = GenerationRequest(sampler=sampler, guards=guards, beats=beats, num_samples=size)
+            pieces = compose(generator, tokenizer, request)
+            record = {"sampler": asdict(sampler), "samples": [" ".join(p.tokens) for p in pieces]}
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(record) + "\n", encoding="utf-8")
+            tmp.replace(path)
+            log(f"generated {split} batch {batch} ({sampler.sampler}, T={sampler.temperature}): {size} samples")
+        record = json.loads(path.read_text(encoding="utf-8"))
+        samples += [text.split() for text in record["samples"]][: count - len(samples)]
+        batch += 1
+    return samples
+
+
+def _critic_split(task, tokenizer, generator, split: str, count: int, log) -> list[Labelled]:
+    human = CRITIC_LABELS.index("human")
+    real = [
+        Labelled(ids, human, "piece:" + row["piece_id"]) for row, ids in dataset_rows(task.dataset, split, tokenizer)
+    ]
+    texts = generated_samples(
+        generator, tokenizer, Path(task.output_dir) / "samples", split, count, task.sample_beats, log
+    )
+    fake = [
+        Labelled(np.asarray(tokenizer.convert_tokens_to_ids(words), dtype=np.int64), 1 - human, f"sample:{split}:{i}")
+        for i, words in enumerate(texts)
+    ]
+    short = task.excerpt_tokens
+    return [s for s in real + fake if len(s.ids) >= short] or real + fake  # equal-length excerpts on both sides
+
+
+def _task_data(task: ClassifierTask, tokenizer, log) -> tuple[list[str], dict[str, list[Labelled]], dict]:
+    """(class names, split -> labelled sequences, notes on the data)."""
+    if task.task == "composer":
+        rows = {split: dataset_rows(task.dataset, split, tokenizer) for split in ("train", "validation", "test")}
+        classes = composer_classes(rows["train"], task.min_pieces)
+        data = {split: composer_sequences(r, classes) for split, r in rows.items()}
+        notes = {
+            split: f"{len(data[split])} of {len(r)} pieces in the {len(classes)} classes" for split, r in rows.items()
+        }
+        return classes, data, notes
+    from toccata.modeling.hub import load_checkpoint
+
+    generator, _ = load_checkpoint(task.generator)
+    counts = {"train": task.train_samples, "validation": task.validation_samples, "test": task.test_samples}
+    data = {split: _critic_split(task, tokenizer, generator, split, n, log) for split, n in counts.items()}
+    notes = {
+        split: f"{sum(s.label == 1 for s in seqs)} real pieces, {sum(s.label == 0 for s in seqs)} generated samples"
+        for split, seqs in data.items()
+    }
+    return list(CRITIC_LABELS), data, notes
+
+
+def _eval_excerpts(task: ClassifierTask, seqs: list[Labelled], pad_id: int) -> Excerpts:
+    # generated samples are many and short: fewer excerpts each, so both sides weigh about the same
+    real = [s for s in seqs if not s.group.startswith("sample:")]
+    fake = [s for s in seqs if s.group.startswith("sample:")]
+    parts = [fixed_excerpts(real, task.excerpt_tokens, task.eval_windows, pad_id)]
+    if fake:
+        parts.append(fixed_excerpts(fake, task.excerpt_tokens, max(1, task.eval_windows // 4), pad_id))
+    return Excerpts(
+        np.concatenate([p.ids for p in parts]),
+        np.concatenate([p.mask for p in parts]),
+        np.concatenate([p.labels for p in parts]),
+        [g for p in parts for g in p.groups],
+    )
+
+
+def by_group(probs: np.ndarray, labels: np.ndarray, groups: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """One row per group: the mean log-probability of its excerpts (renormalised), and its label."""
+    names = list(dict.fromkeys(groups))
+    index = {g: i for i, g in enumerate(names)}
+    owner = np.asarray([index[g] for g in groups])
+    logp = np.log(np.clip(probs, 1e-9, 1.0))
+    mean = np.stack([logp[owner == i].mean(axis=0) for i in range(len(names))])
+    p = np.exp(mean - mean.max(axis=1, keepdims=True))
+    return p / p.sum(axis=1, keepdims=True), np.asarray([labels[owner == i][0] for i in range(len(names))])
+
+
+def metrics(task: str, probs: np.ndarray, labels: np.ndarray, groups: list[str], prefix: str = "") -> dict:
+    """Critic: ROC AUC and accuracy of P(human) per excerpt and per piece/sample. Composer: top-1/top-3 per piece
+    and top-1 per excerpt."""
+    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+
+    piece_probs, piece_labels = by_group(probs, labels, groups)
+    if task == "critic":
+        out = {}
+        for level, p, y in (("excerpt", probs, labels), ("piece", piece_probs, piece_labels)):
+            out[f"{level}_roc_auc"] = float(roc_auc_score(y, p[:, 1]))
+            out[f"{level}_accuracy"] = float(((p[:, 1] >= 0.5) == y).mean())
+            out[f"{level}_balanced_accuracy"] = float(balanced_accuracy_score(y, p[:, 1] >= 0.5))
+        out["excerpts"], out["pieces_and_samples"] = len(labels), len(piece_labels)
+    else:
+        ranks = np.argsort(-piece_probs, axis=1)
+        out = {
+            "piece_top1": float((ranks[:, 0] == piece_labels).mean()),
+            "piece_top3": float((ranks[:, :3] == piece_labels[:, None]).any(axis=1).mean()),
+            "excerpt_top1": float((probs.argmax(axis=1) == labels).mean()),
+            "pieces": len(piece_labels),
+            "excerpts": len(labels),
+        }
+    return {prefix + key: value for key, value in out.items()}
+
+
+def features_baseline(task: ClassifierTask, train: list[Labelled], test: Excerpts, tokenizer) -> np.ndarray:
+    """Class probabilities of the test excerpts from a logistic regression on the feature critic's musical features
+    of untransposed training excerpts (up to `eval_windows` per training sequence)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from .critic import excerpt_features
+    from .music_stats import TokenLayout
+
+    layout = TokenLayout.of(tokenizer)
+    fit_on = fixed_excerpts(train, task.excerpt_tokens, task.eval_windows, tokenizer.pad_token_id)
+
+    def features(ex: Excerpts) -> np.ndarray:
+        return np.stack([excerpt_features(ids[mask > 0], layout) for ids, mask in zip(ex.ids, ex.mask)])
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0))
+    model.fit(features(fit_on), fit_on.labels)
+    probs = np.zeros((len(test.labels), int(max(fit_on.labels.max(), test.labels.max()) + 1)))
+    probs[:, model.classes_] = model.predict_proba(features(test))
+    return probs
+
+
+def majority_baseline(train: list[Labelled], test: Excerpts, num_labels: int) -> np.ndarray:
+    """Every excerpt gets the training pieces' class shares (so top-k picks the k most common classes)."""
+    counts = np.bincount([s.label for s in train], minlength=num_labels).astype(float)
+    return np.tile(counts / counts.sum(), (len(test.labels), 1))
+
+
+def train_task(task: ClassifierTask, log=print) -> dict:
+    """Train, evaluate (with baselines) and save a classifier to `task.output_dir`; returns the summary."""
+    import torch
+    from toccata.modeling.hub import load_checkpoint
+
+    from .classifier_card import card_text
+
+    out = Path(task.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "task_config.json").write_text(json.dumps(asdict(task), indent=2) + "\n")
+    started = time.perf_counter()
+    _, tokenizer = load_checkpoint(task.generator)
+    classes, data, notes = _task_data(task, tokenizer, log)
+    prepared = time.perf_counter() - started
+    pad = tokenizer.pad_token_id
+    valid = _eval_excerpts(task, data["validation"], pad)
+    test = _eval_excerpts(task, data["test"], pad)
+    layout = PitchLayout.of(tokenizer)
+    sampler = ExcerptSampler(
+        data["train"], task.excerpt_tokens, layout, pad, task.max_transpose, task.task == "critic", task.seed
+    )
+    torch.manual_seed(task.seed)
+    model = classifier_from_generator(task.generator, classes, pretrained=task.pretrained)
+    settings = task.fit_settings()
+    fit_started = time.perf_counter()
+    history = fit(model, sampler, valid, settings, log=lambda row: log(json.dumps(row)))
+    fit_s = time.perf_counter() - fit_started
+    probs = predict_proba(model, test.ids, test.mask)
+    result = metrics(task.task, probs, test.labels, test.groups)
+    result.update(
+        metrics(
+            task.task, features_baseline(task, data["train"], test, tokenizer), test.labels, test.groups, "features_lr_"
+        )
+    )
+    if task.task == "composer":
+        result.update(
+            metrics(
+                task.task, majority_baseline(data["train"], test, len(classes)), test.labels, test.groups, "majority_"
+            )
+        )
+    summary = {
+        "task": task.task,
+        "classes": classes,
+        "data": notes,
+        "test": result,
+        "history": history,
+        "fit": asdict(settings),
+        "fit_seconds": round(fit_s, 1),
+        "data_seconds": round(prepared, 1),
+        "torch_threads": torch.get_num_threads(),
+        "machine": _machine(),
+    }
+    info = {
+        "task": task.task,
+        "excerpt_tokens": task.excerpt_tokens,
+        "generator": str(task.generator),
+        "pretrained_encoder": task.pretrained,
+    }
+    save_classifier(out, model.eval(), tokenizer, info, card_text(task, summary))
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _machine() -> str:
+    from .trainer import _machine as machine
+
+    return machine()
+
+
+def comparison_task(task: ClassifierTask, output_dir: str | os.PathLike) -> ClassifierTask:
+    """The same task trained from scratch (same sizes, steps and data) into `output_dir`, for the comparison."""
+    return replace(task, pretrained=False, output_dir=str(output_dir), unfreeze_every=None, lr_decay=None)
+
+
+__all__ = [
+    "SAMPLER_SPREAD",
+    "ClassifierTask",
+    "by_group",
+    "comparison_task",
+    "features_baseline",
+    "generated_samples",
+    "majority_baseline",
+    "metrics",
+    "train_task",
+]
