@@ -4,8 +4,14 @@ Each client (its own session, its own thread) sends R requests in a bounded loop
 for a few bars with top-k, rendered to audio and a piano roll, as the page does. Every request must either complete
 or be refused cleanly by the queue ("queue is full"); then the server must still answer and generate.
 
+Two servers in the same run, one after the other, same load: the server as it was before continuous batching
+(`--no-batching --concurrency 2`: each request decodes in its own thread, two at a time) and as it is now (the
+defaults: one shared decoding loop). For each: a lone client first (5 requests: the service time), then the crowd.
+Goals (issue 16): crowd median latency <= 2x the lone median, nothing refused at the default queue size, notes per
+second >= 4x the earlier server's.
+
     python benchmarks/demo_load.py                     # 20 clients x 3 requests; prints a table
-    python benchmarks/demo_load.py --clients 40 --requests 2 --concurrency 2 --max-queue 16
+    python benchmarks/demo_load.py --clients 40 --requests 2 --max-queue 16 --only now
 
 Writes benchmarks/results/demo_load.json (machine, settings, per-request latencies).
 """
@@ -16,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -51,10 +58,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(port: int, concurrency: int, max_queue: int, log: Path) -> subprocess.Popen:
+SERVERS = {  # name -> extra `toccata demo` arguments
+    "before": ["--no-batching", "--concurrency", "2"],
+    "now": [],
+}
+
+
+def start_server(port: int, extra: list[str], max_queue: int, log: Path) -> subprocess.Popen:
     """`python -m toccata.demo` on 127.0.0.1:port, returned once it answers HTTP."""
     command = [sys.executable, "-m", "toccata.demo", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--concurrency", str(concurrency), "--max-queue", str(max_queue)]
+    command += ["--max-queue", str(max_queue), *extra]
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
     server = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=ROOT, env=env)
     deadline = time.monotonic() + 180
@@ -93,12 +106,15 @@ def user(url: str, index: int, requests: int, start: threading.Barrier, download
         began = time.perf_counter()
         try:
             result = client.predict(**REQUEST, seed=index * 1000 + number, api_name="/generate")
-            outcome = "completed" if str(result[0]).startswith("**Done**") else f"unexpected: {result[0]!r}"
+            status = str(result[0])
+            outcome = "completed" if status.startswith("**Done**") else f"unexpected: {result[0]!r}"
+            notes = sum(int(n) for n in re.findall(r"Variation \d+: (\d+) notes", status))
         except QueueError:
-            outcome = "refused"
+            outcome, notes = "refused", 0
         except (AppError, ValueError, OSError) as err:
-            outcome = f"error: {err}"
-        outcomes.append({"client": index, "outcome": outcome, "seconds": time.perf_counter() - began})
+            outcome, notes = f"error: {err}", 0
+        record = {"client": index, "outcome": outcome, "seconds": time.perf_counter() - began, "notes": notes}
+        outcomes.append(record)
     return outcomes
 
 
@@ -127,27 +143,20 @@ def summarise(name: str, records: list[dict], wall: float) -> dict:
         "latency_p99_s": round(float(p99), 3),
         "latency_max_s": round(max(done), 3) if done else float("nan"),
         "completed_per_s": round(len(done) / wall, 3),
+        "notes_per_s": round(sum(r["notes"] for r in records if r["outcome"] == "completed") / wall, 1),
         "wall_s": round(wall, 2),
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--requests", type=int, default=3, help="requests per client, one after another")
-    parser.add_argument("--concurrency", type=int, default=2, help="the server's --concurrency")
-    parser.add_argument("--max-queue", type=int, default=16, help="the server's --max-queue")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "demo_load.json"))
-    args = parser.parse_args()
-
-    work = Path(tempfile.mkdtemp(prefix="toccata-load-"))
+def measure(name: str, extra: list[str], args: argparse.Namespace, work: Path) -> dict:
+    """Start one server, run the lone client and the crowd against it, stop it; its phases and health."""
     port = free_port()
-    server = start_server(port, args.concurrency, args.max_queue, work / "server.log")
+    server = start_server(port, extra, args.max_queue, work / f"server-{name}.log")
     url = f"http://127.0.0.1:{port}/"
     try:
-        solo = summarise("1 client (service time)", *run_phase(url, 1, 5, str(work)))
+        solo = summarise(f"{name}: 1 client", *run_phase(url, 1, 5, str(work)))
         crowd_records, crowd_wall = run_phase(url, args.clients, args.requests, str(work))
-        crowd = summarise(f"{args.clients} clients at once", crowd_records, crowd_wall)
+        crowd = summarise(f"{name}: {args.clients} clients at once", crowd_records, crowd_wall)
         alive = server.poll() is None and answers(url)
         after = Client(url, verbose=False, download_files=str(work)).predict(**REQUEST, seed=1, api_name="/generate")
         still_generates = str(after[0]).startswith("**Done**")
@@ -155,21 +164,51 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(30)
+    return {
+        "server": name,
+        "arguments": extra,
+        "phases": [solo, crowd],
+        "crowd_median_vs_lone": round(crowd["latency_p50_s"] / solo["latency_p50_s"], 2),
+        "server_alive_after": alive,
+        "server_generates_after": still_generates,
+        "server_peak_rss_mb": round(rss, 1),
+        "records": crowd_records,
+    }
 
-    print(
-        f"server --concurrency {args.concurrency} --max-queue {args.max_queue}; {os.cpu_count()} CPUs; "
-        f"each client sends its requests one after another\n"
-    )
-    print("| phase | requests | completed | refused by queue | errors | p50 s | p90 s | p99 s | max s | completed/s |")
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=3, help="requests per client, one after another")
+    parser.add_argument("--max-queue", type=int, default=16, help="the servers' --max-queue")
+    parser.add_argument("--only", choices=sorted(SERVERS), help="measure one server only")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "demo_load.json"))
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="toccata-load-"))
+    servers = [args.only] if args.only else list(SERVERS)
+    runs = [measure(name, SERVERS[name], args, work) for name in servers]
+
+    print(f"{os.cpu_count()} CPUs; each client sends its requests one after another; --max-queue {args.max_queue}\n")
+    print("| phase | requests | completed | refused | errors | p50 s | p90 s | max s | completed/s | notes/s |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for row in (solo, crowd):
+    for run in runs:
+        for row in run["phases"]:
+            print(
+                f"| {row['phase']} | {row['requests']} | {row['completed']} | {row['refused_by_queue']} "
+                f"| {len(row['errors'])} | {row['latency_p50_s']:.2f} | {row['latency_p90_s']:.2f} "
+                f"| {row['latency_max_s']:.2f} | {row['completed_per_s']:.2f} | {row['notes_per_s']:,.0f} |"
+            )
+    for run in runs:
         print(
-            f"| {row['phase']} | {row['requests']} | {row['completed']} | {row['refused_by_queue']} "
-            f"| {len(row['errors'])} | {row['latency_p50_s']:.2f} | {row['latency_p90_s']:.2f} "
-            f"| {row['latency_p99_s']:.2f} | {row['latency_max_s']:.2f} | {row['completed_per_s']:.2f} |"
+            f"{run['server']}: crowd median / lone median {run['crowd_median_vs_lone']:.2f}; "
+            f"alive after {run['server_alive_after']}, generates after {run['server_generates_after']}; "
+            f"peak RSS {run['server_peak_rss_mb']:.0f} MB"
         )
-    print(f"\nserver alive after: {alive}; generates after: {still_generates}; server peak RSS {rss:.0f} MB")
-    errors = solo["errors"] + crowd["errors"]
+    if len(runs) == 2:
+        gain = runs[1]["phases"][1]["notes_per_s"] / max(runs[0]["phases"][1]["notes_per_s"], 1e-9)
+        print(f"crowd notes/s, now / before: {gain:.2f}x")
+    errors = [e for run in runs for row in run["phases"] for e in row["errors"]]
     for error in errors[:5]:
         print(error)
 
@@ -177,18 +216,15 @@ def main() -> None:
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
         "python": sys.version.split()[0],
         "settings": {**vars(args), "request": REQUEST},
-        "phases": [solo, crowd],
-        "server_alive_after": alive,
-        "server_generates_after": still_generates,
-        "server_peak_rss_mb": round(rss, 1),
-        "records": crowd_records,
+        "servers": runs,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")
-    if errors or not (alive and still_generates):
-        sys.exit(f"failed: see the server log in {work}")
+    healthy = all(run["server_alive_after"] and run["server_generates_after"] for run in runs)
+    if errors or not healthy:
+        sys.exit(f"failed: see the server logs in {work}")
     shutil.rmtree(work, ignore_errors=True)
 
 

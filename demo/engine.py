@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 from toccata.modeling import GeneratedPiece, GuardSettings, SamplerSettings, compose
+from toccata.modeling.batching import ContinuousBatcher
 from toccata.modeling.sampling import preset_from_generation_config
 
 import toccata
@@ -55,6 +56,7 @@ class Engine:
     trained: bool
     synth: Synth | None = field(default_factory=Synth.find)
     model_args: tuple[str, ...] = ()  # `toccata generate` arguments that select this model
+    batcher: ContinuousBatcher | None = None  # one decoding loop for all requests; None: each decodes on its own
 
     def presets(self) -> tuple[SamplerSettings, GuardSettings]:
         """The checkpoint's default sampler and guards (the form starts from them)."""
@@ -83,7 +85,15 @@ class Engine:
         prompt = read_prompt(settings.prompt)
         meta = prompt.meta
         request = settings.request(meta.qpm if meta else None, meta.time_signature if meta else (4, 4))
-        pieces = compose(self.model, self.tokenizer, request, prompt=prompt.score, progress=progress, cancel=cancel)
+        pieces = compose(
+            self.model,
+            self.tokenizer,
+            request,
+            prompt=prompt.score,
+            progress=progress,
+            cancel=cancel,
+            batcher=self.batcher,
+        )
         notices = [] if self.synth else [SYNTH_MISSING]
         rendered = [self._render(piece, index, out_dir, notices) for index, piece in enumerate(pieces, start=1)]
         report = {**pieces[0].settings, "prompt": prompt.label, "model": self.model_label}
@@ -106,12 +116,14 @@ class Engine:
         return RenderedPiece(midi, audio, roll, piece.text, piece.score.note_num(), seconds)
 
 
-def load_engine(model: str | None = None, trust_remote_code: bool = False, torch_threads: int | None = 1) -> Engine:
+def load_engine(
+    model: str | None = None, trust_remote_code: bool = False, torch_threads: int | None = 1, batching: bool = True
+) -> Engine:
     """An `Engine` for `model` (folder or Hub id), else the embedded default checkpoint, else random weights.
 
     `torch_threads` (process-wide, set once here): decoding is one small step at a time, where extra threads only
-    contend; with one thread per request, concurrent requests use the cores instead (20x faster on a busy 2-core
-    machine at batch 4). None leaves torch's setting alone.
+    contend. None leaves torch's setting alone. `batching`: concurrent requests share one decoding loop
+    (`ContinuousBatcher`: each step reads the weights once for every row), else each decodes in its own thread.
     """
     from toccata.modeling.hub import load_checkpoint, random_model
     from toccata.tokenization import NotewiseTokenizer
@@ -124,7 +136,10 @@ def load_engine(model: str | None = None, trust_remote_code: bool = False, torch
         with torch.random.fork_rng():
             torch.manual_seed(RANDOM_WEIGHTS_SEED)
             network = random_model(tokenizer)
-        return Engine(network, tokenizer, "untrained model: random weights", False, model_args=("--random-weights",))
-    network, tokenizer = load_checkpoint(source, trust_remote_code=trust_remote_code)
-    label = "the default checkpoint" if model is None else str(model)
-    return Engine(network, tokenizer, label, True, model_args=() if model is None else ("--model", str(model)))
+        label, trained, args = "untrained model: random weights", False, ("--random-weights",)
+    else:
+        network, tokenizer = load_checkpoint(source, trust_remote_code=trust_remote_code)
+        label = "the default checkpoint" if model is None else str(model)
+        trained, args = True, () if model is None else ("--model", str(model))
+    batcher = ContinuousBatcher(network.eval()) if batching else None
+    return Engine(network, tokenizer, label, trained, model_args=args, batcher=batcher)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .sampling import (
     GuardSettings,
@@ -74,7 +75,7 @@ class _Rule:
     def choose(self, scores: torch.Tensor) -> torch.Tensor:
         """One id per row of `scores` (already guarded), as `generate()` with the same processors picks it."""
         if self.greedy:
-            return scores.argmax(dim=-1)
+            return scores.argmax(dim=-1)  # what generate() does with do_sample=False
         for processor in self.chain:
             scores = processor(None, scores)
         return draw(scores, self.draw.generator)
@@ -284,7 +285,8 @@ class DecodeBatch:
             c = torch.addcmul(f * c, i, gates[:, 2 * size : 3 * size].tanh())
             x = h = o * c.tanh()
             states[index] = (h, c)
-        return self.head(x).to(dtype=torch.float32)
+        logits = F.linear(x, self.head.weight, self.head.bias)  # what the head module computes, without its call
+        return logits if logits.dtype == torch.float32 else logits.float()
 
     def _logits(self) -> torch.Tensor:
         """Next-token logits of every row: one LSTM step for rows that have run, the prompt pass for new ones."""
@@ -301,13 +303,16 @@ class DecodeBatch:
         ]
         return torch.cat([logits, fresh])
 
-    @torch.inference_mode()
     def step(self) -> list[DecodeJob]:
         """Decode one token for every row; returns the jobs that finished (they have left the batch)."""
+        if not torch.is_inference_mode_enabled():  # entering it costs more than a check, at every step
+            with torch.inference_mode():
+                return self.step()
         if not self.running:
             return []
         scores = self._logits()
-        scores.masked_fill_(torch.from_numpy(self.guards.forbidden()).to(scores.device), NEG_INF)
+        forbidden = torch.from_numpy(self.guards.forbidden())
+        scores.masked_fill_(forbidden if scores.is_cpu else forbidden.to(scores.device), NEG_INF)
         if self.guards.any_calm:
             lay = self.layout
             scores[:, lay.wait_offset : lay.wait_offset + lay.max_wait] += self.guards.calm_bias.to(scores.device)
@@ -329,8 +334,9 @@ class DecodeBatch:
         finished: list[_Running] = []
         start = 0
         for run in self.running:
-            job, end = run.job, start + run.job.rows
-            run.out[:, run.steps] = fed[start:end]
+            job = run.job
+            end = start + job.rows
+            run.out[:, run.steps] = fed[start:end] if len(self.running) > 1 else fed
             run.steps += 1
             if job.progress is not None:
                 job.progress(run.steps, job.budget)
@@ -338,7 +344,8 @@ class DecodeBatch:
             if run.steps >= job.budget or job.cancelled or self.done[start:end].all():
                 finished.append(run)
             start = end
-        self.next_input = torch.from_numpy(fed).to(self.device)
+        fed = torch.from_numpy(fed)
+        self.next_input = fed if self.device.type == "cpu" else fed.to(self.device)
         if finished:
             self._remove(finished)
         return [run.job for run in finished]

@@ -341,16 +341,17 @@ def draw(scores: torch.Tensor, generator: torch.Generator) -> torch.LongTensor:
     """One id per row, drawn from softmax(`scores`) by inverse transform: one uniform number per row.
 
     `torch.multinomial` draws one exponential per vocabulary entry, three times the cost at batch 8; this reads the
-    cumulative distribution once. Never picks an id of probability 0: the threshold stays below the total mass.
+    cumulative distribution once. Never picks an id of probability 0: the float32 uniform is below 1 and its product
+    with the total mass is exact in float64, so the threshold stays below the total.
     """
     probs = torch.softmax(scores.float(), dim=-1)
     if generator.device != probs.device:
         probs = probs.to(generator.device)
     cdf = probs.cumsum(dim=-1)
-    total = cdf[:, -1:]
-    uniform = torch.rand(total.shape, generator=generator, device=probs.device)
-    threshold = torch.minimum(uniform * total, total.nextafter(torch.zeros_like(total)))
-    return (cdf <= threshold).sum(dim=-1).to(scores.device)
+    uniform = torch.rand((cdf.shape[0], 1), generator=generator, device=cdf.device)
+    threshold = uniform.double() * cdf[:, -1:].double()
+    choice = (cdf <= threshold).sum(dim=-1)
+    return choice if choice.device == scores.device else choice.to(scores.device)
 
 
 def sampler_processors(settings: SamplerSettings, device: torch.device | str = "cpu") -> list[LogitsProcessor]:

@@ -189,3 +189,27 @@ def test_the_settings_command_reproduces_the_piece_with_the_cli(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert out.read_bytes() == result.pieces[0].midi.read_bytes()
+
+
+def test_concurrent_requests_share_the_batcher_and_each_gets_the_music_it_gets_alone(engine, tmp_path):
+    """The engine's batcher decodes requests side by side; seeds and settings still decide each piece alone."""
+    assert engine.batcher is not None
+    asks = [
+        DemoSettings(SamplerSettings("top_k", seed=seed, k=4 + seed), length=3, length_unit="bars", prompt=prompt)
+        for seed, prompt in enumerate([CHORALE, PromptChoice(), CHORALE, PromptChoice()] * 2)
+    ]
+    solo = dataclasses.replace(engine, batcher=None, synth=None)
+    alone = [solo.run(ask, tmp_path / f"alone-{i}").pieces[0].text for i, ask in enumerate(asks)]
+    quiet = dataclasses.replace(engine, synth=None)
+    together: dict[int, str] = {}
+
+    def ask(index: int) -> None:
+        together[index] = quiet.run(asks[index], tmp_path / f"together-{index}").pieces[0].text
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(asks))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert [together[i] for i in range(len(asks))] == alone
+    assert engine.batcher.peak_rows > 1, "the requests never shared a step"

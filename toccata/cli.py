@@ -4,6 +4,7 @@
     toccata detokenize FILE.txt -o OUT.mid [--format notewise|clara]
     toccata build-dataset [--source DIR|corpus[:PATTERN]|URL ...] --out OUT [--num-proc N] [--push-to-hub ORG/NAME]
     toccata crawl URL ... --out DIR
+    toccata critic train|score ...; toccata composer train|predict ...   (cli_critic.py)
 
 A source may be a MIDI path or ``corpus:WORK``, a work of music21's bundled corpus (e.g. ``corpus:bach/bwv66.6``).
 """
@@ -14,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from toccata.cli_critic import add_classifier_parsers
 from toccata.cli_demo import add_demo_parser
 from toccata.cli_evaluate import add_evaluate_parser
 from toccata.cli_generate import add_generate_parser
@@ -96,6 +98,8 @@ def _cmd_build_dataset(args: argparse.Namespace) -> int:
         max_file_bytes=args.max_file_bytes,
         safe=not args.unsafe,
         score_timeout_s=args.score_timeout,
+        instruments=args.instruments,
+        ensemble_rule=args.ensemble_rule,
         default_license=args.license,
         crawl_options={"max_files": args.max_files, "min_delay": args.min_delay},
         **parse_fractions(args.splits),
@@ -186,6 +190,17 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--work-dir", help="cache of per-file results and crawls (default: OUT.work)")
     build.add_argument("--unsafe", action="store_true", help="parse in-process (faster; trusted files only)")
     build.add_argument("--score-timeout", type=float, default=120.0, help="seconds music21 may spend on one score")
+    build.add_argument(
+        "--instruments",
+        default="piano",
+        help="piano (default), piano,violin or piano,cello: ensembles become that instrument + piano (docs/instruments.md)",
+    )
+    build.add_argument(
+        "--ensemble-rule",
+        choices=["outer", "named"],
+        default="outer",
+        help="with --instruments: outer (the highest violin / lowest cello part) or named (the first part of that name)",
+    )
     build.add_argument("--max-files", type=int, default=10_000, help="URL sources: most MIDI files to crawl")
     build.add_argument("--min-delay", type=float, default=1.0, help="URL sources: seconds between requests")
     build.set_defaults(run=_cmd_build_dataset)
@@ -203,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_parser(commands)
     add_demo_parser(commands)
     add_train_parser(commands)
+    add_classifier_parsers(commands)
     return parser
 
 

@@ -16,8 +16,13 @@ def add_demo_parser(commands: argparse._SubParsersAction) -> None:
     demo.add_argument("--port", type=int, default=7860, help="port to listen on (default: %(default)s)")
     demo.add_argument("--model", help="checkpoint folder or Hub id (default: the embedded default checkpoint)")
     demo.add_argument("--trust-remote-code", action="store_true", help="run code from the checkpoint folder/repo")
-    demo.add_argument("--concurrency", type=int, default=2, help="requests generating at once (default: %(default)s)")
+    demo.add_argument("--concurrency", type=int, default=8, help="requests served at once (default: %(default)s)")
     demo.add_argument("--max-queue", type=int, default=16, help="requests waiting before new ones are refused")
+    demo.add_argument(
+        "--no-batching",
+        action="store_true",
+        help="decode each request in its own thread instead of one shared batch (for comparison)",
+    )
     demo.set_defaults(run=run_demo)
 
 
@@ -27,6 +32,6 @@ def run_demo(args: argparse.Namespace) -> int:
 
     if args.concurrency < 1 or args.max_queue < 1:
         raise ValueError(f"--concurrency and --max-queue must be >= 1, got {args.concurrency} and {args.max_queue}")
-    engine = load_engine(args.model, trust_remote_code=args.trust_remote_code)
+    engine = load_engine(args.model, trust_remote_code=args.trust_remote_code, batching=not args.no_batching)
     serve(build_demo(engine, concurrency=args.concurrency, max_queue=args.max_queue), host=args.host, port=args.port)
     return 0
