@@ -69,8 +69,9 @@ class _Rule:
     def __init__(self, settings: SamplerSettings, device: torch.device):
         processors = sampler_processors(settings, device)
         self.greedy = not processors
-        self.draw = processors[-1] if processors else None  # SeededDraw: the job's own generator
+        self.generator = processors[-1].generator if processors else None  # SeededDraw's: the job's own
         self.chain = processors[:-1]
+        self.on_generator_device = self.generator is None or self.generator.device == torch.device(device)
 
     def choose(self, scores: torch.Tensor) -> torch.Tensor:
         """One id per row of `scores` (already guarded), as `generate()` with the same processors picks it."""
@@ -78,7 +79,9 @@ class _Rule:
             return scores.argmax(dim=-1)  # what generate() does with do_sample=False
         for processor in self.chain:
             scores = processor(None, scores)
-        return draw(scores, self.draw.generator)
+        if self.on_generator_device:
+            return draw(scores, self.generator)
+        return draw(scores.to(self.generator.device), self.generator).to(scores.device)
 
 
 @dataclass(eq=False)

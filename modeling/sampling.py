@@ -332,7 +332,7 @@ class SeededDraw(LogitsProcessor):
         self.generator.manual_seed(seed)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        choice = draw(scores, self.generator)
+        choice = draw(scores.to(self.generator.device), self.generator).to(scores.device)
         drawn = torch.full_like(scores, NEG_INF)
         return drawn.scatter_(1, choice[:, None], 0.0)
 
@@ -342,16 +342,12 @@ def draw(scores: torch.Tensor, generator: torch.Generator) -> torch.LongTensor:
 
     `torch.multinomial` draws one exponential per vocabulary entry, three times the cost at batch 8; this reads the
     cumulative distribution once. Never picks an id of probability 0: the float32 uniform is below 1 and its product
-    with the total mass is exact in float64, so the threshold stays below the total.
+    with the total mass is exact in float64, so the threshold stays below the total. `scores` must be on the
+    generator's device (`SeededDraw` moves them).
     """
-    probs = torch.softmax(scores.float(), dim=-1)
-    if generator.device != probs.device:
-        probs = probs.to(generator.device)
-    cdf = probs.cumsum(dim=-1)
+    cdf = torch.softmax(scores.float(), dim=-1).cumsum_(dim=-1)
     uniform = torch.rand((cdf.shape[0], 1), generator=generator, device=cdf.device)
-    threshold = uniform.double() * cdf[:, -1:].double()
-    choice = (cdf <= threshold).sum(dim=-1)
-    return choice if choice.device == scores.device else choice.to(scores.device)
+    return (cdf <= uniform.double().mul_(cdf[:, -1:].double())).sum(dim=-1)
 
 
 def sampler_processors(settings: SamplerSettings, device: torch.device | str = "cpu") -> list[LogitsProcessor]:
