@@ -32,6 +32,7 @@ import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -176,12 +177,58 @@ def measure(name: str, extra: list[str], args: argparse.Namespace, work: Path) -
     }
 
 
+def generation_only(clients: int, requests: int, seconds: float) -> list[dict]:
+    """In this process, without Gradio or rendering: `clients` threads each composing `requests` pieces of `seconds`
+    of music (no prompt, the checkpoint's preset, one thread for torch), with and without the shared batcher; a lone
+    client first each time. What continuous batching changes when generation is the work."""
+    import torch
+    from toccata.modeling import GenerationRequest, compose
+    from toccata.modeling.batching import ContinuousBatcher
+    from toccata.modeling.sampling import preset_from_generation_config
+
+    import toccata
+
+    torch.set_num_threads(1)
+    model, tokenizer = toccata.load_checkpoint()
+    sampler, guards = preset_from_generation_config(model.generation_config)
+    rows = []
+    for name, batcher in (("own thread per request", None), ("shared batch", ContinuousBatcher(model))):
+
+        def one(seed: int, batcher=batcher) -> tuple[float, int]:
+            began = time.perf_counter()
+            request = GenerationRequest(replace(sampler, seed=seed), guards, beats=None, seconds=seconds)
+            (piece,) = compose(model, tokenizer, request, batcher=batcher)
+            return time.perf_counter() - began, piece.score.note_num()
+
+        lone = [one(seed) for seed in range(3)]
+        began = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            crowd = list(pool.map(one, range(100, 100 + clients * requests)))
+        wall = time.perf_counter() - began
+        lone_p50 = float(np.median([t for t, _ in lone]))
+        crowd_p50 = float(np.median([t for t, _ in crowd]))
+        rows.append(
+            {
+                "decoding": name,
+                "lone_p50_s": round(lone_p50, 3),
+                "crowd_p50_s": round(crowd_p50, 3),
+                "crowd_vs_lone": round(crowd_p50 / lone_p50, 2),
+                "notes_per_s": round(sum(n for _, n in crowd) / wall, 1),
+                "peak_rows": batcher.peak_rows if batcher else 1,
+            }
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--requests", type=int, default=3, help="requests per client, one after another")
     parser.add_argument("--max-queue", type=int, default=16, help="the servers' --max-queue")
     parser.add_argument("--only", choices=sorted(SERVERS), help="measure one server only")
+    parser.add_argument(
+        "--generation-seconds", type=float, default=30.0, help="generation-only phase: seconds of music per request"
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "demo_load.json"))
     args = parser.parse_args()
 
@@ -208,6 +255,22 @@ def main() -> None:
     if len(runs) == 2:
         gain = runs[1]["phases"][1]["notes_per_s"] / max(runs[0]["phases"][1]["notes_per_s"], 1e-9)
         print(f"crowd notes/s, now / before: {gain:.2f}x")
+    generation = generation_only(args.clients, args.requests, args.generation_seconds)
+    print(
+        f"\ngeneration only (in-process, {args.clients} threads x {args.requests} pieces of "
+        f"{args.generation_seconds:g} s, no rendering):\n"
+    )
+    print(
+        "| decoding | lone p50 s | crowd p50 s | crowd / lone | notes/s | most rows at once |\n|---|---:|---:|---:|---:|---:|"
+    )
+    for row in generation:
+        print(
+            f"| {row['decoding']} | {row['lone_p50_s']:.2f} | {row['crowd_p50_s']:.2f} | {row['crowd_vs_lone']:.2f} "
+            f"| {row['notes_per_s']:,.0f} | {row['peak_rows']} |"
+        )
+    print(
+        f"generation notes/s, shared batch / own threads: {generation[1]['notes_per_s'] / generation[0]['notes_per_s']:.2f}x"
+    )
     errors = [e for run in runs for row in run["phases"] for e in row["errors"]]
     for error in errors[:5]:
         print(error)
@@ -217,6 +280,7 @@ def main() -> None:
         "python": sys.version.split()[0],
         "settings": {**vars(args), "request": REQUEST},
         "servers": runs,
+        "generation_only": generation,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,8 @@ class RenderedPiece:
     text: str
     notes: int
     seconds: float
+    best_of: int = 1  # candidates the critic chose among (1: no choice)
+    human_probability: float | None = None  # the critic's P(human) of this piece, when it chose it
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,12 @@ class Engine:
     def presets(self) -> tuple[SamplerSettings, GuardSettings]:
         """The checkpoint's default sampler and guards (the form starts from them)."""
         return preset_from_generation_config(self.model.generation_config)
+
+    def critic(self):
+        """The embedded critic as a scorer (token lists -> P(human) each), loaded once per process, for best-of-N."""
+        if toccata.default_critic() is None:
+            raise ValueError("best of N needs a critic, and this install has none: set best of to 1")
+        return toccata.default_critic_scorer()
 
     def notice(self) -> str:
         """Markdown naming the model, with a warning when it is untrained."""
@@ -93,10 +101,13 @@ class Engine:
             progress=progress,
             cancel=cancel,
             batcher=self.batcher,
+            critic=self.critic() if settings.best_of > 1 else None,
         )
         notices = [] if self.synth else [SYNTH_MISSING]
         rendered = [self._render(piece, index, out_dir, notices) for index, piece in enumerate(pieces, start=1)]
         report = {**pieces[0].settings, "prompt": prompt.label, "model": self.model_label}
+        if settings.best_of > 1 and len(pieces) > 1:  # each variation kept its own candidate
+            report["chosen"] = [piece.settings["chosen"] for piece in pieces]
         command = cli_command(report, prompt.cli_argument, self.model_args)
         return Result(rendered, report, command, tuple(dict.fromkeys(notices)))
 
@@ -113,7 +124,10 @@ class Engine:
             except RuntimeError as err:
                 notices.append(f"No audio for variation {index}: {err}. The MIDI file is below.")
         seconds = piece.score.end() / piece.score.ticks_per_quarter * 60.0 / piece.settings["qpm"]
-        return RenderedPiece(midi, audio, roll, piece.text, piece.score.note_num(), seconds)
+        chosen, candidates = piece.settings.get("chosen"), piece.settings.get("candidates")
+        p_human = candidates[chosen]["human_probability"] if chosen is not None and candidates else None
+        best_of = piece.settings.get("best_of", 1)
+        return RenderedPiece(midi, audio, roll, piece.text, piece.score.note_num(), seconds, best_of, p_human)
 
 
 def load_engine(

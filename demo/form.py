@@ -46,6 +46,7 @@ CORPUS_EXCERPTS = [  # (label, music21 corpus work): short keyboard-friendly pie
     ("Schubert: Der Lindenbaum", "schubert/Lindenbaum"),
 ]
 MAX_VARIATIONS = 4
+MAX_BEST_OF = 8  # candidates per variation the critic chooses among (all decoded in one batch)
 MAX_NEW_TOKENS = 6_000  # per variation: ~5 minutes of music at 120 qpm; bounds the time one request can take
 
 
@@ -81,6 +82,7 @@ class DemoSettings:
     prompt_tempo: bool = True  # play at the prompt's own tempo when there is a prompt
     variations: int = 1
     prompt: PromptChoice = field(default_factory=PromptChoice)
+    best_of: int = 1  # > 1: compose this many candidates per variation and keep the one the critic rates most human
 
     def __post_init__(self) -> None:
         if self.length_unit not in LENGTH_UNITS:
@@ -91,6 +93,8 @@ class DemoSettings:
             raise ValueError(f"tempo must be 20 to 400 quarter notes per minute, got {self.tempo!r}")
         if not 1 <= self.variations <= MAX_VARIATIONS:
             raise ValueError(f"variations must be 1 to {MAX_VARIATIONS}, got {self.variations!r}")
+        if not (isinstance(self.best_of, int) and 1 <= self.best_of <= MAX_BEST_OF):
+            raise ValueError(f"best of must be a whole number from 1 to {MAX_BEST_OF}, got {self.best_of!r}")
 
     def request(self, prompt_qpm: float | None = None, time_signature: tuple[int, int] = (4, 4)) -> GenerationRequest:
         """The pipeline request, given the prompt's tempo (None: no prompt) and time signature (for bars)."""
@@ -106,6 +110,7 @@ class DemoSettings:
             qpm=qpm,
             prompt_beats=float(self.prompt.beats),
             num_samples=self.variations,
+            best_of=self.best_of,
         )
 
 
@@ -153,6 +158,7 @@ def settings_from_values(
         prompt_tempo=bool(values["prompt_tempo"]),
         variations=_integer(values, "variations"),
         prompt=prompt,
+        best_of=_integer(values, "best_of") if values.get("best_of") is not None else 1,
     )
 
 
@@ -175,6 +181,7 @@ def default_values(sampler: SamplerSettings, guards: GuardSettings) -> dict[str,
         "tempo": 120,
         "prompt_tempo": True,
         "variations": 1,
+        "best_of": 1,
         "prompt_source": "corpus",
         "corpus_work": CORPUS_EXCERPTS[0][1],
         "prompt_file": None,
@@ -191,6 +198,8 @@ def cli_command(settings: dict, prompt_argument: str | None, model_args: tuple[s
         words += [f"--{name.replace('_', '-')}", f"{sampler[name]:g}"]
     words += ["--seconds", f"{settings['seconds']:g}"] if settings["seconds"] else ["--beats", f"{settings['beats']:g}"]
     words += ["--qpm", f"{settings['qpm']:g}", "--num-samples", str(settings["num_samples"])]
+    if settings.get("best_of", 1) > 1:
+        words += ["--best-of", str(settings["best_of"])]
     if prompt_argument:
         words += ["--prompt", prompt_argument, "--prompt-beats", f"{settings['prompt_beats']:g}"]
     if guards["calmness"]:

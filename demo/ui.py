@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import html
 import inspect
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -19,12 +20,14 @@ from typing import Any
 
 import gradio as gr
 
+from .answers import AnswerStore, default_answers_path
 from .background import Finished, run_in_background
 from .engine import Engine, Result, load_engine
 from .form import (
     ALL_SAMPLER_PARAMETERS,
     CORPUS_EXCERPTS,
     LENGTH_UNITS,
+    MAX_BEST_OF,
     MAX_VARIATIONS,
     PROMPT_SOURCES,
     SAMPLER_CHOICES,
@@ -32,6 +35,7 @@ from .form import (
     default_values,
     settings_from_values,
 )
+from .listening_ui import listening_tab
 from .prompt import MAX_UPLOAD_BYTES
 
 CONCURRENCY = 8  # requests served at once: their rows share one decoding loop (the engine's batcher)
@@ -90,6 +94,14 @@ def _controls(start: dict[str, Any]) -> dict[str, gr.components.Component]:
             c["grammar"] = gr.Checkbox(value=start["grammar"], label="grammar guard (always decodable)")
             c["rest_guard"] = gr.Checkbox(value=start["rest_guard"], label="rest guard (no endless silence)")
         c["variations"] = gr.Slider(1, MAX_VARIATIONS, value=start["variations"], step=1, label="Variations")
+        c["best_of"] = gr.Slider(
+            1,
+            MAX_BEST_OF,
+            value=start["best_of"],
+            step=1,
+            label="Best of",
+            info="compose this many candidates per variation (one batch); the critic keeps the most human-like",
+        )
     with gr.Group():
         c["prompt_source"] = gr.Radio(PROMPT_SOURCES, value=start["prompt_source"], label="Prompt")
         c["corpus_work"] = gr.Dropdown(
@@ -155,7 +167,8 @@ def _result_updates(result: Result, outputs: Outputs) -> dict:
     """Component updates that show `result`."""
     count = len(result.pieces)
     lines = [
-        f"Variation {i}: {piece.notes} notes, {piece.seconds:.1f} s." for i, piece in enumerate(result.pieces, start=1)
+        f"Variation {i}: {piece.notes} notes, {piece.seconds:.1f} s{_critic_note(piece)}."
+        for i, piece in enumerate(result.pieces, start=1)
     ]
     status = f"**Done** (seed {result.settings['sampler']['seed']}; lengths include the prompt). " + " ".join(lines)
     status += "".join(f"\n\n⚠️ {notice}" for notice in result.notices)
@@ -169,6 +182,13 @@ def _result_updates(result: Result, outputs: Outputs) -> dict:
     updates[outputs.settings] = result.settings
     updates[outputs.command] = result.command
     return updates
+
+
+def _critic_note(piece) -> str:
+    """For a best-of-N piece, the critic's P(human) of the kept candidate, to append to its status line."""
+    if piece.human_probability is None:
+        return ""
+    return f" (best of {piece.best_of}: the critic's P(human) {piece.human_probability:.2f})"
 
 
 def _show_filled(*values: Any) -> list[dict]:
@@ -206,21 +226,32 @@ def _generate(engine: Engine, outputs: Outputs, values: dict[str, Any]) -> Itera
         shutil.rmtree(out_dir, ignore_errors=True)
 
 
-def build_demo(engine: Engine | None = None, concurrency: int = CONCURRENCY, max_queue: int = QUEUE_SIZE) -> gr.Blocks:
-    """The queued Gradio app for `engine` (default: the default checkpoint, or random weights)."""
+def build_demo(
+    engine: Engine | None = None,
+    concurrency: int = CONCURRENCY,
+    max_queue: int = QUEUE_SIZE,
+    answers: AnswerStore | str | os.PathLike | None = None,
+) -> gr.Blocks:
+    """The queued Gradio app for `engine` (default: the default checkpoint, or random weights); the "Human or AI?"
+    tab records answers in `answers` (a store or a path; default: `default_answers_path()`)."""
     engine = engine or load_engine()
+    if not isinstance(answers, AnswerStore):
+        answers = AnswerStore(answers if answers is not None else default_answers_path())
     start = default_values(*engine.presets())
     with gr.Blocks(title="Toccata", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO)
         gr.Markdown(engine.notice(), elem_id="model-notice")
-        with gr.Row():
-            with gr.Column(scale=2):
-                form = _controls(start)
-                with gr.Row():
-                    generate = gr.Button("Generate", variant="primary", elem_id="generate")
-                    stop = gr.Button("Stop", variant="stop", elem_id="stop")
-            with gr.Column(scale=3):
-                outputs = _outputs()
+        with gr.Tabs():
+            with gr.Tab("Compose", id="compose", elem_id="tab-compose"), gr.Row():
+                with gr.Column(scale=2):
+                    form = _controls(start)
+                    with gr.Row():
+                        generate = gr.Button("Generate", variant="primary", elem_id="generate")
+                        stop = gr.Button("Stop", variant="stop", elem_id="stop")
+                with gr.Column(scale=3):
+                    outputs = _outputs()
+            with gr.Tab("Human or AI?", id="listen", elem_id="tab-listen"):
+                listening_tab(demo, engine, answers)
 
         def compose_pieces(**values: Any) -> Iterator[dict]:
             """Compose and render pieces; streams progress. Arguments: the form's fields, by name."""

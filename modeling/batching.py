@@ -29,8 +29,8 @@ class ContinuousBatcher:
     bounds the batch, and so memory and per-step latency; a job waits in line while its rows do not fit.
     """
 
-    def __init__(self, model, max_rows: int = MAX_ROWS, name: str = "toccata-batcher"):
-        self.model, self.max_rows, self.name = model, max_rows, name
+    def __init__(self, model, max_rows: int = MAX_ROWS, name: str = "toccata-batcher", int8: bool = False):
+        self.model, self.max_rows, self.name, self.int8 = model, max_rows, name, int8
         self._queue: queue.SimpleQueue[DecodeJob] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -54,7 +54,7 @@ class ContinuousBatcher:
                 self._thread.start()
 
     def _loop(self) -> None:
-        batch, waiting = DecodeBatch(self.model), []
+        batch, waiting = DecodeBatch(self.model, int8=self.int8), []
         with torch.inference_mode():
             while True:
                 if not len(batch) and not waiting:

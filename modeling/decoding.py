@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .sampling import (
+    BOWED_POLYPHONY,
     GuardSettings,
     SamplerSettings,
     VocabLayout,
@@ -108,11 +109,15 @@ class _GuardRows:
         self.wait_lengths = np.arange(1, layout.max_wait + 1)
         scale = math.log2(max(layout.steps_per_quarter, 2))
         self.calm_shape = 1.0 + torch.log2(layout.wait_lengths().float()) / scale  # `Calmness` adds calmness * this
-        p, ints = layout.num_pitches, np.int64
+        self.parts = layout.part_slices()  # (name, note-on id, note-off id, first key, pitches); keys side by side
+        self.table = self._token_table(layout, vocab_size)
+        p, ints, n_parts = layout.num_keys, np.int64, len(self.parts)
         self.arrays = {  # name -> (empty value, dtype)
             "sounding": np.zeros((0, p), dtype=bool),
             "onset": np.zeros((0, p), dtype=ints),  # step each sounding key began; LATE when silent
             "polyphony": np.zeros(0, dtype=ints),
+            "part_polyphony": np.zeros((0, n_parts), dtype=ints),
+            "max_part_polyphony": np.zeros(0, dtype=ints),
             "now": np.zeros(0, dtype=ints),  # elapsed steps
             "silent_since": np.zeros(0, dtype=ints),
             "grammar": np.zeros(0, dtype=bool),
@@ -127,17 +132,30 @@ class _GuardRows:
         self.any_calm = False
         self._flags()
 
+    @staticmethod
+    def _token_table(layout: VocabLayout, vocab_size: int) -> list[tuple[int, int, int]]:
+        """Per id: (kind, key or wait length, part): kind 1 note-on, 2 note-off, 3 wait, 0 anything else."""
+        table = [(0, 0, 0)] * vocab_size
+        for index, (_, on, off, start, size) in enumerate(layout.part_slices()):
+            for i in range(size):
+                table[on + i], table[off + i] = (1, start + i, index), (2, start + i, index)
+        for i in range(layout.max_wait):
+            table[layout.wait_offset + i] = (3, i + 1, 0)
+        return table
+
     def _flags(self) -> None:
         self.all_grammar, self.any_grammar = bool(self.grammar.all()), bool(self.grammar.any())
         self.all_rest, self.any_rest = bool(self.rest.all()), bool(self.rest.any())
 
     def append(self, guards: GuardSettings, prompt: list[int], rows: int) -> None:
         """Rows of a new job: its limits, and the state after its prompt."""
-        steps, p = self.layout.steps_per_quarter, self.layout.num_pitches
+        steps, p = self.layout.steps_per_quarter, self.layout.num_keys
         new = {
             "sounding": np.zeros((rows, p), dtype=bool),
             "onset": np.full((rows, p), self.LATE, dtype=np.int64),
             "polyphony": np.zeros(rows, dtype=np.int64),
+            "part_polyphony": np.zeros((rows, len(self.parts)), dtype=np.int64),
+            "max_part_polyphony": np.full(rows, BOWED_POLYPHONY),  # a setting per row, should it become one
             "now": np.zeros(rows, dtype=np.int64),
             "silent_since": np.zeros(rows, dtype=np.int64),
             "grammar": np.full(rows, guards.grammar),
@@ -165,38 +183,45 @@ class _GuardRows:
 
     def consume(self, tokens: list[int], first: int = 0) -> None:
         """Update rows `first`, `first + 1`, ... with one id each (as `NotewiseState` does, one row at a time)."""
-        lay = self.layout
-        on, off, wait, p, w = lay.note_on_offset, lay.note_off_offset, lay.wait_offset, lay.num_pitches, lay.max_wait
+        table, size, other = self.table, self.vocab_size, (0, 0, 0)
         sounding, onset, polyphony, now = self.sounding, self.onset, self.polyphony, self.now
+        part_polyphony = self.part_polyphony
         for row, token in enumerate(tokens, start=first):
-            if on <= token < on + p:
-                key = token - on
+            kind, key, part = table[token] if 0 <= token < size else other
+            if kind == 1:
                 if not sounding[row, key]:
                     sounding[row, key] = True
                     polyphony[row] += 1
+                    part_polyphony[row, part] += 1
                 onset[row, key] = now[row]
-            elif off <= token < off + p:
-                key = token - off
+            elif kind == 2:
                 if sounding[row, key]:
                     sounding[row, key] = False
                     onset[row, key] = self.LATE
                     polyphony[row] -= 1
+                    part_polyphony[row, part] -= 1
                     if polyphony[row] == 0:
                         self.silent_since[row] = now[row]
-            elif wait <= token < wait + w:
-                now[row] += token - wait + 1
+            elif kind == 3:
+                now[row] += key
 
     def forbidden(self) -> np.ndarray:
         """(rows, vocab) True where a guard forbids the id (few numpy calls: this runs at every step)."""
         lay = self.layout
-        on, off, wait, p, w = lay.note_on_offset, lay.note_off_offset, lay.wait_offset, lay.num_pitches, lay.max_wait
+        wait, w = lay.wait_offset, lay.max_wait
         rows = self.now.shape[0]
         waits_up_to = None
         if self.any_grammar:
             forbidden = np.ones((rows, self.vocab_size), dtype=bool)  # special ids stay forbidden
-            full = self.polyphony >= self.max_polyphony
-            np.logical_or(self.sounding, full[:, None], out=forbidden[:, on : on + p])
-            np.greater_equal(self.onset, self.now[:, None], out=forbidden[:, off : off + p])  # silent or begun now
+            full = self.polyphony >= self.max_polyphony  # all parts together
+            now = self.now[:, None]
+            for index, (name, on, off, start, p) in enumerate(self.parts):
+                part_full = full
+                if name != "piano":  # a bowed string: at most a double stop
+                    part_full = full | (self.part_polyphony[:, index] >= self.max_part_polyphony)
+                keys = slice(start, start + p)
+                np.logical_or(self.sounding[:, keys], part_full[:, None], out=forbidden[:, on : on + p])
+                np.greater_equal(self.onset[:, keys], now, out=forbidden[:, off : off + p])  # silent or begun now
             age = np.maximum(self.now - self.onset.min(axis=1), 0)
             waits_up_to = self.max_note_steps - age
             if not self.all_grammar:
@@ -222,7 +247,7 @@ class DecodeBatch:
     `generate()`), so its generator draws exactly as it would alone.
     """
 
-    def __init__(self, model):
+    def __init__(self, model, int8: bool = False):
         self.model = model
         config = model.config
         self.layout = VocabLayout.from_config(config)
@@ -236,6 +261,11 @@ class DecodeBatch:
                 lstm = layer.lstm
                 bias = lstm.bias_ih_l0 + lstm.bias_hh_l0
                 self.cells.append((lstm.weight_ih_l0.t(), lstm.weight_hh_l0.t(), bias, lstm.hidden_size))
+        self.next_logits = self._lstm_step
+        if int8:  # int8 weights for the steps (the prompt pass stays float32): faster, not generate()'s tokens
+            from .quantized import Int8Cells
+
+            self.next_logits = Int8Cells(model)
         self._clear()
 
     def _clear(self) -> None:
@@ -294,13 +324,13 @@ class DecodeBatch:
     def _logits(self) -> torch.Tensor:
         """Next-token logits of every row: one LSTM step for rows that have run, the prompt pass for new ones."""
         if self.pending_logits is None:
-            return self._lstm_step(self.next_input, self.states)
+            return self.next_logits(self.next_input, self.states)
         fresh, self.pending_logits = self.pending_logits, None
         old = self.rows - fresh.shape[0]
         if not old:
             return fresh
         states = [(h[:old], c[:old]) for h, c in self.states]
-        logits = self._lstm_step(self.next_input[:old], states)
+        logits = self.next_logits(self.next_input[:old], states)
         self.states = [
             (torch.cat([h, hs[old:]]), torch.cat([c, cs[old:]])) for (h, c), (hs, cs) in zip(states, self.states)
         ]
@@ -379,9 +409,10 @@ class DecodeBatch:
         self._clear()
 
 
-def decode(model, job: DecodeJob) -> DecodeJob:
-    """Run one job to the end in this thread; returns it with its tokens (or `cancelled` set)."""
-    batch = DecodeBatch(model)
+def decode(model, job: DecodeJob, int8: bool = False) -> DecodeJob:
+    """Run one job to the end in this thread; returns it with its tokens (or `cancelled` set).
+    `int8`: decode with int8 weights (`quantized.Int8Cells`)."""
+    batch = DecodeBatch(model, int8=int8)
     batch.add(job)
     while not job.finished.is_set():
         batch.step()

@@ -110,6 +110,10 @@ def random_model(tokenizer=None, **config_kwargs) -> NotewiseLSTMForCausalLM:
     """A randomly initialised model whose vocabulary layout matches `tokenizer` (default notewise layout if None)."""
     if tokenizer is not None:
         layout = asdict(VocabLayout.from_config(tokenizer))  # the tokenizer has the same attributes
+        layout.pop("parts")
+        parts = getattr(tokenizer, "instrument_layout", None)
+        if parts and len(parts) > 1:  # violin or cello beside the piano: the guards need every part's ids
+            layout["instrument_layout"] = parts
         config_kwargs = {**layout, "min_pitch": tokenizer.min_pitch, **config_kwargs}
     model = NotewiseLSTMForCausalLM(NotewiseLSTMConfig(**config_kwargs))
     model.generation_config = default_generation_config(model.config)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from transformers import Pipeline
 from .batching import ContinuousBatcher
 from .decoding import DecodeJob, ProgressCallback, decode
 from .sampling import GuardSettings, SamplerSettings, VocabLayout, preset_from_generation_config
+
+Critic = Callable[[list[list[str]]], Sequence[float]]  # token lists -> probability that each is human-composed
 
 
 class GenerationCancelled(RuntimeError):
@@ -39,6 +42,7 @@ class GenerationRequest:
     qpm: float | None = None  # tempo of the output; default: the prompt's, else 120
     prompt_beats: float | None = 16.0  # how many beats of the prompt's end to keep (None: all of it)
     num_samples: int = 1
+    best_of: int = 1  # candidates per piece: a critic keeps the num_samples it rates most human
 
     def __post_init__(self) -> None:
         for name in ("beats", "seconds", "qpm", "prompt_beats"):
@@ -49,6 +53,12 @@ class GenerationRequest:
             raise ValueError("give a length: beats, seconds or max_new_tokens")
         if not isinstance(self.num_samples, int) or not 1 <= self.num_samples <= 64:
             raise ValueError(f"num_samples must be an integer from 1 to 64, got {self.num_samples!r}")
+        if not isinstance(self.best_of, int) or isinstance(self.best_of, bool) or not 1 <= self.best_of <= 16:
+            raise ValueError(f"best_of must be an integer from 1 to 16, got {self.best_of!r}")
+        if self.num_samples * self.best_of > 64:
+            raise ValueError(
+                f"num_samples x best_of is at most 64 (one batch), got {self.num_samples} x {self.best_of}"
+            )
         if self.max_new_tokens is not None and not (isinstance(self.max_new_tokens, int) and self.max_new_tokens > 0):
             raise ValueError(f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}")
 
@@ -110,15 +120,16 @@ def _prompt_tokens(tokenizer, prompt: Any, request: GenerationRequest) -> tuple[
 
 
 def _trim_trailing_silence(tokens: list[str]) -> list[str]:
-    """Drop waits after the last note has ended, so that no piece ends in silence."""
+    """Drop waits after the last note has ended, so that no piece ends in silence (every part: `p`, `v`, `c`)."""
     sounding: set[str] = set()
     last_sound = 0
     for index, token in enumerate(tokens):
-        if token.startswith("endp"):
-            sounding.discard(token[4:])
-        elif token.startswith("p"):
-            sounding.add(token[1:])
-        if sounding or not token.startswith("wait"):
+        is_wait = token.startswith("wait")
+        if token.startswith("end"):
+            sounding.discard(token[3:])  # endv67 ends v67
+        elif not is_wait and token[:1].isalpha():
+            sounding.add(token)
+        if sounding or not is_wait:
             last_sound = index + 1
     return tokens[:last_sound]
 
@@ -137,11 +148,17 @@ def compose(
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     batcher: ContinuousBatcher | None = None,
+    critic: Critic | None = None,
+    int8: bool = False,
 ) -> list[GeneratedPiece]:
     """Generate `request.num_samples` variations (one batch) continuing `prompt` (MIDI or tokens; None: from scratch).
 
     Decodes with the lean loop of `decoding.py` (the same tokens as `model.generate()` with `generate_kwargs()`),
     in this thread, or in `batcher`'s shared batch beside other requests (the same music either way).
+    With `request.best_of` N > 1, N candidates per piece are decoded in the same batch and `critic` (token lists ->
+    probability that each is human-composed) keeps the best; every candidate's score is in the pieces' settings.
+    `int8`: decode with int8 weights (faster on a CPU, bits per note within 0.1%, other tokens than `generate()`);
+    a `batcher` decodes in its own precision.
     Raises `GenerationCancelled` if `cancel` is set during generation, `ValueError` for bad settings or prompts.
     """
     request = request or GenerationRequest()
@@ -153,15 +170,20 @@ def compose(
     target_steps = None if quarters is None else max(1, round(quarters * layout.steps_per_quarter))
     budget = request.max_new_tokens or int(target_steps * 4 + 64)
 
+    if request.best_of > 1 and critic is None:
+        raise ValueError(
+            "best_of > 1 needs a critic to choose with: pass critic= (e.g. toccata.default_critic_scorer())"
+        )
     ids = [model.config.bos_token_id] + tokenizer.convert_tokens_to_ids(prompt_tokens)
-    job = DecodeJob(ids, request.num_samples, sampler, request.guards, budget, target_steps, progress, cancel)
+    rows = request.num_samples * request.best_of
+    job = DecodeJob(ids, rows, sampler, request.guards, budget, target_steps, progress, cancel)
     was_training = model.training
     model.eval()
     try:
         if batcher is not None:
             batcher.run(job)
         else:
-            decode(model, job)
+            decode(model, job, int8=int8)
     finally:
         model.train(was_training)
     if job.cancelled:
@@ -170,16 +192,26 @@ def compose(
     settings = {**asdict(replace(request, sampler=sampler)), "qpm": qpm}
     time_signature = meta.time_signature if meta is not None else None
     prompt_quarters = _steps(prompt_tokens) / layout.steps_per_quarter
-    pieces = []
+    candidates = []
     for row in job.tokens:
         new_ids = [i for i in row if i >= layout.note_on_offset]
         new_tokens = tokenizer.convert_ids_to_tokens(new_ids)
         if target_steps is not None:
             new_tokens = _cut_at_steps(new_tokens, target_steps)
-        tokens = _trim_trailing_silence(prompt_tokens + new_tokens)
+        candidates.append(_trim_trailing_silence(prompt_tokens + new_tokens))
+    chosen = list(range(len(candidates)))
+    if request.best_of > 1:
+        judged = [tokens[len(prompt_tokens) :] or tokens for tokens in candidates]  # the continuations
+        scores = [float(p) for p in critic(judged)]
+        chosen = sorted(chosen, key=lambda i: -scores[i])[: request.num_samples]
+        settings["candidates"] = [{"index": i, "human_probability": p} for i, p in enumerate(scores)]
+    pieces = []
+    for index in chosen:
+        tokens = candidates[index]
         score = tokenizer.tokens_to_midi(tokens, meta=meta, qpm=qpm, time_signature=time_signature)
         text = tokenizer.tokens_to_text(tokens, meta=meta, qpm=qpm, time_signature=time_signature)
-        pieces.append(GeneratedPiece(tokens, len(prompt_tokens), prompt_quarters, score, text, settings))
+        own = {**settings, "chosen": index} if request.best_of > 1 else settings
+        pieces.append(GeneratedPiece(tokens, len(prompt_tokens), prompt_quarters, score, text, own))
     return pieces
 
 
@@ -229,7 +261,12 @@ class MusicGenerationPipeline(Pipeline):
         return {"prompt": prompt}
 
     def _forward(self, inputs: dict, request: GenerationRequest) -> dict:
-        return {"pieces": compose(self.model, self.tokenizer, request, prompt=inputs["prompt"])}
+        critic = None
+        if request.best_of > 1:
+            from toccata import default_critic_scorer
+
+            critic = default_critic_scorer()
+        return {"pieces": compose(self.model, self.tokenizer, request, prompt=inputs["prompt"], critic=critic)}
 
     def postprocess(self, outputs: dict) -> list[GeneratedPiece]:
         return outputs["pieces"]

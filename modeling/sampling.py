@@ -28,6 +28,7 @@ import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria
 
 SAMPLERS = ("greedy", "top_n", "weighted", "top_k", "mixed")
+BOWED_POLYPHONY = 2  # notes a violin or cello part may sound at once (double stops); the piano has no such limit
 NEG_INF = float("-inf")
 
 
@@ -43,10 +44,49 @@ class VocabLayout:
     steps_per_quarter: int = 12
     vocab_size: int = 228
 
+    parts: tuple[tuple[str, int, int, int], ...] = (("piano", 4, 92, 88),)  # (name, note-on, note-off, pitches)
+
     @classmethod
-    def from_config(cls, config) -> "VocabLayout":
-        """The layout recorded in a `NotewiseLSTMConfig`, or of a `NotewiseTokenizer` (same attribute names)."""
-        return cls(**{name: getattr(config, name) for name in cls.__dataclass_fields__})
+    def from_config(cls, config) -> VocabLayout:
+        """The layout recorded in a `NotewiseLSTMConfig`, or of a `NotewiseTokenizer` (same attribute names).
+
+        `parts` come from `instrument_layout` (violin, cello beside the piano); without one, the piano part alone."""
+        fields = {name: getattr(config, name) for name in cls.__dataclass_fields__ if name != "parts"}
+        parts = getattr(config, "instrument_layout", None) or {
+            "piano": {k: fields[k] for k in ("note_on_offset", "note_off_offset", "num_pitches")}
+        }
+        spec = tuple(
+            (str(name), int(p["note_on_offset"]), int(p["note_off_offset"]), int(p["num_pitches"]))
+            for name, p in sorted(parts.items(), key=lambda item: int(item[1]["note_on_offset"]))
+        )  # in id order: a config saved as JSON has its keys sorted
+        return cls(**fields, parts=spec)
+
+    @property
+    def num_keys(self) -> int:
+        """Keys of all parts together (88 for the piano alone): the width of the guards' state."""
+        return sum(part[3] for part in self.parts)
+
+    def key_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(on_key, off_key, key_part): for each id, the key (across all parts) it starts or ends, else -1; and for
+        each key, the index of its part. Piano alone: key = pitch index, as before."""
+        on_key = np.full(self.vocab_size, -1, dtype=np.int64)
+        off_key = np.full(self.vocab_size, -1, dtype=np.int64)
+        key_part = np.zeros(self.num_keys, dtype=np.int64)
+        start = 0
+        for index, (_, on, off, size) in enumerate(self.parts):
+            on_key[on : on + size] = np.arange(start, start + size)
+            off_key[off : off + size] = np.arange(start, start + size)
+            key_part[start : start + size] = index
+            start += size
+        return on_key, off_key, key_part
+
+    def part_slices(self) -> list[tuple[str, int, int, int, int]]:
+        """(name, note-on id, note-off id, first key, pitches) of each part, in part order."""
+        out, start = [], 0
+        for name, on, off, size in self.parts:
+            out.append((name, on, off, start, size))
+            start += size
+        return out
 
     def wait_lengths(self, device: torch.device | None = None) -> torch.Tensor:
         """Steps of wait1..wait{max_wait}, in id order."""
@@ -81,7 +121,7 @@ class SamplerSettings:
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
-    def resolved(self) -> "SamplerSettings":
+    def resolved(self) -> SamplerSettings:
         """The same settings with a concrete seed, so that a piece can be reproduced."""
         if self.seed is not None:
             return self
@@ -93,7 +133,7 @@ class GuardSettings:
     """Switches and bounds of the guards; the defaults do no harm to music that resembles the training data."""
 
     grammar: bool = True
-    max_polyphony: int = 10  # notes sounding at once
+    max_polyphony: int = 10  # notes sounding at once, all parts together
     max_note_beats: float = 16.0  # a held note is ended after this many beats
     rest_guard: bool = True
     max_silence_beats: float = 4.0  # beats in a row without a sounding note
@@ -119,11 +159,12 @@ class NotewiseState:
 
     def __init__(self, layout: VocabLayout):
         self.layout = layout
+        self.on_key, self.off_key, self.key_part = layout.key_tables()  # keys of every part side by side
         self.ids = np.zeros((0, 0), dtype=np.int64)  # the ids read so far, to notice reordered or new sequences
-        self.sounding = np.zeros((0, layout.num_pitches), dtype=bool)
+        self.sounding = np.zeros((0, layout.num_keys), dtype=bool)
 
     def _reset(self, batch: int) -> None:
-        p = self.layout.num_pitches
+        p = self.layout.num_keys
         self.sounding = np.zeros((batch, p), dtype=bool)
         self.onset = np.zeros((batch, p), dtype=np.int64)  # step at which each note began
         self.now = np.zeros(batch, dtype=np.int64)  # elapsed steps
@@ -159,10 +200,12 @@ class NotewiseState:
 
     def _step(self, token: np.ndarray) -> None:
         lay = self.layout
-        pitch = token - lay.note_on_offset
-        is_on = (pitch >= 0) & (pitch < lay.num_pitches)
-        off_pitch = token - lay.note_off_offset
-        is_off = (off_pitch >= 0) & (off_pitch < lay.num_pitches)
+        known = (token >= 0) & (token < self.on_key.shape[0])
+        safe = np.where(known, token, 0)
+        pitch = np.where(known, self.on_key[safe], -1)  # the key (of any part) a note-on starts
+        is_on = pitch >= 0
+        off_pitch = np.where(known, self.off_key[safe], -1)
+        is_off = off_pitch >= 0
         wait = token - lay.wait_offset + 1
         is_wait = (wait >= 1) & (wait <= lay.max_wait)
         was_silent = ~self.sounding.any(axis=1)
@@ -185,6 +228,10 @@ class NotewiseState:
         """Steps the longest-sounding note of each row has lasted (0 where none sounds)."""
         return np.where(self.sounding, self.now[:, None] - self.onset, 0).max(axis=1)
 
+    def part_polyphony(self, start: int, size: int) -> np.ndarray:
+        """(rows, 1) notes sounding among keys `start` .. `start + size - 1` (one part)."""
+        return self.sounding[:, start : start + size].sum(axis=1, keepdims=True)
+
 
 def _mask(scores: torch.FloatTensor, allowed: np.ndarray) -> torch.FloatTensor:
     """`scores` with -inf wherever `allowed` (a numpy array of the same shape) is False."""
@@ -193,7 +240,10 @@ def _mask(scores: torch.FloatTensor, allowed: np.ndarray) -> torch.FloatTensor:
 
 class NotewiseGrammar(LogitsProcessor):
     """Allow `endpN` only for sounding notes (not in the step they began), `pN` only for silent ones up to
-    `max_polyphony`, waits only while no note would exceed `max_note_steps`; never special tokens."""
+    `max_polyphony`, waits only while no note would exceed `max_note_steps`; never special tokens.
+
+    With a violin or cello part, the same per part (`endvN` only for a sounding violin note, ...), the polyphony
+    bound counts every part, and a violin or cello part has at most `max_part_polyphony` notes at once."""
 
     def __init__(
         self,
@@ -201,23 +251,30 @@ class NotewiseGrammar(LogitsProcessor):
         max_polyphony: int = 10,
         max_note_steps: int = 192,
         state: NotewiseState | None = None,
+        max_part_polyphony: int = BOWED_POLYPHONY,
     ):
         self.layout = layout
         self.max_polyphony = max_polyphony
         self.max_note_steps = max_note_steps
+        self.max_part_polyphony = max_part_polyphony
         self.state = state or NotewiseState(layout)
         self.wait_lengths = np.arange(1, layout.max_wait + 1)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         lay, state = self.layout, self.state
         state.update(input_ids)
-        on, off, wait = lay.note_on_offset, lay.note_off_offset, lay.wait_offset
-        p = lay.num_pitches
+        wait = lay.wait_offset
         allowed = np.zeros(scores.shape, dtype=bool)
         polyphony = state.sounding.sum(axis=1, keepdims=True)
-        allowed[:, on : on + p] = ~state.sounding & (polyphony < self.max_polyphony)
+        room_for_note = polyphony < self.max_polyphony
         started_now = state.onset == state.now[:, None]
-        allowed[:, off : off + p] = state.sounding & ~started_now
+        for name, on, off, start, p in lay.part_slices():
+            sounding = state.sounding[:, start : start + p]
+            free = room_for_note
+            if name != "piano":  # a bowed string: at most a double stop
+                free = free & (state.part_polyphony(start, p) < self.max_part_polyphony)
+            allowed[:, on : on + p] = ~sounding & free
+            allowed[:, off : off + p] = sounding & ~started_now[:, start : start + p]
         room = self.max_note_steps - state.oldest_note_age()
         allowed[:, wait : wait + lay.max_wait] = self.wait_lengths[None, :] <= room[:, None]
         return _mask(scores, allowed)
@@ -446,6 +503,7 @@ class StopAfterSteps(StoppingCriteria):
 
 
 __all__ = [
+    "BOWED_POLYPHONY",
     "SAMPLERS",
     "Calmness",
     "GuardSettings",

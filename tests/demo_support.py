@@ -81,6 +81,7 @@ def demo_server(*args: str, log: Path) -> Iterator[RunningServer]:
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+    env["TOCCATA_ANSWERS"] = str(log.parent / "answers.sqlite")  # never the user's own answers file
     command = [sys.executable, "-m", "toccata.demo", "--host", "127.0.0.1", "--port", str(port), *args]
     with open(log, "wb") as out:
         server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env)

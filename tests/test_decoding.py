@@ -164,3 +164,22 @@ def test_a_bad_prompt_fails_its_own_request_only(trained, prompt_ids):
 def test_a_request_larger_than_the_batch_is_refused_with_advice(trained):
     with pytest.raises(ValueError, match="ask for fewer"):
         ContinuousBatcher(trained, max_rows=4).run(job([TOK.bos_token_id], rows=5))
+
+
+def test_int8_decoding_keeps_the_guards_and_scores_a_real_piece_like_float32(trained, prompt_ids):
+    from test_sampling import walk
+    from toccata.modeling.quantized import Int8Cells
+
+    made = decode(trained, job(prompt_ids, rows=4, steps=240, budget=1000), int8=True)
+    for row in made.tokens:  # rows that ended early are padded, as generate() pads them
+        assert walk(prompt_ids + [i for i in row if i != TOK.pad_token_id], start=1).violations == []
+    assert made.tokens != decode(trained, job(prompt_ids, rows=4, steps=240, budget=1000)).tokens  # other arithmetic
+
+    ids = torch.tensor([prompt_ids])
+    with torch.inference_mode():
+        exact = torch.log_softmax(trained(input_ids=ids).logits[0, :-1].float(), dim=-1)
+        cells, states = Int8Cells(trained), [(torch.zeros(1, s), torch.zeros(1, s)) for _, s in Int8Cells(trained).cells]
+        rows = [torch.log_softmax(cells(ids[:, t], states).float(), dim=-1)[0] for t in range(ids.shape[1] - 1)]
+    targets = ids[0, 1:, None]
+    gap = (torch.stack(rows).gather(1, targets) - exact.gather(1, targets)).abs().mean().item()
+    assert gap < 0.02, f"int8 log-probabilities differ by {gap:.4f} nats per token on average"

@@ -127,6 +127,8 @@ def test_form_values_become_dataclasses(engine):
         ({"n": 2.5}, "n must be a whole number"),
         ({"sampler": "beam"}, "sampler must be one of"),
         ({"temperature": 0}, "temperature must be > 0"),
+        ({"best_of": 9}, "best of must be a whole number from 1 to 8"),
+        ({"best_of": 2.5}, "best_of must be a whole number"),
     ],
 )
 def test_bad_settings_are_a_gradio_error_that_names_the_field(engine, changes, message):
@@ -182,6 +184,47 @@ def test_the_settings_command_reproduces_the_piece_with_the_cli(tmp_path):
     out = tmp_path / "again.mid"
     done = subprocess.run(
         [sys.executable, "-m", "toccata", *words[1:], "-o", str(out)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == result.pieces[0].midi.read_bytes()
+
+
+def test_best_of_n_keeps_the_candidates_the_critic_rates_most_human(engine, tmp_path):
+    settings = settings_from_values(values(engine, best_of=3.0, variations=2, seed=4), *engine.presets())
+    assert settings.best_of == 3 and settings.request().best_of == 3
+    settings = dataclasses.replace(settings, length=2, length_unit="bars", prompt=PromptChoice())
+    result = dataclasses.replace(engine, synth=None).run(settings, tmp_path)
+    candidates = result.settings["candidates"]
+    assert [c["index"] for c in candidates] == list(range(6)) and all(
+        0 <= c["human_probability"] <= 1 for c in candidates
+    )
+    best_two = sorted(candidates, key=lambda c: -c["human_probability"])[:2]
+    assert result.settings["chosen"] == [c["index"] for c in best_two] and result.settings["best_of"] == 3
+    assert [piece.human_probability for piece in result.pieces] == [c["human_probability"] for c in best_two]
+    assert "--best-of 3" in result.command and "--num-samples 2" in result.command
+    outputs = ui.Outputs(object(), *[[object() for _ in range(4)] for _ in range(2)], *(object() for _ in range(4)))
+    status = ui._result_updates(result, outputs)[outputs.status]
+    assert status.count("best of 3: the critic's P(human)") == 2
+    plain = settings_from_values(values(engine), *engine.presets())
+    assert plain.best_of == 1 and "--best-of" not in engine.run(dataclasses.replace(plain, length=1), tmp_path).command
+
+
+def test_the_best_of_command_reproduces_the_piece_with_the_cli(tmp_path):
+    from toccata.tokenization import NotewiseTokenizer
+
+    tokenizer = NotewiseTokenizer()
+    folder = save_checkpoint(tmp_path / "ckpt", random_model(tokenizer, embedding_size=16, hidden_size=24), tokenizer)
+    engine = load_engine(str(folder))
+    settings = DemoSettings(SamplerSettings("top_k", k=4, seed=9), length=4, best_of=4)
+    result = dataclasses.replace(engine, synth=None).run(settings, tmp_path)
+    assert "--best-of 4" in result.command and result.settings["chosen"] in range(4)
+    out = tmp_path / "again.mid"
+    done = subprocess.run(
+        [sys.executable, "-m", "toccata", *result.command.split()[1:], "-o", str(out)],
         check=False,
         capture_output=True,
         text=True,

@@ -2,6 +2,7 @@
 
 A user's path: pick a sampler (its own controls appear), move sliders, upload a prompt, press Generate, get an
 audio player, a piano roll and a MIDI download that parses. The screenshot goes to test-artifacts/demo.png.
+A listener's path in the "Human or AI?" tab: a round, two players, an answer, the reveal, the results, the row.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 import pytest
 import symusic
 from demo_support import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, require_chromium, require_fluidsynth
+from toccata.demo.answers import AnswerStore
 from toccata.demo.background import WORKER_NAME
 from toccata.demo.prompt import MAX_UPLOAD_BYTES, corpus_midi
 from toccata.demo.ui import build_demo
@@ -21,8 +23,13 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
-def url():
-    demo = build_demo()
+def answers(tmp_path_factory) -> AnswerStore:
+    return AnswerStore(tmp_path_factory.mktemp("listening") / "answers.sqlite")
+
+
+@pytest.fixture(scope="module")
+def url(answers):
+    demo = build_demo(answers=answers.path)
     _, local_url, _ = demo.launch(
         server_name="127.0.0.1",
         server_port=free_port(),
@@ -120,3 +127,33 @@ def test_stop_cancels_a_long_generation(page):
         time.sleep(0.05)
     assert not any(thread.name == WORKER_NAME for thread in threading.enumerate()), "Stop did not stop the work"
     assert not page.locator("#audio-0").is_visible()
+
+
+def test_a_listener_tells_human_from_ai_and_the_answer_is_recorded(page, answers):
+    require_fluidsynth()
+    page.get_by_role("tab", name="Human or AI?").click()
+    page.locator("#listen-results").get_by_text("No answers yet").wait_for()
+    assert page.locator("#listen-a-human").is_disabled(), "nothing to answer before a round"
+    page.locator("#listen-start").click()
+    page.locator("#listen-status").get_by_text("Listen to").wait_for()
+    links = []
+    for side in ("A", "B"):
+        page.get_by_test_id(f"waveform-{side}").wait_for(state="attached")  # the audio player of side A or B
+        link = page.locator(f"#listen-audio-{side.lower()} a[download]")
+        link.wait_for(state="attached")
+        links.append((link.get_attribute("download"), link.get_attribute("href").rsplit("/", 1)[-1]))
+    assert links == [("A.wav", "A.wav"), ("B.wav", "B.wav")], "neutral names only"
+    assert "craigsapp" not in page.content(), "the real excerpt's source is not in the page before the answer"
+    assert page.locator("#listen-a-human").is_enabled() and not page.locator("#listen-settings").is_visible()
+
+    page.locator("#listen-a-human").click()
+    reveal = page.locator("#listen-reveal")
+    reveal.get_by_text("was human").wait_for()
+    assert "craigsapp" in reveal.inner_text(), "the reveal credits the real excerpt"
+    page.locator("#listen-results").get_by_text("1 answer").wait_for()
+    assert page.locator("#listen-settings").is_visible() and page.locator("#listen-a-human").is_disabled()
+    (row,) = answers.answers()
+    assert row.answer == "A" and row.correct == (row.human == "A")
+    assert ("Right" in reveal.inner_text()) == row.correct and row.settings["sampler"]["seed"] is not None
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "demo-listening.png", full_page=True)

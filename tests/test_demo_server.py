@@ -26,7 +26,8 @@ QUICK = {"length": 2, "length_unit": "bars", "prompt_source": "none", "prompt_fi
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     log = tmp_path_factory.mktemp("demo-server") / "server.log"
-    with demo_server("--concurrency", "2", "--max-queue", "8", log=log) as running:
+    answers = log.parent / "answers.sqlite"  # the Human or AI? tab's file (nothing is written unless it is used)
+    with demo_server("--concurrency", "2", "--max-queue", "8", "--answers", str(answers), log=log) as running:
         yield running
 
 
@@ -145,3 +146,17 @@ def test_the_api_composes_with_no_arguments_at_all(client):
     assert upload["parameter_default"] is None
     out = client.predict(api_name="/generate")
     assert out[STATUS].startswith("**Done**") and len(out[FILES]) >= 1
+
+
+def test_the_api_composes_over_plain_http_as_the_curl_example_in_the_docs_does(server):
+    """docs/demo.md's curl recipe: the data list in /gradio_api/info's order, POST, then read the event stream."""
+    info = httpx.get(f"{server.url}gradio_api/info", timeout=30).json()["named_endpoints"]["/generate"]["parameters"]
+    values = {p["parameter_name"]: p["parameter_default"] for p in info}
+    values.update(QUICK)
+    posted = httpx.post(
+        f"{server.url}gradio_api/call/generate", json={"data": [values[p["parameter_name"]] for p in info]}, timeout=30
+    )
+    event = posted.json()["event_id"]
+    stream = httpx.get(f"{server.url}gradio_api/call/generate/{event}", timeout=120).text
+    assert "event: complete" in stream, stream[-500:]
+    assert "**Done**" in stream

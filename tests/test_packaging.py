@@ -40,6 +40,8 @@ def test_wheel_has_one_top_level_namespace(wheel):
     assert not any(name.startswith(("tests/", "benchmarks/", "modeling/", "demo/")) for name in names)
     for shipped in ["config.json", "model.safetensors", "vocab.json", "README.md", "evaluation/report.json"]:
         assert f"toccata/checkpoints/default/{shipped}" in names  # the embedded default checkpoint travels too
+        for chamber in ("piano-violin", "piano-cello"):  # and the chamber checkpoints (docs/instruments.md)
+            assert f"toccata/checkpoints/{chamber}/{shipped}" in names
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 toccata demo                                  # http://127.0.0.1:7860, the default checkpoint (or random weights)
 toccata demo --host 0.0.0.0 --port 8080 --model PATH_OR_REPO
+toccata demo --answers answers.sqlite         # where the "Human or AI?" tab records answers
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ def add_demo_parser(commands: argparse._SubParsersAction) -> None:
     demo.add_argument("--concurrency", type=int, default=8, help="requests served at once (default: %(default)s)")
     demo.add_argument("--max-queue", type=int, default=16, help="requests waiting before new ones are refused")
     demo.add_argument(
+        "--answers",
+        help="SQLite file for the 'Human or AI?' answers (default: $TOCCATA_ANSWERS, else "
+        "~/.cache/toccata/answers.sqlite)",
+    )
+    demo.add_argument(
         "--no-batching",
         action="store_true",
         help="decode each request in its own thread instead of one shared batch (for comparison)",
@@ -33,5 +39,6 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.concurrency < 1 or args.max_queue < 1:
         raise ValueError(f"--concurrency and --max-queue must be >= 1, got {args.concurrency} and {args.max_queue}")
     engine = load_engine(args.model, trust_remote_code=args.trust_remote_code, batching=not args.no_batching)
-    serve(build_demo(engine, concurrency=args.concurrency, max_queue=args.max_queue), host=args.host, port=args.port)
+    demo = build_demo(engine, concurrency=args.concurrency, max_queue=args.max_queue, answers=args.answers)
+    serve(demo, host=args.host, port=args.port)
     return 0

@@ -2,6 +2,7 @@
 
 toccata evaluate --model PATH_OR_REPO --dataset data/toccata-corpus --split test --out out/eval
 toccata evaluate --dataset data/toccata-corpus --no-generation        # likelihood only, the default checkpoint
+toccata evaluate --instruments piano,violin --dataset data/chamber-violin --split test   # the embedded duo checkpoint
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
     """Register the `evaluate` subcommand (imports nothing heavy until it runs)."""
     ev = commands.add_parser("evaluate", help="likelihood vs baselines and a generation report per sampler")
     ev.add_argument("--model", default="default", help="checkpoint folder or Hub id (default: the embedded one)")
+    ev.add_argument(
+        "--instruments", help="with the default --model: the embedded checkpoint for piano,violin or piano,cello"
+    )
     ev.add_argument("--trust-remote-code", action="store_true", help="run code from the checkpoint folder/repo")
     ev.add_argument("--dataset", required=True, help="a dataset folder built by `toccata build-dataset`, or a Hub id")
     ev.add_argument("--split", default="validation", choices=["validation", "test"], help="held-out split to score")
@@ -39,7 +43,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from toccata.training.report import write_report
 
     source = None if args.model == "default" else args.model
-    model, tokenizer = toccata.load_checkpoint(source, trust_remote_code=args.trust_remote_code)
+    model, tokenizer = toccata.load_checkpoint(
+        source, trust_remote_code=args.trust_remote_code, instruments=args.instruments
+    )
     samplers = [name.strip() for name in args.samplers.split(",") if name.strip()]
     report = evaluate(
         model,

@@ -2,6 +2,7 @@
 
 toccata generate --sampler top_k --k 5 --temperature 1.0 --seconds 30 -o out.mid
 toccata generate --model PATH_OR_REPO --prompt corpus:bach/bwv66.6 --num-samples 4 -o variations/piece.mid
+toccata generate --instruments piano,violin --seconds 30 -o duo.mid      # the embedded piano + violin checkpoint
 """
 
 from __future__ import annotations
@@ -16,11 +17,23 @@ def add_generate_parser(commands: argparse._SubParsersAction) -> None:
     """Register the `generate` subcommand (without importing torch: `toccata tokenize` stays quick)."""
     gen = commands.add_parser("generate", help="compose a piece (or continue a prompt) and write MIDI")
     gen.add_argument("--model", help="checkpoint folder or Hub id (default: the embedded default checkpoint)")
+    gen.add_argument(
+        "--instruments",
+        help="parts to compose for: piano (default), piano,violin or piano,cello; picks the matching embedded "
+        "checkpoint (with --model: checks that the checkpoint has these parts)",
+    )
     gen.add_argument("--random-weights", action="store_true", help="use an untrained model (for testing)")
     gen.add_argument("--trust-remote-code", action="store_true", help="run code from the checkpoint folder/repo")
     gen.add_argument("-o", "--output", default="out/generated.mid", help="MIDI file to write (default: %(default)s)")
     gen.add_argument("--num-samples", type=int, default=1, help="variations, written as NAME-1.mid, NAME-2.mid, ...")
     gen.add_argument("--save-tokens", action="store_true", help="also write each piece's token text (.txt)")
+    gen.add_argument(
+        "--best-of",
+        type=int,
+        default=1,
+        help="decode N candidates per piece in one batch; the embedded critic keeps the one it rates most human",
+    )
+    gen.add_argument("--critic", help="with --best-of: a critic folder (default: the embedded critic)")
     gen.add_argument(
         "--audio",
         action=argparse.BooleanOptionalAction,
@@ -66,12 +79,17 @@ def _load(args: argparse.Namespace):
     from toccata.modeling.hub import random_model
     from toccata.tokenization import NotewiseTokenizer
 
+    instruments = getattr(args, "instruments", None)
     if args.random_weights:
-        tokenizer = NotewiseTokenizer()
+        tokenizer = NotewiseTokenizer(instruments=toccata._instrument_names(instruments))
         return random_model(tokenizer), tokenizer
-    if args.model is None and toccata.default_checkpoint() is None:
-        raise ValueError("no checkpoint: pass --model PATH_OR_REPO (or --random-weights to try an untrained model)")
-    return toccata.load_checkpoint(args.model, trust_remote_code=args.trust_remote_code)
+    if args.model is None and toccata.default_checkpoint(instruments) is None:
+        raise ValueError(
+            f"no embedded checkpoint for {instruments or 'piano'} (embedded: "
+            f"{', '.join(toccata.available_instruments()) or 'none'}): pass --model PATH_OR_REPO (or --random-weights "
+            "to try an untrained model)"
+        )
+    return toccata.load_checkpoint(args.model, trust_remote_code=args.trust_remote_code, instruments=instruments)
 
 
 def _prompt(source: str | None):
@@ -114,9 +132,15 @@ def run_generate(args: argparse.Namespace) -> int:
         qpm=args.qpm,
         prompt_beats=args.prompt_beats,
         num_samples=args.num_samples,
+        best_of=args.best_of,
     )
     synth = _synth(args.audio)
-    pieces = compose(model, tokenizer, request, prompt=_prompt(args.prompt))
+    critic = None
+    if args.best_of > 1:
+        import toccata
+
+        critic = toccata.default_critic_scorer(args.critic)
+    pieces = compose(model, tokenizer, request, prompt=_prompt(args.prompt), critic=critic)
     output = Path(args.output)
     for index, piece in enumerate(pieces, start=1):
         path = output if len(pieces) == 1 else output.with_name(f"{output.stem}-{index}{output.suffix or '.mid'}")
@@ -126,6 +150,14 @@ def run_generate(args: argparse.Namespace) -> int:
             f"wrote {path} ({piece.score.note_num()} notes, {seconds:.1f} s, seed {piece.settings['sampler']['seed']})",
             file=sys.stderr,
         )
+        if "candidates" in piece.settings:
+            scores = [c["human_probability"] for c in piece.settings["candidates"]]
+            chosen = piece.settings["chosen"]
+            print(
+                f"  best of {len(scores)} candidates: P(human) {scores[chosen]:.3f} "
+                f"(all: {', '.join(f'{p:.2f}' for p in scores)})",
+                file=sys.stderr,
+            )
         if args.save_tokens:
             text_path = path.with_suffix(".txt")
             text_path.write_text(piece.text, encoding="utf-8")

@@ -4,6 +4,8 @@ toccata train --dataset data/toccata-corpus --out runs/small --epochs 30
 toccata train --dataset data/toccata-corpus --out runs/small --resume           # after an interruption
 torchrun --nproc_per_node 2 -m toccata train --dataset ... --out ...             # two processes (DDP)
 toccata train --dataset my-data --init-from toccata/checkpoints/default --out runs/tuned --learning-rate 5e-4
+toccata train --dataset data/chamber-violin --init-from toccata/checkpoints/default --instruments piano,violin \
+    --max-transpose 0 --out runs/violin-warm                                      # piano -> piano + violin
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument("--out", required=True, help="run folder: the best model, checkpoints/, metrics.jsonl")
     cmd.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     cmd.add_argument("--init-from", help="fine-tune this checkpoint folder or Hub id instead of a new model")
+    cmd.add_argument(
+        "--instruments",
+        help="parts of the vocabulary, e.g. piano,violin or piano,cello (with --init-from: a piano checkpoint is "
+        "grown and each new word starts from the piano word of the same pitch)",
+    )
     cmd.add_argument("--epochs", type=float, default=30.0)
     cmd.add_argument("--max-steps", type=int, default=-1, help="stop after N optimizer steps (overrides --epochs)")
     cmd.add_argument("--batch-size", type=int, default=32, help="windows per step and process (default 32)")
@@ -66,6 +73,7 @@ def run_train(args: argparse.Namespace) -> int:
         dataset=args.dataset,
         output_dir=args.out,
         init_from=args.init_from,
+        instruments=args.instruments.split(",") if args.instruments else None,
         model=model,
         window=args.window,
         batch_size=args.batch_size,

@@ -39,19 +39,39 @@ class PitchLayout:
     note_on_offset: int
     note_off_offset: int
     num_pitches: int
+    other_parts: tuple[tuple[int, int, int], ...] = ()  # (note-on, note-off, pitches) of a violin or cello part
 
     @classmethod
     def of(cls, tokenizer_or_config) -> PitchLayout:
         obj = tokenizer_or_config
-        return cls(int(obj.note_on_offset), int(obj.note_off_offset), int(obj.num_pitches))
+        parts = getattr(obj, "instrument_layout", None) or {}
+        others = tuple(
+            (int(p["note_on_offset"]), int(p["note_off_offset"]), int(p["num_pitches"]))
+            for name, p in parts.items()
+            if int(p["note_on_offset"]) != int(obj.note_on_offset)
+        )
+        return cls(int(obj.note_on_offset), int(obj.note_off_offset), int(obj.num_pitches), others)
+
+    def _parts(self) -> tuple[tuple[int, int, int], ...]:
+        return ((self.note_on_offset, self.note_off_offset, self.num_pitches), *self.other_parts)
 
     def pitch_index(self, ids: np.ndarray) -> np.ndarray:
-        """Key index (0 = lowest key) of every note-on/off id; -1 for other tokens."""
+        """Key index within its part (0 = the part's lowest key) of every note-on/off id; -1 for other tokens."""
         out = np.full(ids.shape, -1, dtype=np.int64)
-        for offset in (self.note_on_offset, self.note_off_offset):
-            mask = (ids >= offset) & (ids < offset + self.num_pitches)
-            out[mask] = ids[mask] - offset
+        for on, off, size in self._parts():
+            for offset in (on, off):
+                mask = (ids >= offset) & (ids < offset + size)
+                out[mask] = ids[mask] - offset
         return out
+
+    def shift_bounds(self, ids: np.ndarray, pitch: np.ndarray, limit: int) -> tuple[int, int]:
+        """(lowest, highest) transposition in ±`limit` that keeps every part's notes in `ids` inside its range."""
+        low, high = -limit, limit
+        for on, off, size in self._parts():
+            mask = (pitch >= 0) & (((ids >= on) & (ids < on + size)) | ((ids >= off) & (ids < off + size)))
+            if mask.any():
+                low, high = max(low, -int(pitch[mask].min())), min(high, size - 1 - int(pitch[mask].max()))
+        return low, high
 
 
 PIECE_COLUMNS = ("id", "piece_id", "transposition", "notewise", "qpm", "time_signature")
@@ -143,12 +163,12 @@ class WindowDataset(Dataset):
         """How many next-token predictions one epoch trains on."""
         return sum(len(seq) - 1 for seq in self.sequences)
 
-    def _shift(self, pitch: np.ndarray, epoch: int, index: int) -> int:
-        notes = pitch[pitch >= 0]
-        if self.max_transpose == 0 or notes.size == 0:
+    def _shift(self, ids: np.ndarray, pitch: np.ndarray, epoch: int, index: int) -> int:
+        if self.max_transpose == 0 or not (pitch >= 0).any():
             return 0
-        low = max(-self.max_transpose, -int(notes.min()))
-        high = min(self.max_transpose, self.layout.num_pitches - 1 - int(notes.max()))
+        low, high = self.layout.shift_bounds(ids, pitch, self.max_transpose)  # every part stays in its range
+        if low > high:
+            return 0
         return int(np.random.default_rng([self.seed, epoch, index]).integers(low, high + 1))
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
@@ -156,7 +176,7 @@ class WindowDataset(Dataset):
         s, start = self.starts[index]
         ids = self.sequences[s][start : start + self.window].copy()
         pitch = self.layout.pitch_index(ids)
-        ids[pitch >= 0] += self._shift(pitch, epoch, index)
+        ids[pitch >= 0] += self._shift(ids, pitch, epoch, index)
         labels = ids.copy()
         if len(ids) < self.window:
             pad = self.window - len(ids)

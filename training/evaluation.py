@@ -33,6 +33,8 @@ from .critic import EXCERPT_TOKENS, CriticResult, critic_score, excerpts
 from .data import load_pieces
 from .likelihood import LikelihoodResult, likelihood_table, piece_sequences
 from .music_stats import SetSummary, TokenLayout, sample_stats, summarise_set
+from .parts import is_instrumented, merge_table, note_on_ids, part_checks
+from .parts import summarise as summarise_parts
 
 COPY_QUARTERS = 16.0  # four bars of 4/4: a copy this long counts against the model
 BASELINE_MARGIN = 0.30  # the model's bits per note must be at least this far below the n-gram's
@@ -58,6 +60,7 @@ class SamplerResult:
     copies: list[CopyMatch]  # the longest copy in each generated sequence
     seconds: float
     critic: CriticResult | None = None  # None: too few distinct samples (greedy) or held-out excerpts
+    parts: dict | None = None  # with a violin or cello: per part violations and sounding share (`training.parts`)
 
     @property
     def longest_copy(self) -> float:
@@ -95,6 +98,7 @@ class EvaluationReport:
     goals: list[Goal]
     settings: dict
     seconds: dict[str, float] = field(default_factory=dict)
+    reference_parts: dict | None = None  # with a violin or cello: the held-out pieces' per-part numbers
 
     def result(self, name: str) -> LikelihoodResult | None:
         """The likelihood row called `name` ("model", "unigram", "5-gram")."""
@@ -137,6 +141,7 @@ class EvaluationReport:
                 for s in self.samplers
             ],
             "goals": [asdict(g) for g in self.goals],
+            "reference_parts": self.reference_parts,
         }
 
 
@@ -186,11 +191,22 @@ def evaluate_sampler(
     layout: TokenLayout,
     batch_size: int = 100,
     real_excerpts: tuple[list[np.ndarray], list[int]] | None = None,
+    tokenizer=None,
 ) -> SamplerResult:
-    """Generate, measure and compare one sampler's samples (and score them with the critic against `real_excerpts`)."""
+    """Generate, measure and compare one sampler's samples (and score them with the critic against `real_excerpts`).
+
+    With an instrumented `tokenizer`, every part is checked (`training.parts`) and the statistics, copies and critic
+    read the texture with every part merged into the piano's words."""
     start = time.perf_counter()
     distinct = 1 if sampler.sampler == "greedy" else samples
     sequences = generate_samples(model, sampler, guards, distinct, tokens, batch_size)
+    parts = None
+    if tokenizer is not None and is_instrumented(tokenizer):
+        layout_parts = tokenizer.instrument_layout
+        checks = [part_checks(tokenizer.convert_ids_to_tokens(s.tolist()), layout_parts) for s in sequences]
+        parts = summarise_parts(checks)
+        table = merge_table(layout_parts, model.config.vocab_size)
+        sequences = [table[s] for s in sequences]
     summary = summarise_set([sample_stats(s, layout) for s in sequences])
     copies = [index.longest_copy(s) for s in sequences]
     critic = None
@@ -212,6 +228,7 @@ def evaluate_sampler(
         copies=copies,
         seconds=time.perf_counter() - start,
         critic=critic,
+        parts=parts,
     )
 
 
@@ -250,6 +267,9 @@ def evaluate(
 
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     note_ids = range(layout.note_on_offset, layout.note_on_offset + layout.num_pitches)
+    reference_parts = None
+    if is_instrumented(tokenizer):  # notes of every part; the texture merged into piano words for the statistics
+        note_ids = note_on_ids(tokenizer.instrument_layout)
     likelihood = likelihood_table(
         model,
         piece_sequences(train, bos, eos),
@@ -261,6 +281,13 @@ def evaluate(
     )
     seconds["likelihood"] = time.perf_counter() - clock
     say("likelihood: " + ", ".join(f"{r.name} {r.bits_per_token:.3f} bits/token" for r in likelihood))
+    if is_instrumented(tokenizer):
+        checks = [part_checks(tokenizer.convert_ids_to_tokens(p.ids.tolist()), tokenizer.instrument_layout)
+                  for p in held]  # fmt: skip
+        reference_parts = summarise_parts(checks)
+        table = merge_table(tokenizer.instrument_layout, model.config.vocab_size)
+        train = [replace(p, ids=table[p.ids]) for p in train]
+        held = [replace(p, ids=table[p.ids]) for p in held]
 
     clock = time.perf_counter()
     index = CopyIndex([p.ids for p in train], layout, copy_k, names=[p.piece_id for p in train])
@@ -278,7 +305,18 @@ def evaluate(
             runs.append((f"{preset_sampler.sampler} (no rest guard)", replace(preset_sampler, seed=seed), unguarded))
         for label, sampler, guards in runs:
             result = evaluate_sampler(
-                model, label, sampler, guards, samples, tokens, reference, index, layout, batch_size, real_excerpts
+                model,
+                label,
+                sampler,
+                guards,
+                samples,
+                tokens,
+                reference,
+                index,
+                layout,
+                batch_size,
+                real_excerpts,
+                tokenizer,
             )
             seconds[f"generate {label}"] = result.seconds
             say(f"{label}: {result.distinct} x {tokens} tokens in {result.seconds:.1f} s")
@@ -298,6 +336,7 @@ def evaluate(
         "critic_real_excerpts": len(real_excerpts[0]),
         "train_pieces": len(train),
         "eval_pieces": len(held),
+        "instruments": list(getattr(tokenizer, "instruments", ("piano",))),
     }
     return EvaluationReport(
         model=model_name or getattr(model.config, "_name_or_path", "") or "model",
@@ -310,6 +349,7 @@ def evaluate(
         goals=quality_goals(likelihood, results, preset_sampler.sampler, ngram_order),
         settings=settings,
         seconds=seconds,
+        reference_parts=reference_parts,
     )
 
 

@@ -100,12 +100,16 @@ def _batch_log2probs(model, seqs: list[np.ndarray], chunk: int, device) -> list[
 
 
 def summarise(
-    name: str, log2probs: Sequence[np.ndarray], sequences: Sequence[np.ndarray], note_ids: range
+    name: str, log2probs: Sequence[np.ndarray], sequences: Sequence[np.ndarray], note_ids: range | Sequence[int]
 ) -> LikelihoodResult:
-    """Totals of per-token log2 probabilities; notes are the predicted tokens whose id is in `note_ids`."""
+    """Totals of per-token log2 probabilities; notes are the predicted tokens whose id is in `note_ids` (a range, or
+    the note-on ids of every part with a violin or cello)."""
     predicted = np.concatenate([np.asarray(s)[1:] for s in sequences])
     bits = -float(sum(np.sum(lp) for lp in log2probs))
-    notes = int(np.sum((predicted >= note_ids.start) & (predicted < note_ids.stop)))
+    if isinstance(note_ids, range):
+        notes = int(np.sum((predicted >= note_ids.start) & (predicted < note_ids.stop)))
+    else:
+        notes = int(np.isin(predicted, np.asarray(list(note_ids), dtype=np.int64)).sum())
     return LikelihoodResult(name=name, tokens=int(predicted.size), notes=notes, total_bits=bits)
 
 
@@ -113,7 +117,7 @@ def likelihood_table(
     model,
     train_sequences: Sequence[np.ndarray],
     eval_sequences: Sequence[np.ndarray],
-    note_ids: range,
+    note_ids: range | Sequence[int],
     vocab_size: int,
     bos_id: int,
     ngram_order: int = 5,

@@ -160,11 +160,40 @@ def render_markdown(report: EvaluationReport, plots: list[str] | None = None) ->
             ),
             "",
         ]
+    lines += _parts_section(report)
     if plots:
         lines += ["## Plots", "", *(f"![{Path(p).stem}]({p})" for p in plots), ""]
     lines += ["## Time", "", *(f"- {name}: {value:.1f} s" for name, value in report.seconds.items()), ""]
     lines += ["Definitions: docs/evaluation.md.", ""]
     return "\n".join(lines)
+
+
+def _parts_section(report: EvaluationReport) -> list[str]:
+    """Per instrument (with a violin or cello): range, double-stop and grammar violations, share of steps sounding."""
+    if not report.reference_parts:
+        return []
+    lines = [
+        "## Instruments",
+        "",
+        (
+            "Per part: notes outside the part's range, note-ons that make a third note of a violin or cello sound at "
+            "once (double stops allowed), grammar slips (a note-off of a silent key or a note-on of a sounding one); "
+            "goal 0 for generated samples. Sounds: share of time steps in which the part has a note sounding. The "
+            "statistics, copies and critic above read the texture with every part merged into the piano's words."
+        ),
+        "",
+        "| | part | notes | range | double stops | grammar | sounds in |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    runs = [(f"held-out ({report.split})", report.reference_parts)]
+    runs += [(run.label, run.parts) for run in report.samplers if run.parts]
+    for label, parts in runs:
+        for name, row in parts.items():
+            lines.append(
+                f"| {label} | {name} | {row['notes']:,} | {row['range']} | {row['double_stop']} | {row['grammar']} "
+                f"| {row['sounding_share']:.1%} |"
+            )
+    return [*lines, ""]
 
 
 def _critic_section(report: EvaluationReport) -> list[str]:

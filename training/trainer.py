@@ -33,6 +33,8 @@ class TrainConfig:
     dataset: str  # a built dataset folder or a Hub dataset id (splits train and validation)
     output_dir: str
     init_from: str | None = None  # fine-tune this checkpoint (folder or Hub id) instead of a new model
+    instruments: list[str] | None = None  # e.g. ["piano", "violin"]: parts of the vocabulary (None: the checkpoint's
+    # or the piano's); with init_from, new parts start from the piano word of the same pitch (`warm_start`)
     model: dict[str, Any] = field(default_factory=dict)  # NotewiseLSTMConfig overrides for a new model
     window: int = DEFAULT_WINDOW  # tokens per training window (see docs/training.md for the choice)
     batch_size: int = 32  # windows per step and process
@@ -122,14 +124,19 @@ def last_checkpoint(output_dir: str | os.PathLike) -> Path | None:
 def _model_and_tokenizer(config: TrainConfig):
     from toccata.modeling.hub import load_checkpoint, random_model
 
+    from .warm_start import parse_instruments, warm_start
+
+    instruments = parse_instruments(config.instruments)
     if config.init_from:
         model, tokenizer = load_checkpoint(config.init_from)
+        if instruments is not None:
+            model, tokenizer = warm_start(model, tokenizer, instruments)
         if config.model:
             model.config.update(config.model)  # e.g. dropouts for fine-tuning; sizes come from the checkpoint
         return model.train(), tokenizer
     from toccata.tokenization import NotewiseTokenizer
 
-    tokenizer = NotewiseTokenizer()
+    tokenizer = NotewiseTokenizer(instruments=instruments or ("piano",))
     return random_model(tokenizer, **config.model).train(), tokenizer
 
 
@@ -275,6 +282,8 @@ def _step_of(checkpoint: Path) -> int:
 
 def _training_data_text(config: TrainConfig, summary: dict) -> str:
     init = f"fine-tuned from `{config.init_from}`" if config.init_from else "trained from random initialisation"
+    if config.init_from and config.instruments:
+        init += f", grown to the parts {', '.join(config.instruments)} (new words start from the piano's, same pitch)"
     return (
         f"Dataset `{config.dataset}`: {summary['train_pieces']} training pieces ({summary['train_tokens']:,} tokens), "
         f"{summary['validation_pieces']} validation pieces; {init}. Windows of {config.window} tokens, transposed "

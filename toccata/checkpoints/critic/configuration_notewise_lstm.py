@@ -26,6 +26,23 @@ def _check_probability(name: str, value: object) -> None:
     _check(name, value, ok, "a probability in [0, 1)")
 
 
+def _check_instrument_layout(layout: object, vocab_size: int) -> dict | None:
+    """A copy of the parts' layout (note-on/off ids inside the vocabulary), or None for the piano only."""
+    if layout is None:
+        return None
+    _check("instrument_layout", layout, isinstance(layout, dict) and len(layout) >= 1, "a dict of parts or None")
+    out = {}
+    for name, spec in layout.items():
+        keys = ("num_pitches", "note_on_offset", "note_off_offset", "low_pitch")
+        ok = isinstance(spec, dict) and all(isinstance(spec.get(key), int) for key in keys)
+        _check(f"instrument_layout[{name!r}]", spec, ok, f"a dict with integer {', '.join(keys)}")
+        for key in ("note_on_offset", "note_off_offset"):
+            ok = spec[key] >= 0 and spec[key] + spec["num_pitches"] <= vocab_size
+            _check(f"instrument_layout[{name!r}].{key}", spec[key], ok, f"such that the part fits in {vocab_size} ids")
+        out[str(name)] = dict(spec)
+    return dict(sorted(out.items(), key=lambda item: item[1]["note_on_offset"]))  # id order (JSON sorts the keys)
+
+
 class NotewiseLSTMConfig(PreTrainedConfig):
     r"""Sizes, dropouts and vocabulary layout of a [`NotewiseLSTMForCausalLM`].
 
@@ -50,6 +67,9 @@ class NotewiseLSTMConfig(PreTrainedConfig):
         note_on_offset, note_off_offset, wait_offset: first id of `p{min_pitch}`, `endp{min_pitch}` and `wait1`.
         num_pitches: number of pitches (88 for the piano), `min_pitch` the lowest one.
         max_wait: the longest wait word (`wait{max_wait}`); `steps_per_quarter` the time grid.
+        instrument_layout: for a vocabulary with parts beside the piano (violin, cello), the tokenizer's
+            `instrument_layout`: per part in order, `prefix`, `program`, `low_pitch`, `high_pitch`, `num_pitches`,
+            `note_on_offset`, `note_off_offset`. None (the default): the piano only, described by the fields above.
     """
 
     model_type = "notewise_lstm"
@@ -79,6 +99,7 @@ class NotewiseLSTMConfig(PreTrainedConfig):
         min_pitch: int = 21,
         max_wait: int = 48,
         steps_per_quarter: int = 12,
+        instrument_layout: dict | None = None,
         **kwargs,
     ):
         _check_int("vocab_size", vocab_size, 1)
@@ -105,6 +126,7 @@ class NotewiseLSTMConfig(PreTrainedConfig):
         ]:
             _check_int(name, start, 0)
             _check(name, start, start + size <= vocab_size, f"such that its {size} ids fit in vocab_size={vocab_size}")
+        instrument_layout = _check_instrument_layout(instrument_layout, vocab_size)
         self.vocab_size = vocab_size
         self.embedding_size = embedding_size
         self.hidden_size = hidden_size
@@ -124,6 +146,7 @@ class NotewiseLSTMConfig(PreTrainedConfig):
         self.min_pitch = min_pitch
         self.max_wait = max_wait
         self.steps_per_quarter = steps_per_quarter
+        self.instrument_layout = instrument_layout
         super().__init__(
             pad_token_id=pad_token_id,
             bos_token_id=bos_token_id,
