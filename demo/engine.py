@@ -4,7 +4,7 @@ MIDI, audio and piano rolls into a folder. The UI only turns form values into `D
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,31 @@ class Engine:
     synth: Synth | None = field(default_factory=Synth.find)
     model_args: tuple[str, ...] = ()  # `toccata generate` arguments that select this model
     batcher: ContinuousBatcher | None = None  # one decoding loop for all requests; None: each decodes on its own
+    instruments: str = "piano"  # the parts this model writes
+    variants: dict = field(default_factory=dict, compare=False)  # instruments -> Engine, loaded on first use
+    lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+
+    def variant(self, instruments: str) -> Engine:
+        """The engine for `instruments`: this one, or the embedded checkpoint for them (loaded once, with its own
+        batcher). A demo started with `--model` or random weights serves that model's instruments only."""
+        if instruments == self.instruments:
+            return self
+        if self.model_args:
+            raise ValueError(
+                f"this demo serves {self.model_label}, which writes {self.instruments}: choose {self.instruments}"
+            )
+        with self.lock:
+            if instruments not in self.variants:
+                folder = toccata.default_checkpoint(instruments)  # a ValueError naming the available sets
+                if folder is None:
+                    raise ValueError(f"no checkpoint for {instruments} in this install: choose piano")
+                model, tokenizer = toccata.load_checkpoint(str(folder))
+                batcher = ContinuousBatcher(model.eval()) if self.batcher is not None else None
+                label = f"the {instruments.replace(',', ' + ')} checkpoint"
+                self.variants[instruments] = Engine(
+                    model, tokenizer, label, True, self.synth, ("--instruments", instruments), batcher, instruments
+                )
+            return self.variants[instruments]
 
     def presets(self) -> tuple[SamplerSettings, GuardSettings]:
         """The checkpoint's default sampler and guards (the form starts from them)."""
@@ -90,6 +115,16 @@ class Engine:
 
         Raises ValueError (MidiError included) with a message for the user, `GenerationCancelled` if cancelled.
         """
+        if settings.instruments != self.instruments:
+            engine = self.variant(settings.instruments)
+            _, preset = engine.presets()  # its own bounds (polyphony, ...); the form's switches on top
+            guards = replace(
+                preset,
+                grammar=settings.guards.grammar,
+                rest_guard=settings.guards.rest_guard,
+                calmness=settings.guards.calmness,
+            )
+            return engine.run(replace(settings, guards=guards), out_dir, progress, cancel)
         prompt = read_prompt(settings.prompt)
         meta = prompt.meta
         request = settings.request(meta.qpm if meta else None, meta.time_signature if meta else (4, 4))
@@ -114,9 +149,7 @@ class Engine:
     def _render(self, piece: GeneratedPiece, index: int, out_dir: Path, notices: list[str]) -> RenderedPiece:
         stem = f"toccata-{piece.settings['sampler']['seed']}-{index}"
         midi = piece.save(out_dir / f"{stem}.mid")
-        grid = self.tokenizer.tokens_to_notes(piece.tokens)
-        notes = np.column_stack([grid.start / grid.tpq, grid.end / grid.tpq, grid.pitch])
-        roll = piano_roll(notes, piece.prompt_quarters, out_dir / f"{stem}.png")
+        roll = piano_roll(roll_notes(self.tokenizer, piece.tokens), piece.prompt_quarters, out_dir / f"{stem}.png")
         audio = None
         if self.synth is not None:
             try:
@@ -128,6 +161,17 @@ class Engine:
         p_human = candidates[chosen]["human_probability"] if chosen is not None and candidates else None
         best_of = piece.settings.get("best_of", 1)
         return RenderedPiece(midi, audio, roll, piece.text, piece.score.note_num(), seconds, best_of, p_human)
+
+
+def roll_notes(tokenizer, tokens: list[str]) -> dict[str, np.ndarray]:
+    """Each part's notes as (n, 3) arrays of start and end in quarter notes and MIDI pitch, for `piano_roll`."""
+    if not getattr(tokenizer, "is_instrumented", False):
+        grid = tokenizer.tokens_to_notes(tokens)
+        return {"piano": np.column_stack([grid.start / grid.tpq, grid.end / grid.tpq, grid.pitch])}
+    return {
+        part: np.column_stack([grid.start / grid.tpq, grid.end / grid.tpq, grid.pitch])
+        for part, grid in tokenizer.tokens_to_parts(tokens).items()
+    }
 
 
 def load_engine(
@@ -156,4 +200,5 @@ def load_engine(
         label = "the default checkpoint" if model is None else str(model)
         trained, args = True, () if model is None else ("--model", str(model))
     batcher = ContinuousBatcher(network.eval()) if batching else None
-    return Engine(network, tokenizer, label, trained, model_args=args, batcher=batcher)
+    instruments = ",".join(getattr(tokenizer, "instruments", None) or ("piano",))
+    return Engine(network, tokenizer, label, trained, model_args=args, batcher=batcher, instruments=instruments)

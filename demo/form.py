@@ -45,6 +45,11 @@ CORPUS_EXCERPTS = [  # (label, music21 corpus work): short keyboard-friendly pie
     ("Mozart: K. 155, 2nd movement", "mozart/k155/movement2"),
     ("Schubert: Der Lindenbaum", "schubert/Lindenbaum"),
 ]
+INSTRUMENT_CHOICES = [  # (label, value): the instrument sets with an embedded checkpoint
+    ("piano", "piano"),
+    ("piano and violin", "piano,violin"),
+    ("piano and cello", "piano,cello"),
+]
 MAX_VARIATIONS = 4
 MAX_BEST_OF = 8  # candidates per variation the critic chooses among (all decoded in one batch)
 MAX_NEW_TOKENS = 6_000  # per variation: ~5 minutes of music at 120 qpm; bounds the time one request can take
@@ -83,6 +88,7 @@ class DemoSettings:
     variations: int = 1
     prompt: PromptChoice = field(default_factory=PromptChoice)
     best_of: int = 1  # > 1: compose this many candidates per variation and keep the one the critic rates most human
+    instruments: str = "piano"  # "piano", "piano,violin" or "piano,cello": which model composes
 
     def __post_init__(self) -> None:
         if self.length_unit not in LENGTH_UNITS:
@@ -95,6 +101,9 @@ class DemoSettings:
             raise ValueError(f"variations must be 1 to {MAX_VARIATIONS}, got {self.variations!r}")
         if not (isinstance(self.best_of, int) and 1 <= self.best_of <= MAX_BEST_OF):
             raise ValueError(f"best of must be a whole number from 1 to {MAX_BEST_OF}, got {self.best_of!r}")
+        if self.instruments not in {value for _, value in INSTRUMENT_CHOICES}:
+            choices = ", ".join(value for _, value in INSTRUMENT_CHOICES)
+            raise ValueError(f"instruments must be one of {choices}; got {self.instruments!r}")
 
     def request(self, prompt_qpm: float | None = None, time_signature: tuple[int, int] = (4, 4)) -> GenerationRequest:
         """The pipeline request, given the prompt's tempo (None: no prompt) and time signature (for bars)."""
@@ -159,6 +168,7 @@ def settings_from_values(
         variations=_integer(values, "variations"),
         prompt=prompt,
         best_of=_integer(values, "best_of") if values.get("best_of") is not None else 1,
+        instruments=values.get("instruments") or "piano",
     )
 
 
@@ -182,6 +192,7 @@ def default_values(sampler: SamplerSettings, guards: GuardSettings) -> dict[str,
         "prompt_tempo": True,
         "variations": 1,
         "best_of": 1,
+        "instruments": "piano",
         "prompt_source": "corpus",
         "corpus_work": CORPUS_EXCERPTS[0][1],
         "prompt_file": None,

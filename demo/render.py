@@ -1,4 +1,5 @@
-"""The piano roll the demo shows (audio comes from `toccata.audio`): prompt and continuation in two colours.
+"""The piano roll the demo shows (audio comes from `toccata.audio`): the piano's prompt and continuation in two
+colours, a violin or cello part in its own.
 
 Drawn with Pillow, not matplotlib: about 10 ms instead of 180 ms a roll, and no Python-heavy drawing holding the GIL
 while the shared decoding loop serves other requests. Safe to call from several threads.
@@ -12,16 +13,20 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 PROMPT_COLOUR, CONTINUATION_COLOUR = "#4c72b0", "#dd8452"
+PART_COLOURS = {"violin": "#2e9c4a", "cello": "#8c4fb8"}  # other parts than the piano, prompt and continuation alike
 SIZE = (1000, 340)  # pixels
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 44, 12, 26, 40
 GRID, AXIS, TEXT, SPLIT = "#dddddd", "#888888", "#333333", "#444444"
 
 
-def piano_roll(notes: np.ndarray, split: float, path: Path, title: str = "") -> Path:
-    """A PNG piano roll of `notes` ((n, 3): start and end in quarter notes, MIDI pitch); notes starting before
-    `split` (the end of the prompt) in one colour, the continuation in another."""
-    notes = np.asarray(notes, dtype=float).reshape(-1, 3)
-    start, end, pitch = notes[:, 0], notes[:, 1], notes[:, 2]
+def piano_roll(notes: np.ndarray | dict[str, np.ndarray], split: float, path: Path, title: str = "") -> Path:
+    """A PNG piano roll of `notes` ((n, 3): start and end in quarter notes, MIDI pitch), or of several parts
+    ({"piano": notes, "violin": notes}); piano notes starting before `split` (the end of the prompt) in one colour,
+    the continuation in another, every other part in its own colour."""
+    parts = notes if isinstance(notes, dict) else {"piano": notes}
+    parts = {name: np.asarray(part, dtype=float).reshape(-1, 3) for name, part in parts.items()}
+    notes = np.concatenate(list(parts.values())) if parts else np.zeros((0, 3))
+    end, pitch = notes[:, 1], notes[:, 2]
     low, high = (pitch.min() - 2, pitch.max() + 2) if len(notes) else (55.0, 80.0)
     length = max(end.max() if len(notes) else 0.0, split, 1.0)
     width, height = SIZE
@@ -40,10 +45,12 @@ def piano_roll(notes: np.ndarray, split: float, path: Path, title: str = "") -> 
         y = float(y_of(octave))
         draw.line([(left, y), (right, y)], fill=GRID)
         draw.text((left - 6, y), f"C{int(octave) // 12 - 1}", fill=TEXT, font=font, anchor="rm")
-    x0, x1 = x_of(start), np.maximum(x_of(end), x_of(start) + 1.0)
-    y0, y1 = y_of(pitch + 0.4), y_of(pitch - 0.4)
-    for a, b, c, d, before in zip(x0, y0, x1, y1, start < split):
-        draw.rectangle([(a, b), (c, d)], fill=PROMPT_COLOUR if before else CONTINUATION_COLOUR)
+    for name, part in parts.items():
+        x0, x1 = x_of(part[:, 0]), np.maximum(x_of(part[:, 1]), x_of(part[:, 0]) + 1.0)
+        y0, y1 = y_of(part[:, 2] + 0.4), y_of(part[:, 2] - 0.4)
+        own = PART_COLOURS.get(name)
+        for a, b, c, d, before in zip(x0, y0, x1, y1, part[:, 0] < split):
+            draw.rectangle([(a, b), (c, d)], fill=own or (PROMPT_COLOUR if before else CONTINUATION_COLOUR))
     if split > 0:
         x = float(x_of(split))
         for y in range(top, bottom, 8):  # dashed
@@ -54,7 +61,8 @@ def piano_roll(notes: np.ndarray, split: float, path: Path, title: str = "") -> 
         draw.line([(x, bottom), (x, bottom + 4)], fill=AXIS)
         draw.text((x, bottom + 6), f"{tick:g}", fill=TEXT, font=font, anchor="mt")
     draw.text(((left + right) / 2, height - 4), "quarter notes", fill=TEXT, font=font, anchor="mb")
-    _legend(draw, font, right, height - 4, prompt=split > 0)
+    others = [name for name in parts if name != "piano"]
+    _legend(draw, font, right, height - 4, prompt=split > 0, others=others)
     if title:
         draw.text(((left + right) / 2, 6), title, fill=TEXT, font=font, anchor="mt")
     path = Path(path)
@@ -68,9 +76,11 @@ def _ticks(length: float) -> np.ndarray:
     return np.arange(0, length + 1e-9, step)
 
 
-def _legend(draw: ImageDraw.ImageDraw, font, right: float, baseline: float, prompt: bool) -> None:
-    entries = [("prompt", PROMPT_COLOUR)] if prompt else []
-    entries.append(("continuation", CONTINUATION_COLOUR))
+def _legend(draw: ImageDraw.ImageDraw, font, right: float, baseline: float, prompt: bool, others=()) -> None:
+    piano = "piano " if others else ""
+    entries = [(f"{piano}prompt", PROMPT_COLOUR)] if prompt else []
+    entries.append((f"{piano}continuation", CONTINUATION_COLOUR))
+    entries += [(name, PART_COLOURS.get(name, "#777777")) for name in others]
     x = right
     for label, colour in reversed(entries):
         x -= draw.textlength(label, font=font)

@@ -26,6 +26,7 @@ from .engine import Engine, Result, load_engine
 from .form import (
     ALL_SAMPLER_PARAMETERS,
     CORPUS_EXCERPTS,
+    INSTRUMENT_CHOICES,
     LENGTH_UNITS,
     MAX_BEST_OF,
     MAX_VARIATIONS,
@@ -62,9 +63,15 @@ class Outputs:
         return [self.status, *self.audios, *self.rolls, self.files, self.tokens, self.settings, self.command]
 
 
-def _controls(start: dict[str, Any]) -> dict[str, gr.components.Component]:
+def _controls(start: dict[str, Any], instruments: list[tuple[str, str]]) -> dict[str, gr.components.Component]:
     """The form's components by field name (the names `settings_from_values` reads), with their local events."""
     c: dict[str, gr.components.Component] = {}
+    c["instruments"] = gr.Radio(
+        instruments,
+        value=start["instruments"],
+        label="Instruments",
+        info="piano alone, or piano with a violin or a cello part (each has its own model)",
+    )
     with gr.Group():
         c["sampler"] = gr.Radio(SAMPLER_CHOICES, value=start["sampler"], label="Sampler")
         shown = SAMPLER_PARAMETERS[start["sampler"]]
@@ -226,6 +233,16 @@ def _generate(engine: Engine, outputs: Outputs, values: dict[str, Any]) -> Itera
         shutil.rmtree(out_dir, ignore_errors=True)
 
 
+def _instrument_choices(engine: Engine) -> list[tuple[str, str]]:
+    """The instrument sets this demo can serve: the embedded checkpoints' with the default model, else the model's."""
+    import toccata
+
+    if engine.model_args:  # --model or random weights: that model only
+        return [(engine.instruments.replace(",", " and "), engine.instruments)]
+    available = set(toccata.available_instruments())
+    return [(label, value) for label, value in INSTRUMENT_CHOICES if value in available] or [("piano", "piano")]
+
+
 def build_demo(
     engine: Engine | None = None,
     concurrency: int = CONCURRENCY,
@@ -237,14 +254,15 @@ def build_demo(
     engine = engine or load_engine()
     if not isinstance(answers, AnswerStore):
         answers = AnswerStore(answers if answers is not None else default_answers_path())
-    start = default_values(*engine.presets())
+    start = {**default_values(*engine.presets()), "instruments": engine.instruments}
+    instruments = _instrument_choices(engine)
     with gr.Blocks(title="Toccata", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO)
         gr.Markdown(engine.notice(), elem_id="model-notice")
         with gr.Tabs():
             with gr.Tab("Compose", id="compose", elem_id="tab-compose"), gr.Row():
                 with gr.Column(scale=2):
-                    form = _controls(start)
+                    form = _controls(start, instruments)
                     with gr.Row():
                         generate = gr.Button("Generate", variant="primary", elem_id="generate")
                         stop = gr.Button("Stop", variant="stop", elem_id="stop")

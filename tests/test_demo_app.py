@@ -256,3 +256,38 @@ def test_concurrent_requests_share_the_batcher_and_each_gets_the_music_it_gets_a
         thread.join(120)
     assert [together[i] for i in range(len(asks))] == alone
     assert engine.batcher.peak_rows > 1, "the requests never shared a step"
+
+
+@pytest.mark.skipif("piano,violin" not in toccata.available_instruments(), reason="no embedded piano-violin model")
+def test_piano_and_violin_continue_an_uploaded_duo_with_two_tracks_and_a_three_colour_roll(engine, tmp_path):
+    """The instrument choice: its own model, MIDI with the violin on GM 40, the violin drawn in its own colour, and
+    an uploaded chamber MIDI (a violin track over a piano track) continued with both parts."""
+    from toccata.demo.render import PART_COLOURS
+
+    duo = symusic.Score(480)
+    for name, program, pitches in (("Piano", 0, [48, 55, 60]), ("Violin", 40, [72, 74, 76, 77])):
+        track = symusic.Track(name=name, program=program)
+        for bar in range(8):
+            for index, pitch in enumerate(pitches):
+                start = bar * 1920 + index * 480
+                track.notes.append(symusic.Note(start, 480, pitch, 80))
+        duo.tracks.append(track)
+    upload = tmp_path / "duo.mid"
+    duo.dump_midi(str(upload))
+    settings = DemoSettings(
+        SamplerSettings("top_k", seed=5),
+        length=8,
+        length_unit="bars",
+        prompt=PromptChoice(source="upload", upload=str(upload), beats=16),
+        instruments="piano,violin",
+    )
+    result = dataclasses.replace(engine, synth=None).run(settings, tmp_path)
+    (piece,) = result.pieces
+    tracks = {track.program: track for track in symusic.Score(str(piece.midi)).tracks}
+    assert set(tracks) == {0, 40} and tracks[40].note_num() > 0 and tracks[0].note_num() > 0
+    assert [n.pitch for n in tracks[40].notes][:4] == [72, 74, 76, 77], "the prompt's violin stays the violin"
+    assert any(t.startswith("v") for t in piece.text.split()[len(piece.text.split()) // 2 :]), "the violin plays on"
+    assert has_colour(piece.roll, PART_COLOURS["violin"]) and has_colour(piece.roll, CONTINUATION_COLOUR)
+    assert "--instruments piano,violin" in result.command and "piano + violin" in result.settings["model"]
+    with pytest.raises(ValueError, match="instruments must be one of"):
+        DemoSettings(instruments="piano,tuba")

@@ -157,3 +157,24 @@ def test_a_listener_tells_human_from_ai_and_the_answer_is_recorded(page, answers
     assert ("Right" in reveal.inner_text()) == row.correct and row.settings["sampler"]["seed"] is not None
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "demo-listening.png", full_page=True)
+
+
+def test_a_user_picks_piano_and_cello_and_gets_the_chamber_model(page, tmp_path):
+    import toccata
+
+    if "piano,cello" not in toccata.available_instruments():
+        pytest.skip("no embedded piano-cello model")
+    page.get_by_label("piano and cello").check()
+    page.get_by_label("none: compose from silence").check()
+    set_slider(page, "length", 6)
+    page.get_by_label("bars").check()
+    page.locator("#generate").click()
+    page.locator("#status").get_by_text("Done").wait_for()
+    page.locator("#roll-0 img").wait_for(state="visible")
+    assert "--instruments piano,cello" in page.locator("#command").inner_text()
+    with page.expect_download() as download:
+        page.locator("#midi-files a[download$='.mid']").first.click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    score = symusic.Score(str(saved))
+    assert score.note_num() > 0 and {track.program for track in score.tracks} <= {0, 42}
