@@ -24,6 +24,18 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny matrices gain nothing from intra-op threads, and on a busy 2-core machine the threads' spinning makes
+    one-token steps many times slower. Use with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Markers of the demo tests (CI runs them all; `-m "not browser"` deselects them locally)."""
     config.addinivalue_line("markers", "server: starts a real demo server on 127.0.0.1")

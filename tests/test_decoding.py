@@ -28,12 +28,7 @@ GUARDS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +173,10 @@ def test_int8_decoding_keeps_the_guards_and_scores_a_real_piece_like_float32(tra
     ids = torch.tensor([prompt_ids])
     with torch.inference_mode():
         exact = torch.log_softmax(trained(input_ids=ids).logits[0, :-1].float(), dim=-1)
-        cells, states = Int8Cells(trained), [(torch.zeros(1, s), torch.zeros(1, s)) for _, s in Int8Cells(trained).cells]
+        cells, states = (
+            Int8Cells(trained),
+            [(torch.zeros(1, s), torch.zeros(1, s)) for _, s in Int8Cells(trained).cells],
+        )
         rows = [torch.log_softmax(cells(ids[:, t], states).float(), dim=-1)[0] for t in range(ids.shape[1] - 1)]
     targets = ids[0, 1:, None]
     gap = (torch.stack(rows).gather(1, targets) - exact.gather(1, targets)).abs().mean().item()

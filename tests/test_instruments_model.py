@@ -33,12 +33,7 @@ TRIO = NotewiseTokenizer(instruments=("piano", "violin", "cello"))
 TINY = {"embedding_size": 16, "hidden_size": 24, "num_hidden_layers": 2}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def piano_model(seed: int = 0, **overrides) -> NotewiseLSTMForCausalLM:
@@ -270,7 +265,7 @@ def test_transposition_moves_every_part_together_and_keeps_each_in_its_range():
 
     layout = PitchLayout.of(DUO)
     assert layout.other_parts == ((228, 277, 49),) and PitchLayout.of(PIANO).other_parts == ()
-    words = "p40 v100 wait12 endp40 endv100".split()  # the violin 3 semitones below its top (G7 = 103)
+    words = ["p40", "v100", "wait12", "endp40", "endv100"]  # the violin 3 semitones below its top (G7 = 103)
     ids = np.asarray(DUO.convert_tokens_to_ids(words))
     data = WindowDataset([Piece("a", "a", ids)], 16, layout, bos_id=1, eos_id=2, pad_id=0, max_transpose=6, seed=1)
     shifts = set()

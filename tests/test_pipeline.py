@@ -35,14 +35,7 @@ def tiny_model(seed: int = 0, **overrides) -> NotewiseLSTMForCausalLM:
 MODEL = tiny_model()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matrices gain nothing from intra-op threads, and on a busy 2-core machine the threads' spinning makes
-    one-token steps many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
