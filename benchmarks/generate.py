@@ -117,13 +117,15 @@ def bare_loop(model, batch: int, steps: int, use_nn_lstm: bool = False) -> float
     return batch * steps / (time.perf_counter() - start)
 
 
-def compose_rate(model, batch: int, steps: int, sampler: str, guards: bool) -> float:
+def compose_rate(
+    model, batch: int, steps: int, sampler: str = "top_k", guards: bool = True, int8: bool = False
+) -> float:
     """Tokens per second of `compose()`'s decoding loop with a sampler (and the default guards unless `guards` is
-    False): the same work as `generate_rate`, the prompt pass included."""
+    False; int8 weights with `int8`): the same work as `generate_rate`, the prompt pass included."""
     settings = GuardSettings() if guards else GuardSettings(grammar=False, rest_guard=False)
     job = DecodeJob([model.config.bos_token_id], batch, SamplerSettings(sampler, seed=0), settings, steps)
     start = time.perf_counter()
-    decode(model, job)
+    decode(model, job, int8=int8)
     return batch * len(job.tokens[0]) / (time.perf_counter() - start)
 
 

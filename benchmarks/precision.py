@@ -20,29 +20,16 @@ import copy
 import json
 import math
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from toccata.modeling import GuardSettings, SamplerSettings
-from toccata.modeling.decoding import DecodeBatch, DecodeJob
+from generate import compose_rate  # benchmarks/ is on the path when this script runs
 from toccata.modeling.quantized import Int8Cells
 from toccata.training.data import load_pieces
 from toccata.training.likelihood import model_log2probs, piece_sequences, summarise
 
 import toccata
-
-
-def compose_rate(model, batch: int, steps: int, int8: bool = False) -> float:
-    """Tokens/s of `compose()`'s loop with the default sampler and guards."""
-    job = DecodeJob([model.config.bos_token_id], batch, SamplerSettings(seed=0), GuardSettings(), steps)
-    decoder = DecodeBatch(model, int8=int8)
-    start = time.perf_counter()
-    decoder.add(job)
-    while not job.finished.is_set():
-        decoder.step()
-    return batch * steps / (time.perf_counter() - start)
 
 
 @torch.inference_mode()
@@ -92,7 +79,7 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, model, int8 in (("float32", fp32, False), ("bf16", bf16, False), ("int8", fp32, True)):
                 best = speed.setdefault(name, {})
-                best[batch] = max(best.get(batch, 0.0), compose_rate(model, batch, steps, int8))
+                best[batch] = max(best.get(batch, 0.0), compose_rate(model, batch, steps, int8=int8))
 
     base = quality["float32"]
     print(f"{len(sequences)} {args.split} pieces of {args.dataset}; 1 thread; torch {torch.__version__}")

@@ -14,7 +14,6 @@ from many threads.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,14 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .sampling import (
-    BOWED_POLYPHONY,
-    GuardSettings,
-    SamplerSettings,
-    VocabLayout,
-    draw,
-    sampler_processors,
-)
+from .sampling import GuardRows, GuardSettings, SamplerSettings, VocabLayout, draw, sampler_processors
 
 ProgressCallback = Callable[[int, int], None]  # (tokens generated so far, token budget)
 NEG_INF = float("-inf")
@@ -95,151 +87,6 @@ class _Running:
     steps: int = 0
 
 
-class _GuardRows:
-    """What sounds in each batch row and the guards' limits per row (rows of different requests may differ), in numpy.
-
-    The masks are those of `NotewiseGrammar` and `RestGuard` (same rules, same ids), computed for all rows at once;
-    the state is updated row by row from plain ints, which at these sizes costs less than vectorised numpy calls.
-    """
-
-    LATE = np.iinfo(np.int64).max // 2  # the onset of a silent key, so that the oldest sounding note is a plain min
-
-    def __init__(self, layout: VocabLayout, vocab_size: int):
-        self.layout, self.vocab_size = layout, vocab_size
-        self.wait_lengths = np.arange(1, layout.max_wait + 1)
-        scale = math.log2(max(layout.steps_per_quarter, 2))
-        self.calm_shape = 1.0 + torch.log2(layout.wait_lengths().float()) / scale  # `Calmness` adds calmness * this
-        self.parts = layout.part_slices()  # (name, note-on id, note-off id, first key, pitches); keys side by side
-        self.table = self._token_table(layout, vocab_size)
-        p, ints, n_parts = layout.num_keys, np.int64, len(self.parts)
-        self.arrays = {  # name -> (empty value, dtype)
-            "sounding": np.zeros((0, p), dtype=bool),
-            "onset": np.zeros((0, p), dtype=ints),  # step each sounding key began; LATE when silent
-            "polyphony": np.zeros(0, dtype=ints),
-            "part_polyphony": np.zeros((0, n_parts), dtype=ints),
-            "max_part_polyphony": np.zeros(0, dtype=ints),
-            "now": np.zeros(0, dtype=ints),  # elapsed steps
-            "silent_since": np.zeros(0, dtype=ints),
-            "grammar": np.zeros(0, dtype=bool),
-            "rest": np.zeros(0, dtype=bool),
-            "max_polyphony": np.zeros(0, dtype=ints),
-            "max_note_steps": np.zeros(0, dtype=ints),
-            "max_silence_steps": np.zeros(0, dtype=ints),
-        }
-        for name, value in self.arrays.items():
-            setattr(self, name, value)
-        self.calm_bias = torch.zeros(0, layout.max_wait)
-        self.any_calm = False
-        self._flags()
-
-    @staticmethod
-    def _token_table(layout: VocabLayout, vocab_size: int) -> list[tuple[int, int, int]]:
-        """Per id: (kind, key or wait length, part): kind 1 note-on, 2 note-off, 3 wait, 0 anything else."""
-        table = [(0, 0, 0)] * vocab_size
-        for index, (_, on, off, start, size) in enumerate(layout.part_slices()):
-            for i in range(size):
-                table[on + i], table[off + i] = (1, start + i, index), (2, start + i, index)
-        for i in range(layout.max_wait):
-            table[layout.wait_offset + i] = (3, i + 1, 0)
-        return table
-
-    def _flags(self) -> None:
-        self.all_grammar, self.any_grammar = bool(self.grammar.all()), bool(self.grammar.any())
-        self.all_rest, self.any_rest = bool(self.rest.all()), bool(self.rest.any())
-
-    def append(self, guards: GuardSettings, prompt: list[int], rows: int) -> None:
-        """Rows of a new job: its limits, and the state after its prompt."""
-        steps, p = self.layout.steps_per_quarter, self.layout.num_keys
-        new = {
-            "sounding": np.zeros((rows, p), dtype=bool),
-            "onset": np.full((rows, p), self.LATE, dtype=np.int64),
-            "polyphony": np.zeros(rows, dtype=np.int64),
-            "part_polyphony": np.zeros((rows, len(self.parts)), dtype=np.int64),
-            "max_part_polyphony": np.full(rows, BOWED_POLYPHONY),  # a setting per row, should it become one
-            "now": np.zeros(rows, dtype=np.int64),
-            "silent_since": np.zeros(rows, dtype=np.int64),
-            "grammar": np.full(rows, guards.grammar),
-            "rest": np.full(rows, guards.rest_guard),
-            "max_polyphony": np.full(rows, guards.max_polyphony),
-            "max_note_steps": np.full(rows, max(1, round(guards.max_note_beats * steps))),
-            "max_silence_steps": np.full(rows, max(1, round(guards.max_silence_beats * steps))),
-        }
-        first = self.now.shape[0]
-        for name, value in new.items():
-            setattr(self, name, np.concatenate([getattr(self, name), value]))
-        for token in prompt:
-            self.consume([token] * rows, first)
-        bias = guards.calmness * self.calm_shape if guards.calmness else torch.zeros_like(self.calm_shape)
-        self.calm_bias = torch.cat([self.calm_bias, bias.expand(rows, -1)])
-        self.any_calm = bool(self.calm_bias.abs().sum() > 0)
-        self._flags()
-
-    def keep(self, index: np.ndarray) -> None:
-        for name in self.arrays:
-            setattr(self, name, getattr(self, name)[index])
-        self.calm_bias = self.calm_bias[torch.from_numpy(index)]
-        self.any_calm = bool(self.calm_bias.abs().sum() > 0)
-        self._flags()
-
-    def consume(self, tokens: list[int], first: int = 0) -> None:
-        """Update rows `first`, `first + 1`, ... with one id each (as `NotewiseState` does, one row at a time)."""
-        table, size, other = self.table, self.vocab_size, (0, 0, 0)
-        sounding, onset, polyphony, now = self.sounding, self.onset, self.polyphony, self.now
-        part_polyphony = self.part_polyphony
-        for row, token in enumerate(tokens, start=first):
-            kind, key, part = table[token] if 0 <= token < size else other
-            if kind == 1:
-                if not sounding[row, key]:
-                    sounding[row, key] = True
-                    polyphony[row] += 1
-                    part_polyphony[row, part] += 1
-                onset[row, key] = now[row]
-            elif kind == 2:
-                if sounding[row, key]:
-                    sounding[row, key] = False
-                    onset[row, key] = self.LATE
-                    polyphony[row] -= 1
-                    part_polyphony[row, part] -= 1
-                    if polyphony[row] == 0:
-                        self.silent_since[row] = now[row]
-            elif kind == 3:
-                now[row] += key
-
-    def forbidden(self) -> np.ndarray:
-        """(rows, vocab) True where a guard forbids the id (few numpy calls: this runs at every step)."""
-        lay = self.layout
-        wait, w = lay.wait_offset, lay.max_wait
-        rows = self.now.shape[0]
-        waits_up_to = None
-        if self.any_grammar:
-            forbidden = np.ones((rows, self.vocab_size), dtype=bool)  # special ids stay forbidden
-            full = self.polyphony >= self.max_polyphony  # all parts together
-            now = self.now[:, None]
-            for index, (name, on, off, start, p) in enumerate(self.parts):
-                part_full = full
-                if name != "piano":  # a bowed string: at most a double stop
-                    part_full = full | (self.part_polyphony[:, index] >= self.max_part_polyphony)
-                keys = slice(start, start + p)
-                np.logical_or(self.sounding[:, keys], part_full[:, None], out=forbidden[:, on : on + p])
-                np.greater_equal(self.onset[:, keys], now, out=forbidden[:, off : off + p])  # silent or begun now
-            age = np.maximum(self.now - self.onset.min(axis=1), 0)
-            waits_up_to = self.max_note_steps - age
-            if not self.all_grammar:
-                forbidden[~self.grammar] = False
-                waits_up_to = np.where(self.grammar, waits_up_to, w)
-        else:
-            forbidden = np.zeros((rows, self.vocab_size), dtype=bool)
-        if self.any_rest:
-            silence = np.where(self.polyphony > 0, 0, self.now - self.silent_since)
-            quiet_room = self.max_silence_steps - silence
-            if not self.all_rest:
-                quiet_room = np.where(self.rest, quiet_room, w)
-            waits_up_to = quiet_room if waits_up_to is None else np.minimum(waits_up_to, quiet_room)
-        if waits_up_to is not None:
-            np.greater(self.wait_lengths, waits_up_to[:, None], out=forbidden[:, wait : wait + w])
-        return forbidden
-
-
 class DecodeBatch:
     """Rows of several jobs decoded together, one token per row per `step()`; jobs join with `add` between steps.
 
@@ -272,7 +119,7 @@ class DecodeBatch:
         """No rows, no jobs."""
         self.states: list[tuple[torch.Tensor, torch.Tensor]] = []  # per layer (h, c), each (rows, hidden)
         self.next_input = torch.zeros(0, dtype=torch.long, device=self.device)  # each row's last id, not yet read
-        self.guards = _GuardRows(self.layout, self.model.config.vocab_size)
+        self.guards = GuardRows(self.layout, self.model.config.vocab_size)
         self.done = np.zeros(0, dtype=bool)  # rows that have ended (they wait for the rest of their job)
         self.stop_at = np.zeros(0, dtype=np.int64)  # elapsed steps at which each row ends
         self.running: list[_Running] = []
@@ -299,7 +146,7 @@ class DecodeBatch:
             self.states = list(out.cache.states)
         first = self.rows
         self.guards.append(job.guards, job.prompt_ids, job.rows)
-        target = _GuardRows.LATE if job.target_steps is None else job.target_steps
+        target = GuardRows.LATE if job.target_steps is None else job.target_steps
         self.stop_at = np.concatenate([self.stop_at, self.guards.now[first:] + target])
         self.done = np.concatenate([self.done, np.zeros(job.rows, dtype=bool)])
         placeholder = torch.full((job.rows,), self.pad_id, dtype=torch.long, device=self.device)

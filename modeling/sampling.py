@@ -11,10 +11,11 @@ Every sampler is a processor that turns scores into the log-probabilities of its
 with its own `torch.Generator`, so the same seed and settings give the same music in any thread, and `generate()`
 itself runs greedy decoding (`do_sample=False`) over the drawn token.
 
-Guards (each switchable): `NotewiseGrammar` (note-offs only for sounding notes, note-ons only for silent ones,
-bounded polyphony and note length, so every sequence decodes without repair), `RestGuard` (bounded silence: the
-seed's model "panicked" into endless rests) and `Calmness` (shifts mass from notes to waits, and to longer waits).
-They read the vocabulary layout from the model config, never from the tokenizer.
+Guards (each switchable): the grammar (note-offs only for sounding notes, note-ons only for silent ones, bounded
+polyphony and note length, so every sequence decodes without repair) and the rest guard (bounded silence: the seed's
+model "panicked" into endless rests), both in `GuardRows` and applied by `GuardMask`, and `Calmness` (shifts mass
+from notes to waits, and to longer waits). `compose()`'s own loop uses the same `GuardRows`. They read the
+vocabulary layout from the model config, never from the tokenizer.
 """
 
 from __future__ import annotations
@@ -150,32 +151,164 @@ class GuardSettings:
             raise ValueError(f"calmness must be in [-10, 10], got {self.calmness!r}")
 
 
-class NotewiseState:
-    """What sounds where, per batch row, updated incrementally from the ids `generate()` passes to processors.
+class GuardRows:
+    """What sounds in each batch row and the grammar and rest guards' limits per row (rows of different requests may
+    differ), and the ids they forbid: the one implementation of those rules, used by `GuardMask` (`generate()`) and by
+    `compose()`'s loop (`decoding.py`). Masks are computed for all rows at once; the state is updated row by row from
+    plain ints, which at these sizes costs less than vectorised numpy calls.
 
-    Kept in numpy: a decoding step updates a handful of small arrays, where numpy's per-call cost is a fraction of
-    torch's, and the guards run at every step.
+    Grammar: `endpN` only for a sounding note (not in the step it began), `pN` only for a silent key, at most
+    `max_polyphony` notes in all and `BOWED_POLYPHONY` in a violin or cello part, waits only while no note would pass
+    `max_note_steps`, never special ids. Rest guard: no wait that leaves the row silent for more than
+    `max_silence_steps`. Calmness (`calm_bias`) is the same bias as `Calmness`, for the lean loop.
     """
 
-    def __init__(self, layout: VocabLayout):
-        self.layout = layout
-        self.on_key, self.off_key, self.key_part = layout.key_tables()  # keys of every part side by side
-        self.ids = np.zeros((0, 0), dtype=np.int64)  # the ids read so far, to notice reordered or new sequences
-        self.sounding = np.zeros((0, layout.num_keys), dtype=bool)
+    LATE = np.iinfo(np.int64).max // 2  # the onset of a silent key, so that the oldest sounding note is a plain min
 
-    def _reset(self, batch: int) -> None:
-        p = self.layout.num_keys
-        self.sounding = np.zeros((batch, p), dtype=bool)
-        self.onset = np.zeros((batch, p), dtype=np.int64)  # step at which each note began
-        self.now = np.zeros(batch, dtype=np.int64)  # elapsed steps
-        self.silent_since = np.zeros(batch, dtype=np.int64)
-        self.rows = np.arange(batch)
-        self.ids = np.zeros((batch, 0), dtype=np.int64)
+    def __init__(self, layout: VocabLayout, vocab_size: int):
+        self.layout, self.vocab_size = layout, vocab_size
+        self.wait_lengths = np.arange(1, layout.max_wait + 1)
+        self.calm_shape = calm_shape(layout)
+        self.parts = layout.part_slices()  # (name, note-on id, note-off id, first key, pitches); keys side by side
+        self.table = self._token_table(layout, vocab_size)
+        p, ints, n_parts = layout.num_keys, np.int64, len(self.parts)
+        self.arrays = {  # name -> (empty value, dtype)
+            "sounding": np.zeros((0, p), dtype=bool),
+            "onset": np.zeros((0, p), dtype=ints),  # step each sounding key began; LATE when silent
+            "polyphony": np.zeros(0, dtype=ints),
+            "part_polyphony": np.zeros((0, n_parts), dtype=ints),
+            "max_part_polyphony": np.zeros(0, dtype=ints),
+            "now": np.zeros(0, dtype=ints),  # elapsed steps
+            "silent_since": np.zeros(0, dtype=ints),
+            "grammar": np.zeros(0, dtype=bool),
+            "rest": np.zeros(0, dtype=bool),
+            "max_polyphony": np.zeros(0, dtype=ints),
+            "max_note_steps": np.zeros(0, dtype=ints),
+            "max_silence_steps": np.zeros(0, dtype=ints),
+        }
+        for name, value in self.arrays.items():
+            setattr(self, name, value)
+        self.calm_bias = torch.zeros(0, layout.max_wait)
+        self.any_calm = False
+        self._flags()
 
-    def _take_rows(self, order: np.ndarray) -> None:
-        """Keep the state of rows `order` (beam search reorders the sequences between steps)."""
-        for name in ("sounding", "onset", "now", "silent_since", "ids"):
-            setattr(self, name, getattr(self, name)[order])
+    @staticmethod
+    def _token_table(layout: VocabLayout, vocab_size: int) -> list[tuple[int, int, int]]:
+        """Per id: (kind, key or wait length, part): kind 1 note-on, 2 note-off, 3 wait, 0 anything else."""
+        table = [(0, 0, 0)] * vocab_size
+        for index, (_, on, off, start, size) in enumerate(layout.part_slices()):
+            for i in range(size):
+                table[on + i], table[off + i] = (1, start + i, index), (2, start + i, index)
+        for i in range(layout.max_wait):
+            table[layout.wait_offset + i] = (3, i + 1, 0)
+        return table
+
+    def _flags(self) -> None:
+        self.all_grammar, self.any_grammar = bool(self.grammar.all()), bool(self.grammar.any())
+        self.all_rest, self.any_rest = bool(self.rest.all()), bool(self.rest.any())
+
+    def append(self, guards: GuardSettings, prompt: list[int], rows: int) -> None:
+        """Rows of a new job: its limits, and the state after its prompt."""
+        steps, p = self.layout.steps_per_quarter, self.layout.num_keys
+        new = {
+            "sounding": np.zeros((rows, p), dtype=bool),
+            "onset": np.full((rows, p), self.LATE, dtype=np.int64),
+            "polyphony": np.zeros(rows, dtype=np.int64),
+            "part_polyphony": np.zeros((rows, len(self.parts)), dtype=np.int64),
+            "max_part_polyphony": np.full(rows, BOWED_POLYPHONY),  # a setting per row, should it become one
+            "now": np.zeros(rows, dtype=np.int64),
+            "silent_since": np.zeros(rows, dtype=np.int64),
+            "grammar": np.full(rows, guards.grammar),
+            "rest": np.full(rows, guards.rest_guard),
+            "max_polyphony": np.full(rows, guards.max_polyphony),
+            "max_note_steps": np.full(rows, max(1, round(guards.max_note_beats * steps))),
+            "max_silence_steps": np.full(rows, max(1, round(guards.max_silence_beats * steps))),
+        }
+        first = self.now.shape[0]
+        for name, value in new.items():
+            setattr(self, name, np.concatenate([getattr(self, name), value]))
+        for token in prompt:
+            self.consume([token] * rows, first)
+        bias = guards.calmness * self.calm_shape if guards.calmness else torch.zeros_like(self.calm_shape)
+        self.calm_bias = torch.cat([self.calm_bias, bias.expand(rows, -1)])
+        self.any_calm = bool(self.calm_bias.abs().sum() > 0)
+        self._flags()
+
+    def keep(self, index: np.ndarray) -> None:
+        """Keep rows `index`, in that order (rows that left the batch, or beam search's reordering)."""
+        for name in self.arrays:
+            setattr(self, name, getattr(self, name)[index])
+        self.calm_bias = self.calm_bias[torch.from_numpy(index)]
+        self.any_calm = bool(self.calm_bias.abs().sum() > 0)
+        self._flags()
+
+    def consume(self, tokens: list[int], first: int = 0) -> None:
+        """Update rows `first`, `first + 1`, ... with one id each."""
+        table, size, other = self.table, self.vocab_size, (0, 0, 0)
+        sounding, onset, polyphony, now = self.sounding, self.onset, self.polyphony, self.now
+        part_polyphony = self.part_polyphony
+        for row, token in enumerate(tokens, start=first):
+            kind, key, part = table[token] if 0 <= token < size else other
+            if kind == 1:
+                if not sounding[row, key]:
+                    sounding[row, key] = True
+                    polyphony[row] += 1
+                    part_polyphony[row, part] += 1
+                onset[row, key] = now[row]
+            elif kind == 2:
+                if sounding[row, key]:
+                    sounding[row, key] = False
+                    onset[row, key] = self.LATE
+                    polyphony[row] -= 1
+                    part_polyphony[row, part] -= 1
+                    if polyphony[row] == 0:
+                        self.silent_since[row] = now[row]
+            elif kind == 3:
+                now[row] += key
+
+    def forbidden(self) -> np.ndarray:
+        """(rows, vocab) True where a guard forbids the id (few numpy calls: this runs at every step)."""
+        lay = self.layout
+        wait, w = lay.wait_offset, lay.max_wait
+        rows = self.now.shape[0]
+        waits_up_to = None
+        if self.any_grammar:
+            forbidden = np.ones((rows, self.vocab_size), dtype=bool)  # special ids stay forbidden
+            full = self.polyphony >= self.max_polyphony  # all parts together
+            now = self.now[:, None]
+            for index, (name, on, off, start, p) in enumerate(self.parts):
+                part_full = full
+                if name != "piano":  # a bowed string: at most a double stop
+                    part_full = full | (self.part_polyphony[:, index] >= self.max_part_polyphony)
+                keys = slice(start, start + p)
+                np.logical_or(self.sounding[:, keys], part_full[:, None], out=forbidden[:, on : on + p])
+                np.greater_equal(self.onset[:, keys], now, out=forbidden[:, off : off + p])  # silent or begun now
+            age = np.maximum(self.now - self.onset.min(axis=1), 0)
+            waits_up_to = self.max_note_steps - age
+            if not self.all_grammar:
+                forbidden[~self.grammar] = False
+                waits_up_to = np.where(self.grammar, waits_up_to, w)
+        else:
+            forbidden = np.zeros((rows, self.vocab_size), dtype=bool)
+        if self.any_rest:
+            silence = np.where(self.polyphony > 0, 0, self.now - self.silent_since)
+            quiet_room = self.max_silence_steps - silence
+            if not self.all_rest:
+                quiet_room = np.where(self.rest, quiet_room, w)
+            waits_up_to = quiet_room if waits_up_to is None else np.minimum(waits_up_to, quiet_room)
+        if waits_up_to is not None:
+            np.greater(self.wait_lengths, waits_up_to[:, None], out=forbidden[:, wait : wait + w])
+        return forbidden
+
+
+class GuardMask(LogitsProcessor):
+    """The grammar and rest guards for `generate()`: a `GuardRows` kept in step with the ids each call hands it
+    (new columns are read; beam search's reordered rows are followed; an unrelated batch starts afresh)."""
+
+    def __init__(self, layout: VocabLayout, guards: GuardSettings):
+        self.layout, self.guards = layout, guards
+        self.rows = GuardRows(layout, layout.vocab_size)
+        self.ids = np.zeros((0, 0), dtype=np.int64)  # the ids read so far
 
     def _realign(self, ids: np.ndarray) -> None:
         """Make the state describe the prefixes of `ids`: same rows, reordered rows, or a fresh start."""
@@ -185,117 +318,26 @@ class NotewiseState:
         if 0 < read <= ids.shape[1]:
             matches = (ids[:, None, :read] == self.ids[None, :, :]).all(axis=2)  # new row x old row
             if matches.any(axis=1).all():
-                self._take_rows(matches.argmax(axis=1))
-                self.rows = np.arange(ids.shape[0])
+                order = matches.argmax(axis=1)
+                self.rows.keep(order)
+                self.ids = self.ids[order]
                 return
-        self._reset(ids.shape[0])
+        self.rows = GuardRows(self.layout, self.layout.vocab_size)
+        self.rows.append(self.guards, [], ids.shape[0])
+        self.ids = np.zeros((ids.shape[0], 0), dtype=np.int64)
 
-    def update(self, input_ids: torch.LongTensor) -> None:
-        """Consume the columns of `input_ids` not read yet (all of them for a new or unrelated sequence)."""
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         ids = input_ids.detach().cpu().numpy()
         self._realign(ids)
         for column in ids[:, self.ids.shape[1] :].T:
-            self._step(column)
+            self.rows.consume(column.tolist())
         self.ids = ids.copy()
-
-    def _step(self, token: np.ndarray) -> None:
-        lay = self.layout
-        known = (token >= 0) & (token < self.on_key.shape[0])
-        safe = np.where(known, token, 0)
-        pitch = np.where(known, self.on_key[safe], -1)  # the key (of any part) a note-on starts
-        is_on = pitch >= 0
-        off_pitch = np.where(known, self.off_key[safe], -1)
-        is_off = off_pitch >= 0
-        wait = token - lay.wait_offset + 1
-        is_wait = (wait >= 1) & (wait <= lay.max_wait)
-        was_silent = ~self.sounding.any(axis=1)
-        if is_on.any():
-            rows, cols = self.rows[is_on], pitch[is_on]
-            self.sounding[rows, cols] = True
-            self.onset[rows, cols] = self.now[rows]
-        if is_off.any():
-            self.sounding[self.rows[is_off], off_pitch[is_off]] = False
-            became_silent = ~was_silent & ~self.sounding.any(axis=1)
-            self.silent_since[became_silent] = self.now[became_silent]
-        if is_wait.any():
-            self.now[is_wait] += wait[is_wait]
-
-    def silence(self) -> np.ndarray:
-        """Steps each row has been silent (0 where a note sounds)."""
-        return np.where(self.sounding.any(axis=1), 0, self.now - self.silent_since)
-
-    def oldest_note_age(self) -> np.ndarray:
-        """Steps the longest-sounding note of each row has lasted (0 where none sounds)."""
-        return np.where(self.sounding, self.now[:, None] - self.onset, 0).max(axis=1)
-
-    def part_polyphony(self, start: int, size: int) -> np.ndarray:
-        """(rows, 1) notes sounding among keys `start` .. `start + size - 1` (one part)."""
-        return self.sounding[:, start : start + size].sum(axis=1, keepdims=True)
+        return scores.masked_fill(torch.from_numpy(self.rows.forbidden()).to(scores.device), NEG_INF)
 
 
-def _mask(scores: torch.FloatTensor, allowed: np.ndarray) -> torch.FloatTensor:
-    """`scores` with -inf wherever `allowed` (a numpy array of the same shape) is False."""
-    return scores.masked_fill(torch.from_numpy(~allowed).to(scores.device), NEG_INF)
-
-
-class NotewiseGrammar(LogitsProcessor):
-    """Allow `endpN` only for sounding notes (not in the step they began), `pN` only for silent ones up to
-    `max_polyphony`, waits only while no note would exceed `max_note_steps`; never special tokens.
-
-    With a violin or cello part, the same per part (`endvN` only for a sounding violin note, ...), the polyphony
-    bound counts every part, and a violin or cello part has at most `max_part_polyphony` notes at once."""
-
-    def __init__(
-        self,
-        layout: VocabLayout,
-        max_polyphony: int = 10,
-        max_note_steps: int = 192,
-        state: NotewiseState | None = None,
-        max_part_polyphony: int = BOWED_POLYPHONY,
-    ):
-        self.layout = layout
-        self.max_polyphony = max_polyphony
-        self.max_note_steps = max_note_steps
-        self.max_part_polyphony = max_part_polyphony
-        self.state = state or NotewiseState(layout)
-        self.wait_lengths = np.arange(1, layout.max_wait + 1)
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        lay, state = self.layout, self.state
-        state.update(input_ids)
-        wait = lay.wait_offset
-        allowed = np.zeros(scores.shape, dtype=bool)
-        polyphony = state.sounding.sum(axis=1, keepdims=True)
-        room_for_note = polyphony < self.max_polyphony
-        started_now = state.onset == state.now[:, None]
-        for name, on, off, start, p in lay.part_slices():
-            sounding = state.sounding[:, start : start + p]
-            free = room_for_note
-            if name != "piano":  # a bowed string: at most a double stop
-                free = free & (state.part_polyphony(start, p) < self.max_part_polyphony)
-            allowed[:, on : on + p] = ~sounding & free
-            allowed[:, off : off + p] = sounding & ~started_now[:, start : start + p]
-        room = self.max_note_steps - state.oldest_note_age()
-        allowed[:, wait : wait + lay.max_wait] = self.wait_lengths[None, :] <= room[:, None]
-        return _mask(scores, allowed)
-
-
-class RestGuard(LogitsProcessor):
-    """Forbid waits that would leave a row silent for more than `max_silence_steps` in a row."""
-
-    def __init__(self, layout: VocabLayout, max_silence_steps: int = 48, state: NotewiseState | None = None):
-        self.layout = layout
-        self.max_silence_steps = max_silence_steps
-        self.state = state or NotewiseState(layout)
-        self.wait_lengths = np.arange(1, layout.max_wait + 1)
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        lay = self.layout
-        self.state.update(input_ids)
-        allowed = np.ones(scores.shape, dtype=bool)
-        fits = self.state.silence()[:, None] + self.wait_lengths[None, :] <= self.max_silence_steps
-        allowed[:, lay.wait_offset : lay.wait_offset + lay.max_wait] = fits
-        return _mask(scores, allowed)
+def calm_shape(layout: VocabLayout) -> torch.Tensor:
+    """`1 + log2(n) / log2(steps_per_quarter)` for wait1..wait{max_wait}: calmness times this is added to waits."""
+    return 1.0 + torch.log2(layout.wait_lengths().float()) / math.log2(max(layout.steps_per_quarter, 2))
 
 
 class Calmness(LogitsProcessor):
@@ -306,9 +348,7 @@ class Calmness(LogitsProcessor):
     """
 
     def __init__(self, layout: VocabLayout, calmness: float):
-        lengths = layout.wait_lengths().float()
-        scale = math.log2(max(layout.steps_per_quarter, 2))
-        self.bias = calmness * (1.0 + torch.log2(lengths) / scale)
+        self.bias = calmness * calm_shape(layout)
         self.layout = layout
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
@@ -425,15 +465,10 @@ def sampler_processors(settings: SamplerSettings, device: torch.device | str = "
 
 
 def guard_processors(guards: GuardSettings, layout: VocabLayout) -> list[LogitsProcessor]:
-    """The enabled guards, in the order they must run (masks first, then the calmness bias); they share one state."""
-    steps = layout.steps_per_quarter
-    state = NotewiseState(layout)
+    """The enabled guards, in the order they must run: the masks (grammar, rest guard), then the calmness bias."""
     processors: list[LogitsProcessor] = []
-    if guards.grammar:
-        max_note_steps = max(1, round(guards.max_note_beats * steps))
-        processors.append(NotewiseGrammar(layout, guards.max_polyphony, max_note_steps, state))
-    if guards.rest_guard:
-        processors.append(RestGuard(layout, max(1, round(guards.max_silence_beats * steps)), state))
+    if guards.grammar or guards.rest_guard:
+        processors.append(GuardMask(layout, guards))
     if guards.calmness:
         processors.append(Calmness(layout, guards.calmness))
     return processors
@@ -506,12 +541,11 @@ __all__ = [
     "BOWED_POLYPHONY",
     "SAMPLERS",
     "Calmness",
+    "GuardMask",
+    "GuardRows",
     "GuardSettings",
     "Mixed",
-    "NotewiseGrammar",
-    "NotewiseState",
     "ProcessorChain",
-    "RestGuard",
     "SamplerSettings",
     "SeededDraw",
     "StopAfterSteps",
@@ -520,6 +554,7 @@ __all__ = [
     "TopN",
     "VocabLayout",
     "Weighted",
+    "calm_shape",
     "default_generation_config",
     "draw",
     "generate_kwargs",

@@ -22,13 +22,13 @@ from .data import load_pieces
 from .music_stats import TokenLayout
 
 
-def _samples(model, tokenizer, preset, samples: int, best_of: int, beats: float, seed: int, critic) -> tuple[list, list]:
-    """(token id arrays of the continuations, the chosen candidates' P(human)) of `samples` pieces, 8 per batch."""
+def _samples(model, tokenizer, preset, samples: int, best_of: int, beats: float, seed: int, critic) -> list:
+    """Token id arrays of `samples` pieces (no prompt), up to 8 per batch, each the best of `best_of` candidates."""
     from toccata.modeling import GenerationRequest, compose
 
     sampler, guards = preset
     per_batch = max(1, min(samples, 64 // best_of, 8))
-    out, chosen_scores = [], []
+    out = []
     for batch, start in enumerate(range(0, samples, per_batch)):
         count = min(per_batch, samples - start)
         request = GenerationRequest(
@@ -36,15 +36,14 @@ def _samples(model, tokenizer, preset, samples: int, best_of: int, beats: float,
         )
         for piece in compose(model, tokenizer, request, critic=critic if best_of > 1 else None):
             out.append(np.asarray(tokenizer.convert_tokens_to_ids(piece.tokens), dtype=np.int64))
-            if best_of > 1:
-                chosen_scores.append(piece.settings["candidates"][piece.settings["chosen"]]["human_probability"])
-    return out, chosen_scores
+    return out
 
 
 def compare(model, tokenizer, dataset: str, split: str, samples: int, best_of: int, beats: float, seed: int = 0):
     """The judge's AUC for plain samples and for best-of-`best_of` samples, against `split`'s pieces."""
-    import toccata
     from toccata.modeling.sampling import preset_from_generation_config
+
+    import toccata
 
     critic = toccata.default_critic_scorer()
     preset = preset_from_generation_config(model.generation_config)
@@ -54,7 +53,7 @@ def compare(model, tokenizer, dataset: str, split: str, samples: int, best_of: i
     result = {"dataset": dataset, "split": split, "samples": samples, "best_of": best_of, "beats": beats}
     for label, n in (("plain", 1), (f"best of {best_of}", best_of)):
         clock = time.perf_counter()
-        sequences, chosen = _samples(model, tokenizer, preset, samples, n, beats, seed, critic)
+        sequences = _samples(model, tokenizer, preset, samples, n, beats, seed, critic)
         generated, groups = excerpts(sequences, EXCERPT_TOKENS, 1, seed)
         judged = critic_score(real, real_groups, generated, groups, layout, seed=seed)
         own = critic([tokenizer.convert_ids_to_tokens(s.tolist()) for s in sequences])
