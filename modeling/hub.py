@@ -125,6 +125,14 @@ def load_checkpoint(name_or_path: str | os.PathLike, device: str | None = None, 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     name = str(name_or_path)
+    scheme_file = Path(name) / "token_scheme.json"
+    if scheme_file.is_file() and json.loads(scheme_file.read_text()).get("scheme") != "notewise":
+        scheme = json.loads(scheme_file.read_text())["scheme"]
+        raise ValueError(
+            f"{name} was trained on the {scheme} tokenization; Toccata's generator, guards and demo speak notewise. "
+            "Load its tokens with toccata.tokenization.schemes.load_scheme(folder) and the model with "
+            "AutoModelForCausalLM.from_pretrained(folder)"
+        )
     try:
         model = AutoModelForCausalLM.from_pretrained(name, trust_remote_code=trust_remote_code)
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)

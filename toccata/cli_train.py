@@ -3,6 +3,7 @@
 toccata train --dataset data/toccata-corpus --out runs/small --epochs 30
 toccata train --dataset data/toccata-corpus --out runs/small --resume           # after an interruption
 torchrun --nproc_per_node 2 -m toccata train --dataset ... --out ...             # two processes (DDP)
+toccata train --dataset data/piano --out runs/bpe --tokenizer notewise-bpe --bpe-vocab-size 1024 --max-transpose 0
 toccata train --dataset my-data --init-from toccata/checkpoints/default --out runs/tuned --learning-rate 5e-4
 toccata train --dataset data/chamber-violin --init-from toccata/checkpoints/default --instruments piano,violin \
     --max-transpose 0 --out runs/violin-warm                                      # piano -> piano + violin
@@ -41,6 +42,14 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
         help="parts of the vocabulary, e.g. piano,violin or piano,cello (with --init-from: a piano checkpoint is "
         "grown and each new word starts from the piano word of the same pitch)",
     )
+    cmd.add_argument(
+        "--tokenizer",
+        default="notewise",
+        choices=("notewise", "notewise-bpe", "chordwise", "remi", "midilike", "tsd"),
+        help="the tokenization to train on (default notewise; see docs/tokenizations.md); others are read from the "
+        "dataset's midi column, learnt from its training split where they learn (BPE merges, chordwise words)",
+    )
+    cmd.add_argument("--bpe-vocab-size", type=int, help="notewise-bpe: vocabulary size, e.g. 1024")
     cmd.add_argument("--epochs", type=float, default=30.0)
     cmd.add_argument("--max-steps", type=int, default=-1, help="stop after N optimizer steps (overrides --epochs)")
     cmd.add_argument("--batch-size", type=int, default=32, help="windows per step and process (default 32)")
@@ -74,6 +83,8 @@ def run_train(args: argparse.Namespace) -> int:
         output_dir=args.out,
         init_from=args.init_from,
         instruments=args.instruments.split(",") if args.instruments else None,
+        tokenizer=args.tokenizer,
+        bpe_vocab_size=args.bpe_vocab_size,
         model=model,
         window=args.window,
         batch_size=args.batch_size,

@@ -129,6 +129,35 @@ def load_pieces(dataset: str | os.PathLike, split: str, tokenizer, original_key_
     return pieces
 
 
+def load_scheme_pieces(dataset: str | os.PathLike, split: str, scheme, original_key_only: bool = False) -> list[Piece]:
+    """The pieces of `split` as token ids of a `toccata.tokenization.schemes.TokenScheme`, encoded from each row's
+    MIDI (transposed rows hold transposed MIDI); a row that cannot be read is an error naming it."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    pieces = []
+    columns = ("id", "piece_id", "transposition", "midi", "qpm", "time_signature")
+    for row in read_rows(dataset, split, columns):
+        if original_key_only and row["transposition"]:
+            continue
+        try:
+            ids = np.asarray(scheme.encode_midi(row["midi"]), dtype=np.int64)
+        except ValueError as err:
+            raise ValueError(f"{dataset} [{split}] row {row['id']}: cannot tokenize with {scheme.name}: {err}") from None
+        pieces.append(
+            Piece(
+                row_id=row["id"],
+                piece_id=row["piece_id"],
+                ids=ids,
+                transposition=int(row["transposition"] or 0),
+                qpm=float(row["qpm"] or 120.0),
+                time_signature=row["time_signature"] or "4/4",
+            )
+        )
+    if not pieces:
+        raise ValueError(f"{dataset}: split {split!r} has no pieces")
+    return pieces
+
+
 class WindowDataset(Dataset):
     """`<bos> piece <eos>` cut into windows of `window` tokens that overlap by one, so every next-token pair of a
     piece is learnt exactly once per epoch. Item `epoch * len(self) + i` is window i, transposed by a shift drawn
@@ -222,4 +251,5 @@ __all__ = [
     "WindowDataset",
     "collate_windows",
     "load_pieces",
+    "load_scheme_pieces",
 ]

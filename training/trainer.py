@@ -20,7 +20,15 @@ from typing import Any
 import torch
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
 
-from .data import DEFAULT_WINDOW, EpochSampler, PitchLayout, WindowDataset, collate_windows, load_pieces
+from .data import (
+    DEFAULT_WINDOW,
+    EpochSampler,
+    PitchLayout,
+    WindowDataset,
+    collate_windows,
+    load_pieces,
+    load_scheme_pieces,
+)
 
 CHECKPOINTS = "checkpoints"
 METRICS = "metrics.jsonl"
@@ -35,6 +43,8 @@ class TrainConfig:
     init_from: str | None = None  # fine-tune this checkpoint (folder or Hub id) instead of a new model
     instruments: list[str] | None = None  # e.g. ["piano", "violin"]: parts of the vocabulary (None: the checkpoint's
     # or the piano's); with init_from, new parts start from the piano word of the same pitch (`warm_start`)
+    tokenizer: str = "notewise"  # or notewise-bpe, chordwise, remi, midilike, tsd (`toccata.tokenization.schemes`)
+    bpe_vocab_size: int | None = None  # notewise-bpe: vocabulary size, merges learnt from the training split
     model: dict[str, Any] = field(default_factory=dict)  # NotewiseLSTMConfig overrides for a new model
     window: int = DEFAULT_WINDOW  # tokens per training window (see docs/training.md for the choice)
     batch_size: int = 32  # windows per step and process
@@ -65,6 +75,24 @@ class TrainConfig:
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device cuda asked for, but torch sees no CUDA GPU; use --device cpu")
+        from toccata.tokenization.schemes import SCHEMES
+
+        if self.tokenizer not in SCHEMES:
+            raise ValueError(f"unknown tokenizer {self.tokenizer!r}: choose one of {', '.join(SCHEMES)}")
+        if self.tokenizer != "notewise" and self.init_from:
+            raise ValueError(
+                f"--init-from fine-tunes a checkpoint in its own (notewise) vocabulary; leave out --tokenizer "
+                f"{self.tokenizer}, or train a new model without --init-from"
+            )
+        if self.tokenizer == "notewise-bpe" and not self.bpe_vocab_size:
+            raise ValueError("--tokenizer notewise-bpe needs --bpe-vocab-size, e.g. 1024 (notewise has 228 base tokens)")
+        if self.tokenizer in ("notewise-bpe", "chordwise") and self.max_transpose:
+            raise ValueError(
+                f"the {self.tokenizer} tokenizer's tokens hold pitches inside merges or chords, so windows cannot be "
+                "transposed on the fly: pass --max-transpose 0 (build the dataset with transpositions instead)"
+            )
+        if self.tokenizer != "notewise" and self.instruments and list(self.instruments) != ["piano"]:
+            raise ValueError("--instruments needs the notewise tokenizer: the other tokenizations are piano-only")
         if self.eval_steps is not None and self.eval_steps < 1:
             raise ValueError(f"eval_steps must be a positive integer or None, got {self.eval_steps!r}")
 
@@ -121,8 +149,33 @@ def last_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     return max(done, key=lambda p: int(p.name[11:]), default=None)
 
 
-def _model_and_tokenizer(config: TrainConfig):
+def _scheme(config: TrainConfig, out: Path, resume: bool):
+    """The run's token scheme: the one saved in `out` when resuming (same merges), else a new one learnt from the
+    training split's original keys (BPE merges, the chordwise vocabulary) and saved in `out` at once."""
+    from toccata.tokenization.schemes import SCHEME_FILE, grid_notes, load_scheme, make_scheme
+
+    from .data import read_rows
+
+    if resume and (out / SCHEME_FILE).is_file():
+        return load_scheme(out)
+    scheme = make_scheme(config.tokenizer, bpe_vocab_size=config.bpe_vocab_size)
+    rows = read_rows(config.dataset, "train", columns=("midi", "transposition"))
+    scheme.train([grid_notes(row["midi"]) for row in rows if not row["transposition"]])
+    scheme.save(out)
+    return scheme
+
+
+def _model_and_tokenizer(config: TrainConfig, scheme=None):
     from toccata.modeling.hub import load_checkpoint, random_model
+
+    if scheme is not None:  # a tokenization other than notewise: the LSTM only needs its vocabulary size and ids
+        ids = scheme.special_ids
+        model = random_model(
+            None, **{"vocab_size": scheme.vocab_size, "pad_token_id": ids["pad"], "bos_token_id": ids["bos"],
+                     "eos_token_id": ids["eos"], **config.model},
+        )  # fmt: skip
+        model.config.token_scheme = scheme.name
+        return model.train(), scheme
 
     from .warm_start import parse_instruments, warm_start
 
@@ -141,9 +194,15 @@ def _model_and_tokenizer(config: TrainConfig):
 
 
 def _datasets(config: TrainConfig, tokenizer, layout: PitchLayout) -> tuple[WindowDataset, WindowDataset, dict]:
-    special = {"bos_id": tokenizer.bos_token_id, "eos_id": tokenizer.eos_token_id, "pad_id": tokenizer.pad_token_id}
-    train_pieces = load_pieces(config.dataset, "train", tokenizer)
-    valid_pieces = load_pieces(config.dataset, "validation", tokenizer, original_key_only=True)
+    if hasattr(tokenizer, "special_ids"):  # a TokenScheme
+        ids = tokenizer.special_ids
+        special = {"bos_id": ids["bos"], "eos_id": ids["eos"], "pad_id": ids["pad"]}
+        train_pieces = load_scheme_pieces(config.dataset, "train", tokenizer)
+        valid_pieces = load_scheme_pieces(config.dataset, "validation", tokenizer, original_key_only=True)
+    else:
+        special = {"bos_id": tokenizer.bos_token_id, "eos_id": tokenizer.eos_token_id, "pad_id": tokenizer.pad_token_id}
+        train_pieces = load_pieces(config.dataset, "train", tokenizer)
+        valid_pieces = load_pieces(config.dataset, "validation", tokenizer, original_key_only=True)
     train = WindowDataset(
         train_pieces, config.window, layout, max_transpose=config.max_transpose, seed=config.seed, **special
     )
@@ -213,12 +272,13 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list[TrainerCall
     resume_from = last_checkpoint(out) if resume else None
     if resume and resume_from is None:
         print(f"no checkpoint in {out / CHECKPOINTS} yet: starting from the beginning")
+    scheme = _scheme(config, out, resume) if config.tokenizer != "notewise" else None
     set_seed(config.seed)  # the new model's initial weights too
-    model, tokenizer = _model_and_tokenizer(config)
+    model, tokenizer = _model_and_tokenizer(config, scheme)
     model.accepts_loss_kwargs = False  # its loss is already the mean over labelled tokens
     if model.config.tie_word_embeddings:  # the head is the embedding: not in checkpoints, re-tied when best is loaded
         model._keys_to_ignore_on_save = ["lm_head.weight"]
-    train_set, valid_set, stats = _datasets(config, tokenizer, PitchLayout.of(tokenizer))
+    train_set, valid_set, stats = _datasets(config, tokenizer, _layout(config, tokenizer, scheme))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     steps_per_epoch = math.ceil(len(train_set) / (config.batch_size * world))
     args = _training_arguments(config, out, steps_per_epoch)
@@ -231,7 +291,7 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list[TrainerCall
         train_dataset=train_set,
         eval_dataset=valid_set,
         data_collator=collate_windows,
-        processing_class=tokenizer,  # saved in every checkpoint, so `--model RUN/checkpoints/checkpoint-N` works
+        processing_class=None if scheme else tokenizer,  # saved in every checkpoint (`--model RUN/checkpoints/...`)
         callbacks=callbacks,
     )
     if trainer.is_world_process_zero():
@@ -266,6 +326,21 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list[TrainerCall
     return summary
 
 
+def _layout(config: TrainConfig, tokenizer, scheme) -> PitchLayout:
+    """Where the pitch ids are, for on-the-fly transposition; a clear error when a scheme's tokens merge pitches."""
+    if scheme is None:
+        return PitchLayout.of(tokenizer)
+    pitch_ids = scheme.pitch_ids()
+    if pitch_ids is None:
+        if config.max_transpose:
+            raise ValueError(
+                f"the {scheme.name} tokenizer has no pitch-only tokens (merges or chords hold pitches), so windows "
+                "cannot be transposed on the fly: pass --max-transpose 0, or build the dataset with transpositions"
+            )
+        return PitchLayout(0, 0, 0)
+    return PitchLayout(*pitch_ids)
+
+
 def _machine() -> str:
     """The CPU model (from /proc/cpuinfo where there is one) and core count, for the card and the summary."""
     name = platform.processor() or platform.machine()
@@ -282,6 +357,9 @@ def _step_of(checkpoint: Path) -> int:
 
 def _training_data_text(config: TrainConfig, summary: dict) -> str:
     init = f"fine-tuned from `{config.init_from}`" if config.init_from else "trained from random initialisation"
+    if config.tokenizer != "notewise":
+        size = f" ({config.bpe_vocab_size} tokens)" if config.bpe_vocab_size else ""
+        init += f", on the {config.tokenizer} tokenization{size} (token_scheme.json; `load_scheme` decodes it)"
     if config.init_from and config.instruments:
         init += f", grown to the parts {', '.join(config.instruments)} (new words start from the piano's, same pitch)"
     return (

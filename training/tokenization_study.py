@@ -1,0 +1,337 @@
+"""Which tokenization serves the LSTM best? Prepare, train and compare one model per tokenization (issue 15).
+
+    python -m toccata.training.tokenization_study prepare --dataset data/piano --out runs/tokstudy
+    python training/study_train.py runs/tokstudy/* --steps 2400          # CPU or GPU; see study_train.py
+    python -m toccata.training.tokenization_study evaluate --dataset data/piano --out runs/tokstudy
+
+`prepare` reads every piece of the dataset's `midi` column once, puts its notes on the 12-step grid
+(`schemes.grid_notes`), learns what a scheme learns from the *training* split only (BPE merges, the chordwise
+vocabulary), and writes per tokenization LABEL: the token streams (`tokens.npz`), the scheme (`scheme/`) and the
+model config (`init/`: same LSTM sizes for all; only the vocabulary differs). `evaluate` measures on the test split,
+with measures that compare across tokenizations: bits per note (a piece's total negative log-likelihood divided by
+its notes, the same notes for every scheme), tokens per quarter note, generation speed in seconds of music per
+second at batch 1, the share of samples that decode without repair, rest collapse, and the critic AUC of
+`toccata evaluate` (a classifier on musical features of real versus generated excerpts; 0.5 = indistinguishable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import lzma
+import math
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from toccata.tokenization.midi_io import NoteArrays
+from toccata.tokenization.schemes import STEPS_PER_QUARTER, TokenScheme, grid_notes, load_scheme, make_scheme, read_notes
+
+RUNS: dict[str, tuple[str, int | None]] = {
+    "notewise": ("notewise", None),
+    "notewise-bpe-1024": ("notewise-bpe", 1024),
+    "notewise-bpe-4096": ("notewise-bpe", 4096),
+    "chordwise": ("chordwise", None),
+    "remi": ("remi", None),
+    "midilike": ("midilike", None),
+    "tsd": ("tsd", None),
+}
+"""Study label -> (scheme, BPE vocabulary size)."""
+
+TRANSPOSITIONS = tuple(range(-3, 4))  # training pieces are encoded in each of these keys (semitones)
+SECONDS_PER_QUARTER = 0.5  # speed is quoted in seconds of music at 120 quarter notes per minute
+
+
+@dataclass
+class Prepared:
+    """What `prepare` wrote for one tokenization."""
+
+    label: str
+    vocab_size: int
+    train_tokens: int
+    test_tokens: int
+    test_notes: int
+    test_quarters: float
+    test_notes_kept: int  # notes that decode back exactly from the scheme's test tokens (chordwise loses <unk>)
+
+
+# ---------------------------------------------------------------------------------------------------- prepare
+
+
+def _split_notes(dataset: str, split: str, shifts: Sequence[int] = (0,)) -> dict[int, list[NoteArrays]]:
+    from .data import read_rows
+
+    raw = [read_notes(row["midi"]) for row in read_rows(dataset, split, columns=("id", "midi"))]
+    return {shift: [grid_notes(notes, shift) for notes in raw] for shift in shifts}
+
+
+def _stream(scheme: TokenScheme, pieces: Sequence[np.ndarray]) -> np.ndarray:
+    special = scheme.special_ids
+    parts = [np.concatenate([[special["bos"]], ids, [special["eos"]]]) for ids in pieces]
+    return np.concatenate(parts).astype(np.uint16)
+
+
+def _same_notes(a: NoteArrays, b: NoteArrays) -> int:
+    """How many notes of `a` appear in `b` with the same onset, pitch and offset."""
+    key_a = set(zip(a.start.tolist(), a.pitch.tolist(), a.end.tolist()))
+    key_b = set(zip(b.start.tolist(), b.pitch.tolist(), b.end.tolist()))
+    return len(key_a & key_b)
+
+
+def write_init(folder: Path, scheme: TokenScheme) -> None:
+    """`folder/config.json` and the model's code: the default checkpoint's LSTM sizes over the scheme's vocabulary."""
+    from toccata.modeling.hub import random_model
+
+    if scheme.name == "notewise":
+        model = random_model(scheme.tokenizer)  # the notewise layout, so the generator's guards would apply
+    else:
+        ids = scheme.special_ids
+        model = random_model(
+            None, vocab_size=scheme.vocab_size, pad_token_id=ids["pad"], bos_token_id=ids["bos"],
+            eos_token_id=ids["eos"],
+        )  # fmt: skip
+    model.config.token_scheme = scheme.name
+    model.save_pretrained(folder)
+    for weights in folder.glob("*.safetensors"):
+        weights.unlink()  # study_train.py draws the weights itself, with the study's seed
+
+
+def prepare(dataset: str, out: str | Path, labels: Sequence[str] = tuple(RUNS)) -> list[Prepared]:
+    """Encode the dataset with every tokenization in `labels` and write what training and evaluation read."""
+    out = Path(out)
+    train = _split_notes(dataset, "train", TRANSPOSITIONS)
+    valid = _split_notes(dataset, "validation")[0]
+    test = _split_notes(dataset, "test")[0]
+    done = []
+    for label in labels:
+        began = time.perf_counter()
+        name, bpe = RUNS[label]
+        scheme = make_scheme(name, bpe_vocab_size=bpe)
+        scheme.train(train[0])  # original keys of the training split only
+        folder = out / label
+        scheme.save(folder / "scheme")
+        write_init(folder / "init", scheme)
+        test_ids = [scheme.encode(notes) for notes in test]
+        stream = _stream(scheme, [scheme.encode(notes) for shift in TRANSPOSITIONS for notes in train[shift]])
+        (folder / "train.xz").write_bytes(lzma.compress(stream.astype("<u2").tobytes(), preset=9))  # ~2/3 of npz
+        np.savez_compressed(
+            folder / "tokens.npz",
+            validation=_stream(scheme, [scheme.encode(notes) for notes in valid]),
+            test=np.concatenate(test_ids).astype(np.uint16),
+            test_lengths=np.array([len(ids) for ids in test_ids]),
+        )
+        kept = sum(_same_notes(notes, scheme.decode(ids)) for notes, ids in zip(test, test_ids))
+        record = Prepared(
+            label=label,
+            vocab_size=scheme.vocab_size,
+            train_tokens=int(len(stream)),
+            test_tokens=int(sum(len(ids) for ids in test_ids)),
+            test_notes=int(sum(len(notes) for notes in test)),
+            test_quarters=float(sum(_quarters(notes) for notes in test)),
+            test_notes_kept=int(kept),
+        )
+        (folder / "prepared.json").write_text(json.dumps(record.__dict__, indent=2) + "\n")
+        print(f"{label}: {record.__dict__} ({time.perf_counter() - began:.0f} s)", flush=True)
+        done.append(record)
+    return done
+
+
+def _quarters(notes: NoteArrays) -> float:
+    return float(notes.end.max()) / STEPS_PER_QUARTER if len(notes) else 0.0
+
+
+# ---------------------------------------------------------------------------------------------------- evaluate
+
+
+def load_model(folder: Path, device: str = "cpu"):
+    """The trained model of a study folder (init/ config + model.safetensors), in eval mode."""
+    from safetensors.torch import load_file
+
+    from .study_train import build_model
+
+    model = build_model(folder / "init", seed=0)
+    missing, unexpected = model.load_state_dict(load_file(str(folder / "model.safetensors")), strict=False)
+    if unexpected or [k for k in missing if k != "lm_head.weight"]:
+        raise ValueError(f"{folder}: weights do not fit the config (missing {missing}, unexpected {unexpected})")
+    model.tie_weights()
+    return model.to(device).eval()
+
+
+@torch.no_grad()
+def sample(
+    model, bos: int, eos: int, rows: int, tokens: int, temperature: float = 1.0, seed: int = 0
+) -> tuple[list[np.ndarray], float]:
+    """`rows` samples of up to `tokens` tokens drawn from the full distribution (no guards: they are notewise's),
+    each cut at its first ``<eos>``; and the tokens per second of the loop."""
+    layers = [layer.lstm for layer in model.model.layers]
+    weights = [(m.weight_ih_l0.t(), m.weight_hh_l0.t(), m.bias_ih_l0 + m.bias_hh_l0) for m in layers]
+    h = [torch.zeros(rows, m.hidden_size) for m in layers]
+    c = [torch.zeros(rows, m.hidden_size) for m in layers]
+    token = torch.full((rows,), bos, dtype=torch.long)
+    emb, head = model.model.embeddings.weight, model.lm_head
+    generator = torch.Generator().manual_seed(seed)
+    out = torch.empty(rows, tokens, dtype=torch.long)
+    began = time.perf_counter()
+    for step in range(tokens):
+        x = emb[token]
+        for i, (w_ih, w_hh, b) in enumerate(weights):
+            gates = torch.addmm(b, x, w_ih).addmm_(h[i], w_hh)
+            size = h[i].shape[1]
+            ig, fg, _, og = gates.sigmoid().chunk(4, 1)
+            c[i] = torch.addcmul(fg * c[i], ig, gates[:, 2 * size : 3 * size].tanh())
+            h[i] = og * c[i].tanh()
+            x = h[i]
+        probs = torch.softmax(head(x) / temperature, -1)
+        token = torch.multinomial(probs, 1, generator=generator)[:, 0]
+        out[:, step] = token
+    rate = rows * tokens / (time.perf_counter() - began)
+    samples = []
+    for row in out.numpy():
+        ends = np.flatnonzero(row == eos)
+        samples.append(row[: ends[0]] if len(ends) else row)
+    return samples, rate
+
+
+def evaluate_run(
+    folder: Path, dataset: str, test: list[NoteArrays], samples: int = 48, quarters: int = 64, seed: int = 0
+) -> dict:
+    """Every measure of one trained tokenization on the test split (see the module docstring)."""
+    from toccata.tokenization import NotewiseTokenizer
+
+    from .critic import EXCERPT_TOKENS, critic_score, excerpts
+    from .likelihood import model_log2probs
+    from .music_stats import DEFAULT_LAYOUT, sample_stats, summarise_set
+
+    prepared = json.loads((folder / "prepared.json").read_text())
+    log = json.loads((folder / "train_log.json").read_text())
+    scheme = load_scheme(folder / "scheme")
+    model = load_model(folder)
+    special = scheme.special_ids
+    data = np.load(folder / "tokens.npz")
+    bounds = np.cumsum(np.r_[0, data["test_lengths"]])
+    test_ids = [data["test"][a:b].astype(np.int64) for a, b in zip(bounds[:-1], bounds[1:])]
+    sequences = [np.r_[special["bos"], ids, special["eos"]] for ids in test_ids]
+    bits = -sum(float(row.sum()) for row in model_log2probs(model, sequences))
+    notes = sum(len(n) for n in test)
+    tokens_per_quarter = prepared["test_tokens"] / prepared["test_quarters"]
+
+    torch.set_num_threads(1)
+    length = int(math.ceil(quarters * tokens_per_quarter * 1.1))
+    drawn, _ = sample(model, special["bos"], special["eos"], samples, length, seed=seed)
+    _, speed = sample(model, special["bos"], special["eos"], 1, min(length, 2000), seed=seed + 1)
+    decoded = [scheme.decode(ids) for ids in drawn]
+    errors = [scheme.errors(ids) for ids in drawn]
+    generated_quarters = [_quarters(n) for n in decoded]
+    quarters_per_token = sum(generated_quarters) / max(1, sum(len(ids) for ids in drawn))
+
+    notewise = NotewiseTokenizer()
+    gen_ids = [np.asarray(notewise.notes_to_ids(n)) for n in decoded]
+    real_ids = [np.asarray(notewise.notes_to_ids(n)) for n in test]
+    gen_stats = summarise_set([sample_stats(ids, DEFAULT_LAYOUT) for ids in gen_ids if len(ids)])
+    real_stats = summarise_set([sample_stats(ids, DEFAULT_LAYOUT) for ids in real_ids])
+    real_ex, real_groups = excerpts(real_ids, EXCERPT_TOKENS, per_sequence=10, seed=seed)
+    gen_ex, gen_groups = excerpts(gen_ids, EXCERPT_TOKENS, per_sequence=1, seed=seed)
+    try:
+        critic = critic_score(real_ex, real_groups, gen_ex, gen_groups, DEFAULT_LAYOUT, seed=seed)
+        auc, auc_std, gen_count = critic.auc, critic.auc_std, critic.generated
+    except ValueError:  # too few generated excerpts (samples that collapse into silence give none)
+        auc, auc_std, gen_count = None, None, len(gen_ex)
+    empty = sum(1 for n in decoded if len(n) == 0)
+    return {
+        "label": folder.name,
+        "scheme": scheme.name,
+        "vocab_size": scheme.vocab_size,
+        "parameters": log["parameters"],
+        "tokens_seen": log["tokens_seen"],
+        "train_device": log["device"],
+        "train_seconds": log["train_seconds"],
+        "validation_loss": log["final_validation_loss"],
+        "bits_per_note": bits / notes,
+        "bits_per_token": bits / sum(len(s) - 1 for s in sequences),
+        "test_notes": notes,
+        "test_notes_kept": prepared["test_notes_kept"],
+        "tokens_per_quarter": tokens_per_quarter,
+        "train_tokens": prepared["train_tokens"],
+        "tokens_per_second_batch1": speed,
+        "music_seconds_per_second_batch1": speed * quarters_per_token * SECONDS_PER_QUARTER,
+        "samples": len(drawn),
+        "sample_quarters_mean": float(np.mean(generated_quarters)),
+        "decode_without_repair": sum(e == 0 for e in errors) / len(errors),
+        "repairs_per_100_tokens": 100 * sum(errors) / max(1, sum(len(ids) for ids in drawn)),
+        "empty_samples": empty,
+        "rest_collapse": gen_stats.rest_collapse_rate,
+        "overlaps_with_real": gen_stats.overlaps(real_stats),
+        "critic_auc": auc,
+        "critic_auc_std": auc_std,
+        "critic_generated_excerpts": gen_count,
+        "critic_real_excerpts": len(real_ex),
+    }
+
+
+def evaluate(dataset: str, out: str | Path, labels: Sequence[str] | None = None, samples: int = 48) -> list[dict]:
+    """`evaluate_run` for every trained tokenization in `out`; writes results.json and results.md there."""
+    out = Path(out)
+    labels = labels or [label for label in RUNS if (out / label / "model.safetensors").is_file()]
+    test = _split_notes(dataset, "test")[0]
+    results = []
+    for label in labels:
+        began = time.perf_counter()
+        result = evaluate_run(out / label, dataset, test, samples=samples)
+        print(json.dumps({k: v for k, v in result.items() if k != "overlaps_with_real"}), flush=True)
+        print(f"  ({time.perf_counter() - began:.0f} s)", flush=True)
+        results.append(result)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "results.md").write_text(results_table(results) + "\n")
+    return results
+
+
+def results_table(results: Sequence[dict]) -> str:
+    """The study's markdown table."""
+    lines = [
+        "| tokenization | vocab | params | tokens / quarter | bits / note | test notes kept | music s / s (batch 1) "
+        "| decode without repair | rest collapse | critic AUC |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        auc = "n/a" if r["critic_auc"] is None else f"{r['critic_auc']:.3f} ± {r['critic_auc_std']:.3f}"
+        lines.append(
+            f"| {r['label']} | {r['vocab_size']:,} | {r['parameters'] / 1e6:.2f}M | {r['tokens_per_quarter']:.1f} "
+            f"| {r['bits_per_note']:.3f} | {100 * r['test_notes_kept'] / r['test_notes']:.1f}% "
+            f"| {r['music_seconds_per_second_batch1']:.0f} | {100 * r['decode_without_repair']:.0f}% "
+            f"| {100 * r['rest_collapse']:.0f}% | {auc} |"
+        )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------- command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in ("prepare", "evaluate"):
+        cmd = commands.add_parser(name)
+        cmd.add_argument("--dataset", required=True, help="a built Toccata dataset folder (its midi column)")
+        cmd.add_argument("--out", required=True, help="the study folder")
+        cmd.add_argument("--runs", help=f"comma-separated labels (default: all of {', '.join(RUNS)})")
+        if name == "evaluate":
+            cmd.add_argument("--samples", type=int, default=48)
+    args = parser.parse_args(argv)
+    labels = args.runs.split(",") if args.runs else None
+    unknown = [label for label in labels or [] if label not in RUNS]
+    if unknown:
+        parser.error(f"unknown run(s) {', '.join(unknown)}; the study has {', '.join(RUNS)}")
+    if args.command == "prepare":
+        prepare(args.dataset, args.out, labels or tuple(RUNS))
+    else:
+        evaluate(args.dataset, args.out, labels, samples=args.samples)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
