@@ -8,6 +8,9 @@ Use it directly, as loading scripts are gone since datasets 4::
 or through `build_dataset` / ``toccata build-dataset``. The build runs in two passes. `_split_generators` streams every
 source through the per-file analysis (`analysis.py`, in `num_proc` worker processes, results in source order), then
 dedups and assigns splits in this process (`pipeline.py`), writing a plan per split and the rejects manifest.
+With a second tokenizer (``tokenizer="remi"``, ``"notewise-bpe"``, ...; `tokens.py`), the scheme is made between the
+two passes, learning from the train split's rows only where it learns (BPE merges, the chordwise vocabulary), and saved
+in the dataset's ``tokenizer/`` folder; each row then gets a `tokens` column beside `notewise`.
 `_generate_examples` then reads each plan and yields rows, adding transposed copies when asked. Rows are written by
 one process whatever `num_proc` is, so the output files are the same for any `num_proc`. A card (README.md with YAML),
 a LICENSE summary and ``rejects.jsonl`` are written next to the shards; `load_dataset(out_dir)` and
@@ -33,7 +36,8 @@ from datasets.builder import Key
 from datasets.utils.file_utils import is_remote_url
 from datasets.utils.tqdm import tqdm as hf_tqdm
 from toccata.tokenization import NotewiseTokenizer
-from toccata.tokenization.midi_io import load_score
+from toccata.tokenization.midi_io import NoteArrays, load_score
+from toccata.tokenization.schemes import TokenScheme, grid_notes, load_scheme, make_scheme
 
 from .analysis import AnalysisSettings, analyse_item, load_tokens, tokenizer_for, unwrap_rmid
 from .card import REJECTS_FILE, license_summary, write_card
@@ -42,6 +46,7 @@ from .items import SCORE, SourceItem, metadata_json
 from .pipeline import SPLITS, BuildStats, Planner, ordered_map, read_plan, row_id, splits_of
 from .sources.corpus import Music21CorpusSource, is_corpus_spec
 from .sources.folder import FolderSource
+from .tokens import LEARNED, TOKENIZER_FOLDER, learn_scheme, row_tokens, save_scheme, scheme_summary
 
 FEATURES = datasets.Features(
     {
@@ -68,6 +73,18 @@ FEATURES = datasets.Features(
 DESCRIPTION = "Piano MIDI with notewise tokens (Toccata), deduplicated by bytes and by notes, split by piece."
 
 
+def features_for(config: ToccataConfig) -> datasets.Features:
+    """`FEATURES`, plus a `tokens` column after `notewise` when the build has a second tokenizer."""
+    if not config.has_tokens_column:
+        return FEATURES
+    columns: dict[str, Any] = {}
+    for name, feature in FEATURES.items():
+        columns[name] = feature
+        if name == "notewise":
+            columns["tokens"] = datasets.Value("string")
+    return datasets.Features(columns)
+
+
 class ToccataBuilder(datasets.GeneratorBasedBuilder):
     """Builds a Toccata dataset (features: `FEATURES`) from the sources of its `ToccataConfig`."""
 
@@ -79,11 +96,14 @@ class ToccataBuilder(datasets.GeneratorBasedBuilder):
     def __init__(self, *args: Any, dataset_name: str | None = None, **kwargs: Any):
         super().__init__(*args, dataset_name=dataset_name or "toccata", **kwargs)
         self.stats: BuildStats | None = None
+        self.tokens_info: dict[str, Any] | None = None  # the `tokens` column's scheme (tokens.scheme_summary)
         self._final_output_dir: str | None = None
 
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(
-            description=DESCRIPTION, features=FEATURES, homepage="https://github.com/toccata-music/toccata"
+            description=DESCRIPTION,
+            features=features_for(self.config),
+            homepage="https://github.com/toccata-music/toccata",
         )
 
     def download_and_prepare(self, output_dir: str | None = None, *args: Any, **kwargs: Any) -> None:
@@ -111,7 +131,14 @@ class ToccataBuilder(datasets.GeneratorBasedBuilder):
         splits = ", ".join(f"{name} {stats.rows[name]} rows ({stats.pieces[name]} pieces)" for name in SPLITS)
         rejects = ", ".join(f"{reason} {count}" for reason, count in sorted(stats.rejects.items())) or "none"
         empty = "" if sum(stats.rows.values()) else "\nno piece was kept: see rejects.jsonl for why"
-        return f"read {stats.files} files: {splits}\nrejected: {rejects}{empty}"
+        tokens = ""
+        if self.tokens_info is not None:
+            info = self.tokens_info
+            learned = f", learnt from {info['train_rows']} train rows" if info["learned"] else ""
+            tokens = (
+                f"\ntokens column: {info['name']} ({info['vocab_size']} ids{learned}), scheme in {TOKENIZER_FOLDER}/"
+            )
+        return f"read {stats.files} files: {splits}\nrejected: {rejects}{empty}{tokens}"
 
     def _make_split_generators_kwargs(self, prepare_split_kwargs: dict[str, Any]) -> dict[str, Any]:
         return {"num_proc": prepare_split_kwargs.get("num_proc") or 1}
@@ -142,9 +169,38 @@ class ToccataBuilder(datasets.GeneratorBasedBuilder):
                 planner.add(item, result)
             self.stats = planner.close()
         kept = [name for name in SPLITS if self.stats.pieces[name] or name == "train"]
+        extra: dict[str, str] = {}
+        if self.config.has_tokens_column:  # after the splits, before any row: learn from the train split only
+            extra["scheme_dir"] = str(self._make_scheme(out, planner.plan_files["train"], settings))
         return [
-            datasets.SplitGenerator(name=name, gen_kwargs={"plan_file": str(planner.plan_files[name])}) for name in kept
+            datasets.SplitGenerator(name=name, gen_kwargs={"plan_file": str(planner.plan_files[name]), **extra})
+            for name in kept
         ]
+
+    def _make_scheme(self, out: Path, train_plan: Path, settings: AnalysisSettings) -> Path:
+        """Make the `tokens` column's scheme, learning from the rows of the train split (transposed copies
+        included) where it learns, never from validation or test; save it in ``<out>/tokenizer/``, return that."""
+        config, train_rows = self.config, self.stats.rows["train"]
+        if train_rows == 0 and config.tokenizer in LEARNED and sum(self.stats.rows.values()):
+            raise ValueError(
+                f"tokenizer {config.tokenizer} learns from the train split, which has no rows: add pieces or raise "
+                "train_fraction (--splits)"
+            )
+
+        def pieces() -> Iterator[NoteArrays]:
+            for plan in read_plan(train_plan):
+                for _shift, midi in _row_midis(plan, settings):
+                    yield grid_notes(midi)
+
+        if config.tokenizer in LEARNED and train_rows:
+            desc = f"Learning the {config.tokenizer} tokens from the train split"
+            scheme = learn_scheme(
+                config.tokenizer, config.bpe_vocab_size, hf_tqdm(pieces(), total=train_rows, desc=desc)
+            )
+        else:  # nothing to learn (remi, midilike, tsd), or nothing kept at all (the build then says so)
+            scheme = make_scheme(config.tokenizer, config.bpe_vocab_size)
+        self.tokens_info = scheme_summary(scheme, train_rows)
+        return save_scheme(scheme, out)
 
     def _prepare_split(
         self,
@@ -156,10 +212,11 @@ class ToccataBuilder(datasets.GeneratorBasedBuilder):
         # The costly work ran in parallel in _split_generators; one writer keeps the files identical for any num_proc.
         super()._prepare_split(split_generator, file_format=file_format, num_proc=None, max_shard_size=max_shard_size)
 
-    def _generate_examples(self, plan_file: str) -> Iterator[tuple[Key, dict[str, Any]]]:
+    def _generate_examples(self, plan_file: str, scheme_dir: str | None = None) -> Iterator[tuple[Key, dict[str, Any]]]:
         settings = self.config.analysis_settings(str(self.work_dir()))
         tokenizer = tokenizer_for(settings.tokenizer)
-        rows = (row for plan in read_plan(plan_file) for row in _rows(plan, settings, tokenizer))
+        scheme = load_scheme(scheme_dir) if scheme_dir else None  # as saved: the column is what tokenizer/ decodes
+        rows = (row for plan in read_plan(plan_file) for row in _rows(plan, settings, tokenizer, scheme))
         for index, row in enumerate(rows):
             yield Key(0, index), row
 
@@ -174,6 +231,7 @@ class ToccataBuilder(datasets.GeneratorBasedBuilder):
                 self.stats,
                 dataset_name=self.dataset_name,
                 file_format=self._file_format or "arrow",
+                tokens=self.tokens_info,
             )
 
 
@@ -195,7 +253,8 @@ def build_dataset(out_dir: str | os.PathLike, *, num_proc: int = 1, **config_kwa
 def push_to_hub(
     out_dir: str | os.PathLike, repo_id: str, *, private: bool | None = None, token: str | None = None
 ) -> str:
-    """Publish a built dataset with datasets' own `DatasetDict.push_to_hub`, after uploading its card and manifest.
+    """Publish a built dataset with datasets' own `DatasetDict.push_to_hub`, after uploading its card and manifest
+    (and the ``tokenizer/`` folder of a build with a `tokens` column).
 
     The card goes first so that `push_to_hub` keeps its text and only updates the YAML (configs, sizes) it owns.
     """
@@ -211,7 +270,7 @@ def push_to_hub(
         folder_path=str(out),
         repo_id=repo_id,
         repo_type="dataset",
-        allow_patterns=["README.md", "LICENSE", REJECTS_FILE],
+        allow_patterns=["README.md", "LICENSE", REJECTS_FILE, f"{TOKENIZER_FOLDER}/*"],
     )
     dataset.push_to_hub(repo_id, private=private, token=token)
     return f"https://huggingface.co/datasets/{repo_id}"
@@ -297,8 +356,8 @@ def _clear_incomplete(out: Path) -> None:
             shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
-def _rows(plan: dict[str, Any], settings: AnalysisSettings, tokenizer: NotewiseTokenizer) -> Iterator[dict[str, Any]]:
-    """The rows of one kept piece: the file as it is, then each transposed copy the plan asks for."""
+def _piece_midi(plan: dict[str, Any], settings: AnalysisSettings) -> bytes:
+    """The MIDI bytes of a kept piece as its rows hold them, checked against the hashes the analysis recorded."""
     item, result = plan["item"], plan["result"]
     data = unwrap_rmid(Path(result["midi_file"]).read_bytes(), item["path"])
     if hashlib.sha256(data).hexdigest() != result["content_hash"]:
@@ -308,6 +367,22 @@ def _rows(plan: dict[str, Any], settings: AnalysisSettings, tokenizer: NotewiseT
         data = mapped_file.read_bytes() if mapped_file.is_file() else b""
         if hashlib.sha256(data).hexdigest() != result["mapped_hash"]:
             raise ValueError(f"{mapped_file} changed while the dataset was being built; run the build again")
+    return data
+
+
+def _row_midis(plan: dict[str, Any], settings: AnalysisSettings) -> Iterator[tuple[int, bytes]]:
+    """(transposition, MIDI bytes) of each row of a kept piece: the file as it is, then each transposed copy."""
+    data = _piece_midi(plan, settings)
+    for shift in plan["transpositions"]:
+        yield shift, data if shift == 0 else _transpose(data, shift, plan["item"]["path"])
+
+
+def _rows(
+    plan: dict[str, Any], settings: AnalysisSettings, tokenizer: NotewiseTokenizer, scheme: TokenScheme | None = None
+) -> Iterator[dict[str, Any]]:
+    """The rows of one kept piece: the file as it is, then each transposed copy the plan asks for (with the
+    `tokens` column when `scheme` is given)."""
+    item, result = plan["item"], plan["result"]
     base = {
         "piece_id": plan["piece_id"],
         "source": item["source"],
@@ -322,15 +397,14 @@ def _rows(plan: dict[str, Any], settings: AnalysisSettings, tokenizer: NotewiseT
         "qpm": result["qpm"],
         "time_signature": result["time_signature"],
     }
-    for shift in plan["transpositions"]:
+    for shift, midi in _row_midis(plan, settings):
         if shift == 0:
-            midi, notewise = data, load_tokens(settings, result["content_hash"])
+            notewise = load_tokens(settings, result["content_hash"])
             content_hash = result.get("mapped_hash", result["content_hash"])
         else:
-            midi = _transpose(data, shift, item["path"])
             notewise = " ".join(tokenizer.encode_midi(midi).tokens)
             content_hash = hashlib.sha256(midi).hexdigest()
-        yield {
+        row = {
             **base,
             "id": row_id(plan["piece_id"], shift),
             "transposition": shift,
@@ -339,6 +413,9 @@ def _rows(plan: dict[str, Any], settings: AnalysisSettings, tokenizer: NotewiseT
             "num_tokens": len(notewise.split()),
             "content_hash": content_hash,
         }
+        if scheme is not None:
+            row["tokens"] = row_tokens(scheme, midi)
+        yield row
 
 
 def _with_ensemble(metadata: str, ensemble: dict[str, Any] | None) -> str:
@@ -357,4 +434,4 @@ def _transpose(data: bytes, shift: int, name: str) -> bytes:
     return bytes(score.dumps_midi())
 
 
-__all__ = ["DESCRIPTION", "FEATURES", "ToccataBuilder", "build_dataset", "push_to_hub"]
+__all__ = ["DESCRIPTION", "FEATURES", "ToccataBuilder", "build_dataset", "features_for", "push_to_hub"]

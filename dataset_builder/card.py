@@ -21,6 +21,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from .config import is_url
 from .pipeline import SPLITS, BuildStats
 from .sources.corpus import license_texts
+from .tokens import TOKENIZER_FOLDER
 
 REJECTS_FILE = "rejects.jsonl"
 
@@ -56,16 +57,27 @@ def license_summary(stats: BuildStats) -> str:
 
 
 def write_card(
-    out_dir: Path, info: datasets.DatasetInfo, config: Any, stats: BuildStats, *, dataset_name: str, file_format: str
+    out_dir: Path,
+    info: datasets.DatasetInfo,
+    config: Any,
+    stats: BuildStats,
+    *,
+    dataset_name: str,
+    file_format: str,
+    tokens: dict[str, Any] | None = None,
 ) -> Path:
-    """Write README.md (YAML header + body) into `out_dir`; returns its path."""
+    """Write README.md (YAML header + body) into `out_dir`; returns its path.
+
+    `tokens` describes the scheme of a `tokens` column (`tokens.scheme_summary`); None for a notewise-only build.
+    """
     splits = [name for name in SPLITS if info.splits and name in info.splits]
     data = DatasetCardData(
         pretty_name="Toccata piano MIDI (notewise)",
         license="other",
         license_name="mixed",
         license_link="LICENSE",
-        tags=["music", "midi", "symbolic-music", *getattr(config, "instruments", ("piano",)), "notewise"],
+        tags=["music", "midi", "symbolic-music", *getattr(config, "instruments", ("piano",)), "notewise"]
+        + ([tokens["name"]] if tokens else []),
         task_categories=["text-generation"],
         size_categories=[_size_category(sum(stats.rows.values()))],
     )
@@ -76,7 +88,7 @@ def write_card(
     yaml_info.config_name = "default"
     yaml_info.dataset_size = sum(info.splits[s].num_bytes for s in splits)
     DatasetInfosDict({"default": yaml_info}).to_dataset_card_data(data)
-    card = DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + _body(info, config, stats, splits))
+    card = DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + _body(info, config, stats, splits, tokens))
     path = out_dir / "README.md"
     card.save(path)
     return path
@@ -95,7 +107,9 @@ def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
     return "\n".join(lines)
 
 
-def _body(info: datasets.DatasetInfo, config: Any, stats: BuildStats, splits: list[str]) -> str:
+def _body(
+    info: datasets.DatasetInfo, config: Any, stats: BuildStats, splits: list[str], tokens: dict[str, Any] | None
+) -> str:
     pieces, rows = sum(stats.pieces.values()), sum(stats.rows.values())
     rejected = sum(n for reason, n in stats.rejects.items() if reason != "transposition_out_of_range")
     settings = {
@@ -106,6 +120,9 @@ def _body(info: datasets.DatasetInfo, config: Any, stats: BuildStats, splits: li
     settings["version"] = str(config.version)
     if not any(map(is_url, config.sources)):
         settings.pop("crawl_options", None)  # unused: the CLI always passes some, the API none; same card for both
+    if tokens is None:  # a notewise-only build: its card stays as it was before the option existed
+        settings.pop("tokenizer", None)
+        settings.pop("bpe_vocab_size", None)
     split_rows = [
         (s, stats.pieces[s], stats.rows[s], f"{stats.tokens[s]:,}", f"{info.splits[s].num_bytes:,}") for s in splits
     ]
@@ -156,12 +173,19 @@ def _body(info: datasets.DatasetInfo, config: Any, stats: BuildStats, splits: li
         "and files with a kept file's notes up to transposition, tempo and velocity; assign splits; write rows. "
         "Rebuilding with the same sources and configuration gives the same rows in the same order."
     )
-    fields = [(f"`{k}`", v.dtype, FIELD_NOTES.get(k, "")) for k, v in info.features.items()]
+    notes = dict(FIELD_NOTES)
+    if tokens:
+        notes["tokens"] = (
+            f"space-separated tokens of the `{tokens['name']}` scheme (`toccata.tokenization.schemes`) for the row's "
+            f"`midi`; the scheme is in `{TOKENIZER_FOLDER}/` (see [Tokens](#tokens))"
+        )
+    fields = [(f"`{k}`", v.dtype, notes.get(k, "")) for k, v in info.features.items()]
     sections = [
         "# Toccata piano MIDI (notewise)",
         summary,
         "## Loading",
         loading,
+        *(["## Tokens", _tokens_note(tokens)] if tokens else []),
         "## Fields",
         _table(("field", "type", "meaning"), fields),
         "## Splits",
@@ -185,6 +209,36 @@ def _body(info: datasets.DatasetInfo, config: Any, stats: BuildStats, splits: li
         _versions(),
     ]
     return "\n\n".join(sections) + "\n"
+
+
+def _tokens_note(tokens: dict[str, Any]) -> str:
+    """The card's section on the `tokens` column: which tokenizer made it, what it learnt from, how to decode it."""
+    name = tokens["name"]
+    made = (
+        f"The `tokens` column was made by the `{name}` tokenizer ({tokens['vocab_size']} ids), one of Toccata's token "
+        "schemes (`toccata.tokenization.schemes`): the row's notes (pitched tracks merged, "
+        "drums dropped, on a grid of 12 steps per quarter, folded into 21-108) as `scheme.words(scheme.encode(...))`, "
+        "space-separated. The `notewise` column is made as in every build."
+    )
+    if tokens["learned"]:
+        what = "its BPE merges" if name == "notewise-bpe" else "its vocabulary of chord words"
+        made += (
+            f" What `{name}` learns ({what}) was learnt from the {tokens['train_rows']} rows of the train split only "
+            "(transposed copies included), never from validation or test"
+            + ("; words rare or absent there are `<unk>`." if name == "chordwise" else ".")
+        )
+    made += (
+        f" The scheme is saved in `{TOKENIZER_FOLDER}/` beside this card (`token_scheme.json` and the tokenizer's "
+        "files), so the column decodes back to notes:"
+    )
+    code = (
+        "```python\nfrom toccata.tokenization.schemes import load_scheme\n"
+        "from toccata.dataset_builder.tokens import token_ids\n\n"
+        f'scheme = load_scheme("path/to/this/folder/{TOKENIZER_FOLDER}")\n'
+        'ids = token_ids(scheme, row["tokens"])                # model input\n'
+        "notes = scheme.decode(ids)                             # NoteArrays on the 12-step grid\n```"
+    )
+    return made + "\n\n" + code
 
 
 def _versions() -> str:

@@ -13,6 +13,7 @@ from toccata.tokenization.tokenization_notewise import INSTRUMENTS
 
 from .analysis import AnalysisSettings
 from .pipeline import SPLITS
+from .tokens import DEFAULT_TOKENIZER, check_tokenizer
 
 URL_PREFIXES = ("http://", "https://")
 
@@ -38,6 +39,11 @@ class ToccataConfig(datasets.BuilderConfig):
     # tokenizes with the instrumented vocabulary; files with no such part are rejected as no_instrument.
     instruments: tuple[str, ...] = ("piano",)
     ensemble_rule: str = "outer"
+    # A second token column (tokens.py): "notewise" (the default) adds none; "remi", "midilike", "tsd",
+    # "notewise-bpe" or "chordwise" (toccata.tokenization.schemes) add `tokens`, that scheme's words of each row.
+    # notewise-bpe and chordwise learn from the train split only; the scheme is saved in the dataset's tokenizer/.
+    tokenizer: str = DEFAULT_TOKENIZER
+    bpe_vocab_size: int | None = None  # notewise-bpe only: the vocabulary size (base tokens + merges), e.g. 1024
     # Rows. transpositions: semitone shifts, each a row of its own (0 = the file as it is; (0,) = no augmentation,
     # the default: transposing at training time is cheaper). A shift that would push notes off the keyboard is skipped.
     transpositions: tuple[int, ...] = (0,)
@@ -74,6 +80,10 @@ class ToccataConfig(datasets.BuilderConfig):
         self.instruments = _check_instruments(self.instruments)
         if self.ensemble_rule not in ENSEMBLE_RULES:
             raise ValueError(f"ensemble_rule must be one of {list(ENSEMBLE_RULES)}, got {self.ensemble_rule!r}")
+        self.tokenizer = str(self.tokenizer).strip().lower()
+        check_tokenizer(self.tokenizer, self.bpe_vocab_size, self.instruments)
+        if self.bpe_vocab_size is not None:
+            self.bpe_vocab_size = int(self.bpe_vocab_size)
         self.transpositions = tuple(sorted({int(t) for t in self.transpositions}, key=lambda t: (abs(t), t)))
         if not self.transpositions:
             raise ValueError("transpositions is empty; use (0,) for no augmentation or e.g. range(-5, 7) for 12 keys")
@@ -105,6 +115,11 @@ class ToccataConfig(datasets.BuilderConfig):
         if self.is_instrumented:  # a piano build keeps its settings (and so its cache keys) as they were
             kwargs["instruments"] = self.instruments
         return kwargs
+
+    @property
+    def has_tokens_column(self) -> bool:
+        """Whether rows get a `tokens` column (a tokenizer other than notewise) and the folder a `tokenizer/`."""
+        return self.tokenizer != DEFAULT_TOKENIZER
 
     @property
     def is_instrumented(self) -> bool:

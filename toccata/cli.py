@@ -1,8 +1,10 @@
 """The `toccata` command: a thin layer over the package, holding no logic of its own.
 
     toccata tokenize FILE.mid [-o OUT.txt] [--format notewise|clara] [--tokenizer notewise|notewise-miditok|remi|...]
+    toccata tokenize FILE.mid --tokenizer notewise-bpe|chordwise --scheme FOLDER   (a scheme saved by TokenScheme.save)
     toccata detokenize FILE.txt -o OUT.mid [--format notewise|clara]
     toccata build-dataset [--source DIR|corpus[:PATTERN]|URL ...] --out OUT [--num-proc N] [--push-to-hub ORG/NAME]
+                          [--tokenizer remi|midilike|tsd|chordwise|notewise-bpe [--bpe-vocab-size N]]
     toccata crawl URL ... --out DIR
     toccata critic train|score ...; toccata composer train|predict ...   (cli_critic.py)
 
@@ -22,6 +24,8 @@ from toccata.cli_generate import add_generate_parser
 from toccata.cli_train import add_train_parser
 
 CORPUS_PREFIX = "corpus:"
+MIDITOK_CHOICES = ("notewise-miditok", "remi", "midilike", "tsd")  # `encode_with_miditok`, no scheme folder needed
+LEARNED_CHOICES = ("notewise-bpe", "chordwise")  # token schemes that learn from data: need --scheme FOLDER
 
 
 def _read_source(source: str) -> tuple[object, str]:
@@ -34,20 +38,53 @@ def _read_source(source: str) -> tuple[object, str]:
     return source, Path(source).stem
 
 
+def _tokenize_scheme(args: argparse.Namespace):
+    """The token scheme of ``--scheme FOLDER`` (None without it), checked against ``--tokenizer``."""
+    if args.scheme is None:
+        if args.tokenizer in LEARNED_CHOICES:
+            raise ValueError(
+                f"--tokenizer {args.tokenizer} learns its vocabulary from data: give --scheme FOLDER, a scheme saved "
+                f"by TokenScheme.save, e.g. the tokenizer/ folder of a dataset built with `toccata build-dataset "
+                f"--tokenizer {args.tokenizer}`"
+            )
+        return None
+    from toccata.tokenization.schemes import load_scheme
+
+    if not Path(args.scheme).is_dir():
+        raise ValueError(f"--scheme {args.scheme}: no such folder (give a folder saved by TokenScheme.save)")
+    scheme = load_scheme(args.scheme)
+    if args.tokenizer is not None and args.tokenizer != scheme.name:
+        raise ValueError(
+            f"--scheme {args.scheme} holds a {scheme.name} scheme, not {args.tokenizer}: leave out --tokenizer "
+            "or give a folder of that scheme"
+        )
+    return scheme
+
+
 def _cmd_tokenize(args: argparse.Namespace) -> int:
+    scheme = _tokenize_scheme(args)
+    tokenizer = scheme.name if scheme is not None else args.tokenizer or "notewise"
     src, stem = _read_source(args.source)
     out = Path(args.output) if args.output else None
-    if args.format == "clara" and args.tokenizer != "notewise":
-        raise ValueError(f"--tokenizer {args.tokenizer} writes its own tokens: leave out --format clara")
-    if args.format == "clara":
+    if args.format == "clara" and (tokenizer != "notewise" or scheme is not None):
+        raise ValueError(f"--tokenizer {tokenizer} writes its own tokens: leave out --format clara")
+    if scheme is not None:  # the scheme's words, exactly as a dataset's `tokens` column holds them
+        from toccata.tokenization.midi_io import load_score, score_meta
+        from toccata.tokenization.schemes import grid_notes
+        from toccata.tokenization.tokenization_base import TokenEncoding
+
+        score = load_score(src, safe=args.safe)
+        words = scheme.words(scheme.encode(grid_notes(score)))
+        text, count = TokenEncoding(words, score_meta(score), scheme.name).to_text(), len(words)
+    elif args.format == "clara":
         from toccata.tokenization.clara import midi_to_clara_text
 
         text = midi_to_clara_text(src, chamber=args.chamber, safe=args.safe) + "\n"
         count = len(text.split())
-    elif args.tokenizer != "notewise":
+    elif tokenizer != "notewise":
         from toccata.tokenization.tokenization_miditok import encode_with_miditok
 
-        encoding = encode_with_miditok(args.tokenizer, src, safe=args.safe)
+        encoding = encode_with_miditok(tokenizer, src, safe=args.safe)
         text, count = encoding.to_text(), len(encoding.tokens)
     else:
         from toccata.tokenization import NotewiseTokenizer
@@ -59,7 +96,7 @@ def _cmd_tokenize(args: argparse.Namespace) -> int:
         return 0
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
-    kind = args.format if args.format == "clara" else args.tokenizer
+    kind = args.format if args.format == "clara" else tokenizer
     print(f"wrote {count} {kind} tokens of {args.source} to {out}", file=sys.stderr)
     return 0
 
@@ -108,6 +145,8 @@ def _cmd_build_dataset(args: argparse.Namespace) -> int:
         options["work_dir"] = args.work_dir
     if args.splits_from:
         options["splits_from"] = args.splits_from
+    if args.tokenizer != "notewise" or args.bpe_vocab_size is not None:  # the default build passes neither
+        options.update(tokenizer=args.tokenizer, bpe_vocab_size=args.bpe_vocab_size)
     builder = build_dataset(args.out, num_proc=args.num_proc, **options)
     print(builder.summary(), file=sys.stderr)
     print(f"wrote the dataset, its card and rejects.jsonl to {args.out}", file=sys.stderr)
@@ -150,10 +189,17 @@ def build_parser() -> argparse.ArgumentParser:
     tokenize.add_argument("--format", choices=["notewise", "clara"], default="notewise")
     tokenize.add_argument(
         "--tokenizer",
-        choices=["notewise", "notewise-miditok", "remi", "midilike", "tsd"],
-        default="notewise",
-        help="notewise: Toccata's words; notewise-miditok: the same as miditok token strings (NoteOn_60 ...); "
-        "remi, midilike, tsd: miditok's own at 12 steps per quarter, all tracks in one stream",
+        choices=["notewise", *MIDITOK_CHOICES, *LEARNED_CHOICES],
+        default=None,
+        help="notewise (default): Toccata's words; notewise-miditok: the same as miditok token strings (NoteOn_60 "
+        "...); remi, midilike, tsd: miditok's own at 12 steps per quarter, all tracks in one stream; notewise-bpe, "
+        "chordwise: learnt schemes, which need --scheme",
+    )
+    tokenize.add_argument(
+        "--scheme",
+        metavar="FOLDER",
+        help="a token scheme saved by TokenScheme.save (e.g. a dataset's tokenizer/ folder): write its words, as the "
+        "dataset's tokens column holds them; needed by notewise-bpe and chordwise, works for any scheme",
     )
     tokenize.add_argument("--chamber", action="store_true", help="clara only: non-piano tracks become v/endv")
     tokenize.add_argument("--safe", action="store_true", help="parse in a child process (untrusted files)")
@@ -200,6 +246,16 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["outer", "named"],
         default="outer",
         help="with --instruments: outer (the highest violin / lowest cello part) or named (the first part of that name)",
+    )
+    build.add_argument(
+        "--tokenizer",
+        choices=["notewise", "remi", "midilike", "tsd", "chordwise", "notewise-bpe"],
+        default="notewise",
+        help="notewise (default): the notewise column only; another scheme adds a tokens column of its words and "
+        "saves the scheme in OUT/tokenizer/ (chordwise and notewise-bpe learn from the train split only)",
+    )
+    build.add_argument(
+        "--bpe-vocab-size", type=int, help="with --tokenizer notewise-bpe: the vocabulary size, above 228 (e.g. 1024)"
     )
     build.add_argument("--max-files", type=int, default=10_000, help="URL sources: most MIDI files to crawl")
     build.add_argument("--min-delay", type=float, default=1.0, help="URL sources: seconds between requests")

@@ -295,7 +295,10 @@ class MiditokScheme(TokenScheme):
         texts = []
         for notes in pieces:
             ids = self._sequence(notes, encode_ids=False).ids
-            texts += [self.tokenizer._ids_to_bytes(ids[i : i + BPE_CHUNK], as_one_str=True) for i in range(0, len(ids), BPE_CHUNK)]
+            texts += [
+                self.tokenizer._ids_to_bytes(ids[i : i + BPE_CHUNK], as_one_str=True)
+                for i in range(0, len(ids), BPE_CHUNK)
+            ]
 
         class _Texts:  # what miditok's trainer reads: a sized iterable of lists of strings
             def __len__(self) -> int:

@@ -113,7 +113,11 @@ def train_one(
             row["validation_loss"] = mean_loss(model, valid, window, batch, device)
             log.append(row)
             if best is None or row["validation_loss"] < best[0]:  # keep the best, as `toccata train` does
-                best = (row["validation_loss"], done, {k: v.detach().float().cpu().clone() for k, v in model.state_dict().items()})
+                best = (
+                    row["validation_loss"],
+                    done,
+                    {k: v.detach().float().cpu().clone() for k, v in model.state_dict().items()},
+                )
             print(json.dumps({"run": folder.name, **row}), flush=True)
         if max_seconds is not None and time.perf_counter() - began > max_seconds:
             print(f"{folder.name}: stopped at step {done} of {steps}: over {max_seconds:.0f} s", flush=True)

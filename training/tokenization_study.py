@@ -30,7 +30,14 @@ import numpy as np
 import torch
 
 from toccata.tokenization.midi_io import NoteArrays
-from toccata.tokenization.schemes import STEPS_PER_QUARTER, TokenScheme, grid_notes, load_scheme, make_scheme, read_notes
+from toccata.tokenization.schemes import (
+    STEPS_PER_QUARTER,
+    TokenScheme,
+    grid_notes,
+    load_scheme,
+    make_scheme,
+    read_notes,
+)
 
 RUNS: dict[str, tuple[str, int | None]] = {
     "notewise": ("notewise", None),

@@ -84,8 +84,14 @@ class TrainConfig:
                 f"--init-from fine-tunes a checkpoint in its own (notewise) vocabulary; leave out --tokenizer "
                 f"{self.tokenizer}, or train a new model without --init-from"
             )
-        if self.tokenizer == "notewise-bpe" and not self.bpe_vocab_size:
-            raise ValueError("--tokenizer notewise-bpe needs --bpe-vocab-size, e.g. 1024 (notewise has 228 base tokens)")
+        if (
+            self.tokenizer == "notewise-bpe"
+            and not self.bpe_vocab_size
+            and not (Path(self.dataset) / "tokenizer").is_dir()
+        ):
+            raise ValueError(
+                "--tokenizer notewise-bpe needs --bpe-vocab-size, e.g. 1024 (notewise has 228 base tokens)"
+            )
         if self.tokenizer in ("notewise-bpe", "chordwise") and self.max_transpose:
             raise ValueError(
                 f"the {self.tokenizer} tokenizer's tokens hold pitches inside merges or chords, so windows cannot be "
@@ -150,14 +156,22 @@ def last_checkpoint(output_dir: str | os.PathLike) -> Path | None:
 
 
 def _scheme(config: TrainConfig, out: Path, resume: bool):
-    """The run's token scheme: the one saved in `out` when resuming (same merges), else a new one learnt from the
-    training split's original keys (BPE merges, the chordwise vocabulary) and saved in `out` at once."""
+    """The run's token scheme: the one saved in `out` when resuming (same merges), else the dataset's own (built with
+    `--tokenizer`, in DATASET/tokenizer/) when it is the same kind, else a new one learnt from the training split's
+    original keys (BPE merges, the chordwise vocabulary); saved in `out` at once."""
     from toccata.tokenization.schemes import SCHEME_FILE, grid_notes, load_scheme, make_scheme
 
     from .data import read_rows
 
     if resume and (out / SCHEME_FILE).is_file():
         return load_scheme(out)
+    built = Path(config.dataset) / "tokenizer"  # a dataset built with --tokenizer keeps its scheme there: reuse it
+    if (built / SCHEME_FILE).is_file():
+        info = json.loads((built / SCHEME_FILE).read_text())
+        if info["scheme"] == config.tokenizer and config.bpe_vocab_size in (None, info.get("bpe_vocab_size")):
+            scheme = load_scheme(built)
+            scheme.save(out)
+            return scheme
     scheme = make_scheme(config.tokenizer, bpe_vocab_size=config.bpe_vocab_size)
     rows = read_rows(config.dataset, "train", columns=("midi", "transposition"))
     scheme.train([grid_notes(row["midi"]) for row in rows if not row["transposition"]])
