@@ -142,7 +142,9 @@ def load_scheme_pieces(dataset: str | os.PathLike, split: str, scheme, original_
         try:
             ids = np.asarray(scheme.encode_midi(row["midi"]), dtype=np.int64)
         except ValueError as err:
-            raise ValueError(f"{dataset} [{split}] row {row['id']}: cannot tokenize with {scheme.name}: {err}") from None
+            raise ValueError(
+                f"{dataset} [{split}] row {row['id']}: cannot tokenize with {scheme.name}: {err}"
+            ) from None
         pieces.append(
             Piece(
                 row_id=row["id"],

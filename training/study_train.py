@@ -140,7 +140,7 @@ def train_one(
         "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
         "train_seconds": round(time.perf_counter() - began, 1),
         "parameters": sum(p.numel() for p in model.parameters()),
-        "train_stream_tokens": int(len(train)),
+        "train_stream_tokens": len(train),
         "final_validation_loss": log[-1]["validation_loss"] if log else None,
         "best_validation_loss": best[0] if best else None,
         "best_step": best[1] if best else None,

@@ -17,6 +17,7 @@ second at batch 1, the share of samples that decode without repair, rest collaps
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import lzma
 import math
@@ -28,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from toccata.tokenization.midi_io import NoteArrays
 from toccata.tokenization.schemes import (
     STEPS_PER_QUARTER,
@@ -136,7 +136,7 @@ def prepare(dataset: str, out: str | Path, labels: Sequence[str] = tuple(RUNS)) 
         record = Prepared(
             label=label,
             vocab_size=scheme.vocab_size,
-            train_tokens=int(len(stream)),
+            train_tokens=len(stream),
             test_tokens=int(sum(len(ids) for ids in test_ids)),
             test_notes=int(sum(len(notes) for notes in test)),
             test_quarters=float(sum(_quarters(notes) for notes in test)),
@@ -221,16 +221,16 @@ def evaluate_run(
     special = scheme.special_ids
     data = np.load(folder / "tokens.npz")
     bounds = np.cumsum(np.r_[0, data["test_lengths"]])
-    test_ids = [data["test"][a:b].astype(np.int64) for a, b in zip(bounds[:-1], bounds[1:])]
+    test_ids = [data["test"][a:b].astype(np.int64) for a, b in itertools.pairwise(bounds)]
     sequences = [np.r_[special["bos"], ids, special["eos"]] for ids in test_ids]
     bits = -sum(float(row.sum()) for row in model_log2probs(model, sequences))
     notes = sum(len(n) for n in test)
     tokens_per_quarter = prepared["test_tokens"] / prepared["test_quarters"]
 
     torch.set_num_threads(1)
-    length = int(math.ceil(quarters * tokens_per_quarter * 1.1))
+    length = math.ceil(quarters * tokens_per_quarter * 1.1)
     drawn, _ = sample(model, special["bos"], special["eos"], samples, length, seed=seed)
-    _, speed = sample(model, special["bos"], special["eos"], 1, min(length, 2000), seed=seed + 1)
+    speed = max(sample(model, special["bos"], special["eos"], 1, 1000, seed=seed + k)[1] for k in range(3))
     decoded = [scheme.decode(ids) for ids in drawn]
     errors = [scheme.errors(ids) for ids in drawn]
     generated_quarters = [_quarters(n) for n in decoded]
@@ -292,16 +292,73 @@ def evaluate(dataset: str, out: str | Path, labels: Sequence[str] | None = None,
         print(json.dumps({k: v for k, v in result.items() if k != "overlaps_with_real"}), flush=True)
         print(f"  ({time.perf_counter() - began:.0f} s)", flush=True)
         results.append(result)
+    valid = _split_notes(dataset, "validation")[0]
+    for result in results:  # validation curve in bits per note, comparable across tokenizations
+        folder = out / result["label"]
+        stream = np.load(folder / "tokens.npz")["validation"]
+        tokens_per_note = len(stream) / sum(len(n) for n in valid)
+        log = json.loads((folder / "train_log.json").read_text())["log"]
+        result["validation_curve"] = [
+            {"tokens_seen": row["step"] * result["tokens_seen"] // max(1, log[-1]["step"]),
+             "bits_per_note": row["validation_loss"] / math.log(2) * tokens_per_note}
+            for row in log
+        ]  # fmt: skip
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(results_table(results) + "\n")
+    plot(results, out)
     return results
+
+
+def plot(results: Sequence[dict], out: Path) -> list[Path]:
+    """tokenizations_curves.png (validation bits per note while training) and tokenizations_bars.png (test bits per
+    note, critic AUC) in `out`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in results:
+        curve = r["validation_curve"]
+        ax.plot(
+            [p["tokens_seen"] / 1e6 for p in curve], [p["bits_per_note"] for p in curve], marker="o", label=r["label"]
+        )
+    ax.set_xlabel("training tokens seen (millions)")
+    ax.set_ylabel("validation bits per note")
+    ax.set_ylim(top=min(30, ax.get_ylim()[1]))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    curves = out / "tokenizations_curves.png"
+    fig.savefig(curves, dpi=100)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    labels = [r["label"] for r in results]
+    axes[0].barh(labels, [r["bits_per_note"] for r in results], color="#4a7ab5")
+    axes[0].set_xlabel("test bits per note (lower is better)")
+    aucs = [r["critic_auc"] if r["critic_auc"] is not None else 0.0 for r in results]
+    axes[1].barh(labels, aucs, xerr=[r["critic_auc_std"] or 0.0 for r in results], color="#b5744a")
+    axes[1].axvline(0.5, color="k", lw=0.8)
+    axes[1].set_xlim(0.4, 1.0)
+    axes[1].set_xlabel("critic AUC (0.5 = like real music)")
+    for ax in axes:
+        ax.invert_yaxis()
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    bars = out / "tokenizations_bars.png"
+    fig.savefig(bars, dpi=100)
+    plt.close(fig)
+    return [curves, bars]
 
 
 def results_table(results: Sequence[dict]) -> str:
     """The study's markdown table."""
     lines = [
-        "| tokenization | vocab | params | tokens / quarter | bits / note | test notes kept | music s / s (batch 1) "
-        "| decode without repair | rest collapse | critic AUC |",
+        (
+            "| tokenization | vocab | params | tokens / quarter | bits / note | test notes kept | music s / s (batch 1) "
+            "| decode without repair | rest collapse | critic AUC |"
+        ),
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
