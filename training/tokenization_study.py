@@ -51,6 +51,7 @@ RUNS: dict[str, tuple[str, int | None]] = {
 """Study label -> (scheme, BPE vocabulary size)."""
 
 TRANSPOSITIONS = tuple(range(-3, 4))  # training pieces are encoded in each of these keys (semitones)
+ROLL_QUARTERS = 32  # the opening of one sample per tokenization is drawn as a piano roll
 SECONDS_PER_QUARTER = 0.5  # speed is quoted in seconds of music at 120 quarter notes per minute
 
 
@@ -205,7 +206,7 @@ def sample(
 
 
 def evaluate_run(
-    folder: Path, dataset: str, test: list[NoteArrays], samples: int = 48, quarters: int = 64, seed: int = 0
+    folder: Path, dataset: str, test: list[NoteArrays], samples: int = 64, quarters: int = 96, seed: int = 0
 ) -> dict:
     """Every measure of one trained tokenization on the test split (see the module docstring)."""
     from toccata.tokenization import NotewiseTokenizer
@@ -249,6 +250,14 @@ def evaluate_run(
     except ValueError:  # too few generated excerpts (samples that collapse into silence give none)
         auc, auc_std, gen_count = None, None, len(gen_ex)
     empty = sum(1 for n in decoded if len(n) == 0)
+    first = decoded[0]
+    shown = first.start < ROLL_QUARTERS * STEPS_PER_QUARTER
+    roll = [
+        [start / STEPS_PER_QUARTER, end / STEPS_PER_QUARTER, pitch]
+        for start, end, pitch in zip(
+            first.start[shown].tolist(), first.end[shown].tolist(), first.pitch[shown].tolist()
+        )
+    ]  # the first sample's opening, for the piano-roll figure
     return {
         "label": folder.name,
         "scheme": scheme.name,
@@ -277,10 +286,11 @@ def evaluate_run(
         "critic_auc_std": auc_std,
         "critic_generated_excerpts": gen_count,
         "critic_real_excerpts": len(real_ex),
+        "roll": roll,
     }
 
 
-def evaluate(dataset: str, out: str | Path, labels: Sequence[str] | None = None, samples: int = 48) -> list[dict]:
+def evaluate(dataset: str, out: str | Path, labels: Sequence[str] | None = None, samples: int = 64) -> list[dict]:
     """`evaluate_run` for every trained tokenization in `out`; writes results.json and results.md there."""
     out = Path(out)
     labels = labels or [label for label in RUNS if (out / label / "model.safetensors").is_file()]
@@ -289,7 +299,7 @@ def evaluate(dataset: str, out: str | Path, labels: Sequence[str] | None = None,
     for label in labels:
         began = time.perf_counter()
         result = evaluate_run(out / label, dataset, test, samples=samples)
-        print(json.dumps({k: v for k, v in result.items() if k != "overlaps_with_real"}), flush=True)
+        print(json.dumps({k: v for k, v in result.items() if k not in ("overlaps_with_real", "roll")}), flush=True)
         print(f"  ({time.perf_counter() - began:.0f} s)", flush=True)
         results.append(result)
     valid = _split_notes(dataset, "validation")[0]
@@ -349,7 +359,22 @@ def plot(results: Sequence[dict], out: Path) -> list[Path]:
     bars = out / "tokenizations_bars.png"
     fig.savefig(bars, dpi=100)
     plt.close(fig)
-    return [curves, bars]
+
+    fig, axes = plt.subplots(len(results), 1, figsize=(9, 1.3 * len(results) + 0.4), sharex=True, squeeze=False)
+    for ax, r in zip(axes[:, 0], results):
+        for start, end, pitch in r["roll"]:
+            ax.plot([start, end], [pitch, pitch], color="#2d5d8f", lw=2.2, solid_capstyle="butt")
+        ax.set_ylabel(r["label"], rotation=0, ha="right", va="center", fontsize=8)
+        ax.set_ylim(21, 108)
+        ax.set_yticks([36, 60, 84])
+        ax.tick_params(labelsize=7)
+    axes[-1, 0].set_xlim(0, ROLL_QUARTERS)
+    axes[-1, 0].set_xlabel("quarter notes (first sample of each model, weighted sampling, no guards)")
+    fig.tight_layout()
+    rolls = out / "tokenizations_rolls.png"
+    fig.savefig(rolls, dpi=100)
+    plt.close(fig)
+    return [curves, bars, rolls]
 
 
 def results_table(results: Sequence[dict]) -> str:
@@ -384,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd.add_argument("--out", required=True, help="the study folder")
         cmd.add_argument("--runs", help=f"comma-separated labels (default: all of {', '.join(RUNS)})")
         if name == "evaluate":
-            cmd.add_argument("--samples", type=int, default=48)
+            cmd.add_argument("--samples", type=int, default=64)
     args = parser.parse_args(argv)
     labels = args.runs.split(",") if args.runs else None
     unknown = [label for label in labels or [] if label not in RUNS]
