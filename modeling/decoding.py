@@ -191,8 +191,11 @@ class DecodeBatch:
         if not self.running:
             return []
         scores = self._logits()
-        forbidden = torch.from_numpy(self.guards.forbidden())
-        scores.masked_fill_(forbidden if scores.is_cpu else forbidden.to(scores.device), NEG_INF)
+        forbidden = self.guards.forbidden()
+        if scores.is_cpu:
+            np.copyto(scores.numpy(), NEG_INF, where=forbidden)  # in place, as masked_fill_, without a torch call
+        else:
+            scores.masked_fill_(torch.from_numpy(forbidden).to(scores.device), NEG_INF)
         if self.guards.any_calm:
             lay = self.layout
             scores[:, lay.wait_offset : lay.wait_offset + lay.max_wait] += self.guards.calm_bias.to(scores.device)

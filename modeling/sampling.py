@@ -376,6 +376,11 @@ class TopK(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         k = min(self.k, scores.shape[-1])
+        if scores.is_cpu and scores.dtype == torch.float32:  # numpy: the same values, fewer microseconds per step
+            values = scores.numpy()
+            threshold = np.partition(values, values.shape[-1] - k, axis=-1)[:, -k:].min(axis=-1, keepdims=True)
+            kept = torch.from_numpy(np.where(values < threshold, np.float32(NEG_INF), values))
+            return torch.log_softmax(kept, dim=-1)
         threshold = scores.topk(k, dim=-1).values[:, -1:]
         return torch.log_softmax(scores.masked_fill(scores < threshold, NEG_INF), dim=-1)
 
@@ -444,6 +449,10 @@ def draw(scores: torch.Tensor, generator: torch.Generator) -> torch.LongTensor:
     """
     cdf = torch.softmax(scores.float(), dim=-1).cumsum_(dim=-1)
     uniform = torch.rand((cdf.shape[0], 1), generator=generator, device=cdf.device)
+    if cdf.is_cpu:  # the same comparison in numpy (float32 against float64, as torch promotes): fewer microseconds
+        values = cdf.numpy()
+        threshold = uniform.numpy().astype(np.float64) * values[:, -1:].astype(np.float64)
+        return torch.from_numpy((values <= threshold).sum(axis=-1))
     return (cdf <= uniform.double().mul_(cdf[:, -1:].double())).sum(dim=-1)
 
 
