@@ -11,7 +11,6 @@ ids that `scheme.decode` takes.
 from __future__ import annotations
 
 import os
-import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -81,12 +80,7 @@ def row_tokens(scheme: TokenScheme, midi: bytes | NoteArrays) -> str:
 
 def token_ids(scheme: TokenScheme, tokens: str | Sequence[str]) -> np.ndarray:
     """The ids of a `tokens` value (or of its words), for ``scheme.decode``; a word the scheme lacks is an error."""
-    words = tokens.split() if isinstance(tokens, str) else list(tokens)
-    lookup = _word_ids(scheme)
-    missing = sorted({word for word in words if word not in lookup})
-    if missing:
-        raise ValueError(f"{len(missing)} words are not in the {scheme.name} scheme's vocabulary: {missing[:5]}")
-    return np.asarray([lookup[word] for word in words], dtype=np.int64)
+    return scheme.ids(tokens)
 
 
 def scheme_summary(scheme: TokenScheme, train_rows: int) -> dict[str, Any]:
@@ -97,17 +91,6 @@ def scheme_summary(scheme: TokenScheme, train_rows: int) -> dict[str, Any]:
         "learned": scheme.name in LEARNED,
         "train_rows": train_rows,
     }
-
-
-_WORD_IDS: weakref.WeakKeyDictionary[TokenScheme, dict[str, int]] = weakref.WeakKeyDictionary()
-
-
-def _word_ids(scheme: TokenScheme) -> dict[str, int]:
-    """word -> id over the scheme's whole vocabulary (a BPE id's word is its base tokens joined by ``+``)."""
-    if scheme not in _WORD_IDS:
-        words = scheme.words(list(range(scheme.vocab_size)))
-        _WORD_IDS[scheme] = {word: index for index, word in enumerate(words)}
-    return _WORD_IDS[scheme]
 
 
 __all__ = [

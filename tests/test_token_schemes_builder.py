@@ -217,6 +217,15 @@ def test_cli_tokenize_with_a_saved_scheme_writes_the_tokens_column(
     assert main(["tokenize", str(folder / row["path"]), "--scheme", saved]) == 0  # the scheme names the tokenizer
     assert capsys.readouterr().out.splitlines()[1].split() == row["tokens"].split()
 
+    midi = tmp_path / "back.mid"  # and back: the same grid notes as the row's notewise column
+    assert main(["detokenize", str(out), "--scheme", saved, "-o", str(midi)]) == 0
+    assert _key(grid_notes(midi.read_bytes())) == _notewise_notes(row)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("NoteOn_60 Bogus_1\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["detokenize", str(bad), "--scheme", saved, "-o", str(midi)]) == 2
+    assert "Bogus_1" in capsys.readouterr().err
+
     for argv, needle in [
         (["--tokenizer", "notewise-bpe"], "--scheme FOLDER"),
         (["--tokenizer", "chordwise"], "--scheme FOLDER"),

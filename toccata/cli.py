@@ -2,7 +2,7 @@
 
     toccata tokenize FILE.mid [-o OUT.txt] [--format notewise|clara] [--tokenizer notewise|notewise-miditok|remi|...]
     toccata tokenize FILE.mid --tokenizer notewise-bpe|chordwise --scheme FOLDER   (a scheme saved by TokenScheme.save)
-    toccata detokenize FILE.txt -o OUT.mid [--format notewise|clara]
+    toccata detokenize FILE.txt -o OUT.mid [--format notewise|clara] [--scheme FOLDER]
     toccata build-dataset [--source DIR|corpus[:PATTERN]|URL ...] --out OUT [--num-proc N] [--push-to-hub ORG/NAME]
                           [--tokenizer remi|midilike|tsd|chordwise|notewise-bpe [--bpe-vocab-size N]]
     toccata crawl URL ... --out DIR
@@ -109,7 +109,19 @@ def _cmd_detokenize(args: argparse.Namespace) -> int:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: cannot read token text ({err})") from None
-    if args.format == "clara":
+    if args.scheme is not None:  # text of `toccata tokenize --scheme` (or a dataset's tokens column)
+        from toccata.tokenization import parse_token_text
+        from toccata.tokenization.midi_io import ScoreMeta, build_score
+        from toccata.tokenization.schemes import load_scheme
+
+        if args.format == "clara":
+            raise ValueError("--scheme reads a scheme's own tokens: leave out --format clara")
+        encoding, scheme = parse_token_text(text), load_scheme(args.scheme)
+        meta = (
+            encoding.meta if args.qpm is None else ScoreMeta(qpm=args.qpm, time_signature=encoding.meta.time_signature)
+        )
+        score = build_score([(scheme.decode(scheme.ids(encoding.tokens)), "Piano", 0)], meta)
+    elif args.format == "clara":
         from toccata.tokenization.clara import clara_text_to_midi
 
         score = clara_text_to_midi(text, qpm=args.qpm or 120.0)
@@ -210,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     detokenize.add_argument("-o", "--output", required=True, help="the MIDI file to write")
     detokenize.add_argument("--format", choices=["notewise", "clara"], default="notewise")
     detokenize.add_argument("--qpm", type=float, help="tempo in quarter notes per minute (default: from the file)")
+    detokenize.add_argument(
+        "--scheme", metavar="FOLDER", help="read the words of this saved token scheme (as `tokenize --scheme` wrote)"
+    )
     detokenize.set_defaults(run=_cmd_detokenize)
 
     build = commands.add_parser(

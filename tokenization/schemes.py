@@ -86,6 +86,22 @@ class TokenScheme(ABC):
     @abstractmethod
     def _save_tokenizer(self, folder: Path) -> None: ...
 
+    def ids(self, words: str | Sequence[str]) -> np.ndarray:
+        """The ids of token strings as `words` writes them (space-separated text or a list); an unknown word is an
+        error naming it. The inverse of `words`, for reading a dataset's `tokens` column or `toccata tokenize` text."""
+        words = words.split() if isinstance(words, str) else list(words)
+        if self._word_ids is None:
+            self._word_ids = {word: index for index, word in enumerate(self.words(list(range(self.vocab_size))))}
+        missing = sorted({word for word in words if word not in self._word_ids})
+        if missing:
+            raise ValueError(
+                f"{len(missing)} word(s) are not in the {self.name} scheme's vocabulary, e.g. {missing[:5]}: "
+                "were the tokens made with another scheme?"
+            )
+        return np.asarray([self._word_ids[word] for word in words], dtype=np.int64)
+
+    _word_ids: dict[str, int] | None = None
+
     def train(self, pieces: Iterable[NoteArrays]) -> None:
         """Learn what the scheme learns from data (BPE merges, the chordwise vocabulary); others need nothing."""
 
@@ -181,6 +197,7 @@ class ChordwiseScheme(TokenScheme):
         from .tokenization_chordwise import ChordwiseTokenizer
 
         words = [self.tokenizer.notes_to_tokens(notes) for notes in pieces]
+        self._word_ids = None
         self.tokenizer = ChordwiseTokenizer.build_vocab(
             words, min_frequency=self.min_frequency, max_vocab=self.max_vocab, steps_per_quarter=STEPS_PER_QUARTER
         )
@@ -307,6 +324,7 @@ class MiditokScheme(TokenScheme):
             def __iter__(self):
                 return iter([text] for text in texts)
 
+        self._word_ids = None
         self.tokenizer.train(vocab_size=self.bpe_vocab_size, model="BPE", iterator=_Texts())
 
     def _score(self, notes: NoteArrays):
