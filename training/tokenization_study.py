@@ -231,7 +231,6 @@ def evaluate_run(
     torch.set_num_threads(1)
     length = math.ceil(quarters * tokens_per_quarter * 1.1)
     drawn, _ = sample(model, special["bos"], special["eos"], samples, length, seed=seed)
-    speed = max(sample(model, special["bos"], special["eos"], 1, 1000, seed=seed + k)[1] for k in range(3))
     decoded = [scheme.decode(ids) for ids in drawn]
     errors = [scheme.errors(ids) for ids in drawn]
     generated_quarters = [_quarters(n) for n in decoded]
@@ -273,8 +272,7 @@ def evaluate_run(
         "test_notes_kept": prepared["test_notes_kept"],
         "tokens_per_quarter": tokens_per_quarter,
         "train_tokens": prepared["train_tokens"],
-        "tokens_per_second_batch1": speed,
-        "music_seconds_per_second_batch1": speed * quarters_per_token * SECONDS_PER_QUARTER,
+        "quarters_per_token_sampled": quarters_per_token,
         "samples": len(drawn),
         "sample_quarters_mean": float(np.mean(generated_quarters)),
         "decode_without_repair": sum(e == 0 for e in errors) / len(errors),
@@ -290,18 +288,44 @@ def evaluate_run(
     }
 
 
-def evaluate(dataset: str, out: str | Path, labels: Sequence[str] | None = None, samples: int = 64) -> list[dict]:
-    """`evaluate_run` for every trained tokenization in `out`; writes results.json and results.md there."""
+def batch1_speeds(folders: Sequence[Path], rounds: int = 5, tokens: int = 1000) -> list[float]:
+    """Tokens per second of each model's sampling loop at batch 1, one torch thread: the best of `rounds` rounds
+    that take the models in turn, so a busy moment of the machine does not favour one tokenization."""
+    torch.set_num_threads(1)
+    models = [load_model(folder) for folder in folders]
+    best = [0.0] * len(models)
+    for round_ in range(rounds):
+        for index, model in enumerate(models):
+            config = model.config
+            _, rate = sample(model, config.bos_token_id, config.eos_token_id, 1, tokens, seed=round_)
+            best[index] = max(best[index], rate)
+    return best
+
+
+def evaluate(
+    dataset: str, out: str | Path, labels: Sequence[str] | None = None, samples: int = 64, speed_rounds: int = 5
+) -> list[dict]:
+    """`evaluate_run` for every trained tokenization in `out` (kept in LABEL/evaluation.json until the model is
+    retrained), then their batch-1 speeds measured together; writes results.json, results.md and plots there."""
     out = Path(out)
     labels = labels or [label for label in RUNS if (out / label / "model.safetensors").is_file()]
     test = _split_notes(dataset, "test")[0]
     results = []
     for label in labels:
-        began = time.perf_counter()
-        result = evaluate_run(out / label, dataset, test, samples=samples)
+        folder, began = out / label, time.perf_counter()
+        cached = folder / "evaluation.json"
+        if cached.is_file() and cached.stat().st_mtime > (folder / "model.safetensors").stat().st_mtime:
+            result = json.loads(cached.read_text())  # measured since the model was last trained
+        else:
+            result = evaluate_run(folder, dataset, test, samples=samples)
+            cached.write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps({k: v for k, v in result.items() if k not in ("overlaps_with_real", "roll")}), flush=True)
         print(f"  ({time.perf_counter() - began:.0f} s)", flush=True)
         results.append(result)
+    speeds = batch1_speeds([out / label for label in labels], rounds=speed_rounds)
+    for result, speed in zip(results, speeds):
+        result["tokens_per_second_batch1"] = speed
+        result["music_seconds_per_second_batch1"] = speed * result["quarters_per_token_sampled"] * SECONDS_PER_QUARTER
     valid = _split_notes(dataset, "validation")[0]
     for result in results:  # validation curve in bits per note, comparable across tokenizations
         folder = out / result["label"]
@@ -410,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd.add_argument("--runs", help=f"comma-separated labels (default: all of {', '.join(RUNS)})")
         if name == "evaluate":
             cmd.add_argument("--samples", type=int, default=64)
+            cmd.add_argument("--speed-rounds", type=int, default=5, help="best of N interleaved speed rounds")
     args = parser.parse_args(argv)
     labels = args.runs.split(",") if args.runs else None
     unknown = [label for label in labels or [] if label not in RUNS]
@@ -418,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "prepare":
         prepare(args.dataset, args.out, labels or tuple(RUNS))
     else:
-        evaluate(args.dataset, args.out, labels, samples=args.samples)
+        evaluate(args.dataset, args.out, labels, samples=args.samples, speed_rounds=args.speed_rounds)
     return 0
 
 
