@@ -52,6 +52,7 @@ RUNS: dict[str, tuple[str, int | None]] = {
 
 TRANSPOSITIONS = tuple(range(-3, 4))  # training pieces are encoded in each of these keys (semitones)
 ROLL_QUARTERS = 32  # the opening of one sample per tokenization is drawn as a piano roll
+SAMPLERS = {"top_k": 8, "weighted": None}  # the default preset's rule (top 8) and the whole distribution
 SECONDS_PER_QUARTER = 0.5  # speed is quoted in seconds of music at 120 quarter notes per minute
 
 
@@ -172,10 +173,11 @@ def load_model(folder: Path, device: str = "cpu"):
 
 @torch.no_grad()
 def sample(
-    model, bos: int, eos: int, rows: int, tokens: int, temperature: float = 1.0, seed: int = 0
+    model, bos: int, eos: int, rows: int, tokens: int, top_k: int | None = None, seed: int = 0
 ) -> tuple[list[np.ndarray], float]:
-    """`rows` samples of up to `tokens` tokens drawn from the full distribution (no guards: they are notewise's),
-    each cut at its first ``<eos>``; and the tokens per second of the loop."""
+    """`rows` samples of up to `tokens` tokens, each cut at its first ``<eos>``, and the tokens per second of the
+    loop. Drawn from the whole distribution, or from the `top_k` most likely tokens renormalised; no guards (they
+    are notewise's)."""
     layers = [layer.lstm for layer in model.model.layers]
     weights = [(m.weight_ih_l0.t(), m.weight_hh_l0.t(), m.bias_ih_l0 + m.bias_hh_l0) for m in layers]
     h = [torch.zeros(rows, m.hidden_size) for m in layers]
@@ -194,8 +196,13 @@ def sample(
             c[i] = torch.addcmul(fg * c[i], ig, gates[:, 2 * size : 3 * size].tanh())
             h[i] = og * c[i].tanh()
             x = h[i]
-        probs = torch.softmax(head(x) / temperature, -1)
-        token = torch.multinomial(probs, 1, generator=generator)[:, 0]
+        logits = head(x)
+        if top_k:
+            top = logits.topk(top_k, dim=-1)
+            pick = torch.multinomial(torch.softmax(top.values, -1), 1, generator=generator)
+            token = top.indices.gather(1, pick)[:, 0]
+        else:
+            token = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)[:, 0]
         out[:, step] = token
     rate = rows * tokens / (time.perf_counter() - began)
     samples = []
@@ -211,9 +218,7 @@ def evaluate_run(
     """Every measure of one trained tokenization on the test split (see the module docstring)."""
     from toccata.tokenization import NotewiseTokenizer
 
-    from .critic import EXCERPT_TOKENS, critic_score, excerpts
     from .likelihood import model_log2probs
-    from .music_stats import DEFAULT_LAYOUT, sample_stats, summarise_set
 
     prepared = json.loads((folder / "prepared.json").read_text())
     log = json.loads((folder / "train_log.json").read_text())
@@ -230,33 +235,10 @@ def evaluate_run(
 
     torch.set_num_threads(1)
     length = math.ceil(quarters * tokens_per_quarter * 1.1)
-    drawn, _ = sample(model, special["bos"], special["eos"], samples, length, seed=seed)
-    decoded = [scheme.decode(ids) for ids in drawn]
-    errors = [scheme.errors(ids) for ids in drawn]
-    generated_quarters = [_quarters(n) for n in decoded]
-    quarters_per_token = sum(generated_quarters) / max(1, sum(len(ids) for ids in drawn))
-
-    notewise = NotewiseTokenizer()
-    gen_ids = [np.asarray(notewise.notes_to_ids(n)) for n in decoded]
-    real_ids = [np.asarray(notewise.notes_to_ids(n)) for n in test]
-    gen_stats = summarise_set([sample_stats(ids, DEFAULT_LAYOUT) for ids in gen_ids if len(ids)])
-    real_stats = summarise_set([sample_stats(ids, DEFAULT_LAYOUT) for ids in real_ids])
-    real_ex, real_groups = excerpts(real_ids, EXCERPT_TOKENS, per_sequence=10, seed=seed)
-    gen_ex, gen_groups = excerpts(gen_ids, EXCERPT_TOKENS, per_sequence=1, seed=seed)
-    try:
-        critic = critic_score(real_ex, real_groups, gen_ex, gen_groups, DEFAULT_LAYOUT, seed=seed)
-        auc, auc_std, gen_count = critic.auc, critic.auc_std, critic.generated
-    except ValueError:  # too few generated excerpts (samples that collapse into silence give none)
-        auc, auc_std, gen_count = None, None, len(gen_ex)
-    empty = sum(1 for n in decoded if len(n) == 0)
-    first = decoded[0]
-    shown = first.start < ROLL_QUARTERS * STEPS_PER_QUARTER
-    roll = [
-        [start / STEPS_PER_QUARTER, end / STEPS_PER_QUARTER, pitch]
-        for start, end, pitch in zip(
-            first.start[shown].tolist(), first.end[shown].tolist(), first.pitch[shown].tolist()
-        )
-    ]  # the first sample's opening, for the piano-roll figure
+    real_ids = [np.asarray(NotewiseTokenizer().notes_to_ids(n)) for n in test]
+    by_sampler = {
+        name: _judge_samples(model, scheme, real_ids, samples, length, top_k, seed) for name, top_k in SAMPLERS.items()
+    }
     return {
         "label": folder.name,
         "scheme": scheme.name,
@@ -272,17 +254,59 @@ def evaluate_run(
         "test_notes_kept": prepared["test_notes_kept"],
         "tokens_per_quarter": tokens_per_quarter,
         "train_tokens": prepared["train_tokens"],
-        "quarters_per_token_sampled": quarters_per_token,
+        "quarters_per_token_sampled": by_sampler["weighted"]["quarters_per_token"],
+        "samplers": by_sampler,
+    }
+
+
+def _judge_samples(
+    model, scheme: TokenScheme, real_ids: list[np.ndarray], samples: int, length: int, top_k: int | None, seed: int
+) -> dict:
+    """Draw `samples` pieces with one sampler and measure them: repairs, rest collapse, critic AUC, a piano roll."""
+    from toccata.tokenization import NotewiseTokenizer
+
+    from .critic import EXCERPT_TOKENS, critic_score, excerpts
+    from .music_stats import DEFAULT_LAYOUT, sample_stats, summarise_set
+
+    special = scheme.special_ids
+    drawn, _ = sample(model, special["bos"], special["eos"], samples, length, top_k=top_k, seed=seed)
+    decoded = [scheme.decode(ids) for ids in drawn]
+    errors = [scheme.errors(ids) for ids in drawn]
+    quarters = [_quarters(n) for n in decoded]
+    notes = sum(len(n) for n in decoded)
+    notewise = NotewiseTokenizer()
+    gen_ids = [np.asarray(notewise.notes_to_ids(n)) for n in decoded]
+    gen_stats = summarise_set([sample_stats(ids, DEFAULT_LAYOUT) for ids in gen_ids if len(ids)])
+    real_stats = summarise_set([sample_stats(ids, DEFAULT_LAYOUT) for ids in real_ids])
+    real_ex, real_groups = excerpts(real_ids, EXCERPT_TOKENS, per_sequence=10, seed=seed)
+    gen_ex, gen_groups = excerpts(gen_ids, EXCERPT_TOKENS, per_sequence=1, seed=seed)
+    try:
+        critic = critic_score(real_ex, real_groups, gen_ex, gen_groups, DEFAULT_LAYOUT, seed=seed)
+        auc, auc_std = critic.auc, critic.auc_std
+    except ValueError:  # too few generated excerpts (samples that collapse into silence give none)
+        auc, auc_std = None, None
+    first = decoded[0]
+    shown = first.start < ROLL_QUARTERS * STEPS_PER_QUARTER
+    roll = [  # the first sample's opening, for the piano-roll figure
+        [start / STEPS_PER_QUARTER, end / STEPS_PER_QUARTER, pitch]
+        for start, end, pitch in zip(
+            first.start[shown].tolist(), first.end[shown].tolist(), first.pitch[shown].tolist()
+        )
+    ]
+    return {
+        "top_k": top_k,
         "samples": len(drawn),
-        "sample_quarters_mean": float(np.mean(generated_quarters)),
+        "quarters_per_token": sum(quarters) / max(1, sum(len(ids) for ids in drawn)),
+        "sample_quarters_mean": float(np.mean(quarters)),
+        "notes_per_quarter": notes / max(1e-9, sum(quarters)),
         "decode_without_repair": sum(e == 0 for e in errors) / len(errors),
-        "repairs_per_100_tokens": 100 * sum(errors) / max(1, sum(len(ids) for ids in drawn)),
-        "empty_samples": empty,
+        "repairs_per_100_notes": 100 * sum(errors) / max(1, notes),
+        "empty_samples": sum(1 for n in decoded if len(n) == 0),
         "rest_collapse": gen_stats.rest_collapse_rate,
         "overlaps_with_real": gen_stats.overlaps(real_stats),
         "critic_auc": auc,
         "critic_auc_std": auc_std,
-        "critic_generated_excerpts": gen_count,
+        "critic_generated_excerpts": len(gen_ex),
         "critic_real_excerpts": len(real_ex),
         "roll": roll,
     }
@@ -319,7 +343,10 @@ def evaluate(
         else:
             result = evaluate_run(folder, dataset, test, samples=samples)
             cached.write_text(json.dumps(result, indent=2) + "\n")
-        print(json.dumps({k: v for k, v in result.items() if k not in ("overlaps_with_real", "roll")}), flush=True)
+        brief = {k: v for k, v in result.items() if k != "samplers"}
+        brief.update({f"{name}_{key}": value for name, run in result["samplers"].items() for key, value in run.items()
+                      if key not in ("roll", "overlaps_with_real")})  # fmt: skip
+        print(json.dumps(brief), flush=True)
         print(f"  ({time.perf_counter() - began:.0f} s)", flush=True)
         results.append(result)
     speeds = batch1_speeds([out / label for label in labels], rounds=speed_rounds)
@@ -371,11 +398,12 @@ def plot(results: Sequence[dict], out: Path) -> list[Path]:
     labels = [r["label"] for r in results]
     axes[0].barh(labels, [r["bits_per_note"] for r in results], color="#4a7ab5")
     axes[0].set_xlabel("test bits per note (lower is better)")
-    aucs = [r["critic_auc"] if r["critic_auc"] is not None else 0.0 for r in results]
-    axes[1].barh(labels, aucs, xerr=[r["critic_auc_std"] or 0.0 for r in results], color="#b5744a")
+    top = [r["samplers"]["top_k"] for r in results]
+    aucs = [t["critic_auc"] if t["critic_auc"] is not None else 0.0 for t in top]
+    axes[1].barh(labels, aucs, xerr=[t["critic_auc_std"] or 0.0 for t in top], color="#b5744a")
     axes[1].axvline(0.5, color="k", lw=0.8)
     axes[1].set_xlim(0.4, 1.0)
-    axes[1].set_xlabel("critic AUC (0.5 = like real music)")
+    axes[1].set_xlabel("critic AUC, top-8 samples (0.5 = like real music)")
     for ax in axes:
         ax.invert_yaxis()
         ax.grid(axis="x", alpha=0.3)
@@ -386,14 +414,14 @@ def plot(results: Sequence[dict], out: Path) -> list[Path]:
 
     fig, axes = plt.subplots(len(results), 1, figsize=(9, 1.3 * len(results) + 0.4), sharex=True, squeeze=False)
     for ax, r in zip(axes[:, 0], results):
-        for start, end, pitch in r["roll"]:
+        for start, end, pitch in r["samplers"]["top_k"]["roll"]:
             ax.plot([start, end], [pitch, pitch], color="#2d5d8f", lw=2.2, solid_capstyle="butt")
         ax.set_ylabel(r["label"], rotation=0, ha="right", va="center", fontsize=8)
         ax.set_ylim(21, 108)
         ax.set_yticks([36, 60, 84])
         ax.tick_params(labelsize=7)
     axes[-1, 0].set_xlim(0, ROLL_QUARTERS)
-    axes[-1, 0].set_xlabel("quarter notes (first sample of each model, weighted sampling, no guards)")
+    axes[-1, 0].set_xlabel("quarter notes (first sample of each model, top-8 sampling, no guards)")
     fig.tight_layout()
     rolls = out / "tokenizations_rolls.png"
     fig.savefig(rolls, dpi=100)
@@ -402,21 +430,28 @@ def plot(results: Sequence[dict], out: Path) -> list[Path]:
 
 
 def results_table(results: Sequence[dict]) -> str:
-    """The study's markdown table."""
+    """The study's markdown table (sampled measures: top-8 sampling, then the whole distribution where two)."""
+
+    def auc(run: dict) -> str:
+        return "n/a" if run["critic_auc"] is None else f"{run['critic_auc']:.3f} ± {run['critic_auc_std']:.3f}"
+
     lines = [
         (
             "| tokenization | vocab | params | tokens / quarter | bits / note | test notes kept | music s / s (batch 1) "
-            "| decode without repair | rest collapse | critic AUC |"
+            "| repairs / 100 notes (top-8 / all) | samples without repair (top-8) | rest collapse (top-8) "
+            "| critic AUC top-8 | critic AUC all |"
         ),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        auc = "n/a" if r["critic_auc"] is None else f"{r['critic_auc']:.3f} ± {r['critic_auc_std']:.3f}"
+        top, whole = r["samplers"]["top_k"], r["samplers"]["weighted"]
         lines.append(
             f"| {r['label']} | {r['vocab_size']:,} | {r['parameters'] / 1e6:.2f}M | {r['tokens_per_quarter']:.1f} "
             f"| {r['bits_per_note']:.3f} | {100 * r['test_notes_kept'] / r['test_notes']:.1f}% "
-            f"| {r['music_seconds_per_second_batch1']:.0f} | {100 * r['decode_without_repair']:.0f}% "
-            f"| {100 * r['rest_collapse']:.0f}% | {auc} |"
+            f"| {r['music_seconds_per_second_batch1']:.0f} "
+            f"| {top['repairs_per_100_notes']:.2f} / {whole['repairs_per_100_notes']:.2f} "
+            f"| {100 * top['decode_without_repair']:.0f}% | {100 * top['rest_collapse']:.0f}% "
+            f"| {auc(top)} | {auc(whole)} |"
         )
     return "\n".join(lines)
 
