@@ -189,3 +189,13 @@ def test_study_train_runs_without_toccata(tiny_dataset, tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     assert (out / "remi" / "model.safetensors").is_file()
     assert json.loads((out / "remi" / "train_log.json").read_text())["steps"] == 2
+
+
+def test_repairs_count_what_decoding_changes_not_the_order_within_a_step():
+    from toccata.tokenization.schemes import notewise_repairs
+
+    assert notewise_repairs(["NoteOn_64", "NoteOn_60", "Wait_12", "NoteOff_64", "NoteOff_60"]) == 0  # any order
+    assert notewise_repairs(["NoteOff_60", "Wait_12"]) == 1  # a silent key
+    assert notewise_repairs(["NoteOn_60", "Wait_3", "NoteOn_60"]) == 1  # a sounding key
+    assert notewise_repairs(["NoteOn_60", "NoteOff_60", "Wait_3"]) == 1  # a note of no length
+    assert notewise_repairs(["NoteOn_60", "TimeShift_0.3.12", "NoteOff_60", "NoteOn_62"]) == 0  # MIDILike, left on

@@ -77,7 +77,8 @@ class TokenScheme(ABC):
 
     @abstractmethod
     def errors(self, ids: Sequence[int]) -> int:
-        """How many tokens of `ids` break the scheme's grammar, i.e. what `decode` had to repair or ignore."""
+        """How many tokens of `ids` `decode` has to repair or ignore (notewise: `notewise_repairs`; miditok's schemes:
+        its `tokens_errors` count; chordwise: unknown words and held keys that were not sounding)."""
 
     @abstractmethod
     def words(self, ids: Sequence[int]) -> list[str]:
@@ -140,11 +141,9 @@ class NotewiseScheme(TokenScheme):
     name = "notewise"
 
     def __init__(self, tokenizer=None) -> None:
-        from .tokenization_miditok import NotewiseMidiTok
         from .tokenization_notewise import NotewiseTokenizer
 
         self.tokenizer = tokenizer or NotewiseTokenizer()
-        self._grammar = NotewiseMidiTok()  # its _tokens_errors counts grammar breaks of notewise words
 
     @property
     def vocab_size(self) -> int:
@@ -168,8 +167,7 @@ class NotewiseScheme(TokenScheme):
         from .tokenization_miditok import miditok_token
 
         special = set(self.special_ids.values()) | {self.tokenizer.unk_token_id}
-        tokens = [miditok_token(w) for i, w in zip(ids, self.words(ids)) if int(i) not in special]
-        return self._grammar._tokens_errors(tokens)
+        return notewise_repairs([miditok_token(w) for i, w in zip(ids, self.words(ids)) if int(i) not in special])
 
     def pitch_ids(self) -> tuple[int, int, int]:
         tok = self.tokenizer
@@ -177,6 +175,27 @@ class NotewiseScheme(TokenScheme):
 
     def _save_tokenizer(self, folder: Path) -> None:
         self.tokenizer.save_pretrained(folder)
+
+
+def notewise_repairs(tokens: Sequence[str]) -> int:
+    """Tokens of a note-on/note-off stream (notewise in miditok spelling: NoteOn_60, NoteOff_60, Wait_12; or MIDILike
+    with TimeShift) that decoding must repair or drop: a note-on of a sounding key, a note-off of a silent key, a
+    note-off in its note's first step. Notes still sounding when a sample stops are not errors.
+
+    The order of the note events within a step does not count: it changes nothing in the decoded music (the stricter
+    `NotewiseMidiTok.tokens_errors` counts it too)."""
+    errors, now, sounding = 0, 0, {}  # pitch -> time it began (counted in time tokens: only "same step?" matters)
+    for token in tokens:
+        kind, _, value = token.partition("_")
+        if kind in ("Wait", "TimeShift"):
+            now += 1
+        elif kind == "NoteOn":
+            errors += value in sounding
+            sounding.setdefault(value, now)
+        elif kind == "NoteOff":
+            errors += sounding.get(value, now) == now
+            sounding.pop(value, None)
+    return errors
 
 
 # ------------------------------------------------------------------------------------------------------ chordwise
@@ -374,8 +393,8 @@ class MiditokScheme(TokenScheme):
         tokens = self._tokseq(ids).tokens
         if not tokens:
             return 0
-        if self.is_notewise:
-            return self.tokenizer._tokens_errors(tokens)
+        if self.is_notewise or self.name == "midilike":  # miditok's MIDILike check also counts notes left sounding
+            return notewise_repairs(tokens)
         result = self.tokenizer._tokens_errors(tokens)
         return int(result if not isinstance(result, list) else sum(result))
 
@@ -464,5 +483,6 @@ __all__ = [
     "grid_notes",
     "load_scheme",
     "make_scheme",
+    "notewise_repairs",
     "read_notes",
 ]
