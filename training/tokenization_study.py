@@ -285,6 +285,7 @@ def _judge_samples(
         auc, auc_std = critic.auc, critic.auc_std
     except ValueError:  # too few generated excerpts (samples that collapse into silence give none)
         auc, auc_std = None, None
+    lstm_auc, p_human = _lstm_critic(real_ex, gen_ex)
     first = decoded[0]
     shown = first.start < ROLL_QUARTERS * STEPS_PER_QUARTER
     roll = [  # the first sample's opening, for the piano-roll figure
@@ -307,6 +308,8 @@ def _judge_samples(
         "critic_auc": auc,
         "critic_auc_std": auc_std,
         "critic_generated_excerpts": len(gen_ex),
+        "lstm_critic_auc": lstm_auc,
+        "lstm_critic_p_human": p_human,
         "critic_real_excerpts": len(real_ex),
         "roll": roll,
     }
@@ -324,6 +327,22 @@ def batch1_speeds(folders: Sequence[Path], rounds: int = 5, tokens: int = 1000) 
             _, rate = sample(model, config.bos_token_id, config.eos_token_id, 1, tokens, seed=round_)
             best[index] = max(best[index], rate)
     return best
+
+
+def _lstm_critic(real: Sequence[np.ndarray], generated: Sequence[np.ndarray]) -> tuple[float | None, float | None]:
+    """The embedded LSTM critic (issue 14, trained on the default generator's samples) as a second judge: ROC AUC of
+    its P(human) on real versus generated excerpts, and the generated excerpts' mean P(human)."""
+    from sklearn.metrics import roc_auc_score
+
+    import toccata
+
+    if not real or not generated or toccata.default_critic() is None:
+        return None, None
+    score = toccata.default_critic_scorer()
+    p_real = score([ids.tolist() for ids in real])
+    p_generated = score([ids.tolist() for ids in generated])
+    labels = [1] * len(p_real) + [0] * len(p_generated)  # 1 = human
+    return float(roc_auc_score(labels, [*p_real, *p_generated])), float(np.mean(p_generated))
 
 
 def evaluate(
@@ -439,9 +458,9 @@ def results_table(results: Sequence[dict]) -> str:
         (
             "| tokenization | vocab | params | tokens / quarter | bits / note | test notes kept | music s / s (batch 1) "
             "| repairs / 100 notes (top-8 / all) | samples without repair (top-8) | rest collapse (top-8) "
-            "| critic AUC top-8 | critic AUC all |"
+            "| critic AUC top-8 | critic AUC all | LSTM critic AUC top-8 |"
         ),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         top, whole = r["samplers"]["top_k"], r["samplers"]["weighted"]
@@ -451,7 +470,8 @@ def results_table(results: Sequence[dict]) -> str:
             f"| {r['music_seconds_per_second_batch1']:.0f} "
             f"| {top['repairs_per_100_notes']:.2f} / {whole['repairs_per_100_notes']:.2f} "
             f"| {100 * top['decode_without_repair']:.0f}% | {100 * top['rest_collapse']:.0f}% "
-            f"| {auc(top)} | {auc(whole)} |"
+            f"| {auc(top)} | {auc(whole)} "
+            f"| {'n/a' if top['lstm_critic_auc'] is None else format(top['lstm_critic_auc'], '.3f')} |"
         )
     return "\n".join(lines)
 
