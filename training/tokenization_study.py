@@ -252,11 +252,19 @@ def evaluate_run(
         "bits_per_token": bits / sum(len(s) - 1 for s in sequences),
         "test_notes": notes,
         "test_notes_kept": prepared["test_notes_kept"],
+        "test_unknown_share": _unknown_share(scheme, test_ids),
         "tokens_per_quarter": tokens_per_quarter,
         "train_tokens": prepared["train_tokens"],
         "quarters_per_token_sampled": by_sampler["weighted"]["quarters_per_token"],
         "samplers": by_sampler,
     }
+
+
+def _unknown_share(scheme: TokenScheme, pieces: Sequence[np.ndarray]) -> float:
+    """Share of the test tokens that are the scheme's unknown word (chordwise: a chord the training split lacks)."""
+    unk = getattr(scheme.tokenizer, "unk_token_id", None)
+    total = sum(len(ids) for ids in pieces)
+    return 0.0 if unk is None or not total else sum(int((ids == unk).sum()) for ids in pieces) / total
 
 
 def _judge_samples(
