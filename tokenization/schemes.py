@@ -135,15 +135,10 @@ class TokenScheme(ABC):
 # ------------------------------------------------------------------------------------------------------ notewise
 
 
-class NotewiseScheme(TokenScheme):
-    """Toccata's notewise words, ids as the default checkpoint's (`NotewiseTokenizer`)."""
+class _WordTokenizerScheme(TokenScheme):
+    """A scheme over one of Toccata's transformers tokenizers (`self.tokenizer`): ids and specials are its own."""
 
-    name = "notewise"
-
-    def __init__(self, tokenizer=None) -> None:
-        from .tokenization_notewise import NotewiseTokenizer
-
-        self.tokenizer = tokenizer or NotewiseTokenizer()
+    tokenizer: object
 
     @property
     def vocab_size(self) -> int:
@@ -154,14 +149,28 @@ class NotewiseScheme(TokenScheme):
         tok = self.tokenizer
         return {"pad": tok.pad_token_id, "bos": tok.bos_token_id, "eos": tok.eos_token_id}
 
-    def encode(self, notes: NoteArrays) -> np.ndarray:
-        return np.asarray(self.tokenizer.notes_to_ids(notes), dtype=np.int64)
-
     def decode(self, ids: Sequence[int]) -> NoteArrays:
         return self.tokenizer.tokens_to_notes([int(i) for i in ids])
 
     def words(self, ids: Sequence[int]) -> list[str]:
         return self.tokenizer.convert_ids_to_tokens([int(i) for i in ids])
+
+    def _save_tokenizer(self, folder: Path) -> None:
+        self.tokenizer.save_pretrained(folder)
+
+
+class NotewiseScheme(_WordTokenizerScheme):
+    """Toccata's notewise words, ids as the default checkpoint's (`NotewiseTokenizer`)."""
+
+    name = "notewise"
+
+    def __init__(self, tokenizer=None) -> None:
+        from .tokenization_notewise import NotewiseTokenizer
+
+        self.tokenizer = tokenizer or NotewiseTokenizer()
+
+    def encode(self, notes: NoteArrays) -> np.ndarray:
+        return np.asarray(self.tokenizer.notes_to_ids(notes), dtype=np.int64)
 
     def errors(self, ids: Sequence[int]) -> int:
         from .tokenization_miditok import miditok_token
@@ -172,9 +181,6 @@ class NotewiseScheme(TokenScheme):
     def pitch_ids(self) -> tuple[int, int, int]:
         tok = self.tokenizer
         return tok.note_on_offset, tok.note_off_offset, tok.num_pitches
-
-    def _save_tokenizer(self, folder: Path) -> None:
-        self.tokenizer.save_pretrained(folder)
 
 
 def notewise_repairs(tokens: Sequence[str]) -> int:
@@ -201,7 +207,7 @@ def notewise_repairs(tokens: Sequence[str]) -> int:
 # ------------------------------------------------------------------------------------------------------ chordwise
 
 
-class ChordwiseScheme(TokenScheme):
+class ChordwiseScheme(_WordTokenizerScheme):
     """One word per step (`ChordwiseTokenizer`) at 12 steps per quarter; its vocabulary is learnt by `train`."""
 
     name = "chordwise"
@@ -221,25 +227,10 @@ class ChordwiseScheme(TokenScheme):
             words, min_frequency=self.min_frequency, max_vocab=self.max_vocab, steps_per_quarter=STEPS_PER_QUARTER
         )
 
-    @property
-    def vocab_size(self) -> int:
-        return len(self.tokenizer)
-
-    @property
-    def special_ids(self) -> dict[str, int]:
-        tok = self.tokenizer
-        return {"pad": tok.pad_token_id, "bos": tok.bos_token_id, "eos": tok.eos_token_id}
-
     def encode(self, notes: NoteArrays) -> np.ndarray:
         if not self.tokenizer.is_trained:
             raise ValueError("the chordwise scheme has no vocabulary yet: call train(pieces) or load a saved one")
         return np.asarray(self.tokenizer.notes_to_ids(notes), dtype=np.int64)
-
-    def decode(self, ids: Sequence[int]) -> NoteArrays:
-        return self.tokenizer.tokens_to_notes([int(i) for i in ids])
-
-    def words(self, ids: Sequence[int]) -> list[str]:
-        return self.tokenizer.convert_ids_to_tokens([int(i) for i in ids])
 
     def errors(self, ids: Sequence[int]) -> int:
         """Unknown words, and held keys that were not sounding in the step before (decoding starts them)."""
@@ -258,9 +249,6 @@ class ChordwiseScheme(TokenScheme):
             errors += len(held - sounding)
             sounding = struck | held
         return errors
-
-    def _save_tokenizer(self, folder: Path) -> None:
-        self.tokenizer.save_pretrained(folder)
 
     def _settings(self) -> dict:
         return {"max_vocab": self.max_vocab, "min_frequency": self.min_frequency}

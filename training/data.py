@@ -100,6 +100,18 @@ def read_rows(dataset: str | os.PathLike, split: str, columns: tuple[str, ...] =
         raise ValueError(f"{dataset}: cannot load split {split!r} ({str(err).splitlines()[0]})") from None
 
 
+def _piece(row: dict, ids: np.ndarray) -> Piece:
+    """A `Piece` of a dataset row and its token ids."""
+    return Piece(
+        row_id=row["id"],
+        piece_id=row["piece_id"],
+        ids=ids,
+        transposition=int(row["transposition"] or 0),
+        qpm=float(row["qpm"] or 120.0),
+        time_signature=row["time_signature"] or "4/4",
+    )
+
+
 def load_pieces(dataset: str | os.PathLike, split: str, tokenizer, original_key_only: bool = False) -> list[Piece]:
     """The pieces of `split` as token ids of `tokenizer`; rows with unknown words are an error naming the row."""
     if split not in SPLITS:
@@ -114,16 +126,7 @@ def load_pieces(dataset: str | os.PathLike, split: str, tokenizer, original_key_
         if unk is not None and (ids == unk).any():
             bad = words[int(np.argmax(ids == unk))]
             raise ValueError(f"{dataset} [{split}] row {row['id']}: word {bad!r} is not in the tokenizer's vocabulary")
-        pieces.append(
-            Piece(
-                row_id=row["id"],
-                piece_id=row["piece_id"],
-                ids=ids,
-                transposition=int(row["transposition"] or 0),
-                qpm=float(row["qpm"] or 120.0),
-                time_signature=row["time_signature"] or "4/4",
-            )
-        )
+        pieces.append(_piece(row, ids))
     if not pieces:
         raise ValueError(f"{dataset}: split {split!r} has no pieces")
     return pieces
@@ -145,16 +148,7 @@ def load_scheme_pieces(dataset: str | os.PathLike, split: str, scheme, original_
             raise ValueError(
                 f"{dataset} [{split}] row {row['id']}: cannot tokenize with {scheme.name}: {err}"
             ) from None
-        pieces.append(
-            Piece(
-                row_id=row["id"],
-                piece_id=row["piece_id"],
-                ids=ids,
-                transposition=int(row["transposition"] or 0),
-                qpm=float(row["qpm"] or 120.0),
-                time_signature=row["time_signature"] or "4/4",
-            )
-        )
+        pieces.append(_piece(row, ids))
     if not pieces:
         raise ValueError(f"{dataset}: split {split!r} has no pieces")
     return pieces
