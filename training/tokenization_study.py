@@ -212,11 +212,37 @@ def sample(
     return samples, rate
 
 
-def evaluate_run(
-    folder: Path, dataset: str, test: list[NoteArrays], samples: int = 64, quarters: int = 96, seed: int = 0
-) -> dict:
+@dataclass
+class RealReference:
+    """The held-out music every model is judged against, computed once per evaluation: the test pieces' notes, their
+    notewise ids and statistics, their critic excerpts, and the LSTM critic's P(human) of those excerpts."""
+
+    notes: list[NoteArrays]
+    stats: object  # music_stats.SetSummary
+    excerpts: list[np.ndarray]
+    groups: list[int]
+    p_human: list[float] | None  # None without an embedded critic
+
+    @classmethod
+    def of(cls, test: list[NoteArrays], seed: int = 0) -> RealReference:
+        from toccata.tokenization import NotewiseTokenizer
+
+        import toccata
+
+        from .critic import EXCERPT_TOKENS, excerpts
+        from .music_stats import DEFAULT_LAYOUT, sample_stats, summarise_set
+
+        ids = [np.asarray(NotewiseTokenizer().notes_to_ids(n)) for n in test]
+        real_ex, groups = excerpts(ids, EXCERPT_TOKENS, per_sequence=10, seed=seed)
+        p_human = None
+        if real_ex and toccata.default_critic() is not None:
+            p_human = toccata.default_critic_scorer()([e.tolist() for e in real_ex])
+        stats = summarise_set([sample_stats(i, DEFAULT_LAYOUT) for i in ids])
+        return cls(test, stats, real_ex, groups, p_human)
+
+
+def evaluate_run(folder: Path, real: RealReference, samples: int = 64, quarters: int = 96, seed: int = 0) -> dict:
     """Every measure of one trained tokenization on the test split (see the module docstring)."""
-    from toccata.tokenization import NotewiseTokenizer
 
     from .likelihood import model_log2probs
 
@@ -230,14 +256,13 @@ def evaluate_run(
     test_ids = [data["test"][a:b].astype(np.int64) for a, b in itertools.pairwise(bounds)]
     sequences = [np.r_[special["bos"], ids, special["eos"]] for ids in test_ids]
     bits = -sum(float(row.sum()) for row in model_log2probs(model, sequences))
-    notes = sum(len(n) for n in test)
+    notes = sum(len(n) for n in real.notes)
     tokens_per_quarter = prepared["test_tokens"] / prepared["test_quarters"]
 
     torch.set_num_threads(1)
     length = math.ceil(quarters * tokens_per_quarter * 1.1)
-    real_ids = [np.asarray(NotewiseTokenizer().notes_to_ids(n)) for n in test]
     by_sampler = {
-        name: _judge_samples(model, scheme, real_ids, samples, length, top_k, seed) for name, top_k in SAMPLERS.items()
+        name: _judge_samples(model, scheme, real, samples, length, top_k, seed) for name, top_k in SAMPLERS.items()
     }
     return {
         "label": folder.name,
@@ -268,7 +293,7 @@ def _unknown_share(scheme: TokenScheme, pieces: Sequence[np.ndarray]) -> float:
 
 
 def _judge_samples(
-    model, scheme: TokenScheme, real_ids: list[np.ndarray], samples: int, length: int, top_k: int | None, seed: int
+    model, scheme: TokenScheme, real: RealReference, samples: int, length: int, top_k: int | None, seed: int
 ) -> dict:
     """Draw `samples` pieces with one sampler and measure them: repairs, rest collapse, critic AUC, a piano roll."""
     from toccata.tokenization import NotewiseTokenizer
@@ -285,15 +310,13 @@ def _judge_samples(
     notewise = NotewiseTokenizer()
     gen_ids = [np.asarray(notewise.notes_to_ids(n)) for n in decoded]
     gen_stats = summarise_set([sample_stats(ids, DEFAULT_LAYOUT) for ids in gen_ids if len(ids)])
-    real_stats = summarise_set([sample_stats(ids, DEFAULT_LAYOUT) for ids in real_ids])
-    real_ex, real_groups = excerpts(real_ids, EXCERPT_TOKENS, per_sequence=10, seed=seed)
     gen_ex, gen_groups = excerpts(gen_ids, EXCERPT_TOKENS, per_sequence=1, seed=seed)
     try:
-        critic = critic_score(real_ex, real_groups, gen_ex, gen_groups, DEFAULT_LAYOUT, seed=seed)
+        critic = critic_score(real.excerpts, real.groups, gen_ex, gen_groups, DEFAULT_LAYOUT, seed=seed)
         auc, auc_std = critic.auc, critic.auc_std
     except ValueError:  # too few generated excerpts (samples that collapse into silence give none)
         auc, auc_std = None, None
-    lstm_auc, p_human = _lstm_critic(real_ex, gen_ex)
+    lstm_auc, p_human = _lstm_critic(real.p_human, gen_ex)
     first = decoded[0]
     shown = first.start < ROLL_QUARTERS * STEPS_PER_QUARTER
     roll = [  # the first sample's opening, for the piano-roll figure
@@ -312,13 +335,13 @@ def _judge_samples(
         "repairs_per_100_notes": 100 * sum(errors) / max(1, notes),
         "empty_samples": sum(1 for n in decoded if len(n) == 0),
         "rest_collapse": gen_stats.rest_collapse_rate,
-        "overlaps_with_real": gen_stats.overlaps(real_stats),
+        "overlaps_with_real": gen_stats.overlaps(real.stats),
         "critic_auc": auc,
         "critic_auc_std": auc_std,
         "critic_generated_excerpts": len(gen_ex),
         "lstm_critic_auc": lstm_auc,
         "lstm_critic_p_human": p_human,
-        "critic_real_excerpts": len(real_ex),
+        "critic_real_excerpts": len(real.excerpts),
         "roll": roll,
     }
 
@@ -337,17 +360,16 @@ def batch1_speeds(folders: Sequence[Path], rounds: int = 5, tokens: int = 1000) 
     return best
 
 
-def _lstm_critic(real: Sequence[np.ndarray], generated: Sequence[np.ndarray]) -> tuple[float | None, float | None]:
+def _lstm_critic(p_real: list[float] | None, generated: Sequence[np.ndarray]) -> tuple[float | None, float | None]:
     """The embedded LSTM critic (issue 14, trained on the default generator's samples) as a second judge: ROC AUC of
-    its P(human) on real versus generated excerpts, and the generated excerpts' mean P(human)."""
+    its P(human) on real (`p_real`, from `RealReference`) versus generated excerpts, and the generated ones' mean."""
     from sklearn.metrics import roc_auc_score
 
     import toccata
 
-    if not real or not generated or toccata.default_critic() is None:
+    if not p_real or not generated:
         return None, None
     score = toccata.default_critic_scorer()
-    p_real = score([ids.tolist() for ids in real])
     p_generated = score([ids.tolist() for ids in generated])
     labels = [1] * len(p_real) + [0] * len(p_generated)  # 1 = human
     return float(roc_auc_score(labels, [*p_real, *p_generated])), float(np.mean(p_generated))
@@ -360,7 +382,7 @@ def evaluate(
     retrained), then their batch-1 speeds measured together; writes results.json, results.md and plots there."""
     out = Path(out)
     labels = labels or [label for label in RUNS if (out / label / "model.safetensors").is_file()]
-    test = _split_notes(dataset, "test")[0]
+    real = RealReference.of(_split_notes(dataset, "test")[0])
     results = []
     for label in labels:
         folder, began = out / label, time.perf_counter()
@@ -368,7 +390,7 @@ def evaluate(
         if cached.is_file() and cached.stat().st_mtime > (folder / "model.safetensors").stat().st_mtime:
             result = json.loads(cached.read_text())  # measured since the model was last trained
         else:
-            result = evaluate_run(folder, dataset, test, samples=samples)
+            result = evaluate_run(folder, real, samples=samples)
             cached.write_text(json.dumps(result, indent=2) + "\n")
         brief = {k: v for k, v in result.items() if k != "samplers"}
         brief.update({f"{name}_{key}": value for name, run in result["samplers"].items() for key, value in run.items()
