@@ -121,6 +121,7 @@ class DecodeBatch:
         self.next_input = torch.zeros(0, dtype=torch.long, device=self.device)  # each row's last id, not yet read
         self.guards = GuardRows(self.layout, self.model.config.vocab_size)
         self.done = np.zeros(0, dtype=bool)  # rows that have ended (they wait for the rest of their job)
+        self.done_count = 0  # how many of them: one numpy call per step instead of an any() and an all() per job
         self.stop_at = np.zeros(0, dtype=np.int64)  # elapsed steps at which each row ends
         self.running: list[_Running] = []
         self.pending_logits: torch.Tensor | None = None  # logits of rows that joined since the last step
@@ -211,20 +212,23 @@ class DecodeBatch:
 
     def _advance(self, drawn: np.ndarray) -> list[DecodeJob]:
         """Record the drawn ids, update the guard state, finish rows and jobs, feed the ids to the next step."""
-        fed = np.where(self.done, self.pad_id, drawn) if self.done.any() else drawn  # as generate() pads
+        fed = np.where(self.done, self.pad_id, drawn) if self.done_count else drawn  # as generate() pads
         self.guards.consume(fed.tolist())
         self.done |= (fed == self.eos_id) | (self.guards.now >= self.stop_at)
+        self.done_count = np.count_nonzero(self.done)
+        alone = len(self.running) == 1
         finished: list[_Running] = []
         start = 0
         for run in self.running:
             job = run.job
             end = start + job.rows
-            run.out[:, run.steps] = fed[start:end] if len(self.running) > 1 else fed
+            run.out[:, run.steps] = fed if alone else fed[start:end]
             run.steps += 1
             if job.progress is not None:
                 job.progress(run.steps, job.budget)
             job.cancelled = job.cancel is not None and job.cancel.is_set()
-            if run.steps >= job.budget or job.cancelled or self.done[start:end].all():
+            all_done = self.done_count == self.rows if alone else self.done[start:end].all()
+            if run.steps >= job.budget or job.cancelled or all_done:
                 finished.append(run)
             start = end
         fed = torch.from_numpy(fed)
@@ -249,6 +253,7 @@ class DecodeBatch:
         self.next_input = self.next_input[rows]
         self.guards.keep(index)
         self.done, self.stop_at = self.done[index], self.stop_at[index]
+        self.done_count = np.count_nonzero(self.done)
         self.running = [run for run in self.running if run not in finished]
 
     def fail(self, error: BaseException) -> None:
