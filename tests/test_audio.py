@@ -1,0 +1,106 @@
+"""FluidSynth rendering: in this process through libfluidsynth, the same WAV bytes as the `fluidsynth` command, and
+clear errors. Real FluidSynth and the real GM soundfont (skipped on a machine without them, failing under CI=true)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from demo_support import require, require_fluidsynth, wav_peak
+from toccata.audio import FluidSynthLibrary, Synth
+from toccata.tokenization import NotewiseTokenizer
+
+PIANO = NotewiseTokenizer()
+DUO = NotewiseTokenizer(instruments=("piano", "violin"))
+
+
+def synth_or_skip() -> Synth:
+    require_fluidsynth()
+    require(FluidSynthLibrary.shared() is not None, "libfluidsynth (installed with FluidSynth)")
+    synth = Synth.find()
+    require(synth.binary is not None, "the fluidsynth command")
+    return synth
+
+
+def piano_midi(path: Path) -> Path:
+    """A few bars with chords, a trill and a held bass: reverb tails and overlapping voices."""
+    words = ["p36", "p60", "p64", "wait12", "endp60", "endp64"]
+    for _ in range(6):
+        words += ["p72", "wait2", "endp72", "p74", "wait2", "endp74"]
+    words += ["p67", "p71", "wait24", "endp67", "endp71", "endp36"]
+    PIANO.save_midi(words, path)
+    return path
+
+
+def test_in_process_render_writes_the_commands_wav_byte_for_byte(tmp_path):
+    synth = synth_or_skip()
+    command = replace(synth, in_process=False)
+    duo = tmp_path / "duo.mid"
+    DUO.save_midi(["p48", "v67", "wait24", "endv67", "v69", "wait24", "endv69", "endp48"], duo)
+    for midi in (piano_midi(tmp_path / "piano.mid"), duo):
+        ours = synth.render(midi, tmp_path / f"{midi.stem}-lib.wav").read_bytes()
+        theirs = command.render(midi, tmp_path / f"{midi.stem}-cmd.wav").read_bytes()
+        assert ours == theirs, f"{midi.name}: in-process audio differs from the fluidsynth command's"
+        assert wav_peak(tmp_path / f"{midi.stem}-lib.wav") > 0.01
+    # A second render of the same file in the same process starts from a fresh synthesizer: same bytes again.
+    again = synth.render(tmp_path / "piano.mid", tmp_path / "again.wav").read_bytes()
+    assert again == (tmp_path / "piano-cmd.wav").read_bytes()
+
+
+def test_renders_from_several_threads_take_turns_and_stay_exact(tmp_path):
+    synth = synth_or_skip()
+    midi = piano_midi(tmp_path / "piano.mid")
+    expected = synth.render(midi, tmp_path / "one.wav").read_bytes()
+    errors: list[BaseException] = []
+
+    def render(index: int) -> None:
+        try:
+            assert synth.render(midi, tmp_path / f"t{index}.wav").read_bytes() == expected
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=render, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+
+
+def test_render_errors_name_the_file(tmp_path):
+    synth = synth_or_skip()
+    with pytest.raises(RuntimeError, match="missing.mid: no such file"):
+        synth.render(tmp_path / "missing.mid", tmp_path / "out.wav")
+    midi = piano_midi(tmp_path / "piano.mid")
+    with pytest.raises(RuntimeError, match="could not write"):
+        synth.render(midi, tmp_path / "no-such-folder" / "out.wav")
+    missing_font = replace(synth, soundfont=str(tmp_path / "none.sf2"))
+    with pytest.raises(RuntimeError, match="could not load the soundfont"):
+        missing_font.render(midi, tmp_path / "out.wav")
+    # the process's synthesizer still works after the failures
+    assert wav_peak(synth.render(midi, tmp_path / "ok.wav")) > 0.01
+
+
+def test_without_the_library_the_command_renders(tmp_path):
+    """TOCCATA_FLUIDSYNTH_LIBRARY=none: no libfluidsynth, so `Synth.find()` relies on the command and still renders."""
+    synth_or_skip()
+    midi = piano_midi(tmp_path / "piano.mid")
+    code = (
+        "import sys; from pathlib import Path; from toccata.audio import FluidSynthLibrary, Synth\n"
+        "assert FluidSynthLibrary.shared() is None\n"
+        "print(Synth.find().render(Path(sys.argv[1]), Path(sys.argv[2])))\n"
+    )
+    env = {"TOCCATA_FLUIDSYNTH_LIBRARY": "none"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(midi), str(tmp_path / "cmd.wav")],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert wav_peak(tmp_path / "cmd.wav") > 0.01
