@@ -1,8 +1,14 @@
-"""Load on the demo: N concurrent `gradio_client` users against a real `toccata demo` server on 127.0.0.1.
+"""Load on the demo: N concurrent users of the HTTP API against a real `toccata demo` server on 127.0.0.1.
 
 Each client (its own session, its own thread) sends R requests in a bounded loop: a Bach chorale prompt continued
-for a few bars with top-k, rendered to audio and a piano roll, as the page does. Every request must either complete
-or be refused cleanly by the queue ("queue is full"); then the server must still answer and generate.
+for a few bars with top-k, rendered to audio and a piano roll, as the page does, then fetches the files the answer
+names (MIDI, WAV, PNG), as the page does. Every request must either complete or be refused cleanly by the queue
+("queue is full"); then the server must still answer and generate.
+
+Clients: `--client http` (default) speaks Gradio's documented call API (POST /gradio_api/call/generate, then the
+event stream), which costs the client ~1 ms of CPU per request, so on a small machine the numbers are the server's;
+`--client gradio` uses `gradio_client.Client`, which spends ~0.2 s of CPU per request in the same process and, with
+20 of them, competes with the server for the cores.
 
 Two servers in the same run, one after the other, same load: the server as it was before continuous batching
 (`--no-batching --concurrency 2`: each request decodes in its own thread, two at a time) and as it is now (the
@@ -11,7 +17,7 @@ Goals (issue 16): crowd median latency <= 2x the lone median, nothing refused at
 second >= 4x the earlier server's.
 
     python benchmarks/demo_load.py                     # 20 clients x 3 requests; prints a table
-    python benchmarks/demo_load.py --clients 40 --requests 2 --max-queue 16 --only now
+    python benchmarks/demo_load.py --clients 40 --requests 2 --max-queue 64 --only now
 
 Writes benchmarks/results/demo_load.json (machine, settings, per-request latencies).
 """
@@ -30,9 +36,11 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from http.client import HTTPConnection
 from pathlib import Path
 
 import numpy as np
@@ -60,15 +68,15 @@ def free_port() -> int:
 
 
 SERVERS = {  # name -> extra `toccata demo` arguments
-    "before": ["--no-batching", "--concurrency", "2"],
-    "now": [],
+    "before": ["--no-batching", "--concurrency", "2", "--max-queue", "16"],  # the settings when issue 16 was filed
+    "now": [],  # the defaults
 }
 
 
-def start_server(port: int, extra: list[str], max_queue: int, log: Path) -> subprocess.Popen:
+def start_server(port: int, extra: list[str], max_queue: int | None, log: Path) -> subprocess.Popen:
     """`python -m toccata.demo` on 127.0.0.1:port, returned once it answers HTTP."""
     command = [sys.executable, "-m", "toccata.demo", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--max-queue", str(max_queue), *extra]
+    command += [*extra, *(["--max-queue", str(max_queue)] if max_queue else [])]
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
     server = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=ROOT, env=env)
     deadline = time.monotonic() + 180
@@ -98,8 +106,15 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def user(url: str, index: int, requests: int, start: threading.Barrier, downloads: str) -> list[dict]:
-    """One user's bounded loop: (outcome, seconds) of each request."""
+def outcome_of(status: str) -> tuple[str, int]:
+    """("completed", notes) for the demo's "**Done**" status line, else ("unexpected: ...", 0)."""
+    if not status.startswith("**Done**"):
+        return f"unexpected: {status!r}", 0
+    return "completed", sum(int(n) for n in re.findall(r"Variation \d+: (\d+) notes", status))
+
+
+def gradio_user(url: str, index: int, requests: int, start: threading.Barrier, downloads: str) -> list[dict]:
+    """One `gradio_client` user's bounded loop: (outcome, seconds, notes) of each request."""
     client = Client(url, verbose=False, download_files=downloads)
     start.wait()
     outcomes = []
@@ -107,9 +122,7 @@ def user(url: str, index: int, requests: int, start: threading.Barrier, download
         began = time.perf_counter()
         try:
             result = client.predict(**REQUEST, seed=index * 1000 + number, api_name="/generate")
-            status = str(result[0])
-            outcome = "completed" if status.startswith("**Done**") else f"unexpected: {result[0]!r}"
-            notes = sum(int(n) for n in re.findall(r"Variation \d+: (\d+) notes", status))
+            outcome, notes = outcome_of(str(result[0]))
         except QueueError:
             outcome, notes = "refused", 0
         except (AppError, ValueError, OSError) as err:
@@ -119,12 +132,96 @@ def user(url: str, index: int, requests: int, start: threading.Barrier, download
     return outcomes
 
 
-def run_phase(url: str, clients: int, requests: int, downloads: str) -> tuple[list[dict], float]:
+class CallAPI:
+    """Gradio's call API for /generate over one keep-alive connection: POST the inputs (in the order /gradio_api/info
+    lists them, defaults for the rest), read the event stream to its last event, GET the files the answer names."""
+
+    def __init__(self, url: str):
+        parts = urllib.parse.urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        with urllib.request.urlopen(urllib.parse.urljoin(url, "gradio_api/info"), timeout=30) as response:
+            parameters = json.load(response)["named_endpoints"]["/generate"]["parameters"]
+        self.names = [p["parameter_name"] for p in parameters]
+        self.defaults = {p["parameter_name"]: p.get("parameter_default") for p in parameters}
+        self.connection = HTTPConnection(self.host, self.port, timeout=600)
+
+    def _request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        self.connection.request(method, path, body=body, headers=headers)
+        response = self.connection.getresponse()
+        return response.status, response.read()
+
+    def generate(self, **inputs: object) -> tuple[str, list]:
+        """("completed" | "refused" | "error: ...", the answer's data) of one /generate call."""
+        values = {**self.defaults, **inputs}
+        body = json.dumps({"data": [values[name] for name in self.names]}).encode()
+        status, answer = self._request("POST", "/gradio_api/call/generate", body)
+        event_id = json.loads(answer or b"{}").get("event_id") if status == 200 else None
+        if event_id is None:  # Gradio answers a full queue at once, without an event to follow
+            text = answer.decode(errors="replace")
+            return ("refused" if "queue is full" in text.lower() else f"error: HTTP {status} {text[:200]}"), []
+        status, stream = self._request("GET", f"/gradio_api/call/generate/{event_id}")
+        event, data = "", None
+        for line in stream.decode().splitlines():
+            if line.startswith("event: "):
+                event = line[len("event: ") :]
+            elif line.startswith("data: "):
+                data = line[len("data: ") :]
+        if event != "complete" or data is None:
+            text = str(data)
+            return ("refused" if "queue is full" in text.lower() else f"error: {event} {text[:200]}"), []
+        return "completed", json.loads(data)
+
+    def fetch_files(self, data: list) -> int:
+        """GET every file the answer names (as the page loads the player, the image and the links); bytes read."""
+        size = 0
+        for url in file_urls(data):
+            status, content = self._request("GET", urllib.parse.urlsplit(url).path)
+            if status != 200:
+                raise OSError(f"HTTP {status} for {url}")
+            size += len(content)
+        return size
+
+
+def file_urls(value: object) -> list[str]:
+    """The `url` of every Gradio FileData in an answer, however nested."""
+    if isinstance(value, dict):
+        own = [value["url"]] if value.get("meta", {}).get("_type") == "gradio.FileData" and value.get("url") else []
+        return own + [url for item in value.values() for url in file_urls(item)]
+    if isinstance(value, list):
+        return [url for item in value for url in file_urls(item)]
+    return []
+
+
+def http_user(url: str, index: int, requests: int, start: threading.Barrier, downloads: str) -> list[dict]:
+    """One call-API user's bounded loop: (outcome, seconds, notes) of each request, files fetched included."""
+    api = CallAPI(url)
+    start.wait()
+    outcomes = []
+    for number in range(requests):
+        began = time.perf_counter()
+        try:
+            outcome, data = api.generate(**REQUEST, seed=index * 1000 + number)
+            notes = 0
+            if outcome == "completed":
+                outcome, notes = outcome_of(str(data[0]))
+                api.fetch_files(data)
+        except (OSError, ValueError, KeyError, IndexError) as err:
+            outcome, notes = f"error: {err!r}", 0
+        record = {"client": index, "outcome": outcome, "seconds": time.perf_counter() - began, "notes": notes}
+        outcomes.append(record)
+    return outcomes
+
+
+USERS = {"http": http_user, "gradio": gradio_user}
+
+
+def run_phase(url: str, clients: int, requests: int, downloads: str, kind: str) -> tuple[list[dict], float]:
     """`clients` users at once, `requests` each; (records, wall seconds)."""
     barrier = threading.Barrier(clients)
     began = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        futures = [pool.submit(user, url, i, requests, barrier, downloads) for i in range(clients)]
+        futures = [pool.submit(USERS[kind], url, i, requests, barrier, downloads) for i in range(clients)]
         records = [record for future in futures for record in future.result()]
     return records, time.perf_counter() - began
 
@@ -155,13 +252,16 @@ def measure(name: str, extra: list[str], args: argparse.Namespace, work: Path) -
     server = start_server(port, extra, args.max_queue, work / f"server-{name}.log")
     url = f"http://127.0.0.1:{port}/"
     try:
-        solo = summarise(f"{name}: 1 client", *run_phase(url, 1, 5, str(work)))
-        crowd_records, crowd_wall = run_phase(url, args.clients, args.requests, str(work))
+        CallAPI(url).generate(**REQUEST, seed=0)  # warm-up, not counted: the first request loads the soundfont
+        solo = summarise(f"{name}: 1 client", *run_phase(url, 1, 5, str(work), args.client))
+        crowd_records, crowd_wall = run_phase(url, args.clients, args.requests, str(work), args.client)
         crowd = summarise(f"{name}: {args.clients} clients at once", crowd_records, crowd_wall)
         alive = server.poll() is None and answers(url)
-        after = Client(url, verbose=False, download_files=str(work)).predict(**REQUEST, seed=1, api_name="/generate")
-        still_generates = str(after[0]).startswith("**Done**")
+        outcome, after = CallAPI(url).generate(**REQUEST, seed=1)
+        still_generates = outcome == "completed" and str(after[0]).startswith("**Done**")
         rss = peak_rss_mb(server.pid)
+        children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+        workers_rss = sum(peak_rss_mb(int(pid)) for pid in children)  # the FluidSynth render workers
     finally:
         server.terminate()
         server.wait(30)
@@ -173,6 +273,7 @@ def measure(name: str, extra: list[str], args: argparse.Namespace, work: Path) -
         "server_alive_after": alive,
         "server_generates_after": still_generates,
         "server_peak_rss_mb": round(rss, 1),
+        "render_workers_peak_rss_mb": round(workers_rss, 1),
         "records": crowd_records,
     }
 
@@ -224,8 +325,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--requests", type=int, default=3, help="requests per client, one after another")
-    parser.add_argument("--max-queue", type=int, default=16, help="the servers' --max-queue")
+    parser.add_argument("--max-queue", type=int, help="both servers' --max-queue (default: each server's own)")
     parser.add_argument("--only", choices=sorted(SERVERS), help="measure one server only")
+    parser.add_argument("--client", choices=sorted(USERS), default="http", help="how the users call (default: http)")
+    parser.add_argument("--skip-generation-only", action="store_true", help="only the servers")
     parser.add_argument(
         "--generation-seconds", type=float, default=30.0, help="generation-only phase: seconds of music per request"
     )
@@ -236,7 +339,8 @@ def main() -> None:
     servers = [args.only] if args.only else list(SERVERS)
     runs = [measure(name, SERVERS[name], args, work) for name in servers]
 
-    print(f"{os.cpu_count()} CPUs; each client sends its requests one after another; --max-queue {args.max_queue}\n")
+    queue_size = f"--max-queue {args.max_queue}" if args.max_queue else "each server's queue size"
+    print(f"{os.cpu_count()} CPUs; {args.client} clients, each sending its requests one after another; {queue_size}\n")
     print("| phase | requests | completed | refused | errors | p50 s | p90 s | max s | completed/s | notes/s |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for run in runs:
@@ -250,27 +354,30 @@ def main() -> None:
         print(
             f"{run['server']}: crowd median / lone median {run['crowd_median_vs_lone']:.2f}; "
             f"alive after {run['server_alive_after']}, generates after {run['server_generates_after']}; "
-            f"peak RSS {run['server_peak_rss_mb']:.0f} MB"
+            f"peak RSS {run['server_peak_rss_mb']:.0f} MB (render workers: {run['render_workers_peak_rss_mb']:.0f} MB)"
         )
     if len(runs) == 2:
         gain = runs[1]["phases"][1]["notes_per_s"] / max(runs[0]["phases"][1]["notes_per_s"], 1e-9)
         print(f"crowd notes/s, now / before: {gain:.2f}x")
-    generation = generation_only(args.clients, args.requests, args.generation_seconds)
-    print(
-        f"\ngeneration only (in-process, {args.clients} threads x {args.requests} pieces of "
-        f"{args.generation_seconds:g} s, no rendering):\n"
+    generation = (
+        [] if args.skip_generation_only else generation_only(args.clients, args.requests, args.generation_seconds)
     )
-    print(
-        "| decoding | lone p50 s | crowd p50 s | crowd / lone | notes/s | most rows at once |\n|---|---:|---:|---:|---:|---:|"
-    )
-    for row in generation:
+    if generation:
         print(
-            f"| {row['decoding']} | {row['lone_p50_s']:.2f} | {row['crowd_p50_s']:.2f} | {row['crowd_vs_lone']:.2f} "
-            f"| {row['notes_per_s']:,.0f} | {row['peak_rows']} |"
+            f"\ngeneration only (in-process, {args.clients} threads x {args.requests} pieces of "
+            f"{args.generation_seconds:g} s, no rendering):\n"
         )
-    print(
-        f"generation notes/s, shared batch / own threads: {generation[1]['notes_per_s'] / generation[0]['notes_per_s']:.2f}x"
-    )
+        print(
+            "| decoding | lone p50 s | crowd p50 s | crowd / lone | notes/s | most rows at once |\n|---|---:|---:|---:|---:|---:|"
+        )
+        for row in generation:
+            print(
+                f"| {row['decoding']} | {row['lone_p50_s']:.2f} | {row['crowd_p50_s']:.2f} | {row['crowd_vs_lone']:.2f} "
+                f"| {row['notes_per_s']:,.0f} | {row['peak_rows']} |"
+            )
+        print(
+            f"generation notes/s, shared batch / own threads: {generation[1]['notes_per_s'] / generation[0]['notes_per_s']:.2f}x"
+        )
     errors = [e for run in runs for row in run["phases"] for e in row["errors"]]
     for error in errors[:5]:
         print(error)

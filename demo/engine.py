@@ -56,7 +56,7 @@ class Engine:
     tokenizer: Any
     model_label: str
     trained: bool
-    synth: Synth | None = field(default_factory=Synth.find)
+    synth: Synth | None = field(default_factory=lambda: Synth.find(engine="workers"))  # renders beside the server
     model_args: tuple[str, ...] = ()  # `toccata generate` arguments that select this model
     batcher: ContinuousBatcher | None = None  # one decoding loop for all requests; None: each decodes on its own
     instruments: str = "piano"  # the parts this model writes

@@ -40,7 +40,9 @@ from .listening_ui import listening_tab
 from .prompt import MAX_UPLOAD_BYTES
 
 CONCURRENCY = 8  # requests served at once: their rows share one decoding loop (the engine's batcher)
-QUEUE_SIZE = 16  # requests waiting; more are refused at once with "queue is full"
+# Requests waiting; more are refused at once with "queue is full". Gradio counts a request as waiting until its
+# dispatcher starts it, so requests arriving together all count (20 at once refused 3 of them with 16).
+QUEUE_SIZE = 32
 INTRO = """# Toccata
 Piano music from an LSTM over notewise tokens. Pick a sampler, a prompt to continue (or none), press **Generate**.
 Same seed + same settings = same music."""
@@ -191,6 +193,12 @@ def _result_updates(result: Result, outputs: Outputs) -> dict:
     return updates
 
 
+def _progress_updates(outputs: Outputs, status: str) -> dict:
+    """A status line, the other outputs emptied until the pieces come. Every output gets a value: one left out is a
+    `gr.skip()`, which costs Gradio a rebuilt component per output and update (under load, most of the server's CPU)."""
+    return {**{component: None for component in outputs.all()}, outputs.status: status}
+
+
 def _critic_note(piece) -> str:
     """For a best-of-N piece, the critic's P(human) of the kept candidate, to append to its status line."""
     if piece.human_probability is None:
@@ -216,14 +224,15 @@ def _generate(engine: Engine, outputs: Outputs, values: dict[str, Any]) -> Itera
         raise _user_error(err, "Check the settings") from None
     out_dir = Path(tempfile.mkdtemp(prefix="toccata-demo-"))
     stream = run_in_background(functools.partial(engine.run, settings, out_dir))
+    shown = None
     try:
         for event in stream:
             if isinstance(event, Finished):
                 yield _result_updates(event.value, outputs)
-            elif event.total:
-                yield {outputs.status: f"Composing… {event.done:,} tokens so far (at most {event.total:,})."}
-            else:
-                yield {outputs.status: "Reading the prompt…"}
+            elif event != shown:  # while a job waits, nothing new to say
+                shown = event
+                text = f"Composing… {event.done:,} tokens so far (at most {event.total:,})." if event.total else ""
+                yield _progress_updates(outputs, text or "Reading the prompt…")
     except ValueError as err:  # MidiError and bad settings name the input and the fix
         raise _user_error(err, "Cannot use this input") from None
     finally:

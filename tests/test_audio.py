@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 from demo_support import require, require_fluidsynth, wav_peak
-from toccata.audio import FluidSynthLibrary, Synth
 from toccata.tokenization import NotewiseTokenizer
+
+from toccata.audio import FluidSynthLibrary, RenderWorkers, Synth
 
 PIANO = NotewiseTokenizer()
 DUO = NotewiseTokenizer(instruments=("piano", "violin"))
@@ -39,7 +40,7 @@ def piano_midi(path: Path) -> Path:
 
 def test_in_process_render_writes_the_commands_wav_byte_for_byte(tmp_path):
     synth = synth_or_skip()
-    command = replace(synth, in_process=False)
+    command = replace(synth, engine="command")
     duo = tmp_path / "duo.mid"
     DUO.save_midi(["p48", "v67", "wait24", "endv67", "v69", "wait24", "endv69", "endp48"], duo)
     for midi in (piano_midi(tmp_path / "piano.mid"), duo):
@@ -52,28 +53,36 @@ def test_in_process_render_writes_the_commands_wav_byte_for_byte(tmp_path):
     assert again == (tmp_path / "piano-cmd.wav").read_bytes()
 
 
-def test_renders_from_several_threads_take_turns_and_stay_exact(tmp_path):
+@pytest.mark.parametrize("lanes", [1, 3])
+def test_renders_from_several_threads_share_the_lanes_and_stay_exact(tmp_path, lanes):
     synth = synth_or_skip()
+    library = FluidSynthLibrary(FluidSynthLibrary.shared().lib, lanes=lanes)  # 3 lanes: 3 renders at once
     midi = piano_midi(tmp_path / "piano.mid")
-    expected = synth.render(midi, tmp_path / "one.wav").read_bytes()
+    expected = replace(synth, engine="command").render(midi, tmp_path / "command.wav").read_bytes()
     errors: list[BaseException] = []
 
     def render(index: int) -> None:
         try:
-            assert synth.render(midi, tmp_path / f"t{index}.wav").read_bytes() == expected
+            for repeat in range(2):
+                wav = tmp_path / f"t{index}-{repeat}.wav"
+                library.render(synth, midi, wav)
+                assert wav.read_bytes() == expected, f"thread {index}: audio differs from the command's"
         except BaseException as err:  # noqa: BLE001 - reported below
             errors.append(err)
 
-    threads = [threading.Thread(target=render, args=(i,)) for i in range(4)]
+    threads = [threading.Thread(target=render, args=(i,)) for i in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert not errors, errors
+    assert library.lanes.qsize() == lanes  # every lane came back
+    assert sum(bool(fonts) for fonts in list(library.lanes.queue)) >= 1
 
 
-def test_render_errors_name_the_file(tmp_path):
-    synth = synth_or_skip()
+@pytest.mark.parametrize("engine", ["library", "workers"])
+def test_render_errors_name_the_file(tmp_path, engine):
+    synth = replace(synth_or_skip(), engine=engine)
     with pytest.raises(RuntimeError, match="missing.mid: no such file"):
         synth.render(tmp_path / "missing.mid", tmp_path / "out.wav")
     midi = piano_midi(tmp_path / "piano.mid")
@@ -91,7 +100,7 @@ def test_without_the_library_the_command_renders(tmp_path):
     synth_or_skip()
     midi = piano_midi(tmp_path / "piano.mid")
     code = (
-        "import sys; from pathlib import Path; from toccata.audio import FluidSynthLibrary, Synth\n"
+        "import sys; from pathlib import Path; from toccata.audio import FluidSynthLibrary, RenderWorkers, Synth\n"
         "assert FluidSynthLibrary.shared() is None\n"
         "print(Synth.find().render(Path(sys.argv[1]), Path(sys.argv[2])))\n"
     )
@@ -99,8 +108,46 @@ def test_without_the_library_the_command_renders(tmp_path):
     done = subprocess.run(
         [sys.executable, "-c", code, str(midi), str(tmp_path / "cmd.wav")],
         env={**os.environ, **env},
+        check=False,
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, done.stderr
     assert wav_peak(tmp_path / "cmd.wav") > 0.01
+
+
+def test_render_workers_write_the_commands_bytes_in_parallel_and_survive_a_crash(tmp_path):
+    synth = replace(synth_or_skip(), engine="workers")
+    workers = RenderWorkers(2)
+    midi = piano_midi(tmp_path / "piano.mid")
+    expected = replace(synth, engine="command").render(midi, tmp_path / "command.wav").read_bytes()
+    errors: list[BaseException] = []
+
+    def render(index: int) -> None:
+        try:
+            workers.render(synth, midi, tmp_path / f"w{index}.wav")
+            assert (tmp_path / f"w{index}.wav").read_bytes() == expected, f"render {index} differs from the command's"
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=render, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    processes = [worker for worker in list(workers.idle.queue) if worker is not None]
+    assert len(processes) == 2 and all(worker.poll() is None for worker in processes)  # two stayed up
+    # A worker killed between renders is replaced: the next render still succeeds, in a fresh process.
+    for worker in processes:
+        worker.kill()
+        worker.wait()
+    workers.render(synth, midi, tmp_path / "after.wav")
+    assert (tmp_path / "after.wav").read_bytes() == expected
+    # The engine the demo uses goes through the process's shared workers.
+    synth.render(midi, tmp_path / "shared.wav")
+    assert (tmp_path / "shared.wav").read_bytes() == expected
+    for worker in list(workers.idle.queue):
+        if worker is not None:
+            worker.stdin.close()
+            worker.wait(10)

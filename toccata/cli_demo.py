@@ -18,7 +18,9 @@ def add_demo_parser(commands: argparse._SubParsersAction) -> None:
     demo.add_argument("--model", help="checkpoint folder or Hub id (default: the embedded default checkpoint)")
     demo.add_argument("--trust-remote-code", action="store_true", help="run code from the checkpoint folder/repo")
     demo.add_argument("--concurrency", type=int, default=8, help="requests served at once (default: %(default)s)")
-    demo.add_argument("--max-queue", type=int, default=16, help="requests waiting before new ones are refused")
+    demo.add_argument(
+        "--max-queue", type=int, default=32, help="requests waiting before new ones are refused (default: %(default)s)"
+    )
     demo.add_argument(
         "--answers",
         help="SQLite file for the 'Human or AI?' answers (default: $TOCCATA_ANSWERS, else "
