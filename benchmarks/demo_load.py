@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -133,8 +134,9 @@ def gradio_user(url: str, index: int, requests: int, start: threading.Barrier, d
 
 
 class CallAPI:
-    """Gradio's call API for /generate over one keep-alive connection: POST the inputs (in the order /gradio_api/info
-    lists them, defaults for the rest), read the event stream to its last event, GET the files the answer names."""
+    """Gradio's call API for /generate over one keep-alive connection and one session (as a browser tab has): POST the
+    inputs (in the order /gradio_api/info lists them, defaults for the rest), read the event stream to its last
+    event, GET the files the answer names."""
 
     def __init__(self, url: str):
         parts = urllib.parse.urlsplit(url)
@@ -144,6 +146,7 @@ class CallAPI:
         self.names = [p["parameter_name"] for p in parameters]
         self.defaults = {p["parameter_name"]: p.get("parameter_default") for p in parameters}
         self.connection = HTTPConnection(self.host, self.port, timeout=600)
+        self.session_hash = secrets.token_hex(8)
 
     def _request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         headers = {"Content-Type": "application/json"} if body is not None else {}
@@ -154,7 +157,7 @@ class CallAPI:
     def generate(self, **inputs: object) -> tuple[str, list]:
         """("completed" | "refused" | "error: ...", the answer's data) of one /generate call."""
         values = {**self.defaults, **inputs}
-        body = json.dumps({"data": [values[name] for name in self.names]}).encode()
+        body = json.dumps({"data": [values[name] for name in self.names], "session_hash": self.session_hash}).encode()
         status, answer = self._request("POST", "/gradio_api/call/generate", body)
         event_id = json.loads(answer or b"{}").get("event_id") if status == 200 else None
         if event_id is None:  # Gradio answers a full queue at once, without an event to follow
