@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,6 +27,13 @@ def synth_or_skip() -> Synth:
     synth = Synth.find()
     require(synth.binary is not None, "the fluidsynth command")
     return synth
+
+
+def in_threads(work: Callable[[int], None], count: int) -> None:
+    """`work(0)` ... `work(count - 1)` at once, each in its own thread; the first failure is raised here."""
+    with ThreadPoolExecutor(count) as pool:
+        for future in [pool.submit(work, index) for index in range(count)]:
+            future.result()
 
 
 def piano_midi(path: Path) -> Path:
@@ -59,23 +67,14 @@ def test_renders_from_several_threads_share_the_lanes_and_stay_exact(tmp_path, l
     library = FluidSynthLibrary(FluidSynthLibrary.shared().lib, lanes=lanes)  # 3 lanes: 3 renders at once
     midi = piano_midi(tmp_path / "piano.mid")
     expected = replace(synth, engine="command").render(midi, tmp_path / "command.wav").read_bytes()
-    errors: list[BaseException] = []
 
     def render(index: int) -> None:
-        try:
-            for repeat in range(2):
-                wav = tmp_path / f"t{index}-{repeat}.wav"
-                library.render(synth, midi, wav)
-                assert wav.read_bytes() == expected, f"thread {index}: audio differs from the command's"
-        except BaseException as err:  # noqa: BLE001 - reported below
-            errors.append(err)
+        for repeat in range(2):
+            wav = tmp_path / f"t{index}-{repeat}.wav"
+            library.render(synth, midi, wav)
+            assert wav.read_bytes() == expected, f"thread {index}: audio differs from the command's"
 
-    threads = [threading.Thread(target=render, args=(i,)) for i in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
+    in_threads(render, 6)
     assert library.lanes.qsize() == lanes  # every lane came back
     assert sum(bool(fonts) for fonts in list(library.lanes.queue)) >= 1
 
@@ -121,21 +120,12 @@ def test_render_workers_write_the_commands_bytes_in_parallel_and_survive_a_crash
     workers = RenderWorkers(2)
     midi = piano_midi(tmp_path / "piano.mid")
     expected = replace(synth, engine="command").render(midi, tmp_path / "command.wav").read_bytes()
-    errors: list[BaseException] = []
 
     def render(index: int) -> None:
-        try:
-            workers.render(synth, midi, tmp_path / f"w{index}.wav")
-            assert (tmp_path / f"w{index}.wav").read_bytes() == expected, f"render {index} differs from the command's"
-        except BaseException as err:  # noqa: BLE001 - reported below
-            errors.append(err)
+        workers.render(synth, midi, tmp_path / f"w{index}.wav")
+        assert (tmp_path / f"w{index}.wav").read_bytes() == expected, f"render {index} differs from the command's"
 
-    threads = [threading.Thread(target=render, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
+    in_threads(render, 4)
     processes = [worker for worker in list(workers.idle.queue) if worker is not None]
     assert len(processes) == 2 and all(worker.poll() is None for worker in processes)  # two stayed up
     # A worker killed between renders is replaced: the next render still succeeds, in a fresh process.
