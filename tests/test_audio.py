@@ -141,3 +141,11 @@ def test_render_workers_write_the_commands_bytes_in_parallel_and_survive_a_crash
         if worker is not None:
             worker.stdin.close()
             worker.wait(10)
+
+
+def test_a_render_worker_that_cannot_start_is_a_clear_error(tmp_path, monkeypatch):
+    synth = replace(synth_or_skip(), engine="workers")
+    midi = piano_midi(tmp_path / "piano.mid")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+    with pytest.raises(RuntimeError, match="render worker could not start .* for piano.mid"):
+        RenderWorkers(1).render(synth, midi, tmp_path / "out.wav")

@@ -274,7 +274,12 @@ class RenderWorkers:
         worker = self.idle.get()
         try:
             if worker is None or worker.poll() is not None:
-                worker = self._start()
+                try:
+                    worker = self._start()
+                except OSError as err:
+                    raise RuntimeError(
+                        f"FluidSynth's render worker could not start ({err}) for {Path(midi).name}"
+                    ) from err
             request = {**asdict(synth), "midi": str(Path(midi).resolve()), "wav": str(Path(wav).resolve())}
             try:
                 worker.stdin.write(json.dumps(request) + "\n")
