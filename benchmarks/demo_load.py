@@ -6,13 +6,15 @@ names (MIDI, WAV, PNG), as the page does. Every request must either complete or 
 ("queue is full"); then the server must still answer and generate.
 
 Clients: `--client http` (default) speaks Gradio's documented call API (POST /gradio_api/call/generate, then the
-event stream), which costs the client ~1 ms of CPU per request, so on a small machine the numbers are the server's;
-`--client gradio` uses `gradio_client.Client`, which spends ~0.2 s of CPU per request in the same process and, with
-20 of them, competes with the server for the cores.
+event stream; one session per user), which costs the client ~4 ms of CPU per request, so on a small machine the
+numbers are the server's; `--client gradio` uses `gradio_client.Client`, which spends ~0.2 s of CPU per request in
+the same process and, with 20 of them, competes with the server for the cores.
 
-Two servers in the same run, one after the other, same load: the server as it was before continuous batching
-(`--no-batching --concurrency 2`: each request decodes in its own thread, two at a time) and as it is now (the
-defaults: one shared decoding loop). For each: a lone client first (5 requests: the service time), then the crowd.
+Two servers in the same run, one after the other, same load: without continuous batching (`--no-batching
+--concurrency 2 --max-queue 16`, the settings when issue 16 was filed) and as it is now (the defaults: one shared
+decoding loop). For each: a warm-up request, a lone client (5 requests: the service time), the crowd (closed loop:
+each client sends its next request when the last returns, so latency is about clients / throughput), then open loop:
+requests arriving at random (Poisson) at fractions of the crowd's throughput, as visitors of a public page do.
 Goals (issue 16): crowd median latency <= 2x the lone median, nothing refused at the default queue size, notes per
 second >= 4x the earlier server's.
 
@@ -28,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import queue
 import re
 import secrets
 import shutil
@@ -41,7 +44,7 @@ import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from http.client import HTTPConnection
+from http.client import HTTPConnection, RemoteDisconnected
 from pathlib import Path
 
 import numpy as np
@@ -150,9 +153,17 @@ class CallAPI:
 
     def _request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         headers = {"Content-Type": "application/json"} if body is not None else {}
-        self.connection.request(method, path, body=body, headers=headers)
-        response = self.connection.getresponse()
-        return response.status, response.read()
+        for attempt in (1, 2):
+            try:
+                self.connection.request(method, path, body=body, headers=headers)
+                response = self.connection.getresponse()
+                return response.status, response.read()
+            except (BrokenPipeError, ConnectionResetError, RemoteDisconnected):
+                # the server closed an idle keep-alive connection (uvicorn: after 5 s): reconnect, as browsers do
+                self.connection.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def generate(self, **inputs: object) -> tuple[str, list]:
         """("completed" | "refused" | "error: ...", the answer's data) of one /generate call."""
@@ -249,8 +260,38 @@ def summarise(name: str, records: list[dict], wall: float) -> dict:
     }
 
 
+def open_loop(url: str, rate: float, count: int, seed: int) -> tuple[list[dict], float]:
+    """`count` requests arriving at random (a Poisson process of `rate` per second) whatever the server's pace, as
+    visitors of a public page do; (records, wall seconds)."""
+    arrivals = np.cumsum(np.random.default_rng(seed).exponential(1.0 / rate, count))
+    apis: queue.Queue[CallAPI] = queue.Queue()
+    for _ in range(32):  # connections for the requests in flight
+        apis.put(CallAPI(url))
+    began = time.perf_counter()
+
+    def visit(index: int) -> dict:
+        time.sleep(max(0.0, began + arrivals[index] - time.perf_counter()))
+        api, start = apis.get(), time.perf_counter()
+        try:
+            outcome, data = api.generate(**REQUEST, seed=50_000 + index)
+            notes = 0
+            if outcome == "completed":
+                outcome, notes = outcome_of(str(data[0]))
+                api.fetch_files(data)
+        except (OSError, ValueError, KeyError, IndexError) as err:
+            outcome, notes = f"error: {err!r}", 0
+        finally:
+            apis.put(api)
+        return {"client": index, "outcome": outcome, "seconds": time.perf_counter() - start, "notes": notes}
+
+    with ThreadPoolExecutor(64) as pool:
+        records = list(pool.map(visit, range(count)))
+    return records, time.perf_counter() - began
+
+
 def measure(name: str, extra: list[str], args: argparse.Namespace, work: Path) -> dict:
-    """Start one server, run the lone client and the crowd against it, stop it; its phases and health."""
+    """Start one server, run the lone client, the crowd and the open-loop rates against it, stop it; its phases and
+    health."""
     port = free_port()
     server = start_server(port, extra, args.max_queue, work / f"server-{name}.log")
     url = f"http://127.0.0.1:{port}/"
@@ -259,6 +300,11 @@ def measure(name: str, extra: list[str], args: argparse.Namespace, work: Path) -
         solo = summarise(f"{name}: 1 client", *run_phase(url, 1, 5, str(work), args.client))
         crowd_records, crowd_wall = run_phase(url, args.clients, args.requests, str(work), args.client)
         crowd = summarise(f"{name}: {args.clients} clients at once", crowd_records, crowd_wall)
+        opens = []
+        for fraction in args.open_loop:  # arrival rates as fractions of what the crowd got through
+            rate = fraction * crowd["completed_per_s"]
+            label = f"{name}: arrivals {rate:.1f}/s ({fraction:.0%} of the crowd's)"
+            opens.append(summarise(label, *open_loop(url, rate, args.open_requests, seed=int(fraction * 100))))
         alive = server.poll() is None and answers(url)
         outcome, after = CallAPI(url).generate(**REQUEST, seed=1)
         still_generates = outcome == "completed" and str(after[0]).startswith("**Done**")
@@ -271,8 +317,11 @@ def measure(name: str, extra: list[str], args: argparse.Namespace, work: Path) -
     return {
         "server": name,
         "arguments": extra,
-        "phases": [solo, crowd],
+        "phases": [solo, crowd, *opens],
         "crowd_median_vs_lone": round(crowd["latency_p50_s"] / solo["latency_p50_s"], 2),
+        "open_loop_median_vs_lone": {
+            row["phase"]: round(row["latency_p50_s"] / solo["latency_p50_s"], 2) for row in opens
+        },
         "server_alive_after": alive,
         "server_generates_after": still_generates,
         "server_peak_rss_mb": round(rss, 1),
@@ -333,6 +382,14 @@ def main() -> None:
     parser.add_argument("--client", choices=sorted(USERS), default="http", help="how the users call (default: http)")
     parser.add_argument("--skip-generation-only", action="store_true", help="only the servers")
     parser.add_argument(
+        "--open-loop",
+        type=lambda text: [float(x) for x in text.split(",") if x],
+        default=[0.25, 0.5, 0.75],
+        help="after the crowd, requests arriving at random at these fractions of the crowd's completed/s "
+        "(default: 0.25,0.5,0.75; empty: none)",
+    )
+    parser.add_argument("--open-requests", type=int, default=40, help="requests per open-loop rate")
+    parser.add_argument(
         "--generation-seconds", type=float, default=30.0, help="generation-only phase: seconds of music per request"
     )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "demo_load.json"))
@@ -359,6 +416,8 @@ def main() -> None:
             f"alive after {run['server_alive_after']}, generates after {run['server_generates_after']}; "
             f"peak RSS {run['server_peak_rss_mb']:.0f} MB (render workers: {run['render_workers_peak_rss_mb']:.0f} MB)"
         )
+        for phase, ratio in run["open_loop_median_vs_lone"].items():
+            print(f"{phase}: median / lone median {ratio:.2f}")
     if len(runs) == 2:
         gain = runs[1]["phases"][1]["notes_per_s"] / max(runs[0]["phases"][1]["notes_per_s"], 1e-9)
         print(f"crowd notes/s, now / before: {gain:.2f}x")
