@@ -153,7 +153,7 @@ class Engine:
         audio = None
         if self.synth is not None:
             try:
-                audio = self.synth.render(midi, out_dir / f"{stem}.wav")
+                audio = self.synth.render(midi, out_dir / f"{stem}.flac")  # lossless, 40% of the WAV
             except RuntimeError as err:
                 notices.append(f"No audio for variation {index}: {err}. The MIDI file is below.")
         seconds = piece.score.end() / piece.score.ticks_per_quarter * 60.0 / piece.settings["qpm"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import shutil
 import socket
@@ -60,12 +62,42 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wav_peak(path: str | os.PathLike) -> float:
-    """Peak absolute sample (0..1) of a 16-bit PCM WAV file: > 0 means something is audible."""
-    with wave.open(str(path), "rb") as audio:
-        assert audio.getsampwidth() == 2, "FluidSynth writes 16-bit PCM by default"
-        samples = np.frombuffer(audio.readframes(audio.getnframes()), dtype="<i2")
-    return float(np.abs(samples.astype(np.int32)).max() / 32768) if len(samples) else 0.0
+def audio_peak(path: str | os.PathLike) -> float:
+    """Peak absolute sample (0..1) of a 16-bit WAV or FLAC file: > 0 means something is audible."""
+    if Path(path).suffix.lower() == ".flac":
+        samples = audio_samples(path)[1]
+    else:
+        with wave.open(str(path), "rb") as audio:
+            assert audio.getsampwidth() == 2, "FluidSynth writes 16-bit PCM by default"
+            samples = np.frombuffer(audio.readframes(audio.getnframes()), dtype="<i2")
+    return float(np.abs(samples.astype(np.int32)).max() / 32768) if samples.size else 0.0
+
+
+class _SoundInfo(ctypes.Structure):
+    _fields_ = [("frames", ctypes.c_int64), ("samplerate", ctypes.c_int), ("channels", ctypes.c_int),
+                ("format", ctypes.c_int), ("sections", ctypes.c_int), ("seekable", ctypes.c_int)]
+
+
+def audio_samples(path: str | os.PathLike) -> tuple[int, np.ndarray]:
+    """(sample rate, int16 frames × channels) of a WAV or FLAC file, read by libsndfile (which FluidSynth writes
+    with), so that a FLAC's samples can be compared with a WAV's."""
+    found = ctypes.util.find_library("sndfile")
+    require(found is not None, "libsndfile (installed with FluidSynth)")
+    lib = ctypes.CDLL(found)
+    lib.sf_open.restype, lib.sf_open.argtypes = ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p]
+    lib.sf_readf_short.restype = ctypes.c_int64
+    lib.sf_readf_short.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+    lib.sf_close.argtypes = [ctypes.c_void_p]
+    info = _SoundInfo()
+    handle = lib.sf_open(os.fsencode(path), 0x10, ctypes.byref(info))  # SFM_READ
+    assert handle, f"libsndfile cannot read {path}"
+    try:
+        samples = np.zeros((info.frames, info.channels), dtype=np.int16)
+        read = lib.sf_readf_short(handle, samples.ctypes.data, info.frames)
+    finally:
+        lib.sf_close(handle)
+    assert read == info.frames, f"{path}: read {read} of {info.frames} frames"
+    return info.samplerate, samples
 
 
 @dataclass(frozen=True)

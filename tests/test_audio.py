@@ -1,5 +1,5 @@
-"""FluidSynth rendering: in this process through libfluidsynth, the same WAV bytes as the `fluidsynth` command, and
-clear errors. Real FluidSynth and the real GM soundfont (skipped on a machine without them, failing under CI=true)."""
+"""FluidSynth rendering: in this process through libfluidsynth, the same WAV and FLAC bytes as the `fluidsynth` command,
+and clear errors. Real FluidSynth and the real GM soundfont (skipped on a machine without them, failing under CI=true)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
-from demo_support import require, require_fluidsynth, wav_peak
+from demo_support import audio_peak, audio_samples, require, require_fluidsynth
 from toccata.tokenization import NotewiseTokenizer
 
 from toccata.audio import FluidSynthLibrary, RenderWorkers, Synth
@@ -55,7 +56,16 @@ def test_in_process_render_writes_the_commands_wav_byte_for_byte(tmp_path):
         ours = synth.render(midi, tmp_path / f"{midi.stem}-lib.wav").read_bytes()
         theirs = command.render(midi, tmp_path / f"{midi.stem}-cmd.wav").read_bytes()
         assert ours == theirs, f"{midi.name}: in-process audio differs from the fluidsynth command's"
-        assert wav_peak(tmp_path / f"{midi.stem}-lib.wav") > 0.01
+        assert audio_peak(tmp_path / f"{midi.stem}-lib.wav") > 0.01
+    # FLAC (by the suffix): the command's bytes too, and the WAV's samples.
+    flac = synth.render(tmp_path / "piano.mid", tmp_path / "piano-lib.flac")
+    assert flac.read_bytes() == command.render(tmp_path / "piano.mid", tmp_path / "piano-cmd.flac").read_bytes()
+    assert flac.read_bytes()[:4] == b"fLaC" and flac.stat().st_size < 0.7 * (tmp_path / "piano-lib.wav").stat().st_size
+    rate, samples = audio_samples(flac)
+    assert rate == synth.sample_rate and samples.shape[1] == 2
+    wav = audio_samples(tmp_path / "piano-lib.wav")[1]
+    # The same synthesis: FluidSynth dithers its 16-bit WAV samples, libsndfile rounds the FLAC's, so at most 1 apart.
+    assert samples.shape == wav.shape and np.abs(samples.astype(int) - wav).max() <= 1
     # A second render of the same file in the same process starts from a fresh synthesizer: same bytes again.
     again = synth.render(tmp_path / "piano.mid", tmp_path / "again.wav").read_bytes()
     assert again == (tmp_path / "piano-cmd.wav").read_bytes()
@@ -87,11 +97,13 @@ def test_render_errors_name_the_file(tmp_path, engine):
     midi = piano_midi(tmp_path / "piano.mid")
     with pytest.raises(RuntimeError, match="could not write"):
         synth.render(midi, tmp_path / "no-such-folder" / "out.wav")
+    with pytest.raises(ValueError, match=r"out.mp3: name it .wav or .flac"):
+        synth.render(midi, tmp_path / "out.mp3")
     missing_font = replace(synth, soundfont=str(tmp_path / "none.sf2"))
     with pytest.raises(RuntimeError, match="could not load the soundfont"):
         missing_font.render(midi, tmp_path / "out.wav")
     # the process's synthesizer still works after the failures
-    assert wav_peak(synth.render(midi, tmp_path / "ok.wav")) > 0.01
+    assert audio_peak(synth.render(midi, tmp_path / "ok.wav")) > 0.01
 
 
 def test_without_the_library_the_command_renders(tmp_path):
@@ -112,7 +124,7 @@ def test_without_the_library_the_command_renders(tmp_path):
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    assert wav_peak(tmp_path / "cmd.wav") > 0.01
+    assert audio_peak(tmp_path / "cmd.wav") > 0.01
 
 
 def test_render_workers_write_the_commands_bytes_in_parallel_and_survive_a_crash(tmp_path):
@@ -134,9 +146,11 @@ def test_render_workers_write_the_commands_bytes_in_parallel_and_survive_a_crash
         worker.wait()
     workers.render(synth, midi, tmp_path / "after.wav")
     assert (tmp_path / "after.wav").read_bytes() == expected
-    # The engine the demo uses goes through the process's shared workers.
+    # The engine the demo uses goes through the process's shared workers, and writes FLAC as the command does.
     synth.render(midi, tmp_path / "shared.wav")
     assert (tmp_path / "shared.wav").read_bytes() == expected
+    flac = replace(synth, engine="command").render(midi, tmp_path / "command.flac").read_bytes()
+    assert synth.render(midi, tmp_path / "shared.flac").read_bytes() == flac
     for worker in list(workers.idle.queue):
         if worker is not None:
             worker.stdin.close()

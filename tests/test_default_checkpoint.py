@@ -12,7 +12,7 @@ from dataclasses import asdict
 import pytest
 import symusic
 import torch
-from demo_support import require_fluidsynth, wav_peak
+from demo_support import require_fluidsynth, audio_peak
 from toccata.modeling.sampling import preset_from_generation_config
 from toccata.tokenization.midi_io import music21_corpus_midi
 
@@ -93,7 +93,7 @@ def test_make_run_composes_midi_and_audio_with_it(tmp_path):
     assert done.returncode == 0, done.stderr
     score = symusic.Score(str(out))
     assert score.note_num() > 8
-    assert str(out.with_suffix(".wav")) in done.stderr and wav_peak(out.with_suffix(".wav")) > 0.01
+    assert str(out.with_suffix(".wav")) in done.stderr and audio_peak(out.with_suffix(".wav")) > 0.01
     again = tmp_path / "again.mid"
     command[-1] = str(again)
     subprocess.run(command + ["--no-audio"], capture_output=True, env=env, check=True)

@@ -15,7 +15,7 @@ import gradio as gr
 import numpy as np
 import pytest
 import symusic
-from demo_support import require_fluidsynth, wav_peak
+from demo_support import require_fluidsynth, audio_peak
 from matplotlib.image import imread
 from toccata.demo import ui
 from toccata.demo.background import WORKER_NAME, Finished, Progress, run_in_background
@@ -80,7 +80,7 @@ def test_each_sampler_gives_midi_audio_and_a_two_colour_piano_roll(engine, sampl
     (piece,) = result.pieces
     score = symusic.Score(str(piece.midi))
     assert score.note_num() == piece.notes > 0 and result.settings["prompt"] == "corpus:bach/bwv66.6"
-    assert wav_peak(piece.audio) > 0.01, "the rendered audio is silent"
+    assert audio_peak(piece.audio) > 0.01, "the rendered audio is silent"
     assert has_colour(piece.roll, PROMPT_COLOUR) and has_colour(piece.roll, CONTINUATION_COLOUR)
     assert result.settings["sampler"]["sampler"] == sampler and result.settings["sampler"]["seed"] == 3
     assert result.settings["beats"] == 16.0, "4 bars of the chorale's 4/4"
@@ -147,7 +147,7 @@ def test_the_handler_streams_progress_then_files(engine):
     assert any(status.startswith("Composing…") for status in statuses[:-1]), statuses
     final = updates[-1]
     assert final[outputs.status].startswith("**Done**") and len(final[outputs.files]) == 1
-    assert final[outputs.audios[0]].endswith(".wav") and final[outputs.rolls[0]].endswith(".png")
+    assert final[outputs.audios[0]].endswith(".flac") and final[outputs.rolls[0]].endswith(".png")
     assert final[outputs.audios[1]] is None
     assert "--seed 1" in final[outputs.command]
 

@@ -81,9 +81,19 @@ def test_a_user_continues_an_uploaded_prompt_and_downloads_the_midi(page, tmp_pa
 
     page.locator("#status").get_by_text("Done").wait_for()
     for index in (0, 1):
-        page.locator(f"#audio-{index} audio, #audio-{index} a[download$='.wav']").first.wait_for(state="attached")
+        page.locator(f"#audio-{index} audio, #audio-{index} a[download$='.flac']").first.wait_for(state="attached")
         page.locator(f"#roll-{index} img").wait_for(state="visible")
     assert not page.locator("#audio-2").is_visible()
+    # The browser decodes the FLAC the demo serves: its player knows the length (-1: a media error).
+    seconds = page.locator("#audio-0 audio").first.evaluate(
+        """audio => new Promise(done => {
+            if (audio.readyState >= 1 && audio.duration > 0) return done(audio.duration);
+            audio.addEventListener("loadedmetadata", () => done(audio.duration));
+            audio.addEventListener("error", () => done(-1));
+            if (audio.readyState === 0) audio.load();
+        })"""
+    )
+    assert seconds > 5, f"the browser could not play the audio (duration {seconds})"
     command = page.locator("#command").inner_text()
     assert "--sampler top_n" in command and "--beats 24" in command and "--num-samples 2" in command
 

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 import symusic
-from demo_support import require_fluidsynth, wav_peak
+from demo_support import require_fluidsynth, audio_peak
 from toccata.demo import listening_ui
 from toccata.demo.answers import AnswerStore, Summary, default_answers_path, wilson_interval
 from toccata.demo.engine import load_engine
@@ -183,7 +183,7 @@ def test_a_round_plays_a_real_and_a_generated_excerpt_and_keeps_the_truth_on_the
     heard = game.new_round(tmp_path / "round")
     assert {f.name for f in dataclasses.fields(Round)} == {"id", "midi", "audio", "rolls", "seconds", "notices"}
     assert [p.name for p in heard.midi] == ["A.mid", "B.mid"] and [p.name for p in heard.audio] == ["A.wav", "B.wav"]
-    assert all(wav_peak(path) > 0.01 for path in heard.audio) and not heard.notices
+    assert all(audio_peak(path) > 0.01 for path in heard.audio) and not heard.notices
     human = truth_of(store, heard.id)
     tokenizer = engine.tokenizer
     heard_tokens = {side: tokenizer.midi_to_tokens(path) for side, path in zip("AB", heard.midi)}

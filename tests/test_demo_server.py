@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from demo_support import demo_server, is_up, require_fluidsynth, wav_peak
+from demo_support import demo_server, is_up, require_fluidsynth, audio_peak
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from helpers import END_OF_TRACK, smf
@@ -54,7 +54,7 @@ def test_the_api_continues_an_uploaded_prompt_with_decodable_midi(client, tmp_pa
         tokens = tokenizer.midi_to_tokens(midi)
         assert tokens[: len(kept_prompt)] == kept_prompt, "the piece starts with the kept end of the prompt"
         assert len(tokens) > len(kept_prompt), "and goes on"
-    assert all(wav_peak(path) > 0.01 for path in out[AUDIOS][:2]) and list(out[AUDIOS][2:]) == [None, None]
+    assert all(audio_peak(path) > 0.01 for path in out[AUDIOS][:2]) and list(out[AUDIOS][2:]) == [None, None]
     assert all(Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for path in out[ROLLS][:2])
     assert out[STATUS].startswith("**Done**") and "--prompt YOUR_FILE.mid" in out[COMMAND]
 

@@ -1,7 +1,8 @@
-"""Audio from MIDI: FluidSynth renders with a General MIDI soundfont, offline, to WAV. `toccata generate` and the demo
-use it; where FluidSynth or a soundfont is missing, `Synth.find()` returns None and the caller says so.
+"""Audio from MIDI: FluidSynth renders with a General MIDI soundfont, offline, to WAV or FLAC (by the file's suffix).
+`toccata generate` and the demo use it; where FluidSynth or a soundfont is missing, `Synth.find()` returns None and the
+caller says so.
 
-Three engines write the same WAV bytes (tested):
+Three engines write the same bytes (tested):
 - "library": FluidSynth's C library (libfluidsynth, which the `fluidsynth` package installs) in this process. The
   soundfont is read once per process instead of once per file: less than half the CPU of the command per render.
 - "workers": the same in helper processes that stay up (`python -m toccata.audio`), for servers: a render then runs
@@ -39,6 +40,13 @@ INSTALL_HINT = (
 )
 SYNTH_MISSING = f"No synthesizer here, so no audio: {INSTALL_HINT}. The MIDI files are below."
 Engine = Literal["library", "workers", "command"]
+FILE_TYPES = {".wav": "wav", ".flac": "flac"}  # output suffix -> FluidSynth's file type (FLAC: the same sound,
+# lossless, ~40% of the bytes, and no more CPU to write; every browser plays it)
+# Samples rendered per call of the render loop (FluidSynth's default: 64). The library engines call it from Python,
+# and at 64 that loop cost a quarter of a render's CPU. Up to 512 the samples are the same as at 64 (FluidSynth still
+# synthesises in 64-sample blocks), and a file may end up to 255 samples (8 ms) of silence later; 1024 and more change
+# the samples. Every engine, the command included, uses the same size, so they write the same bytes.
+PERIOD_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -63,31 +71,32 @@ class Synth:
             return None
         return cls(binary, soundfont, engine=engine)
 
-    def render(self, midi: Path, wav: Path) -> Path:
-        """Write `wav` from `midi`; a RuntimeError saying what went wrong if it fails."""
-        midi, wav = Path(midi), Path(wav)
+    def render(self, midi: Path, audio: Path) -> Path:
+        """Write `audio` (.wav or .flac) from `midi`; a RuntimeError saying what went wrong if it fails."""
+        midi, audio = Path(midi), Path(audio)
+        file_type(audio)
         if not midi.is_file():
             raise RuntimeError(f"FluidSynth could not render {midi}: no such file")
         library = FluidSynthLibrary.shared() if self.engine != "command" else None
         if library is not None and self.engine == "workers":
-            RenderWorkers.shared().render(self, midi, wav)
+            RenderWorkers.shared().render(self, midi, audio)
         elif library is not None:
-            library.render(self, midi, wav)
+            library.render(self, midi, audio)
         elif self.binary is None:
             raise RuntimeError(f"FluidSynth could not render {midi.name}: the `fluidsynth` command is not installed")
         else:
-            self._run_command(midi, wav)
-        if not wav.is_file() or wav.stat().st_size <= 44:
+            self._run_command(midi, audio)
+        if not audio.is_file() or audio.stat().st_size <= 44:
             raise RuntimeError(f"FluidSynth could not render {midi.name}: it wrote no audio")
-        return wav
+        return audio
 
-    def _run_command(self, midi: Path, wav: Path) -> None:
+    def _run_command(self, midi: Path, audio: Path) -> None:
         """The `fluidsynth` command, one process per file."""
         # Dynamic sample loading reads only the samples the piece plays, not the whole 148 MB GM soundfont: a third
         # less CPU per render, same audio.
         command = [str(self.binary), "-ni", "-q", "-g", str(self.gain), "-r", str(self.sample_rate)]
-        command += ["-o", "synth.dynamic-sample-loading=1"]
-        command += ["-F", str(wav), "-T", "wav", self.soundfont, str(midi)]
+        command += ["-o", "synth.dynamic-sample-loading=1", "-o", f"audio.period-size={PERIOD_SIZE}"]
+        command += ["-F", str(audio), "-T", file_type(audio), self.soundfont, str(midi)]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=self.timeout_s, check=False)
         except subprocess.TimeoutExpired:
@@ -95,6 +104,14 @@ class Synth:
         if done.returncode != 0:
             detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
             raise RuntimeError(f"FluidSynth could not render {midi.name}: {detail[0]}")
+
+
+def file_type(audio: Path) -> str:
+    """FluidSynth's file type for the output path `audio`, from its suffix; a ValueError for one it cannot write."""
+    kind = FILE_TYPES.get(Path(audio).suffix.lower())
+    if kind is None:
+        raise ValueError(f"cannot write audio to {Path(audio).name}: name it .wav or .flac")
+    return kind
 
 
 _VOID = ctypes.c_void_p
@@ -168,8 +185,9 @@ class FluidSynthLibrary:
         except (OSError, AttributeError):  # not there, or not the 2.x API
             return None
 
-    def _settings(self, synth: Synth) -> int:
-        """Settings as `fluidsynth -ni -q -g GAIN -r RATE -o synth.dynamic-sample-loading=1 -F ... -T wav` has them."""
+    def _settings(self, synth: Synth, kind: str = "wav") -> int:
+        """Settings as `fluidsynth -ni -q -g GAIN -r RATE -o synth.dynamic-sample-loading=1 -o audio.period-size=256
+        -F ... -T wav` has them."""
         lib, settings = self.lib, self.lib.new_fluid_settings()
         if not settings:
             raise RuntimeError("FluidSynth could not allocate its settings")
@@ -178,7 +196,8 @@ class FluidSynthLibrary:
         lib.fluid_settings_setint(settings, b"synth.dynamic-sample-loading", 1)
         lib.fluid_settings_setstr(settings, b"player.timing-source", b"sample")  # what -F (fast render) sets
         lib.fluid_settings_setint(settings, b"synth.lock-memory", 0)
-        lib.fluid_settings_setstr(settings, b"audio.file.type", b"wav")
+        lib.fluid_settings_setstr(settings, b"audio.file.type", kind.encode())
+        lib.fluid_settings_setint(settings, b"audio.period-size", PERIOD_SIZE)
         return settings
 
     def _font(self, fonts: dict[str, tuple[int, int, int]], synth: Synth) -> int:
@@ -196,13 +215,14 @@ class FluidSynthLibrary:
             fonts[synth.soundfont] = (settings, holder, sfont)
         return fonts[synth.soundfont][2]
 
-    def render(self, synth: Synth, midi: Path, wav: Path) -> None:
-        """Render `midi` to `wav` with `synth`'s soundfont, rate and gain; RuntimeError on failure or timeout."""
+    def render(self, synth: Synth, midi: Path, audio: Path) -> None:
+        """Render `midi` to `audio` (.wav or .flac) with `synth`'s soundfont, rate and gain; RuntimeError on failure
+        or timeout."""
         lib, fonts = self.lib, self.lanes.get()
         try:
             sfont = self._font(fonts, synth)
-            settings = self._settings(synth)
-            lib.fluid_settings_setstr(settings, b"audio.file.name", os.fsencode(wav))
+            settings = self._settings(synth, file_type(audio))
+            lib.fluid_settings_setstr(settings, b"audio.file.name", os.fsencode(audio))
             fluid = lib.new_fluid_synth(settings)
             player = renderer = None
             try:
@@ -213,18 +233,18 @@ class FluidSynthLibrary:
                     raise RuntimeError(f"FluidSynth could not read {midi.name}")
                 renderer = lib.new_fluid_file_renderer(fluid)
                 if not renderer:
-                    raise RuntimeError(f"FluidSynth could not write {wav}")
+                    raise RuntimeError(f"FluidSynth could not write {audio}")
                 lib.fluid_player_play(player)
                 deadline, blocks = time.monotonic() + synth.timeout_s, 0
                 while lib.fluid_player_get_status(player) == FLUID_PLAYER_PLAYING:
                     if lib.fluid_file_renderer_process_block(renderer) != FLUID_OK:
-                        raise RuntimeError(f"FluidSynth could not write {wav}")
+                        raise RuntimeError(f"FluidSynth could not write {audio}")
                     blocks += 1
                     if blocks % 4096 == 0 and time.monotonic() > deadline:
                         raise RuntimeError(f"FluidSynth took more than {synth.timeout_s:g} s to render {midi.name}")
             finally:
                 if renderer:
-                    lib.delete_fluid_file_renderer(renderer)  # closes the WAV file
+                    lib.delete_fluid_file_renderer(renderer)  # closes the audio file
                 if player:
                     lib.delete_fluid_player(player)
                 if fluid:
@@ -269,7 +289,7 @@ class RenderWorkers:
             env={**os.environ, "PYTHONPATH": path},
         )
 
-    def render(self, synth: Synth, midi: Path, wav: Path) -> None:
+    def render(self, synth: Synth, midi: Path, audio: Path) -> None:
         """Render in the next free worker; RuntimeError with the worker's message, or if it died or timed out."""
         worker = self.idle.get()
         try:
@@ -280,7 +300,7 @@ class RenderWorkers:
                     raise RuntimeError(
                         f"FluidSynth's render worker could not start ({err}) for {Path(midi).name}"
                     ) from err
-            request = {**asdict(synth), "midi": str(Path(midi).resolve()), "wav": str(Path(wav).resolve())}
+            request = {**asdict(synth), "midi": str(Path(midi).resolve()), "audio": str(Path(audio).resolve())}
             try:
                 worker.stdin.write(json.dumps(request) + "\n")
                 worker.stdin.flush()
@@ -305,16 +325,16 @@ _workers: list[RenderWorkers] = []
 
 
 def serve_renders() -> None:
-    """A render worker: one JSON request per line on stdin (a Synth's fields, midi, wav), one JSON answer per line on
+    """A render worker: one JSON request per line on stdin (a Synth's fields, midi, audio), one JSON answer per line on
     stdout ({} or {"error": message}); exits at the end of stdin."""
     library = FluidSynthLibrary.shared()
     for line in sys.stdin:
         request = json.loads(line)
-        midi, wav = Path(request.pop("midi")), Path(request.pop("wav"))
+        midi, audio = Path(request.pop("midi")), Path(request.pop("audio"))
         try:
             if library is None:
                 raise RuntimeError(f"FluidSynth could not render {midi.name}: libfluidsynth did not load")
-            library.render(Synth(**request), midi, wav)
+            library.render(Synth(**request), midi, audio)
             answer: dict = {}
         except RuntimeError as err:
             answer = {"error": str(err)}
