@@ -43,6 +43,7 @@ CONCURRENCY = 8  # requests served at once: their rows share one decoding loop (
 # Requests waiting; more are refused at once with "queue is full". Gradio counts a request as waiting until its
 # dispatcher starts it, so requests arriving together all count (20 at once refused 3 of them with 16).
 QUEUE_SIZE = 32
+PROGRESS_EVERY_S = 0.5  # how often a running request tells the page how far it got
 INTRO = """# Toccata
 Piano music from an LSTM over notewise tokens. Pick a sampler, a prompt to continue (or none), press **Generate**.
 Same seed + same settings = same music."""
@@ -223,7 +224,8 @@ def _generate(engine: Engine, outputs: Outputs, values: dict[str, Any]) -> Itera
     except (ValueError, TypeError) as err:
         raise _user_error(err, "Check the settings") from None
     out_dir = Path(tempfile.mkdtemp(prefix="toccata-demo-"))
-    stream = run_in_background(functools.partial(engine.run, settings, out_dir))
+    # Each progress update re-sends every output to the page; twice a second reads as live and costs half the CPU.
+    stream = run_in_background(functools.partial(engine.run, settings, out_dir), poll_s=PROGRESS_EVERY_S)
     shown = None
     try:
         for event in stream:
@@ -302,6 +304,10 @@ def build_demo(
         slots = [*outputs.audios, *outputs.rolls]
         job.then(_show_filled, slots, slots, queue=False, api_visibility="private")
         stop.click(None, outputs=outputs.status, js="() => 'Stopped.'", cancels=[job], api_visibility="private")
+    # Gradio summarises its last 10,000 events with pandas after every event by default (CPU that grows with the
+    # server's age, taken from the requests); every 100 events is plenty for its /monitoring page. Set before the
+    # queue is made, which reads it; a value the user set wins.
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
     demo.queue(max_size=max_queue, default_concurrency_limit=concurrency)
     return demo
 
