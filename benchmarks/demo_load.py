@@ -110,6 +110,26 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """CPU time (user + system) that process `pid` has used so far, in seconds (Linux /proc); with `children`, that
+    of its child processes that have ended instead (a `fluidsynth` command per render, say)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # fields 3... of proc_pid_stat(5)
+    first = 13 if children else 11
+    return (int(fields[first]) + int(fields[first + 1])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_process(server_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the server, its child processes (render workers, ended and running) and this load
+    generator."""
+    running = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    own = os.times()
+    return {
+        "server": cpu_seconds(server_pid),
+        "children": cpu_seconds(server_pid, children=True) + sum(cpu_seconds(int(pid)) for pid in running),
+        "load_generator": own.user + own.system,
+    }
+
+
 def outcome_of(status: str) -> tuple[str, int]:
     """("completed", notes) for the demo's "**Done**" status line, else ("unexpected: ...", 0)."""
     if not status.startswith("**Done**"):
@@ -298,8 +318,14 @@ def measure(name: str, extra: list[str], args: argparse.Namespace, work: Path) -
     try:
         CallAPI(url).generate(**REQUEST, seed=0)  # warm-up, not counted: the first request loads the soundfont
         solo = summarise(f"{name}: 1 client", *run_phase(url, 1, 5, str(work), args.client))
+        cpu_before = cpu_by_process(server.pid)
         crowd_records, crowd_wall = run_phase(url, args.clients, args.requests, str(work), args.client)
         crowd = summarise(f"{name}: {args.clients} clients at once", crowd_records, crowd_wall)
+        cpu_after = cpu_by_process(server.pid)
+        # Where the crowd's CPU went, per completed request; busy: all of it over the machine's CPU-seconds.
+        done = max(crowd["completed"], 1)
+        cpu = {key: round((cpu_after[key] - cpu_before[key]) / done, 3) for key in cpu_after}
+        cpu["busy"] = round(sum(cpu.values()) * done / (crowd_wall * (os.cpu_count() or 1)), 2)
         opens = []
         for fraction in args.open_loop:  # arrival rates as fractions of what the crowd got through
             rate = fraction * crowd["completed_per_s"]
@@ -326,6 +352,7 @@ def measure(name: str, extra: list[str], args: argparse.Namespace, work: Path) -
         "server_generates_after": still_generates,
         "server_peak_rss_mb": round(rss, 1),
         "render_workers_peak_rss_mb": round(workers_rss, 1),
+        "crowd_cpu_s_per_request": cpu,
         "records": crowd_records,
     }
 
@@ -415,6 +442,11 @@ def main() -> None:
             f"{run['server']}: crowd median / lone median {run['crowd_median_vs_lone']:.2f}; "
             f"alive after {run['server_alive_after']}, generates after {run['server_generates_after']}; "
             f"peak RSS {run['server_peak_rss_mb']:.0f} MB (render workers: {run['render_workers_peak_rss_mb']:.0f} MB)"
+        )
+        cpu = run["crowd_cpu_s_per_request"]
+        print(
+            f"{run['server']}: crowd CPU per request: server {cpu['server']:.3f} s, its child processes (rendering) "
+            f"{cpu['children']:.3f} s, load generator {cpu['load_generator']:.3f} s; the CPUs {cpu['busy']:.0%} busy"
         )
         for phase, ratio in run["open_loop_median_vs_lone"].items():
             print(f"{phase}: median / lone median {ratio:.2f}")
