@@ -110,6 +110,11 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def child_pids(pid: int) -> list[int]:
+    """The running child processes of `pid` (the server's render workers)."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 def cpu_seconds(pid: int, children: bool = False) -> float:
     """CPU time (user + system) that process `pid` has used so far, in seconds (Linux /proc); with `children`, that
     of its child processes that have ended instead (a `fluidsynth` command per render, say)."""
@@ -121,11 +126,10 @@ def cpu_seconds(pid: int, children: bool = False) -> float:
 def cpu_by_process(server_pid: int) -> dict[str, float]:
     """CPU seconds so far of the server, its child processes (render workers, ended and running) and this load
     generator."""
-    running = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
     own = os.times()
     return {
         "server": cpu_seconds(server_pid),
-        "children": cpu_seconds(server_pid, children=True) + sum(cpu_seconds(int(pid)) for pid in running),
+        "children": cpu_seconds(server_pid, children=True) + sum(cpu_seconds(pid) for pid in child_pids(server_pid)),
         "load_generator": own.user + own.system,
     }
 
@@ -335,8 +339,7 @@ def measure(name: str, extra: list[str], args: argparse.Namespace, work: Path) -
         outcome, after = CallAPI(url).generate(**REQUEST, seed=1)
         still_generates = outcome == "completed" and str(after[0]).startswith("**Done**")
         rss = peak_rss_mb(server.pid)
-        children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
-        workers_rss = sum(peak_rss_mb(int(pid)) for pid in children)  # the FluidSynth render workers
+        workers_rss = sum(peak_rss_mb(pid) for pid in child_pids(server.pid))  # the FluidSynth render workers
     finally:
         server.terminate()
         server.wait(30)
