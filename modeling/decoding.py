@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .sampling import GuardRows, GuardSettings, SamplerSettings, VocabLayout, draw, sampler_processors
+from .sampling import GuardRows, GuardSettings, SamplerSettings, VocabLayout, sampler_processors
 
 ProgressCallback = Callable[[int, int], None]  # (tokens generated so far, token budget)
 NEG_INF = float("-inf")
@@ -57,24 +57,18 @@ class DecodeJob:
 
 
 class _Rule:
-    """A job's sampler rule over its rows (temperature, then the rule's log-probabilities); None for greedy."""
+    """A job's sampler over its rows: its seeded draw (temperature, the rule, its own generator); None for greedy."""
 
     def __init__(self, settings: SamplerSettings, device: torch.device):
         processors = sampler_processors(settings, device)
-        self.greedy = not processors
-        self.generator = processors[-1].generator if processors else None  # SeededDraw's: the job's own
-        self.chain = processors[:-1]
-        self.on_generator_device = self.generator is None or self.generator.device == torch.device(device)
+        self.draw = processors[-1] if processors else None  # a SeededDraw, as generate() gets it
+        self.generator = self.draw.generator if processors else None
 
     def choose(self, scores: torch.Tensor) -> torch.Tensor:
         """One id per row of `scores` (already guarded), as `generate()` with the same processors picks it."""
-        if self.greedy:
+        if self.draw is None:
             return scores.argmax(dim=-1)  # what generate() does with do_sample=False
-        for processor in self.chain:
-            scores = processor(None, scores)
-        if self.on_generator_device:
-            return draw(scores, self.generator)
-        return draw(scores.to(self.generator.device), self.generator).to(scores.device)
+        return self.draw.choose(scores)
 
 
 @dataclass(eq=False)

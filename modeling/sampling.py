@@ -20,6 +20,8 @@ vocabulary layout from the model config, never from the tokenizer.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import secrets
 from dataclasses import asdict, dataclass
@@ -379,7 +381,18 @@ class Temperature(LogitsProcessor):
         return scores / self.temperature
 
 
-class TopK(LogitsProcessor):
+class Rule(LogitsProcessor):
+    """A sampler's rule: as a processor, the log-probabilities it draws from; `sample` draws one id per row.
+
+    `sample` is what decoding calls: a rule that keeps a few tokens (top-k, top-n, mixed) draws among them alone,
+    without a distribution over the whole vocabulary (a tenth of the microseconds per step)."""
+
+    def sample(self, scores: torch.Tensor, generator: torch.Generator) -> torch.LongTensor:
+        """One id per row of `scores` (on the generator's device), drawn with `generator`."""
+        return draw(self(None, scores), generator)
+
+
+class TopK(Rule):
     """Log-probabilities renormalised over the `k` best tokens; the rest -inf."""
 
     def __init__(self, k: int):
@@ -395,15 +408,22 @@ class TopK(LogitsProcessor):
         threshold = scores.topk(k, dim=-1).values[:, -1:]
         return torch.log_softmax(scores.masked_fill(scores < threshold, NEG_INF), dim=-1)
 
+    def sample(self, scores: torch.Tensor, generator: torch.Generator) -> torch.LongTensor:
+        values, indices = scores.topk(min(self.k, scores.shape[-1]), dim=-1)
+        return draw_among(indices, _softmax(values), generator)
 
-class Weighted(LogitsProcessor):
+
+class Weighted(Rule):
     """Log-probabilities of the whole distribution."""
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         return torch.log_softmax(scores, dim=-1)
 
+    def sample(self, scores: torch.Tensor, generator: torch.Generator) -> torch.LongTensor:
+        return draw(scores, generator)  # softmax(log_softmax(x)) is softmax(x): one pass fewer
 
-class TopN(LogitsProcessor):
+
+class TopN(Rule):
     """The best token with probability `p_best`; the remaining mass shared equally by the next `n - 1` allowed."""
 
     def __init__(self, n: int = 3, p_best: float = 0.95):
@@ -423,8 +443,17 @@ class TopN(LogitsProcessor):
         probs.scatter_(1, top.indices[:, :1], best)
         return torch.log(probs)
 
+    def sample(self, scores: torch.Tensor, generator: torch.Generator) -> torch.LongTensor:
+        values, indices = scores.topk(min(self.n, scores.shape[-1]), dim=-1)
+        weights = []
+        for row in values.tolist():
+            count = sum(1 for x in row[1:] if math.isfinite(x))
+            share = (1.0 - self.p_best) / count if count else 0.0
+            weights.append([self.p_best if count else 1.0] + [share if math.isfinite(x) else 0.0 for x in row[1:]])
+        return draw_among(indices, weights, generator)
 
-class Mixed(LogitsProcessor):
+
+class Mixed(Rule):
     """The seed author's scheme: the best token with probability 1 - `random_freq`, else a draw from the top `trunc`."""
 
     def __init__(self, random_freq: float = 0.5, trunc: int = 5):
@@ -436,18 +465,44 @@ class Mixed(LogitsProcessor):
         probs.scatter_add_(1, best, torch.full_like(best, 1.0 - self.random_freq, dtype=probs.dtype))
         return torch.log(probs)
 
+    def sample(self, scores: torch.Tensor, generator: torch.Generator) -> torch.LongTensor:
+        values, indices = scores.topk(min(self.top.k, scores.shape[-1]), dim=-1)  # the best first
+        weights = []
+        for row in _softmax(values):
+            total = sum(row)
+            weights.append([self.random_freq * x / total for x in row])
+            weights[-1][0] += 1.0 - self.random_freq
+        return draw_among(indices, weights, generator)
+
 
 class SeededDraw(LogitsProcessor):
-    """Draw one token per row from the log-probabilities with a private generator; returns 0 there, -inf elsewhere."""
+    """Draw one token per row with a private generator; returns 0 there, -inf elsewhere.
 
-    def __init__(self, seed: int, device: torch.device | str = "cpu"):
+    With a `rule` (and a `temperature`, applied first), the draw follows the rule; without one, the scores are taken
+    as log-probabilities. `choose` gives the ids themselves: `compose()`'s loop calls it, `generate()` calls the
+    processor, so both draw the same tokens."""
+
+    def __init__(
+        self, seed: int, device: torch.device | str = "cpu", rule: Rule | None = None, temperature: float = 1.0
+    ):
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed)
+        self.rule, self.temperature = rule, temperature
+        self.device = self.generator.device
+
+    def choose(self, scores: torch.Tensor) -> torch.LongTensor:
+        """One id per row of `scores`, on their device."""
+        if self.temperature != 1.0:
+            scores = scores / self.temperature
+        home = scores.device
+        if home != self.device:
+            scores = scores.to(self.device)
+        choice = draw(scores, self.generator) if self.rule is None else self.rule.sample(scores, self.generator)
+        return choice if choice.device == home else choice.to(home)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        choice = draw(scores.to(self.generator.device), self.generator).to(scores.device)
         drawn = torch.full_like(scores, NEG_INF)
-        return drawn.scatter_(1, choice[:, None], 0.0)
+        return drawn.scatter_(1, self.choose(scores)[:, None], 0.0)
 
 
 def draw(scores: torch.Tensor, generator: torch.Generator) -> torch.LongTensor:
@@ -470,8 +525,27 @@ def draw(scores: torch.Tensor, generator: torch.Generator) -> torch.LongTensor:
     return (cdf <= uniform.double().mul_(cdf[:, -1:].double())).sum(dim=-1)
 
 
+def _softmax(values: torch.Tensor) -> list[list[float]]:
+    """Unnormalised softmax weights of a few scores per row, the best first (as `topk` gives them)."""
+    return [[math.exp(x - row[0]) for x in row] for row in values.tolist()]
+
+
+def draw_among(indices: torch.Tensor, weights: list[list[float]], generator: torch.Generator) -> torch.LongTensor:
+    """One of `indices` per row, with probability proportional to `weights` (rows x m, >= 0): `draw`'s inverse
+    transform over a few candidates, one uniform number per row, in plain floats (fewer microseconds than numpy at
+    these sizes). A weight of 0 is never drawn: the threshold is below the total, and `bisect_right` counts the
+    cumulative weights at or below it, so it stops before trailing zeros and after leading ones."""
+    uniform = torch.rand(len(weights), generator=generator, device=generator.device).tolist()
+    chosen = []
+    for row, ids, u in zip(weights, indices.tolist(), uniform):
+        cdf = list(itertools.accumulate(row))
+        chosen.append(ids[bisect.bisect_right(cdf, u * cdf[-1])])
+    chosen = torch.from_numpy(np.array(chosen, dtype=np.int64))  # faster than torch.tensor(list)
+    return chosen if indices.is_cpu else chosen.to(indices.device)
+
+
 def sampler_processors(settings: SamplerSettings, device: torch.device | str = "cpu") -> list[LogitsProcessor]:
-    """The processors of one sampler, ending with the seeded draw (none for greedy)."""
+    """The processors of one sampler: a seeded draw by the sampler's rule (none for greedy)."""
     settings = settings.resolved()
     if settings.sampler == "greedy":
         return []
@@ -481,10 +555,8 @@ def sampler_processors(settings: SamplerSettings, device: torch.device | str = "
         "top_k": lambda: TopK(settings.k),
         "mixed": lambda: Mixed(settings.random_freq, settings.trunc),
     }[settings.sampler]()
-    processors: list[LogitsProcessor] = []
-    if settings.temperature != 1.0 and settings.sampler != "top_n":
-        processors.append(Temperature(settings.temperature))
-    return processors + [rule, SeededDraw(settings.seed, device)]
+    temperature = 1.0 if settings.sampler == "top_n" else settings.temperature  # top_n's ranking ignores it
+    return [SeededDraw(settings.seed, device, rule, temperature)]
 
 
 def guard_processors(guards: GuardSettings, layout: VocabLayout) -> list[LogitsProcessor]:
@@ -569,6 +641,7 @@ __all__ = [
     "GuardSettings",
     "Mixed",
     "ProcessorChain",
+    "Rule",
     "SamplerSettings",
     "SeededDraw",
     "StopAfterSteps",
@@ -580,6 +653,7 @@ __all__ = [
     "calm_shape",
     "default_generation_config",
     "draw",
+    "draw_among",
     "generate_kwargs",
     "guard_processors",
     "preset_from_generation_config",

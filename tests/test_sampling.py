@@ -26,6 +26,7 @@ from toccata.modeling.sampling import (
     TopK,
     TopN,
     VocabLayout,
+    Weighted,
     preset_from_generation_config,
     sampler_processors,
 )
@@ -319,6 +320,25 @@ def test_processors_alone_give_the_rule_probabilities():
     mixed = Mixed(0.5, 2)(ids, scores).exp()[0]
     torch.testing.assert_close(mixed[:2], 0.5 * torch.softmax(SCORES[:2], dim=-1) + torch.tensor([0.5, 0.0]))
     torch.testing.assert_close(mixed.sum(), torch.tensor(1.0))
+
+
+RULES = {"top_k": TopK(4), "top_n": TopN(3, 0.7), "top_n_0": TopN(4, 0.0), "mixed": Mixed(0.4, 3), "weighted": Weighted()}
+
+
+@pytest.mark.parametrize("rule", RULES.values(), ids=RULES.keys())
+def test_a_rules_own_draw_follows_its_probabilities_and_never_a_forbidden_id(rule):
+    """`sample` (what decoding calls: a draw among the few kept ids) against the rule's log-probabilities over the
+    whole vocabulary, on scores with forbidden ids; a weight of 0 (p_best = 0) is never drawn either."""
+    scores = torch.randn(1, 40, generator=torch.Generator().manual_seed(1)) * 2
+    scores[0, ::3] = float("-inf")
+    expected = rule(None, scores).exp()[0]
+    generator = torch.Generator().manual_seed(2)
+    picked = rule.sample(scores.expand(DRAWS, -1).contiguous(), generator)
+    freq = frequencies(picked, size=40)
+    assert freq[expected == 0].sum() == 0
+    assert (freq - expected).abs().max() < 0.03
+    alone = rule.sample(scores, torch.Generator().manual_seed(2))
+    assert alone.item() == picked[0].item()  # one row alone draws what the first of many draws
 
 
 # ------------------------------------------------------------------------------------------------ seeded draws
