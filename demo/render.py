@@ -1,8 +1,9 @@
 """The piano roll the demo shows (audio comes from `toccata.audio`): the piano's prompt and continuation in two
 colours, a violin or cello part in its own.
 
-Drawn with Pillow, not matplotlib: about 10 ms instead of 180 ms a roll, and no Python-heavy drawing holding the GIL
-while the shared decoding loop serves other requests. Safe to call from several threads.
+Drawn with Pillow, not matplotlib: about 6 ms instead of 180 ms a roll, and no Python-heavy drawing holding the GIL
+while the shared decoding loop serves other requests. A palette image (seven colours, text without anti-aliasing):
+its PNG compresses in 1.5 ms instead of 8 for RGB. Safe to call from several threads.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def piano_roll(notes: np.ndarray | dict[str, np.ndarray], split: float, path: Pa
     def y_of(midi: np.ndarray | float) -> np.ndarray:
         return bottom - (np.asarray(midi) - low) / (high - low) * (bottom - top)
 
-    image = Image.new("RGB", SIZE, "white")
+    image = Image.new("P", SIZE, "white")  # a palette: a third of the bytes to compress, 1.5 ms instead of 8 to save
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default()
     for octave in np.arange(12 * np.ceil(low / 12), high, 12):  # a line and a label at every C
