@@ -15,6 +15,7 @@ from many threads.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ from .sampling import GuardRows, GuardSettings, SamplerSettings, VocabLayout, sa
 
 ProgressCallback = Callable[[int, int], None]  # (tokens generated so far, token budget)
 NEG_INF = float("-inf")
+PROMPT_CACHE_SIZE = 32  # prompts (with their row counts) whose state after reading a batch keeps
 
 
 @dataclass(eq=False)
@@ -107,6 +109,7 @@ class DecodeBatch:
             from .quantized import Int8Cells
 
             self.next_logits = Int8Cells(model)
+        self.prompt_cache: OrderedDict[tuple, tuple[list, torch.Tensor]] = OrderedDict()  # see `_read_prompt`
         self._clear()
 
     def _clear(self) -> None:
@@ -130,15 +133,11 @@ class DecodeBatch:
     @torch.inference_mode()
     def add(self, job: DecodeJob) -> None:
         """Read the job's prompt (one pass, like `generate()`), then decode its rows with the others from now on."""
-        ids = torch.tensor([job.prompt_ids] * job.rows, dtype=torch.long, device=self.device)
-        out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1, return_dict=True)
-        logits = out.logits[:, -1, :].to(dtype=torch.float32)
+        states, logits = self._read_prompt(job.prompt_ids, job.rows)
         if self.states:
-            self.states = [
-                (torch.cat([h, nh]), torch.cat([c, nc])) for (h, c), (nh, nc) in zip(self.states, out.cache.states)
-            ]
+            self.states = [(torch.cat([h, nh]), torch.cat([c, nc])) for (h, c), (nh, nc) in zip(self.states, states)]
         else:
-            self.states = list(out.cache.states)
+            self.states = states
         first = self.rows
         self.guards.append(job.guards, job.prompt_ids, job.rows)
         target = GuardRows.LATE if job.target_steps is None else job.target_steps
@@ -149,6 +148,24 @@ class DecodeBatch:
         self.pending_logits = logits if self.pending_logits is None else torch.cat([self.pending_logits, logits])
         out_ids = np.zeros((job.rows, job.budget), dtype=np.int64)
         self.running.append(_Running(job, _Rule(job.sampler, self.device), out_ids))
+
+    def _read_prompt(self, prompt_ids: list[int], rows: int) -> tuple[list, torch.Tensor]:
+        """(per-layer (h, c), next-token logits) after reading `prompt_ids` in `rows` rows: one pass of the model,
+        or a copy of the same pass's result kept from an earlier job with the same prompt and rows (the demo's corpus
+        excerpts repeat; the key holds the rows because a batch of another size may round differently)."""
+        key = (tuple(prompt_ids), rows)
+        kept = self.prompt_cache.get(key)
+        if kept is None:
+            ids = torch.tensor([prompt_ids] * rows, dtype=torch.long, device=self.device)
+            out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1, return_dict=True)
+            kept = (list(out.cache.states), out.logits[:, -1, :].to(dtype=torch.float32))
+            self.prompt_cache[key] = kept
+            if len(self.prompt_cache) > PROMPT_CACHE_SIZE:
+                self.prompt_cache.popitem(last=False)  # the least recently used
+        else:
+            self.prompt_cache.move_to_end(key)
+        states, logits = kept
+        return [(h.clone(), c.clone()) for h, c in states], logits.clone()  # the step masks logits in place
 
     def _lstm_step(self, ids: torch.Tensor, states: list) -> torch.Tensor:
         """Logits after reading `ids` (one per row); `states` is updated in place (the maths of `_step`)."""

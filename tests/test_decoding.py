@@ -146,6 +146,30 @@ def test_the_batcher_serves_threads_at_once_each_as_if_alone_and_cancels_one_wit
     assert 1 < batcher.peak_rows <= 8
 
 
+def test_a_repeated_prompt_is_read_once_and_gives_the_same_music_as_a_fresh_read(trained, prompt_ids):
+    """The batch keeps a prompt's state after reading it: later jobs with the same prompt and rows skip the pass,
+    and decode exactly what a fresh batch decodes (the kept logits are not masked in place by the first job)."""
+    passes = []
+    hook = trained.register_forward_pre_hook(lambda module, args: passes.append(1))
+    try:
+        batch = DecodeBatch(trained)
+        made = [job(prompt_ids, seed=seed, rows=2, steps=48) for seed in (1, 1, 2)]
+        for one in made:
+            batch.add(one)
+            while not one.finished.is_set():
+                batch.step()
+        assert len(passes) == 1
+        batch.add(job(prompt_ids, seed=1, rows=1, steps=48))  # other rows: another key, another pass
+        assert len(passes) == 2
+    finally:
+        hook.remove()
+    with torch.inference_mode():
+        fresh = trained(input_ids=torch.tensor([prompt_ids] * 2), logits_to_keep=1).logits[:, -1]
+    assert torch.equal(batch.prompt_cache[(tuple(prompt_ids), 2)][1], fresh)  # kept as read, never masked
+    assert made[0].tokens == made[1].tokens == decode(trained, job(prompt_ids, seed=1, rows=2, steps=48)).tokens
+    assert made[2].tokens == decode(trained, job(prompt_ids, seed=2, rows=2, steps=48)).tokens != made[0].tokens
+
+
 def test_a_bad_prompt_fails_its_own_request_only(trained, prompt_ids):
     batcher = ContinuousBatcher(trained)
     with pytest.raises(IndexError):
