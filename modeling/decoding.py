@@ -279,9 +279,10 @@ def decode(model, job: DecodeJob, int8: bool = False) -> DecodeJob:
     """Run one job to the end in this thread; returns it with its tokens (or `cancelled` set).
     `int8`: decode with int8 weights (`quantized.Int8Cells`)."""
     batch = DecodeBatch(model, int8=int8)
-    batch.add(job)
-    while not job.finished.is_set():
-        batch.step()
+    with torch.inference_mode():  # once, not at every step
+        batch.add(job)
+        while not job.finished.is_set():
+            batch.step()
     return job
 
 

@@ -299,7 +299,8 @@ class GuardRows:
                     part_full = full | (self.part_polyphony[:, index] >= self.max_part_polyphony)[:, None]
                 np.logical_or(sounding, part_full, out=on_view)
                 np.greater_equal(onset, now, out=off_view)  # silent or begun now
-            waits_up_to = self.max_note_steps - np.maximum(self.now - self.onset.min(axis=1), 0)
+            oldest = np.minimum.reduce(self.onset, axis=1)  # onset.min(axis=1) without its Python wrapper
+            waits_up_to = self.max_note_steps - np.maximum(self.now - oldest, 0)
             if not self.all_grammar:
                 forbidden[~self.grammar] = False
                 waits_up_to = np.where(self.grammar, waits_up_to, w)
