@@ -64,7 +64,6 @@ class _Rule:
     def __init__(self, settings: SamplerSettings, device: torch.device):
         processors = sampler_processors(settings, device)
         self.draw = processors[-1] if processors else None  # a SeededDraw, as generate() gets it
-        self.generator = self.draw.generator if processors else None
 
     def choose(self, scores: torch.Tensor) -> torch.Tensor:
         """One id per row of `scores` (already guarded), as `generate()` with the same processors picks it."""
