@@ -16,6 +16,7 @@ from pathlib import Path
 import gradio as gr
 
 from .answers import AnswerStore
+from .components import RenderedAudio
 from .engine import Engine
 from .listening import ListeningTest
 
@@ -119,7 +120,7 @@ def listening_tab(blocks: gr.Blocks, engine: Engine, store: AnswerStore) -> List
     with gr.Row():
         for side in ("A", "B"):
             with gr.Column():
-                audios.append(gr.Audio(label=side, type="filepath", interactive=False, visible=False))
+                audios.append(RenderedAudio(label=side, type="filepath", interactive=False, visible=False))
                 rolls.append(gr.Image(label=f"{side}: piano roll", type="filepath", interactive=False, visible=False))
                 audios[-1].elem_id, rolls[-1].elem_id = f"listen-audio-{side.lower()}", f"listen-roll-{side.lower()}"
     with gr.Row():

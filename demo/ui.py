@@ -22,6 +22,7 @@ import gradio as gr
 
 from .answers import AnswerStore, default_answers_path
 from .background import Finished, run_in_background
+from .components import RenderedAudio
 from .engine import Engine, Result, load_engine
 from .form import (
     ALL_SAMPLER_PARAMETERS,
@@ -155,7 +156,7 @@ def _outputs() -> Outputs:
     for index in range(MAX_VARIATIONS):
         label = f"Variation {index + 1}"
         audios.append(
-            gr.Audio(label=label, type="filepath", interactive=False, visible=False, elem_id=f"audio-{index}")
+            RenderedAudio(label=label, type="filepath", interactive=False, visible=False, elem_id=f"audio-{index}")
         )
         rolls.append(
             gr.Image(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import os
 import subprocess
 import sys
 import threading
@@ -291,3 +292,32 @@ def test_piano_and_violin_continue_an_uploaded_duo_with_two_tracks_and_a_three_c
     assert "--instruments piano,violin" in result.command and "piano + violin" in result.settings["model"]
     with pytest.raises(ValueError, match="instruments must be one of"):
         DemoSettings(instruments="piano,tuba")
+
+
+def test_rendered_audio_is_served_without_a_probe_process_where_ffmpeg_is_installed(engine, tmp_path, monkeypatch):
+    """Where FFmpeg is installed (Hugging Face Spaces), `gr.Audio` runs `ffprobe` on every output file; the demo's
+    players serve their own renders as they are. FFmpeg is not installed here, so two scripts named ffmpeg and ffprobe
+    stand in for it on PATH (ffprobe's answer: a FLAC stream) and record each run."""
+    require_fluidsynth()
+    from toccata.demo.components import RenderedAudio
+
+    runs = tmp_path / "runs.log"
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    answer = '{"streams": [{"codec_name": "flac"}], "format": {}}'
+    for name, output in (("ffmpeg", ""), ("ffprobe", answer)):
+        script = tools / name
+        script.write_text(f"#!/bin/sh\necho {name} >> {runs}\necho '{output}'\n")
+        script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+    result = engine.run(DemoSettings(SamplerSettings("greedy", seed=1), length=2), tmp_path)
+    flac = str(result.pieces[0].audio)
+
+    served = RenderedAudio(type="filepath", interactive=False).postprocess(flac)
+    assert served.path == flac and not runs.exists(), "the demo's own FLAC went through ffprobe"
+    assert gr.Audio(type="filepath", interactive=False).postprocess(flac).path == flac
+    assert runs.read_text().split() == ["ffprobe"], "plain gr.Audio probes it (what the demo avoids)"
+    assert RenderedAudio(type="filepath").get_block_name() == "audio"  # the page's own player draws it
+    demo = ui.build_demo(engine, answers=tmp_path / "answers.sqlite")
+    players = [block for block in demo.blocks.values() if isinstance(block, gr.Audio)]
+    assert players and all(isinstance(block, RenderedAudio) for block in players)
