@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 from gradio.data_classes import FileData
 
-PLAYABLE_RENDERS = frozenset({".flac", ".wav"})  # what `toccata.audio.Synth` writes (16-bit PCM in WAV)
+from toccata.audio import FILE_TYPES  # the suffixes `Synth` writes: FLAC, and WAV of 16-bit PCM
 
 
 class RenderedAudio(gr.Audio):
@@ -23,9 +23,9 @@ class RenderedAudio(gr.Audio):
     is_template = True  # the page draws it with gr.Audio's own component
 
     def postprocess(self, value: Any) -> FileData | bytes | None:
-        if isinstance(value, (str, Path)) and Path(value).suffix.lower() in PLAYABLE_RENDERS and Path(value).is_file():
+        if isinstance(value, (str, Path)) and Path(value).suffix.lower() in FILE_TYPES and Path(value).is_file():
             return FileData(path=str(value), orig_name=Path(value).name)
         return super().postprocess(value)
 
 
-__all__ = ["PLAYABLE_RENDERS", "RenderedAudio"]
+__all__ = ["RenderedAudio"]

@@ -374,16 +374,6 @@ class Calmness(LogitsProcessor):
         return scores
 
 
-class Temperature(LogitsProcessor):
-    """Divide scores by the temperature (no effect on greedy or on top_n's ranking)."""
-
-    def __init__(self, temperature: float):
-        self.temperature = temperature
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        return scores / self.temperature
-
-
 class Rule(LogitsProcessor):
     """A sampler's rule: as a processor, the log-probabilities it draws from; `sample` draws one id per row.
 
@@ -648,7 +638,6 @@ __all__ = [
     "SamplerSettings",
     "SeededDraw",
     "StopAfterSteps",
-    "Temperature",
     "TopK",
     "TopN",
     "VocabLayout",
