@@ -11,8 +11,8 @@ numbers are the server's; `--client gradio` uses `gradio_client.Client`, which s
 the same process and, with 20 of them, competes with the server for the cores.
 
 Two servers in the same run, one after the other, same load: without continuous batching (`--no-batching
---concurrency 2 --max-queue 16`, the settings when issue 16 was filed) and as it is now (the defaults: one shared
-decoding loop). For each: a warm-up request, a lone client (5 requests: the service time), the crowd (closed loop:
+--float32 --concurrency 2 --max-queue 16`, the settings when issue 16 was filed) and as it is now (the defaults: one
+shared decoding loop, int8 weights). For each: a warm-up request, a lone client (5 requests: the service time), the crowd (closed loop:
 each client sends its next request when the last returns, so latency is about clients / throughput), then open loop:
 requests arriving at random (Poisson) at fractions of the crowd's throughput, as visitors of a public page do.
 Goals (issue 16): crowd median latency <= 2x the lone median, nothing refused at the default queue size, notes per
@@ -20,6 +20,7 @@ second >= 4x the earlier server's.
 
     python benchmarks/demo_load.py                     # 20 clients x 3 requests; prints a table
     python benchmarks/demo_load.py --clients 40 --requests 2 --max-queue 64 --only now
+    python benchmarks/demo_load.py --only now-float32,now --skip-generation-only   # what int8 decoding adds
 
 Writes benchmarks/results/demo_load.json (machine, settings, per-request latencies).
 """
@@ -72,8 +73,9 @@ def free_port() -> int:
 
 
 SERVERS = {  # name -> extra `toccata demo` arguments
-    "before": ["--no-batching", "--concurrency", "2", "--max-queue", "16"],  # the settings when issue 16 was filed
-    "now": [],  # the defaults
+    "before": ["--no-batching", "--float32", "--concurrency", "2", "--max-queue", "16"],  # as when issue 16 was filed
+    "now": [],  # the defaults (int8 decoding in one shared batch)
+    "now-float32": ["--float32"],  # the same with float32 weights: what int8 decoding adds (not run by default)
 }
 
 
@@ -375,7 +377,12 @@ def generation_only(clients: int, requests: int, seconds: float) -> list[dict]:
     model, tokenizer = toccata.load_checkpoint()
     sampler, guards = preset_from_generation_config(model.generation_config)
     rows = []
-    for name, batcher in (("own thread per request", None), ("shared batch", ContinuousBatcher(model))):
+    decodings = (
+        ("own thread per request", None),
+        ("shared batch, float32", ContinuousBatcher(model)),
+        ("shared batch, int8 (the demo's)", ContinuousBatcher(model, int8=True)),
+    )
+    for name, batcher in decodings:
 
         def one(seed: int, batcher=batcher) -> tuple[float, int]:
             began = time.perf_counter()
@@ -408,7 +415,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--requests", type=int, default=3, help="requests per client, one after another")
     parser.add_argument("--max-queue", type=int, help="both servers' --max-queue (default: each server's own)")
-    parser.add_argument("--only", choices=sorted(SERVERS), help="measure one server only")
+    parser.add_argument(
+        "--only",
+        type=lambda text: [name for name in text.split(",") if name],
+        help=f"measure these servers only, in this order (comma-separated: {', '.join(SERVERS)})",
+    )
     parser.add_argument("--client", choices=sorted(USERS), default="http", help="how the users call (default: http)")
     parser.add_argument("--skip-generation-only", action="store_true", help="only the servers")
     parser.add_argument(
@@ -426,7 +437,10 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="toccata-load-"))
-    servers = [args.only] if args.only else list(SERVERS)
+    servers = args.only or ["before", "now"]
+    unknown = [name for name in servers if name not in SERVERS]
+    if unknown:
+        parser.error(f"unknown server {unknown[0]!r}: choose among {', '.join(SERVERS)}")
     runs = [measure(name, SERVERS[name], args, work) for name in servers]
 
     queue_size = f"--max-queue {args.max_queue}" if args.max_queue else "each server's queue size"
@@ -453,9 +467,9 @@ def main() -> None:
         )
         for phase, ratio in run["open_loop_median_vs_lone"].items():
             print(f"{phase}: median / lone median {ratio:.2f}")
-    if len(runs) == 2:
-        gain = runs[1]["phases"][1]["notes_per_s"] / max(runs[0]["phases"][1]["notes_per_s"], 1e-9)
-        print(f"crowd notes/s, now / before: {gain:.2f}x")
+    for run in runs[1:]:
+        gain = run["phases"][1]["notes_per_s"] / max(runs[0]["phases"][1]["notes_per_s"], 1e-9)
+        print(f"crowd notes/s, {run['server']} / {runs[0]['server']}: {gain:.2f}x")
     generation = (
         [] if args.skip_generation_only else generation_only(args.clients, args.requests, args.generation_seconds)
     )
@@ -472,8 +486,10 @@ def main() -> None:
                 f"| {row['decoding']} | {row['lone_p50_s']:.2f} | {row['crowd_p50_s']:.2f} | {row['crowd_vs_lone']:.2f} "
                 f"| {row['notes_per_s']:,.0f} | {row['peak_rows']} |"
             )
+        own, float32, int8 = (row["notes_per_s"] for row in generation)
         print(
-            f"generation notes/s, shared batch / own threads: {generation[1]['notes_per_s'] / generation[0]['notes_per_s']:.2f}x"
+            f"generation notes/s, shared batch / own threads: {float32 / own:.2f}x; "
+            f"int8 / float32 in the shared batch: {int8 / float32:.2f}x"
         )
     errors = [e for run in runs for row in run["phases"] for e in row["errors"]]
     for error in errors[:5]:

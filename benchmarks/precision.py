@@ -41,7 +41,7 @@ def int8_log2probs(model, sequences: list[np.ndarray]) -> list[np.ndarray]:
     ids = torch.zeros((len(sequences), length), dtype=torch.long)
     for row, seq in enumerate(sequences):
         ids[row, : len(seq)] = torch.from_numpy(np.asarray(seq))
-    states = [(torch.zeros(len(sequences), size), torch.zeros(len(sequences), size)) for _, size in cells.cells]
+    states = [(torch.zeros(len(sequences), size), torch.zeros(len(sequences), size)) for size in cells.state_sizes]
     scores = np.zeros((len(sequences), length - 1))
     for t in range(length - 1):
         logp = torch.log_softmax(cells(ids[:, t], states).float(), dim=-1)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from toccata.modeling import GeneratedPiece, GuardSettings, SamplerSettings, compose
 from toccata.modeling.batching import ContinuousBatcher
+from toccata.modeling.quantized import int8_available
 from toccata.modeling.sampling import preset_from_generation_config
 
 import toccata
@@ -60,6 +61,7 @@ class Engine:
     model_args: tuple[str, ...] = ()  # `toccata generate` arguments that select this model
     batcher: ContinuousBatcher | None = None  # one decoding loop for all requests; None: each decodes on its own
     instruments: str = "piano"  # the parts this model writes
+    int8: bool = False  # decode with int8 weights (`modeling/quantized.py`), with or without the batcher
     variants: dict = field(default_factory=dict, compare=False)  # instruments -> Engine, loaded on first use
     lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
@@ -78,10 +80,18 @@ class Engine:
                 if folder is None:
                     raise ValueError(f"no checkpoint for {instruments} in this install: choose piano")
                 model, tokenizer = toccata.load_checkpoint(str(folder))
-                batcher = ContinuousBatcher(model.eval()) if self.batcher is not None else None
+                batcher = ContinuousBatcher(model.eval(), int8=self.int8) if self.batcher is not None else None
                 label = f"the {instruments.replace(',', ' + ')} checkpoint"
                 self.variants[instruments] = Engine(
-                    model, tokenizer, label, True, self.synth, ("--instruments", instruments), batcher, instruments
+                    model,
+                    tokenizer,
+                    label,
+                    True,
+                    self.synth,
+                    ("--instruments", instruments),
+                    batcher,
+                    instruments,
+                    int8=self.int8,
                 )
             return self.variants[instruments]
 
@@ -137,6 +147,7 @@ class Engine:
             cancel=cancel,
             batcher=self.batcher,
             critic=self.critic() if settings.best_of > 1 else None,
+            int8=self.int8,
         )
         notices = [] if self.synth else [SYNTH_MISSING]
         rendered = [self._render(piece, index, out_dir, notices) for index, piece in enumerate(pieces, start=1)]
@@ -175,13 +186,20 @@ def roll_notes(tokenizer, tokens: list[str]) -> dict[str, np.ndarray]:
 
 
 def load_engine(
-    model: str | None = None, trust_remote_code: bool = False, torch_threads: int | None = 1, batching: bool = True
+    model: str | None = None,
+    trust_remote_code: bool = False,
+    torch_threads: int | None = 1,
+    batching: bool = True,
+    int8: bool = True,
 ) -> Engine:
     """An `Engine` for `model` (folder or Hub id), else the embedded default checkpoint, else random weights.
 
     `torch_threads` (process-wide, set once here): decoding is one small step at a time, where extra threads only
     contend. None leaves torch's setting alone. `batching`: concurrent requests share one decoding loop
     (`ContinuousBatcher`: each step reads the weights once for every row), else each decodes in its own thread.
+    `int8`: decode with int8 weights where torch can (a CPU): bits per note within 0.1% of float32, steps 1.2-1.8x
+    faster, and a request still gets the same music alone or in company and from `toccata generate --int8`;
+    False: float32, the tokens of `model.generate()`.
     """
     from toccata.modeling.hub import load_checkpoint, random_model
     from toccata.tokenization import NotewiseTokenizer
@@ -199,6 +217,9 @@ def load_engine(
         network, tokenizer = load_checkpoint(source, trust_remote_code=trust_remote_code)
         label = "the default checkpoint" if model is None else str(model)
         trained, args = True, () if model is None else ("--model", str(model))
-    batcher = ContinuousBatcher(network.eval()) if batching else None
+    int8 = int8 and int8_available(next(network.parameters()).device)
+    batcher = ContinuousBatcher(network.eval(), int8=int8) if batching else None
     instruments = ",".join(getattr(tokenizer, "instruments", None) or ("piano",))
-    return Engine(network, tokenizer, label, trained, model_args=args, batcher=batcher, instruments=instruments)
+    return Engine(
+        network, tokenizer, label, trained, model_args=args, batcher=batcher, instruments=instruments, int8=int8
+    )

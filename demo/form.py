@@ -211,6 +211,8 @@ def cli_command(settings: dict, prompt_argument: str | None, model_args: tuple[s
     words += ["--qpm", f"{settings['qpm']:g}", "--num-samples", str(settings["num_samples"])]
     if settings.get("best_of", 1) > 1:
         words += ["--best-of", str(settings["best_of"])]
+    if settings.get("int8"):
+        words += ["--int8"]
     if prompt_argument:
         words += ["--prompt", prompt_argument, "--prompt-beats", f"{settings['prompt_beats']:g}"]
     if guards["calmness"]:

@@ -105,8 +105,13 @@ class DecodeBatch:
                 self.cells.append((lstm.weight_ih_l0.t(), lstm.weight_hh_l0.t(), bias, lstm.hidden_size))
         self.next_logits = self._lstm_step
         if int8:  # int8 weights for the steps (the prompt pass stays float32): faster, not generate()'s tokens
-            from .quantized import Int8Cells
+            from .quantized import Int8Cells, int8_available
 
+            if not int8_available(self.device):
+                raise ValueError(
+                    f"int8 decoding needs a CPU with torch's quantized kernels (the model is on {self.device}): "
+                    "decode in float32"
+                )
             self.next_logits = Int8Cells(model)
         self.prompt_cache: OrderedDict[tuple, tuple[list, torch.Tensor]] = OrderedDict()  # see `_read_prompt`
         self._clear()

@@ -158,7 +158,7 @@ def compose(
     With `request.best_of` N > 1, N candidates per piece are decoded in the same batch and `critic` (token lists ->
     probability that each is human-composed) keeps the best; every candidate's score is in the pieces' settings.
     `int8`: decode with int8 weights (faster on a CPU, bits per note within 0.1%, other tokens than `generate()`);
-    a `batcher` decodes in its own precision.
+    a `batcher` decodes in its own precision. The pieces' settings say which (`"int8"`).
     Raises `GenerationCancelled` if `cancel` is set during generation, `ValueError` for bad settings or prompts.
     """
     request = request or GenerationRequest()
@@ -189,7 +189,8 @@ def compose(
     if job.cancelled:
         raise GenerationCancelled("generation was cancelled")
 
-    settings = {**asdict(replace(request, sampler=sampler)), "qpm": qpm}
+    int8 = batcher.int8 if batcher is not None else int8  # the precision that decoded (the command needs it)
+    settings = {**asdict(replace(request, sampler=sampler)), "qpm": qpm, "int8": int8}
     time_signature = meta.time_signature if meta is not None else None
     prompt_quarters = _steps(prompt_tokens) / layout.steps_per_quarter
     candidates = []

@@ -1,9 +1,17 @@
 """int8 weights for decoding on a CPU: the LSTM cells and the head as dynamically quantized linear layers.
 
 Dynamic quantization keeps int8 weights and quantizes each step's activations on the fly (torch's fbgemm kernels),
-reading a quarter of the float32 bytes per step. Measured on the default checkpoint (benchmarks/precision.py): bits
-per note on the piano test split within 0.1% of float32, decoding faster at batch 1 and 8. The tokens differ from
-float32 decoding (different arithmetic), so `compose()` uses it only when asked (`int8=True`).
+reading a quarter of the float32 bytes per step. Two things make it fit decoding:
+- **A row's music does not depend on its neighbours.** Dynamic quantization picks one scale for the whole batch from
+  its smallest and largest values, so normally a request's arithmetic would change with whoever shares its batch.
+  Every quantized input here is an LSTM output h = o * tanh(c), which lies in (-1, 1); two constant columns, +1 and
+  -1 (with zero weights), pin the range to [-1, 1] in every batch, so each row is quantized and multiplied (in exact
+  integer arithmetic) the same way alone or beside others (tested bit for bit).
+- **The first layer reads no quantized input.** Its input is a token's embedding, so its input gates are a float32
+  table, one row per token (computed once); only its recurrent h goes through int8.
+Measured on the default checkpoint (benchmarks/precision.py, docs/generation.md): bits per note on the piano test
+split within 0.1% of float32. The tokens differ from float32 decoding (other arithmetic), so `compose()` uses it only
+when asked (`int8=True`); the demo asks.
 """
 
 from __future__ import annotations
@@ -14,41 +22,78 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+PINS = (1.0, -1.0)  # appended to every quantized input: its range is then [-1, 1] whatever the batch holds
+
+
+def int8_available(device: torch.device | str = "cpu") -> bool:
+    """Whether int8 decoding runs here: a CPU with one of torch's quantized engines (fbgemm/x86, qnnpack)."""
+    return torch.device(device).type == "cpu" and any(
+        engine != "none" for engine in torch.backends.quantized.supported_engines
+    )
+
+
+def _pinned_linear(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
+    """A dynamically quantized linear layer over [x, *PINS]: `weight`'s columns, then zero weights for the pins."""
+    linear = nn.Linear(weight.shape[1] + len(PINS), weight.shape[0])
+    with torch.no_grad():
+        linear.weight.zero_()
+        linear.weight[:, : weight.shape[1]] = weight.float()
+        linear.bias.copy_(bias.float() if bias is not None else torch.zeros(weight.shape[0]))
+    linear.qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's deprecation notices: the kernels are what we want
+        return torch.ao.nn.quantized.dynamic.Linear.from_float(linear)
+
 
 class Int8Cells:
-    """`(ids, states) -> logits` like `DecodeBatch`'s float32 step: each layer's gates from one int8 matrix on
-    [input, h] (W_ih and W_hh side by side), the head in int8; the embedding stays float32 (it is only indexed)."""
+    """`(ids, states) -> logits` like `DecodeBatch`'s float32 step: the first layer's input gates from a float32 table
+    and its h through int8; each later layer's gates from one int8 matrix on [x, h, pins] (W_ih and W_hh side by
+    side); the head in int8. `state_sizes`: each layer's hidden size."""
 
     def __init__(self, model):
-        qlinear = torch.ao.nn.quantized.dynamic.Linear
-        qconfig = torch.ao.quantization.default_dynamic_qconfig
-        self.embedding = model.get_input_embeddings().weight.detach().float()
-        self.cells = []
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.ao's deprecation notices: the kernels are what we want
-            for layer in model.model.layers:
-                lstm = layer.lstm
-                both = nn.Linear(lstm.input_size + lstm.hidden_size, 4 * lstm.hidden_size)
-                both.weight.copy_(torch.cat([lstm.weight_ih_l0, lstm.weight_hh_l0], dim=1).float())
-                both.bias.copy_((lstm.bias_ih_l0 + lstm.bias_hh_l0).float())
-                both.qconfig = qconfig
-                self.cells.append((qlinear.from_float(both), lstm.hidden_size))
-            head = nn.Linear(model.lm_head.in_features, model.lm_head.out_features)
-            head.weight.copy_(model.lm_head.weight.float())
-            head.bias.copy_(model.lm_head.bias.float())
-            head.qconfig = qconfig
-            self.head = qlinear.from_float(head)
+        lstms = [layer.lstm for layer in model.model.layers]
+        first = lstms[0]
+        with torch.no_grad():
+            embedding = model.get_input_embeddings().weight.detach().float()
+            self.input_gates = F.linear(
+                embedding, first.weight_ih_l0.float(), (first.bias_ih_l0 + first.bias_hh_l0).float()
+            )
+            self.first = _pinned_linear(first.weight_hh_l0, None)
+            self.later = [
+                _pinned_linear(
+                    torch.cat([lstm.weight_ih_l0, lstm.weight_hh_l0], dim=1), lstm.bias_ih_l0 + lstm.bias_hh_l0
+                )
+                for lstm in lstms[1:]
+            ]
+            head = model.get_output_embeddings()
+            self.head = _pinned_linear(head.weight, head.bias)
+        self.state_sizes = [lstm.hidden_size for lstm in lstms]
+        self._pins: dict[int, torch.Tensor] = {}
+
+    def pins(self, rows: int) -> torch.Tensor:
+        """The (rows, 2) block of pins (kept per batch size: a step makes none)."""
+        block = self._pins.get(rows)
+        if block is None:
+            block = self._pins[rows] = torch.tensor([PINS]).expand(rows, len(PINS))
+        return block
+
+    @staticmethod
+    def _cell(gates: torch.Tensor, c: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(h, c) from the gates, as `DecodeBatch._lstm_step` computes them."""
+        i, f, _, o = gates.sigmoid().chunk(4, dim=1)
+        c = torch.addcmul(f * c, i, gates[:, 2 * size : 3 * size].tanh())
+        return o * c.tanh(), c
 
     def __call__(self, ids: torch.Tensor, states: list) -> torch.Tensor:
-        x = F.embedding(ids, self.embedding)
-        for index, (linear, size) in enumerate(self.cells):
+        pins = self.pins(ids.shape[0])
+        h, c = states[0]
+        x, c = self._cell(self.first(torch.cat([h, pins], dim=1)).add_(self.input_gates[ids]), c, self.state_sizes[0])
+        states[0] = (x, c)
+        for index, linear in enumerate(self.later, start=1):
             h, c = states[index]
-            gates = linear(torch.cat([x, h], dim=1))
-            i, f, _, o = gates.sigmoid().chunk(4, dim=1)
-            c = torch.addcmul(f * c, i, gates[:, 2 * size : 3 * size].tanh())
-            x = h = o * c.tanh()
-            states[index] = (h, c)
-        return self.head(x)
+            x, c = self._cell(linear(torch.cat([x, h, pins], dim=1)), c, self.state_sizes[index])
+            states[index] = (x, c)
+        return self.head(torch.cat([x, pins], dim=1))
 
 
-__all__ = ["Int8Cells"]
+__all__ = ["Int8Cells", "int8_available"]

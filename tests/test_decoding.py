@@ -96,7 +96,9 @@ def test_the_lean_loop_matches_generate_from_bos_on_a_random_model_with_eos_allo
     assert rows_of(made) == with_generate(model, make())
 
 
-def test_a_request_gives_the_same_music_alone_and_in_a_batch_that_others_join_and_leave(trained, prompt_ids):
+@pytest.mark.parametrize("int8", [False, True], ids=["float32", "int8"])
+def test_a_request_gives_the_same_music_alone_and_in_a_batch_that_others_join_and_leave(trained, prompt_ids, int8):
+    """int8 too: its activations' range is pinned, so a row is quantized the same way whoever shares its batch."""
     specs = [  # (join at step, job arguments)
         (0, {"sampler": "top_k", "guards": "default", "seed": 1, "rows": 2, "steps": 60}),
         (0, {"sampler": "greedy", "guards": "off", "seed": 0, "rows": 1, "steps": 30}),
@@ -106,9 +108,9 @@ def test_a_request_gives_the_same_music_alone_and_in_a_batch_that_others_join_an
         (40, {"sampler": "top_k", "guards": "tight, calm", "seed": 1, "rows": 4, "steps": 24, "k": 9}),
     ]
     prompts = [prompt_ids, [TOK.bos_token_id], prompt_ids[:40], prompt_ids, [TOK.bos_token_id], prompt_ids[:9]]
-    alone = [decode(trained, job(p, **spec)).tokens for p, (_, spec) in zip(prompts, specs)]
+    alone = [decode(trained, job(p, **spec), int8=int8).tokens for p, (_, spec) in zip(prompts, specs)]
 
-    batch, together, step = DecodeBatch(trained), [], 0
+    batch, together, step = DecodeBatch(trained, int8=int8), [], 0
     while step < 40 or len(batch):
         for (at, spec), prompt in zip(specs, prompts):
             if at == step:
@@ -197,11 +199,14 @@ def test_int8_decoding_keeps_the_guards_and_scores_a_real_piece_like_float32(tra
     ids = torch.tensor([prompt_ids])
     with torch.inference_mode():
         exact = torch.log_softmax(trained(input_ids=ids).logits[0, :-1].float(), dim=-1)
-        cells, states = (
-            Int8Cells(trained),
-            [(torch.zeros(1, s), torch.zeros(1, s)) for _, s in Int8Cells(trained).cells],
-        )
+        cells = Int8Cells(trained)
+        states = [(torch.zeros(1, s), torch.zeros(1, s)) for s in cells.state_sizes]
         rows = [torch.log_softmax(cells(ids[:, t], states).float(), dim=-1)[0] for t in range(ids.shape[1] - 1)]
     targets = ids[0, 1:, None]
-    gap = (torch.stack(rows).gather(1, targets) - exact.gather(1, targets)).abs().mean().item()
-    assert gap < 0.02, f"int8 log-probabilities differ by {gap:.4f} nats per token on average"
+    exact_nats = -exact.gather(1, targets).mean().item()
+    difference = torch.stack(rows).gather(1, targets) - exact.gather(1, targets)
+    # What changes the likelihood is a bias, the rule for adopting int8 being "within 1%"; each token's own
+    # rounding noise is larger but mostly cancels (broken arithmetic gives tenths of a nat and more).
+    bias, noise = difference.mean().item(), difference.abs().mean().item()
+    assert abs(bias) < 0.01 * exact_nats, f"int8 scores this piece {bias:+.4f} nats per token off ({exact_nats:.3f})"
+    assert noise < 0.03, f"int8 log-probabilities differ by {noise:.4f} nats per token on average"

@@ -182,6 +182,7 @@ def test_the_settings_command_reproduces_the_piece_with_the_cli(tmp_path):
     result = engine.run(settings, tmp_path)
     words = result.command.split()
     assert words[:4] == ["toccata", "generate", "--model", str(folder)]
+    assert engine.int8 and "--int8" in words and result.settings["int8"]  # the demo decodes in int8, and says so
     out = tmp_path / "again.mid"
     done = subprocess.run(
         [sys.executable, "-m", "toccata", *words[1:], "-o", str(out)],
