@@ -12,9 +12,10 @@ the same process and, with 20 of them, competes with the server for the cores.
 
 Two servers in the same run, one after the other, same load: without continuous batching (`--no-batching
 --float32 --concurrency 2 --max-queue 16`, the settings when issue 16 was filed) and as it is now (the defaults: one
-shared decoding loop, int8 weights). For each: a warm-up request, a lone client (5 requests: the service time), the crowd (closed loop:
-each client sends its next request when the last returns, so latency is about clients / throughput), then open loop:
-requests arriving at random (Poisson) at fractions of the crowd's throughput, as visitors of a public page do.
+shared decoding loop, int8 weights). For each: a warm-up request, a lone client (5 requests: the service time), the
+crowd (closed loop: each client sends its next request when the last returns, so latency is about clients /
+throughput), then open loop: requests arriving at random (Poisson) at fractions of the crowd's throughput, as
+visitors of a public page do.
 Goals (issue 16): crowd median latency <= 2x the lone median, nothing refused at the default queue size, notes per
 second >= 4x the earlier server's.
 
