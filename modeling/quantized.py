@@ -97,7 +97,8 @@ class Int8Cells:
         states[0] = (x, c)
         for index, weights in enumerate(self.later, start=1):
             h, c = states[index]
-            x, c = self._cell(_LINEAR_DYNAMIC(torch.cat([x, h, pins], dim=1), weights, True), c, self.state_sizes[index])
+            gates = _LINEAR_DYNAMIC(torch.cat([x, h, pins], dim=1), weights, True)
+            x, c = self._cell(gates, c, self.state_sizes[index])
             states[index] = (x, c)
         return _LINEAR_DYNAMIC(torch.cat([x, pins], dim=1), self.head, True)  # reduce_range, as the module has it
 
