@@ -337,7 +337,15 @@ def measure(name: str, extra: list[str], args: argparse.Namespace, work: Path) -
         for fraction in args.open_loop:  # arrival rates as fractions of what the crowd got through
             rate = fraction * crowd["completed_per_s"]
             label = f"{name}: arrivals {rate:.1f}/s ({fraction:.0%} of the crowd's)"
-            opens.append(summarise(label, *open_loop(url, rate, args.open_requests, seed=int(fraction * 100))))
+            before = cpu_by_process(server.pid)
+            records, wall = open_loop(url, rate, args.open_requests, seed=int(fraction * 100))
+            row = summarise(label, records, wall)
+            # How busy the CPUs were: the machine's speed drifts, and a rate set from the crowd's throughput can
+            # exceed what it gives a minute later (then requests queue and the median says so).
+            used = sum(cpu_by_process(server.pid).values()) - sum(before.values())
+            row["cpus_busy"] = round(used / (wall * (os.cpu_count() or 1)), 2)
+            row["cpu_s_per_request"] = round(used / max(row["completed"], 1), 3)
+            opens.append(row)
         alive = server.poll() is None and answers(url)
         outcome, after = CallAPI(url).generate(**REQUEST, seed=1)
         still_generates = outcome == "completed" and str(after[0]).startswith("**Done**")
@@ -466,8 +474,11 @@ def main() -> None:
             f"{run['server']}: crowd CPU per request: server {cpu['server']:.3f} s, its child processes (rendering) "
             f"{cpu['children']:.3f} s, load generator {cpu['load_generator']:.3f} s; the CPUs {cpu['busy']:.0%} busy"
         )
-        for phase, ratio in run["open_loop_median_vs_lone"].items():
-            print(f"{phase}: median / lone median {ratio:.2f}")
+        for row in run["phases"][2:]:
+            print(
+                f"{row['phase']}: median / lone median {run['open_loop_median_vs_lone'][row['phase']]:.2f} "
+                f"(CPUs {row['cpus_busy']:.0%} busy, {row['cpu_s_per_request']:.3f} CPU-s a request)"
+            )
     for run in runs[1:]:
         gain = run["phases"][1]["notes_per_s"] / max(runs[0]["phases"][1]["notes_per_s"], 1e-9)
         print(f"crowd notes/s, {run['server']} / {runs[0]['server']}: {gain:.2f}x")

@@ -4,6 +4,7 @@ MIDI, audio and piano rolls into a folder. The UI only turns form values into `D
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -149,13 +150,24 @@ class Engine:
             critic=self.critic() if settings.best_of > 1 else None,
             int8=self.int8,
         )
-        notices = [] if self.synth else [SYNTH_MISSING]
-        rendered = [self._render(piece, index, out_dir, notices) for index, piece in enumerate(pieces, start=1)]
+        rendered, notices = self._render_all(pieces, out_dir)
         report = {**pieces[0].settings, "prompt": prompt.label, "model": self.model_label}
         if settings.best_of > 1 and len(pieces) > 1:  # each variation kept its own candidate
             report["chosen"] = [piece.settings["chosen"] for piece in pieces]
         command = cli_command(report, prompt.cli_argument, self.model_args)
         return Result(rendered, report, command, tuple(dict.fromkeys(notices)))
+
+    def _render_all(self, pieces: list[GeneratedPiece], out_dir: Path) -> tuple[list[RenderedPiece], list[str]]:
+        """Each piece's files, and notices for the user. Several variations render side by side (the synthesizer's
+        render workers are one per core), so a request for four waits for about two renders on two cores, not four."""
+        notices: list[list[str]] = [[] if self.synth else [SYNTH_MISSING] for _ in pieces]
+        jobs = [(piece, index, out_dir, notices[index - 1]) for index, piece in enumerate(pieces, start=1)]
+        if len(jobs) == 1:
+            rendered = [self._render(*jobs[0])]
+        else:
+            with ThreadPoolExecutor(len(jobs), thread_name_prefix="toccata-render") as pool:
+                rendered = list(pool.map(lambda job: self._render(*job), jobs))
+        return rendered, [notice for own in notices for notice in own]
 
     def _render(self, piece: GeneratedPiece, index: int, out_dir: Path, notices: list[str]) -> RenderedPiece:
         stem = f"toccata-{piece.settings['sampler']['seed']}-{index}"

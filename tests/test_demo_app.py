@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -34,7 +35,7 @@ from toccata.modeling import SAMPLERS, GuardSettings, SamplerSettings
 from toccata.modeling.hub import random_model, save_checkpoint
 
 import toccata
-from toccata.audio import SYNTH_MISSING
+from toccata.audio import SYNTH_MISSING, Synth
 
 CHORALE = PromptChoice(source="corpus", work="bach/bwv66.6", beats=8)
 
@@ -100,6 +101,27 @@ def test_variations_share_a_seed_and_differ(engine, tmp_path):
     result = engine.run(settings, tmp_path)
     assert len(result.pieces) == 3
     assert len({piece.midi.read_bytes() for piece in result.pieces}) == 3
+
+
+def test_variations_render_their_audio_side_by_side_each_to_its_own_file(engine, tmp_path):
+    require_fluidsynth()
+    spans: list[tuple[str, float, float]] = []
+
+    class TimedSynth(Synth):  # the real renders, with when each began and ended
+        def render(self, midi, audio):
+            began = time.monotonic()
+            done = super().render(midi, audio)
+            spans.append((Path(audio).stem, began, time.monotonic()))
+            return done
+
+    timed = dataclasses.replace(engine, synth=TimedSynth(**dataclasses.asdict(engine.synth)))
+    settings = DemoSettings(SamplerSettings("top_k", seed=5), length=2, length_unit="bars", variations=3)
+    result = timed.run(settings, tmp_path)
+    stems = [piece.audio.stem for piece in result.pieces]
+    assert stems == [piece.midi.stem for piece in result.pieces] == [f"toccata-5-{i}" for i in (1, 2, 3)]
+    assert all(audio_peak(piece.audio) > 0.01 for piece in result.pieces)
+    assert len({piece.audio.read_bytes() for piece in result.pieces}) == 3
+    assert max(began for _, began, _ in spans) < min(ended for _, _, ended in spans), "the renders ran one by one"
 
 
 def test_sampler_controls_are_shown_only_where_they_matter():
