@@ -262,6 +262,14 @@ class FluidSynthLibrary:
             self.lanes.put(fonts)
 
 
+def _usable_cores() -> int:
+    """The cores this process may run on (a container's CPU set, where the OS says), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
 class RenderWorkers:
     """Helper processes rendering with libfluidsynth (`python -m toccata.audio`), each one render at a time: one per
     core, at most 4 ($TOCCATA_RENDER_WORKERS sets it). Started on first use; one that dies or overruns its timeout is
@@ -280,7 +288,7 @@ class RenderWorkers:
                 wanted = os.environ.get("TOCCATA_RENDER_WORKERS", "")
                 # One per core: the demo on 2 cores under load made 1.15-1.3x the throughput with 2 than with 1 (the
                 # renders no longer wait in line while a core idles, and the slower decoding steps batch more rows).
-                count = int(wanted) if wanted.isdigit() else min(4, max(1, os.cpu_count() or 1))
+                count = int(wanted) if wanted.isdigit() else min(4, max(1, _usable_cores()))
                 _workers.append(cls(count))
             return _workers[0]
 
