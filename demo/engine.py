@@ -150,7 +150,8 @@ class Engine:
             critic=self.critic() if settings.best_of > 1 else None,
             int8=self.int8,
         )
-        rendered, notices = self._render_all(pieces, out_dir)
+        rendered, failures = self._render_all(pieces, out_dir)
+        notices = ([] if self.synth else [SYNTH_MISSING]) + failures
         report = {**pieces[0].settings, "prompt": prompt.label, "model": self.model_label}
         if settings.best_of > 1 and len(pieces) > 1:  # each variation kept its own candidate
             report["chosen"] = [piece.settings["chosen"] for piece in pieces]
@@ -158,9 +159,10 @@ class Engine:
         return Result(rendered, report, command, tuple(dict.fromkeys(notices)))
 
     def _render_all(self, pieces: list[GeneratedPiece], out_dir: Path) -> tuple[list[RenderedPiece], list[str]]:
-        """Each piece's files, and notices for the user. Several variations render side by side (the synthesizer's
-        render workers are one per core), so a request for four waits for about two renders on two cores, not four."""
-        notices: list[list[str]] = [[] if self.synth else [SYNTH_MISSING] for _ in pieces]
+        """Each piece's files, and a notice for each render that failed, in the pieces' order. Several variations render
+        side by side (the synthesizer's render workers are one per core), so a request for four waits for about two
+        renders on two cores, not four."""
+        notices: list[list[str]] = [[] for _ in pieces]  # one list per piece: the threads never share one
         jobs = [(piece, index, out_dir, notices[index - 1]) for index, piece in enumerate(pieces, start=1)]
         if len(jobs) == 1:
             rendered = [self._render(*jobs[0])]
