@@ -89,6 +89,21 @@ def test_each_sampler_gives_midi_audio_and_a_two_colour_piano_roll(engine, sampl
     assert piece.text.startswith("# toccata-notewise") and not result.notices
 
 
+@pytest.mark.parametrize("anchor", ["rm", "mt", "mb", "lb"])
+def test_the_piano_rolls_stamped_labels_are_the_pixels_pillow_draws(anchor):
+    from PIL import Image, ImageDraw, ImageFont
+
+    from toccata.demo.render import TEXT, _label
+
+    for text, xy in [("C4", (40, 120)), ("quarter notes", (500, 336)), ("piano continuation", (700, 336)), ("128", (9, 9))]:
+        drawn, stamped = (Image.new("P", (1000, 340), "white") for _ in range(2))
+        ImageDraw.Draw(drawn).text(xy, text, fill=TEXT, font=ImageFont.load_default(), anchor=anchor)
+        _label(ImageDraw.Draw(stamped), xy, text, anchor)  # twice: the second comes from the cache
+        _label(ImageDraw.Draw(stamped), xy, text, anchor)
+        assert drawn.getbbox() is not None, "Pillow drew nothing to compare with"
+        assert np.array_equal(np.asarray(drawn.convert("RGB")), np.asarray(stamped.convert("RGB"))), (text, anchor)
+
+
 def test_without_a_synthesizer_the_app_says_so_and_still_gives_midi(engine, tmp_path):
     silent = dataclasses.replace(engine, synth=None)
     result = silent.run(DemoSettings(SamplerSettings("greedy"), length=2), tmp_path)
