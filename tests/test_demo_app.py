@@ -95,12 +95,13 @@ def test_the_piano_rolls_stamped_labels_are_the_pixels_pillow_draws(anchor):
 
     from toccata.demo.render import TEXT, _label
 
-    for text, xy in [("C4", (40, 120)), ("quarter notes", (500, 336)), ("piano continuation", (700, 336)), ("128", (9, 9))]:
+    labels = [("C4", (40, 120)), ("quarter notes", (500, 336)), ("piano continuation", (700, 336)), ("128", (9, 9))]
+    for text, xy in labels:
         drawn, stamped = (Image.new("P", (1000, 340), "white") for _ in range(2))
         ImageDraw.Draw(drawn).text(xy, text, fill=TEXT, font=ImageFont.load_default(), anchor=anchor)
         _label(ImageDraw.Draw(stamped), xy, text, anchor)  # twice: the second comes from the cache
         _label(ImageDraw.Draw(stamped), xy, text, anchor)
-        assert drawn.getbbox() is not None, "Pillow drew nothing to compare with"
+        assert drawn.getbbox() is not None, "Pillow drew nothing to compare with"  # white is palette index 0
         assert np.array_equal(np.asarray(drawn.convert("RGB")), np.asarray(stamped.convert("RGB"))), (text, anchor)
 
 
