@@ -49,6 +49,15 @@ INTRO = """# Toccata
 Piano music from an LSTM over notewise tokens. Pick a sampler, a prompt to continue (or none), press **Generate**.
 Same seed + same settings = same music."""
 RANDOM_SEED_JS = "() => Math.floor(Math.random() * 2147483647)"
+COMPOSING, READING = "Composing…", "Reading the prompt…"  # how the status line reads while a job runs
+STOPPED = "Stopped."
+# Run in the page when a job ends without its pieces (Stop, an error): a status that still reads as running
+# becomes "Stopped.". A progress update already on its way when Stop was pressed lands after Stop's own
+# "Stopped." while the page waits for the server to confirm the cancel, so Stop alone can leave "Composing…".
+STOPPED_IF_RUNNING_JS = (
+    f"(status) => [{COMPOSING!r}, {READING!r}].some((prefix) => (status || '').startsWith(prefix))"
+    f" ? {STOPPED!r} : status"
+)
 
 
 @dataclass(frozen=True)
@@ -234,8 +243,8 @@ def _generate(engine: Engine, outputs: Outputs, values: dict[str, Any]) -> Itera
                 yield _result_updates(event.value, outputs)
             elif event != shown:  # while a job waits, nothing new to say
                 shown = event
-                text = f"Composing… {event.done:,} tokens so far (at most {event.total:,})." if event.total else ""
-                yield _progress_updates(outputs, text or "Reading the prompt…")
+                text = f"{COMPOSING} {event.done:,} tokens so far (at most {event.total:,})." if event.total else ""
+                yield _progress_updates(outputs, text or READING)
     except ValueError as err:  # MidiError and bad settings name the input and the fix
         raise _user_error(err, "Cannot use this input") from None
     finally:
@@ -304,7 +313,11 @@ def build_demo(
         )
         slots = [*outputs.audios, *outputs.rolls]
         job.then(_show_filled, slots, slots, queue=False, api_visibility="private")
-        stop.click(None, outputs=outputs.status, js="() => 'Stopped.'", cancels=[job], api_visibility="private")
+        stop.click(None, outputs=outputs.status, js=f"() => {STOPPED!r}", cancels=[job], api_visibility="private")
+        # The page runs a job's failure handlers once the cancel is confirmed and its updates no longer apply.
+        job.failure(
+            None, outputs.status, outputs.status, js=STOPPED_IF_RUNNING_JS, queue=False, api_visibility="private"
+        )
     # Gradio summarises its last 10,000 events with pandas after every event by default (CPU that grows with the
     # server's age, taken from the requests); every 100 events is plenty for its /monitoring page. Set before the
     # queue is made, which reads it; a value the user set wins.

@@ -16,7 +16,7 @@ from demo_support import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, require_chrom
 from toccata.demo.answers import AnswerStore
 from toccata.demo.background import WORKER_NAME
 from toccata.demo.prompt import MAX_UPLOAD_BYTES, corpus_midi
-from toccata.demo.ui import build_demo
+from toccata.demo.ui import PROGRESS_EVERY_S, build_demo
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -130,6 +130,9 @@ def test_a_random_seed_and_a_bad_upload_in_the_page(page, tmp_path):
 
 
 def test_stop_cancels_a_long_generation(page):
+    # A busy server answers the cancel late, and a progress update arrives meanwhile: the page must still end on
+    # "Stopped." (it once stayed on "Composing…"). The delay stands in for the busy server.
+    page.route("**/gradio_api/cancel", lambda route: (time.sleep(2 * PROGRESS_EVERY_S + 0.5), route.continue_()))
     set_slider(page, "length", 240)
     set_slider(page, "calmness", -5)  # busy music: thousands of tokens
     set_slider(page, "variations", 4)
@@ -138,6 +141,8 @@ def test_stop_cancels_a_long_generation(page):
     page.locator("#status").get_by_text("Composing").wait_for()
     page.locator("#stop").click()
     page.locator("#status").get_by_text("Stopped.").wait_for()
+    time.sleep(2 * PROGRESS_EVERY_S)
+    assert page.locator("#status").inner_text() == "Stopped.", "no update after Stop overwrites the status"
     deadline = time.monotonic() + 2  # the server runs in this process: its worker thread must end
     while any(thread.name == WORKER_NAME for thread in threading.enumerate()) and time.monotonic() < deadline:
         time.sleep(0.05)
