@@ -63,6 +63,18 @@ def set_slider(page, elem_id: str, value: float) -> None:
     box.press("Enter")
 
 
+def upload(page, path) -> None:
+    """Pick `path` in the visible upload box and wait until the box lists it as uploaded.
+
+    The uploaded file's row is labelled with its name; its text is split in two (stem, extension). While the
+    upload runs a progress line shows the whole name, but on a busy machine it can come and go unseen.
+    """
+    box = page.locator("#prompt_file")
+    box.wait_for(state="visible")
+    box.locator("input[type=file]").set_input_files(path)
+    box.get_by_label(path.name).wait_for()
+
+
 def test_a_user_continues_an_uploaded_prompt_and_downloads_the_midi(page, tmp_path):
     require_fluidsynth()
     prompt = tmp_path / "chorale.mid"
@@ -75,8 +87,7 @@ def test_a_user_continues_an_uploaded_prompt_and_downloads_the_midi(page, tmp_pa
     page.get_by_label("bars").check()
     set_slider(page, "variations", 2)
     page.get_by_label("upload a MIDI file").check()
-    page.locator("#prompt_file input[type=file]").set_input_files(prompt)
-    page.locator("#prompt_file").get_by_text("chorale.mid").wait_for()
+    upload(page, prompt)
     page.locator("#generate").click()
 
     page.locator("#status").get_by_text("Done").wait_for()
@@ -123,8 +134,7 @@ def test_a_random_seed_and_a_bad_upload_in_the_page(page, tmp_path):
     bad = tmp_path / "notes.mid"
     bad.write_bytes(b"not music\n" * 20)
     page.get_by_label("upload a MIDI file").check()
-    page.locator("#prompt_file input[type=file]").set_input_files(bad)
-    page.locator("#prompt_file").get_by_text("notes.mid").wait_for()
+    upload(page, bad)
     page.locator("#generate").click()
     page.get_by_text("this is not a MIDI file").first.wait_for()
 
