@@ -5,13 +5,19 @@ cancelled request that stops using the CPU."""
 from __future__ import annotations
 
 import http.server
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from demo_support import demo_server, is_up, require_fluidsynth, audio_peak
+from demo_support import ROOT, demo_server, is_up, require_fluidsynth, audio_peak
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from helpers import END_OF_TRACK, smf
@@ -148,15 +154,30 @@ def test_the_api_composes_with_no_arguments_at_all(client):
     assert out[STATUS].startswith("**Done**") and len(out[FILES]) >= 1
 
 
-def test_the_api_composes_over_plain_http_as_the_curl_example_in_the_docs_does(server):
-    """docs/demo.md's curl recipe: the data list in /gradio_api/info's order, POST, then read the event stream."""
+def _documented_http_call() -> tuple[str, list[str], list]:
+    """docs/demo.md's curl block, the parameter names its text lists, and the data list its block posts."""
+    text = (ROOT / "docs" / "demo.md").read_text()
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", text, re.S) if "gradio_api/call/generate" in b)
+    names = re.search(r"in the order `/gradio_api/info` gives \(([^)]*)\)", text).group(1)
+    payload = json.loads(re.search(r"-d '([^']*)'", block).group(1))
+    return block, [name.strip() for name in names.split(",")], payload["data"]
+
+
+def test_the_api_composes_over_plain_http_as_the_curl_example_in_the_docs_does(server, tmp_path):
+    """docs/demo.md's curl recipe as written (the port changed): the names it lists are /gradio_api/info's, in order,
+    and the block, run by bash with curl (or its data posted with httpx where curl is missing), composes."""
+    block, names, data = _documented_http_call()
     info = httpx.get(f"{server.url}gradio_api/info", timeout=30).json()["named_endpoints"]["/generate"]["parameters"]
-    values = {p["parameter_name"]: p["parameter_default"] for p in info}
-    values.update(QUICK)
-    posted = httpx.post(
-        f"{server.url}gradio_api/call/generate", json={"data": [values[p["parameter_name"]] for p in info]}, timeout=30
-    )
-    event = posted.json()["event_id"]
-    stream = httpx.get(f"{server.url}gradio_api/call/generate/{event}", timeout=120).text
+    assert names == [p["parameter_name"] for p in info]
+    assert len(data) == len(info)
+    if shutil.which("curl"):
+        script = tmp_path / "call.sh"
+        script.write_text("set -eu\n" + block.replace("http://127.0.0.1:7860/", server.url))
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+        run = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=180, env=env)
+        stream = run.stdout + run.stderr
+    else:
+        event = httpx.post(f"{server.url}gradio_api/call/generate", json={"data": data}, timeout=30).json()["event_id"]
+        stream = httpx.get(f"{server.url}gradio_api/call/generate/{event}", timeout=120).text
     assert "event: complete" in stream, stream[-500:]
     assert "**Done**" in stream
