@@ -100,6 +100,7 @@ def save_checkpoint(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model.generation_config = default_generation_config(model.config, sampler, guards)
+    model.config.use_cache = True  # `Trainer` turns it off for training; a user's `model(ids)` should return the state
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     ModelCard(_card_text(model, card or CardInfo())).save(folder / "README.md")

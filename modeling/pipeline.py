@@ -30,6 +30,9 @@ class GenerationCancelled(RuntimeError):
     """Raised by `compose()` when its `cancel` event is set while tokens are being generated."""
 
 
+QPM_RANGE = (1.0, 1200.0)  # the tempos MIDI files may carry here (tokenization's MidiLimits): quarters a minute
+
+
 @dataclass
 class GenerationRequest:
     """Everything that decides a piece, so that the same request with the same seed gives the same music."""
@@ -49,6 +52,8 @@ class GenerationRequest:
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and value > 0):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if self.qpm is not None and not QPM_RANGE[0] <= self.qpm <= QPM_RANGE[1]:
+            raise ValueError(f"qpm must be from {QPM_RANGE[0]:g} to {QPM_RANGE[1]:g}, got {self.qpm!r}")
         if self.beats is None and self.seconds is None and self.max_new_tokens is None:
             raise ValueError("give a length: beats, seconds or max_new_tokens")
         if not isinstance(self.num_samples, int) or not 1 <= self.num_samples <= 64:

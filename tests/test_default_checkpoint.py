@@ -74,6 +74,19 @@ def test_is_trained_far_below_the_unigram_on_piano_music_it_never_saw(loaded):
     assert loss < 2.0, loss
 
 
+def test_a_forward_pass_returns_the_state_to_go_on_from(loaded):
+    """As transformers users expect in eval mode (`use_cache` defaults to on, though `Trainer` saves it off):
+    `model(ids)` returns the recurrent state, and going on from it equals one pass over the whole sequence."""
+    model, tokenizer = loaded
+    assert model.config.use_cache
+    ids = torch.tensor([tokenizer.convert_tokens_to_ids("p60 wait12 endp60 p64 wait6 endp64 p67 wait12".split())])
+    with torch.no_grad():
+        first = model(ids[:, :5])
+        assert first.cache is not None
+        going_on = model(ids[:, 5:], cache=first.cache).logits
+        whole = model(ids).logits
+    torch.testing.assert_close(going_on, whole[:, 5:], rtol=1e-4, atol=1e-4)
+
 def test_pipeline_without_a_model_uses_it():
     from transformers import pipeline
 

@@ -215,6 +215,20 @@ def test_loss_is_the_shifted_cross_entropy_and_ignores_minus_100():
     assert abs(out.loss.item() - math.log(228)) < 0.5
 
 
+def test_num_items_in_batch_makes_accumulated_losses_add_up_to_the_whole_batch_loss():
+    """What `Trainer` relies on with gradient accumulation: each part's loss is its sum over the labelled tokens of
+    all parts, so the parts' losses (and gradients) add up to the whole batch's mean."""
+    model = TESTER.model()
+    ids = TESTER.input_ids(batch_size=4)
+    labels = ids.clone()
+    labels[1, 2:9] = -100  # parts with different numbers of labelled tokens
+    whole = model(ids, labels=labels).loss
+    items = int((labels[:, 1:] != -100).sum())
+    parts = [model(ids[i : i + 2], labels=labels[i : i + 2], num_items_in_batch=items).loss for i in (0, 2)]
+    torch.testing.assert_close(parts[0] + parts[1], whole, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(parts[0], model(ids[:2], labels=labels[:2]).loss)  # not the part's own mean
+
+
 def test_labels_with_logits_to_keep_raise_a_clear_error():
     model = TESTER.model()
     ids = TESTER.input_ids()
@@ -280,6 +294,74 @@ def test_state_equivalence_with_three_layers_and_chunks():
         pieces.append(out.logits)
         cache = out.cache
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=0, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------ padding
+
+
+def padded(rows: list[torch.Tensor], length: int, side: str, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention_mask) of `rows` padded to `length` on the left, on the right, or at random places inside."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.zeros(len(rows), length, dtype=torch.long)
+    mask = torch.zeros(len(rows), length, dtype=torch.long)
+    for b, row in enumerate(rows):
+        n = len(row)
+        if side == "left":
+            where = torch.arange(length - n, length)
+        elif side == "right":
+            where = torch.arange(n)
+        else:
+            where = torch.randperm(length, generator=generator)[:n].sort().values
+        ids[b, where], mask[b, where] = row, 1
+    return ids, mask
+
+
+ROWS = [TESTER.input_ids(seed=s, batch_size=1, seq_length=n)[0] for s, n in ((1, 9), (2, 4), (3, 1), (4, 6))]
+
+
+@pytest.mark.parametrize("side", ["left", "right", "inside"])
+def test_a_padded_batch_gives_each_row_the_logits_and_state_it_gets_alone(side):
+    model = TESTER.model()
+    ids, mask = padded(ROWS, 12, side)
+    out = model(ids, attention_mask=mask, use_cache=True)
+    for b, row in enumerate(ROWS):
+        alone = model(row[None], use_cache=True)
+        torch.testing.assert_close(out.logits[b, mask[b].bool()], alone.logits[0], rtol=1e-5, atol=1e-5)
+        for (h, c), (h1, c1) in zip(out.cache.states, alone.cache.states):
+            torch.testing.assert_close(h[b], h1[0], rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(c[b], c1[0], rtol=1e-5, atol=1e-5)
+    if side != "right":  # without the mask, padding before a row's tokens is read as music: the row differs
+        unmasked = model(ids).logits
+        assert not torch.allclose(unmasked[1, mask[1].bool()], model(ROWS[1][None]).logits[0], atol=1e-3)
+
+
+def test_padding_steps_leave_a_carried_state_alone():
+    """A continuation chunk with padding goes on from the cache exactly as the unpadded chunk does."""
+    model = TESTER.model()
+    start = TESTER.input_ids(seed=5, batch_size=2, seq_length=4)
+    chunk = TESTER.input_ids(seed=6, batch_size=2, seq_length=3)
+    plain = model(chunk, cache=model(start, use_cache=True).cache, use_cache=True)
+    ids, mask = padded(list(chunk), 6, "inside", seed=1)
+    mask = torch.cat([torch.ones(2, 4, dtype=torch.long), mask], dim=1)  # as generate() passes it: the whole mask
+    out = model(ids, attention_mask=mask, cache=model(start, use_cache=True).cache, use_cache=True)
+    torch.testing.assert_close(out.logits[:, -1], plain.logits[:, -1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out.cache.states[-1][1], plain.cache.states[-1][1], rtol=1e-5, atol=1e-5)
+
+
+def test_a_padded_batch_trains_with_every_dropout_on():
+    model = TESTER.model().train()
+    ids, mask = padded(ROWS, 12, "left")
+    labels = ids.masked_fill(mask == 0, -100)
+    loss = model(ids, attention_mask=mask, labels=labels).loss
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_an_attention_mask_that_does_not_fit_the_inputs_is_refused():
+    model = TESTER.model()
+    with pytest.raises(ValueError, match="attention_mask of shape"):
+        model(TESTER.input_ids(), attention_mask=torch.ones(TESTER.batch_size, 3))
 
 
 # ------------------------------------------------------------------------------------------------ dropouts
@@ -477,6 +559,17 @@ def test_generate_with_cache_equals_generate_without():
     # and each greedy token is the argmax of a full forward pass over what came before
     logits = model(cached).logits
     assert torch.equal(logits[:, 4:-1].argmax(dim=-1), cached[:, 5:])
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_generate_on_a_padded_batch_gives_each_prompt_its_own_continuation(side):
+    """Prompts of different lengths in one padded batch (`attention_mask`): the tokens each gets alone."""
+    model = TESTER.model()
+    ids, mask = padded(ROWS[:3], 9, side)
+    batch = model.generate(ids, attention_mask=mask, max_new_tokens=12, do_sample=False, pad_token_id=0)
+    for b, row in enumerate(ROWS[:3]):
+        alone = model.generate(row[None], max_new_tokens=12, do_sample=False, pad_token_id=0)
+        assert batch[b, 9:].tolist() == alone[0, len(row) :].tolist(), b
 
 
 def test_beam_search_reorders_the_cache():

@@ -100,7 +100,7 @@ def publish(comparison: dict, dest: str | Path) -> Path:
     for name in CODE_AND_WEIGHTS:
         shutil.copy2(src / name, dest / name)
     config = json.loads((dest / "config.json").read_text())
-    config["use_cache"] = False  # as the piano default: generate() passes the cache itself
+    config["use_cache"] = True  # `Trainer` saved it off; `model(ids)` should return the recurrent state to go on from
     holder = type("Config", (), {k: config[k] for k in ("pad_token_id", "bos_token_id", "eos_token_id")})
     generation = default_generation_config(holder, SamplerSettings(**PRESET_SAMPLER), GuardSettings(**PRESET_GUARDS))
     assert isinstance(generation, GenerationConfig)

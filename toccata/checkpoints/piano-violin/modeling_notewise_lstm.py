@@ -20,6 +20,7 @@ import torch.nn.functional as F
 import transformers
 from torch import nn
 from torch.func import functional_call
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache
@@ -158,17 +159,43 @@ class NotewiseLSTMLayer(nn.Module):
         self.weight_dropout = weight_dropout
         self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
 
-    def forward(self, x: torch.Tensor, state: LSTMState | None) -> tuple[torch.Tensor, LSTMState]:
-        """x: (batch, time, input); state: (h, c), each (batch, hidden), or None for zeros. Returns (output, state)."""
+    def forward(
+        self, x: torch.Tensor, state: LSTMState | None, keep: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, LSTMState]:
+        """x: (batch, time, input); state: (h, c), each (batch, hidden), or None for zeros; keep: (batch, time) bool,
+        False at padding, or None for none. Returns (output, state)."""
+        if keep is not None:
+            return self._masked(x, state, keep)
         if state is not None and x.shape[1] == 1 and not self.training:
             return self._step(x, state)
         hx = None if state is None else (state[0].unsqueeze(0).contiguous(), state[1].unsqueeze(0).contiguous())
+        out, (h_n, c_n) = self._run(x, hx)
+        return out, (h_n[0], c_n[0])
+
+    def _run(self, x: torch.Tensor | PackedSequence, hx: LSTMState | None):
+        """`nn.LSTM` on x, its hidden-to-hidden weights dropped (DropConnect) in training."""
         if self.training and self.weight_dropout > 0.0:
             dropped = F.dropout(self.lstm.weight_hh_l0, self.weight_dropout, training=True)
-            out, (h_n, c_n) = functional_call(self.lstm, {"weight_hh_l0": dropped}, (x, hx))
-        else:
-            out, (h_n, c_n) = self.lstm(x, hx)
-        return out, (h_n[0], c_n[0])
+            return functional_call(self.lstm, {"weight_hh_l0": dropped}, (x, hx))
+        return self.lstm(x, hx)
+
+    def _masked(self, x: torch.Tensor, state: LSTMState | None, keep: torch.Tensor) -> tuple[torch.Tensor, LSTMState]:
+        """Padding skipped, on either side or inside: each row reads only its kept steps, as it would alone, and a
+        padding step outputs the row's latest h (its state before the first kept step). One packed `nn.LSTM` call:
+        each row's kept steps are moved to its front, run, and put back."""
+        batch, time, _ = x.shape
+        h0, c0 = state if state is not None else (x.new_zeros(batch, self.hidden_size),) * 2
+        lengths = keep.sum(dim=1)
+        front = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)  # kept steps first, in their order
+        compact = x.gather(1, front.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+        packed = pack_padded_sequence(compact, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+        out, (h_n, c_n) = self._run(packed, (h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous()))
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=time)
+        read = keep.long().cumsum(dim=1)  # kept steps read so far, at every step
+        out = out.gather(1, (read - 1).clamp(min=0).unsqueeze(-1).expand(-1, -1, self.hidden_size))
+        out = torch.where((read > 0).unsqueeze(-1), out, h0.unsqueeze(1))
+        empty = (lengths == 0).unsqueeze(-1)  # all padding: the state stays as it was
+        return out, (torch.where(empty, h0, h_n[0]), torch.where(empty, c0, c_n[0]))
 
     def _step(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, LSTMState]:
         """One time step by hand, same maths and weights as `nn.LSTM` (gate order i, f, g, o), fewest kernel calls."""
@@ -250,9 +277,12 @@ class NotewiseLSTMModel(NotewiseLSTMPreTrainedModel):
         use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        attention_mask: torch.Tensor | None = None,
         **kwargs,
     ) -> NotewiseLSTMOutput | tuple:
-        """input_ids: (batch, time). `cache` carries (h, c) of every layer from the previous call."""
+        """input_ids: (batch, time). `cache` carries (h, c) of every layer from the previous call. `attention_mask`
+        (0 at padding; its last `time` columns are these inputs', as `generate()` passes it): padded steps leave the
+        state alone, so a padded row gives the outputs and state it gives alone, left, right or inside padding."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("NotewiseLSTMModel.forward: pass exactly one of `input_ids` or `inputs_embeds`")
         use_cache = use_cache if use_cache is not None else (self.config.use_cache and not self.training)
@@ -264,12 +294,13 @@ class NotewiseLSTMModel(NotewiseLSTMPreTrainedModel):
             cache = NotewiseLSTMCache(len(self.layers))
 
         hidden = self._embed(input_ids) if inputs_embeds is None else inputs_embeds
+        keep = _padding_to_skip(attention_mask, hidden.shape[:2])
         if self.training:
             hidden = self.input_dropout(hidden)
         all_hidden = (hidden,) if output_hidden_states else None
         for index, layer in enumerate(self.layers):
             state = cache.states[index] if cache is not None else None
-            hidden, new_state = layer(hidden, state)
+            hidden, new_state = layer(hidden, state, keep)
             if cache is not None:
                 cache.states[index] = new_state
             if self.training and index < len(self.layers) - 1:
@@ -282,6 +313,20 @@ class NotewiseLSTMModel(NotewiseLSTMPreTrainedModel):
         if not return_dict:
             return tuple(v for v in (hidden, cache, all_hidden) if v is not None)
         return NotewiseLSTMOutput(last_hidden_state=hidden, cache=cache, hidden_states=all_hidden)
+
+
+def _padding_to_skip(attention_mask: torch.Tensor | None, shape: torch.Size) -> torch.Tensor | None:
+    """The mask's last `time` columns as bool (False = padding) where any is 0; None where there is no padding."""
+    if attention_mask is None:
+        return None
+    batch, time = shape
+    if attention_mask.dim() != 2 or attention_mask.shape[0] != batch or attention_mask.shape[1] < time:
+        raise ValueError(
+            f"attention_mask of shape {tuple(attention_mask.shape)} does not cover inputs of shape ({batch}, {time}): "
+            "pass a (batch, time) mask, 1 for tokens and 0 for padding"
+        )
+    keep = attention_mask[:, attention_mask.shape[1] - time :].to(torch.bool)
+    return None if bool(keep.all()) else keep
 
 
 class NotewiseLSTMForCausalLM(NotewiseLSTMPreTrainedModel, GenerationMixin):
@@ -320,7 +365,8 @@ class NotewiseLSTMForCausalLM(NotewiseLSTMPreTrainedModel, GenerationMixin):
     ) -> dict:
         """Only the tokens the recurrent state has not read yet: the prompt first, then one token per step.
 
-        Leaner than the generic version, which inspects signatures and builds masks an LSTM does not use.
+        Leaner than the generic version, which inspects signatures and builds attention masks for every step; the
+        prompt's 2-D `attention_mask` goes along, for the padding to skip.
         """
         cache = cache if cache is not None else kwargs.get("past_key_values")  # transformers < 5.24 calls it so
         seen = cache.seen_tokens if isinstance(cache, NotewiseLSTMCache) else 0
@@ -331,6 +377,9 @@ class NotewiseLSTMForCausalLM(NotewiseLSTMPreTrainedModel, GenerationMixin):
             inputs["input_ids"] = input_ids[:, seen:]
         else:  # generation that began from inputs_embeds: input_ids holds the generated tokens only
             inputs["input_ids"] = input_ids[:, -(next_sequence_length or 1) :]
+        mask, width = kwargs.get("attention_mask"), (inputs.get("input_ids", inputs_embeds)).shape[1]
+        if mask is not None and width > 1:  # the prompt: padding to skip; a step's single new token is never padding
+            inputs["attention_mask"] = mask[:, mask.shape[1] - width :]
         if logits_to_keep is not None:
             inputs["logits_to_keep"] = logits_to_keep
         return inputs
@@ -348,10 +397,12 @@ class NotewiseLSTMForCausalLM(NotewiseLSTMPreTrainedModel, GenerationMixin):
         logits_to_keep: int | torch.Tensor = 0,
         **kwargs,
     ) -> NotewiseLSTMCausalLMOutput | tuple:
-        """Logits for every position (or the last `logits_to_keep`); `labels` are shifted inside (-100 = ignore).
+        """Logits for every position (or the last `logits_to_keep`); `labels` are shifted inside (-100 = ignore). The
+        loss is the mean over labelled tokens, or their sum over `num_items_in_batch` where `Trainer` passes it (as
+        transformers' causal LMs do), so gradient accumulation gives the loss of one large batch.
 
-        `attention_mask` is accepted for `generate()` and ignored: an LSTM reads left to right, so right padding
-        never leaks into earlier positions; batch prompts of different lengths must be generated separately.
+        `attention_mask` (0 at padding, on either side): padded steps leave the recurrent state alone, so prompts of
+        different lengths padded into one batch give each the logits, state and `generate()` tokens it gets alone.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         cache = cache if cache is not None else kwargs.get("past_key_values")  # transformers < 5.24 calls it so
@@ -362,6 +413,7 @@ class NotewiseLSTMForCausalLM(NotewiseLSTMPreTrainedModel, GenerationMixin):
             use_cache=use_cache,
             output_hidden_states=output_hidden_states,
             return_dict=False,
+            attention_mask=attention_mask,
         )
         cache = outputs[1] if len(outputs) > 1 and isinstance(outputs[1], Cache) else None
         all_hidden = outputs[-1] if output_hidden_states else None
@@ -377,9 +429,15 @@ class NotewiseLSTMForCausalLM(NotewiseLSTMPreTrainedModel, GenerationMixin):
                     f"NotewiseLSTMForCausalLM: labels of length {labels.shape[1]} need logits for every position; "
                     f"got {logits.shape[1]} (do not pass logits_to_keep with labels)"
                 )
+            num_items = kwargs.get("num_items_in_batch")  # `Trainer` with gradient accumulation: labels in all batches
             loss = F.cross_entropy(
-                shifted.reshape(-1, shifted.shape[-1]).float(), labels[:, 1:].reshape(-1), ignore_index=-100
+                shifted.reshape(-1, shifted.shape[-1]).float(),
+                labels[:, 1:].reshape(-1),
+                ignore_index=-100,
+                reduction="mean" if num_items is None else "sum",
             )
+            if num_items is not None:
+                loss = loss / torch.as_tensor(num_items, device=loss.device)
 
         if not return_dict:
             return tuple(v for v in (loss, logits, cache, all_hidden) if v is not None)
@@ -397,6 +455,8 @@ class NotewiseLSTMForSequenceClassification(NotewiseLSTMPreTrainedModel):
     loads a generator's embedding and LSTM layers and initialises only the head (its `lm_head` is dropped).
     `config.classifier_dropout` (default 0.1) is the dropout before the head.
     """
+
+    accepts_loss_kwargs = False  # the loss is a mean over the batch: `Trainer` divides it by accumulation steps itself
 
     def __init__(self, config: NotewiseLSTMConfig):
         super().__init__(config)
