@@ -21,7 +21,14 @@ from typing import Any
 
 import numpy as np
 from toccata.tokenization import NotewiseTokenizer
-from toccata.tokenization.midi_io import MidiError, MidiLimits, NoteArrays, load_score, read_midi_bytes
+from toccata.tokenization.midi_io import (
+    MidiError,
+    MidiLimits,
+    NoteArrays,
+    load_score,
+    read_midi_bytes,
+    standard_midi_bytes,
+)
 from toccata.tokenization.tokenization_base import quantize_notes
 
 from .items import MUSIC21, SCORE, SourceItem
@@ -174,24 +181,6 @@ def classify(problem: str) -> str:
     return PARSE_ERROR
 
 
-def unwrap_rmid(data: bytes, name: str) -> bytes:
-    """The Standard MIDI File inside a RIFF RMID wrapper (.rmi, which the crawler keeps); other bytes as they are."""
-    if data[:4] != b"RIFF" or data[8:12] != b"RMID":
-        return data
-    offset = 12
-    while offset + 8 <= len(data):
-        kind, size = data[offset : offset + 4], int.from_bytes(data[offset + 4 : offset + 8], "little")
-        if kind == b"data":
-            inner = data[offset + 8 : offset + 8 + size]
-            if len(inner) < size:
-                raise MidiError(
-                    name, f"RIFF 'data' chunk is truncated: it declares {size} bytes but {len(inner)} remain"
-                )
-            return inner
-        offset += 8 + size + (size & 1)  # RIFF chunks are padded to an even length
-    raise MidiError(name, "RIFF RMID file has no 'data' chunk holding the MIDI")
-
-
 def write_json_atomic(path: Path, value: Any) -> None:
     """Write JSON to a temporary file beside `path`, then rename: a killed process leaves the old file or none."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -301,7 +290,7 @@ def _item_bytes(item: SourceItem, settings: AnalysisSettings) -> tuple[bytes, st
 
         data, blob, score = _converted(Path(settings.work_dir, "scores", key[:2], key), item.path, convert)
     else:
-        return unwrap_rmid(read_midi_bytes(item.locator, settings.limits()), item.path), item.locator, None
+        return standard_midi_bytes(read_midi_bytes(item.locator, settings.limits()), item.path), item.locator, None
     if len(data) > settings.max_file_bytes:
         raise MidiError(item.path, f"file is {len(data)} bytes, over the limit of {settings.max_file_bytes} bytes")
     return data, blob, score
@@ -374,7 +363,6 @@ __all__ = [
     "load_tokens",
     "note_fingerprint",
     "tokenizer_for",
-    "unwrap_rmid",
     "write_bytes_atomic",
     "write_json_atomic",
 ]

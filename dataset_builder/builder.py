@@ -36,10 +36,10 @@ from datasets.builder import Key
 from datasets.utils.file_utils import is_remote_url
 from datasets.utils.tqdm import tqdm as hf_tqdm
 from toccata.tokenization import NotewiseTokenizer
-from toccata.tokenization.midi_io import NoteArrays, load_score
+from toccata.tokenization.midi_io import NoteArrays, load_score, standard_midi_bytes
 from toccata.tokenization.schemes import TokenScheme, grid_notes, load_scheme, make_scheme
 
-from .analysis import AnalysisSettings, analyse_item, load_tokens, tokenizer_for, unwrap_rmid
+from .analysis import AnalysisSettings, analyse_item, load_tokens, tokenizer_for
 from .card import REJECTS_FILE, license_summary, write_card
 from .config import ToccataConfig, is_url
 from .items import SCORE, SourceItem, metadata_json
@@ -359,7 +359,7 @@ def _clear_incomplete(out: Path) -> None:
 def _piece_midi(plan: dict[str, Any], settings: AnalysisSettings) -> bytes:
     """The MIDI bytes of a kept piece as its rows hold them, checked against the hashes the analysis recorded."""
     item, result = plan["item"], plan["result"]
-    data = unwrap_rmid(Path(result["midi_file"]).read_bytes(), item["path"])
+    data = standard_midi_bytes(Path(result["midi_file"]).read_bytes(), item["path"])
     if hashlib.sha256(data).hexdigest() != result["content_hash"]:
         raise ValueError(f"{result['midi_file']} changed while the dataset was being built; run the build again")
     if result.get("mapped"):  # an instrumented build: the row holds the "instrument + piano" MIDI that was tokenized

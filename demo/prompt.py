@@ -21,6 +21,7 @@ from toccata.tokenization.midi_io import (
     load_score,
     music21_corpus_midi,
     score_meta,
+    standard_midi_bytes,
 )
 
 from . import sandbox
@@ -81,26 +82,13 @@ def read_upload(path: str | os.PathLike, max_bytes: int = MAX_UPLOAD_BYTES) -> b
 
 def midi_payload(data: bytes, name: str, limits: MidiLimits = UPLOAD_LIMITS) -> bytes:
     """The Standard MIDI File in `data` (unwrapping RIFF RMID), after cheap structural checks; never parses."""
-    if data[:4] == b"RIFF" and data[8:12] == b"RMID":
-        data = _unwrap_rmid(data, name)
-    elif data[:4] != b"MThd":
+    if not data:
+        raise MidiError(name, "the file is empty; upload a .mid file")
+    data = standard_midi_bytes(data, name)
+    if data[:4] != b"MThd":
         raise MidiError(name, "this is not a MIDI file (it does not start with 'MThd'); upload a .mid file")
     check_midi_bytes(data, name, limits)
     return data
-
-
-def _unwrap_rmid(data: bytes, name: str) -> bytes:
-    """The 'data' chunk of a RIFF RMID file (.rmi), which holds a Standard MIDI File."""
-    offset = 12
-    while offset + 8 <= len(data):
-        kind, size = data[offset : offset + 4], int.from_bytes(data[offset + 4 : offset + 8], "little")
-        if kind == b"data":
-            inner = data[offset + 8 : offset + 8 + size]
-            if len(inner) < size:
-                raise MidiError(name, f"the RMID 'data' chunk is truncated ({len(inner)} of {size} bytes)")
-            return inner
-        offset += 8 + size + (size & 1)  # RIFF chunks are padded to an even length
-    raise MidiError(name, "this RIFF RMID file has no 'data' chunk holding MIDI")
 
 
 def parse_untrusted(data: bytes, name: str, limits: MidiLimits = UPLOAD_LIMITS) -> Any:

@@ -79,7 +79,7 @@ BAD_BYTES = [
     ("missing_track_chunks", smf([note() + END_OF_TRACK], ntracks=3), "room for at most"),
     ("no_tracks", smf([], ntracks=0), "declares no tracks"),
     ("format_3", smf([note() + END_OF_TRACK], fmt=3), "unknown MIDI format 3"),
-    ("riff_wrapped", b"RIFF" + struct.pack("<I", 4 + len(GOOD)) + b"RMID" + GOOD, "RIFF-wrapped MIDI"),
+    ("riff_data_cut", b"RIFF" + struct.pack("<I", 4) + b"RMIDdata" + struct.pack("<I", 999) + GOOD, "is truncated"),
     # symusic: parses a 38-byte file into a note at tick 268,435,455 (559,242 quarter notes, ~78 hours at 120 bpm);
     # tokenizing that would make ~140,000 wait tokens, so the length cap rejects it before any token is made.
     ("max_delta_time", smf([note(delta=0x0FFFFFFF) + END_OF_TRACK]), "quarter notes, over the limit"),
@@ -107,6 +107,25 @@ def test_the_writer_makes_files_that_tokenize(tok, tmp_path):
     # Running status (a repeated status byte left out) is legal MIDI and must keep working.
     running = smf([b"\x00\x90\x3c\x50" + vlq(480) + b"\x3c\x00" + b"\x00\x3e\x50" + vlq(480) + b"\x3e\x00"])
     assert tok.midi_to_tokens(running) == ["p60", "wait12", "endp60", "p62", "wait12", "endp62"]
+
+
+def wrapped_and_long_header() -> dict[str, bytes]:
+    """GOOD as a RIFF RMID file (.rmi, an odd-length chunk before 'data'), and with an 8-byte header: both legal."""
+    rmid = b"RMID" + b"LIST" + struct.pack("<I", 5) + b"INFOx\0" + b"data" + struct.pack("<I", len(GOOD)) + GOOD
+    return {
+        "wrapped.rmi": b"RIFF" + struct.pack("<I", len(rmid)) + rmid,
+        "long_header.mid": b"MThd" + struct.pack(">I", 8) + GOOD[8:14] + b"\x00\x00" + GOOD[14:],
+    }
+
+
+@pytest.mark.parametrize("safe", [False, True], ids=["inprocess", "safe"])
+@pytest.mark.parametrize("name", ["wrapped.rmi", "long_header.mid"])
+def test_riff_wrapped_files_and_longer_headers_read_as_the_plain_file(tok, tmp_path, name, safe):
+    """Both are in the standard (readers skip a header's extra bytes); the native parser refuses both."""
+    path = tmp_path / name
+    path.write_bytes(wrapped_and_long_header()[name])
+    assert tok.midi_to_tokens(path, safe=safe) == GOOD_TOKENS
+    assert tok.midi_to_tokens(path.read_bytes(), safe=safe) == GOOD_TOKENS
 
 
 @pytest.mark.parametrize("safe", [False, True], ids=["inprocess", "safe"])

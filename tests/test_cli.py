@@ -62,3 +62,25 @@ def test_clara_format_both_ways(tmp_path):
     again = toccata("tokenize", str(midi_path), "--format", "clara")
     assert again.returncode == 0, again.stderr
     assert again.stdout.split() == text_path.read_text().split()
+
+
+def test_detokenize_refuses_a_tempo_or_time_signature_no_midi_file_can_carry(tmp_path):
+    """One line naming the file and exit status 2, and no MIDI file written (it would not read back)."""
+    text = tmp_path / "piece.txt"
+    out = tmp_path / "piece.mid"
+    cases = [
+        ("# toccata-notewise qpm=120 time_signature=300/4\np60 wait12 endp60\n", [], "time signature must be N/D"),
+        ("# toccata-notewise qpm=0 time_signature=4/4\np60 wait12 endp60\n", [], "tempo must be from 1 to 1200"),
+        ("p60 wait12 endp60\n", ["--qpm", "nan"], "tempo must be from 1 to 1200"),
+        ("p60 wait12 endp60\n", ["--qpm", "0"], "tempo must be from 1 to 1200"),
+        ("p60 wait12 endp60\n", ["--qpm", "-1"], "tempo must be from 1 to 1200"),
+    ]
+    for body, extra, phrase in cases:
+        text.write_text(body)
+        result = toccata("detokenize", str(text), *extra, "-o", str(out))
+        assert result.returncode == 2, result.stderr
+        assert phrase in result.stderr and "piece.txt" in result.stderr and "Traceback" not in result.stderr
+        assert not out.exists()
+    text.write_text("p60 wait12 endp60\n")
+    assert toccata("detokenize", str(text), "--qpm", "1200", "-o", str(out)).returncode == 0
+    assert round(symusic.Score(str(out)).tempos[0].qpm) == 1200

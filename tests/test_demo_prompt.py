@@ -42,7 +42,7 @@ def test_rmid_is_unwrapped_to_the_same_music():
     "data, message",
     [
         (b"%PDF-1.4 not music at all" * 10, "not a MIDI file"),
-        (b"", "not a MIDI file"),
+        (b"", "the file is empty"),
         (smf([b"\x00\x90\x3c\x40\x60\x80\x3c\x40" + END_OF_TRACK])[:-6], "truncated"),
         (smf([END_OF_TRACK], ntracks=40), "declares 40 tracks"),
         (smf([END_OF_TRACK], division=0x8000 | 25 << 8 | 40), "SMPTE"),

@@ -118,3 +118,52 @@ def test_sustain_pedal_is_applied_only_when_asked():
     assert TOK.midi_to_tokens(data) == "p60 wait2 endp60 wait10 p60 wait1 endp60 wait11 p64 wait1 endp64".split()
     with_pedal = NotewiseTokenizer(sustain_pedal=True)
     assert with_pedal.midi_to_tokens(data) == "p60 wait12 endp60 p60 wait12 endp60 p64 wait1 endp64".split()
+
+
+def tempo_event(delta: int, qpm: int) -> bytes:
+    return ev(delta, 0xFF, 0x51, 3, *round(60_000_000 / qpm).to_bytes(3, "big"))
+
+
+def signature_event(delta: int, numerator: int, denominator_power: int) -> bytes:
+    return ev(delta, 0xFF, 0x58, 4, numerator, denominator_power, 24, 8)
+
+
+NOTE = ev(0, 0x90, 60, 80) + ev(TPQ, 0x80, 60, 0)
+
+
+def test_of_several_tempos_and_signatures_at_the_start_the_last_counts():
+    """Exporters often write a default (120, 4/4) and then the real values at tick 0; the later ones are in effect
+    when the file plays, and they are what the tokens' header and the decoded MIDI get."""
+    start = tempo_event(0, 120) + signature_event(0, 4, 2) + tempo_event(0, 72) + signature_event(0, 3, 2)
+    later = tempo_event(TPQ * 4, 90) + signature_event(0, 6, 3)
+    data = smf([start + later + NOTE + END_OF_TRACK], division=TPQ)
+    encoding = TOK.encode_midi(data)
+    assert encoding.meta == ScoreMeta(qpm=72.0, time_signature=(3, 4))
+    decoded = TOK.tokens_to_midi(encoding.tokens, meta=encoding.meta)
+    assert round(decoded.tempos[0].qpm) == 72
+    assert (decoded.time_signatures[0].numerator, decoded.time_signatures[0].denominator) == (3, 4)
+
+
+def test_a_time_signature_no_midi_file_can_carry_counts_as_absent():
+    """0/4 and 4/256 (a denominator power of 8) come from broken exporters: the default 4/4 stands in."""
+    for bad in (signature_event(0, 0, 2), signature_event(0, 4, 8)):
+        meta = TOK.encode_midi(smf([bad + NOTE + END_OF_TRACK], division=TPQ)).meta
+        assert meta.time_signature == (4, 4)
+
+
+@pytest.mark.parametrize(
+    "fields, phrase",
+    [
+        ({"qpm": 0.0}, "tempo must be from 1 to 1200"),
+        ({"qpm": float("nan")}, "tempo must be from 1 to 1200"),
+        ({"qpm": 1e9}, "tempo must be from 1 to 1200"),
+        ({"time_signature": (300, 4)}, "time signature must be N/D"),
+        ({"time_signature": (4, 3)}, "time signature must be N/D"),
+        ({"time_signature": (0, 4)}, "time signature must be N/D"),
+    ],
+)
+def test_metadata_no_midi_file_can_carry_is_refused_before_anything_is_written(fields, phrase):
+    with pytest.raises(ValueError, match=phrase):
+        ScoreMeta(**fields)
+    with pytest.raises(ValueError, match=phrase):  # also when passed to the decoder on its own
+        TOK.tokens_to_midi(["p60", "wait12", "endp60"], **fields)

@@ -229,6 +229,7 @@ def test_an_unset_cancel_event_changes_nothing():
         (lambda: SamplerSettings("top_n", n=1), "got 1"),
         (lambda: GenerationRequest(beats=-1), "got -1"),
         (lambda: GenerationRequest(qpm=0), "got 0"),
+        (lambda: GenerationRequest(qpm=1e9), "qpm must be from 1 to 1200, got 1000000000"),
         (lambda: GenerationRequest(prompt_beats=-2.5), "got -2.5"),
         (lambda: GenerationRequest(num_samples=0), "got 0"),
         (lambda: GenerationRequest(num_samples=65), "got 65"),

@@ -109,6 +109,17 @@ def _cmd_detokenize(args: argparse.Namespace) -> int:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: cannot read token text ({err})") from None
+    try:
+        score = _decode_token_text(text, args)
+    except ValueError as err:  # a malformed header, a tempo or time signature no MIDI file can carry
+        raise ValueError(f"{path}: {err}") from None
+    written = save_score(score, args.output)
+    print(f"wrote {score.note_num()} notes from {path} to {written}", file=sys.stderr)
+    return 0
+
+
+def _decode_token_text(text: str, args: argparse.Namespace):
+    """The score of token text in the format and scheme `args` name, at `args.qpm` if given."""
     if args.scheme is not None:  # text of `toccata tokenize --scheme` (or a dataset's tokens column)
         from toccata.tokenization import parse_token_text
         from toccata.tokenization.midi_io import ScoreMeta, build_score
@@ -120,19 +131,16 @@ def _cmd_detokenize(args: argparse.Namespace) -> int:
         meta = (
             encoding.meta if args.qpm is None else ScoreMeta(qpm=args.qpm, time_signature=encoding.meta.time_signature)
         )
-        score = build_score([(scheme.decode(scheme.ids(encoding.tokens)), "Piano", 0)], meta)
-    elif args.format == "clara":
+        return build_score([(scheme.decode(scheme.ids(encoding.tokens)), "Piano", 0)], meta)
+    if args.format == "clara":
         from toccata.tokenization.clara import clara_text_to_midi
+        from toccata.tokenization.midi_io import ScoreMeta
 
-        score = clara_text_to_midi(text, qpm=args.qpm or 120.0)
-    else:
-        from toccata.tokenization import NotewiseTokenizer, parse_token_text
+        return clara_text_to_midi(text, qpm=ScoreMeta(qpm=120.0 if args.qpm is None else args.qpm).qpm)
+    from toccata.tokenization import NotewiseTokenizer, parse_token_text
 
-        encoding = parse_token_text(text)
-        score = NotewiseTokenizer().tokens_to_midi(encoding.tokens, meta=encoding.meta, qpm=args.qpm)
-    written = save_score(score, args.output)
-    print(f"wrote {score.note_num()} notes from {path} to {written}", file=sys.stderr)
-    return 0
+    encoding = parse_token_text(text)
+    return NotewiseTokenizer().tokens_to_midi(encoding.tokens, meta=encoding.meta, qpm=args.qpm)
 
 
 def _cmd_build_dataset(args: argparse.Namespace) -> int:

@@ -51,10 +51,26 @@ DEFAULT_LIMITS = MidiLimits()
 
 @dataclass(frozen=True)
 class ScoreMeta:
-    """What the tokens do not carry but a decoded file should get back: the first tempo and time signature."""
+    """What the tokens do not carry but a decoded file should get back: the first tempo and time signature.
+    Checked on creation, so no path writes a MIDI file that readers (this one included) refuse."""
 
     qpm: float = 120.0
     time_signature: tuple[int, int] = (4, 4)
+
+    def __post_init__(self) -> None:
+        low, high = DEFAULT_LIMITS.min_qpm, DEFAULT_LIMITS.max_qpm
+        if not (isinstance(self.qpm, (int, float)) and low <= self.qpm <= high):  # also refuses nan
+            raise ValueError(f"tempo must be from {low:g} to {high:g} quarter notes per minute, got {self.qpm!r}")
+        if not valid_time_signature(*self.time_signature):
+            raise ValueError(
+                f"time signature must be N/D with N from 1 to 255 and D a power of two up to 128, "
+                f"got {'/'.join(map(str, self.time_signature))}"
+            )
+
+
+def valid_time_signature(numerator: int, denominator: int) -> bool:
+    """Whether a MIDI file can carry `numerator/denominator` (its denominator is stored as a power of two)."""
+    return 1 <= numerator <= 255 and denominator in (1, 2, 4, 8, 16, 32, 64, 128)
 
 
 @dataclass
@@ -115,6 +131,35 @@ def read_midi_bytes(path: str | os.PathLike, limits: MidiLimits = DEFAULT_LIMITS
     return data
 
 
+def standard_midi_bytes(data: bytes, name: str) -> bytes:
+    """`data` as a plain Standard MIDI File: the MIDI inside a RIFF RMID wrapper (.rmi), and a header longer than 6
+    bytes cut to 6 (the standard tells readers to skip the extra bytes; the parser refuses them). Other bytes as
+    they are, for `check_midi_bytes` to judge."""
+    if data[:4] == b"RIFF" and data[8:12] == b"RMID":
+        data = _rmid_data(data, name)
+    if data[:4] == b"MThd" and len(data) >= 8:
+        (header_len,) = struct.unpack(">I", data[4:8])
+        if 6 < header_len <= len(data) - 8:
+            data = b"MThd" + struct.pack(">I", 6) + data[8:14] + data[8 + header_len :]
+    return data
+
+
+def _rmid_data(data: bytes, name: str) -> bytes:
+    """The 'data' chunk of a RIFF RMID file, which holds a Standard MIDI File."""
+    offset = 12
+    while offset + 8 <= len(data):
+        kind, size = data[offset : offset + 4], int.from_bytes(data[offset + 4 : offset + 8], "little")
+        if kind == b"data":
+            inner = data[offset + 8 : offset + 8 + size]
+            if len(inner) < size:
+                raise MidiError(
+                    name, f"RIFF 'data' chunk is truncated: it declares {size} bytes but {len(inner)} remain"
+                )
+            return inner
+        offset += 8 + size + (size & 1)  # RIFF chunks are padded to an even length
+    raise MidiError(name, "RIFF RMID file has no 'data' chunk holding the MIDI")
+
+
 def check_midi_bytes(data: bytes, name: str, limits: MidiLimits = DEFAULT_LIMITS) -> None:
     """Structural checks on raw Standard MIDI File bytes, cheap and before the native parser sees them.
 
@@ -126,7 +171,7 @@ def check_midi_bytes(data: bytes, name: str, limits: MidiLimits = DEFAULT_LIMITS
     if len(data) > limits.max_bytes:
         raise MidiError(name, f"file is {len(data)} bytes, over the limit of {limits.max_bytes} bytes")
     if data[:4] == b"RIFF" and data[8:12] == b"RMID":
-        raise MidiError(name, "RIFF-wrapped MIDI (.rmi) is not supported; extract the inner MThd data first")
+        raise MidiError(name, "RIFF-wrapped MIDI (.rmi): unwrap it with `standard_midi_bytes` first")
     if data[:4] != b"MThd":
         raise MidiError(name, "not a Standard MIDI File (it does not start with 'MThd')")
     if len(data) < 14:
@@ -295,6 +340,7 @@ def load_score(
             raise TypeError(
                 f"cannot read MIDI from {type(src).__name__}: pass a path, bytes, a symusic.Score or a music21 stream"
             )
+        data = standard_midi_bytes(data, name)
         check_midi_bytes(data, name, limits)
         score = run_limited(_parse_midi, (bytes(data), name), name, limits) if safe else _parse_midi(bytes(data), name)
     check_score(score, name, limits)
@@ -331,14 +377,23 @@ def check_score(score: symusic.Score, name: str, limits: MidiLimits = DEFAULT_LI
 
 
 def score_meta(score: symusic.Score) -> ScoreMeta:
-    """The first tempo and time signature of `score` (defaults: 120 bpm, 4/4)."""
-    qpm = float(min(score.tempos, key=lambda t: t.time).qpm) if len(score.tempos) else 120.0
-    if len(score.time_signatures):
-        first = min(score.time_signatures, key=lambda t: t.time)
-        time_signature = (int(first.numerator), int(first.denominator))
-    else:
-        time_signature = (4, 4)
-    return ScoreMeta(qpm=round(qpm, 3), time_signature=time_signature)
+    """The tempo and time signature in effect at the start of `score` (defaults: 120 bpm, 4/4). Of several events
+    at the earliest tick the last one counts, as when the file plays: files often set a default and then the real one.
+    A time signature no MIDI file can carry (0/4, 4/0, 4/3) counts as absent."""
+    tempo = _first_in_effect(score.tempos)
+    qpm = round(float(tempo.qpm), 3) if tempo is not None else 120.0
+    signatures = [ts for ts in score.time_signatures if valid_time_signature(int(ts.numerator), int(ts.denominator))]
+    signature = _first_in_effect(signatures)
+    time_signature = (int(signature.numerator), int(signature.denominator)) if signature is not None else (4, 4)
+    return ScoreMeta(qpm=qpm, time_signature=time_signature)
+
+
+def _first_in_effect(events: Any) -> Any:
+    """The last of the events at the earliest time (None if there are none)."""
+    if not len(events):
+        return None
+    earliest = min(event.time for event in events)
+    return [event for event in events if event.time == earliest][-1]
 
 
 def sustain_ends(start: np.ndarray, end: np.ndarray, pedals: Any) -> np.ndarray:

@@ -102,9 +102,9 @@ class TokenEncoding:
                 try:
                     qpm = float(fields.get("qpm", meta.qpm))
                     num, den = (int(x) for x in fields.get("time_signature", "4/4").split("/"))
+                    meta = ScoreMeta(qpm=qpm, time_signature=(num, den))
                 except ValueError as err:
                     raise ValueError(f"malformed token text header {stripped!r}: {err}") from None
-                meta = ScoreMeta(qpm=qpm, time_signature=(num, den))
             elif stripped:
                 body.extend(stripped.split())
         return cls(body, meta, scheme)
@@ -270,7 +270,10 @@ class MidiWordTokenizer(PreTrainedTokenizer):
         Tempo and time signature come from `meta` (as returned by `encode_midi`) or the keywords; default 120 bpm 4/4.
         """
         meta = meta or ScoreMeta()
-        meta = ScoreMeta(qpm=qpm or meta.qpm, time_signature=time_signature or meta.time_signature)
+        meta = ScoreMeta(
+            qpm=meta.qpm if qpm is None else qpm,
+            time_signature=meta.time_signature if time_signature is None else time_signature,
+        )
         grid = self.tokens_to_notes(tokens)
         scale = self.output_tpq // self.steps_per_quarter
         ticks = NoteArrays(grid.start * scale, grid.end * scale, grid.pitch, self.output_tpq)
@@ -286,7 +289,10 @@ class MidiWordTokenizer(PreTrainedTokenizer):
     ) -> str:
         """Token text with its header line (as `toccata tokenize` writes it), for tokens from anywhere."""
         meta = meta or ScoreMeta()
-        meta = ScoreMeta(qpm=qpm or meta.qpm, time_signature=time_signature or meta.time_signature)
+        meta = ScoreMeta(
+            qpm=meta.qpm if qpm is None else qpm,
+            time_signature=meta.time_signature if time_signature is None else time_signature,
+        )
         words = tokens.split() if isinstance(tokens, str) else [self._as_token(t) for t in tokens]
         return TokenEncoding(words, meta, self.scheme).to_text()
 
