@@ -261,10 +261,26 @@ class MusicGenerationPipeline(Pipeline):
         return {}, {"request": request}, {}
 
     def __call__(self, prompt: Any = None, **kwargs) -> list[GeneratedPiece]:
+        """`prompt`: a MIDI path or bytes, notewise tokens (a list of words, or their text: "p60 wait12 endp60"), or
+        None; a list of those is a batch."""
+        if isinstance(prompt, list) and self._as_tokens(prompt) is not None:
+            prompt = tuple(prompt)  # one prompt of tokens, not a batch of file names (transformers batches lists)
         return super().__call__(prompt, **kwargs)
 
     def preprocess(self, prompt: Any) -> dict:
-        return {"prompt": prompt}
+        tokens = self._as_tokens(prompt)
+        return {"prompt": prompt if tokens is None else tokens}
+
+    def _as_tokens(self, prompt: Any) -> list[str] | None:
+        """The words of a prompt made of this vocabulary's words (not a file's name), else None."""
+        if isinstance(prompt, str) and not os.path.exists(prompt):
+            words = prompt.split()
+        elif isinstance(prompt, (list, tuple)) and all(isinstance(word, str) for word in prompt):
+            words = list(prompt)
+        else:
+            return None
+        vocabulary = self.tokenizer.get_vocab()
+        return words if words and all(word in vocabulary for word in words) else None
 
     def _forward(self, inputs: dict, request: GenerationRequest) -> dict:
         critic = None

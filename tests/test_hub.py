@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,24 @@ def test_transformers_pipeline_music_generation_matches_compose(checkpoint):
     assert [p.tokens for p in pieces] == [p.tokens for p in expected]
     with pytest.raises(ValueError, match="unknown arguments"):
         pipe(None, loudness=3)
+
+
+def test_the_pipeline_takes_a_prompt_of_tokens_as_a_list_or_text_and_a_list_of_prompts_as_a_batch(checkpoint, tmp_path):
+    """transformers batches lists: a list of vocabulary words is one prompt, not a batch of file names."""
+    from transformers import pipeline
+
+    pipe = pipeline("music-generation", model=str(checkpoint))
+    words = "p60 p64 wait12 endp60 endp64 p62 wait6 endp62".split()
+    settings = {"sampler": "top_k", "seed": 2, "beats": 4, "prompt_beats": None}
+    model, tokenizer = load_checkpoint(checkpoint)
+    sampler, guards = toccata.modeling.sampling.preset_from_generation_config(model.generation_config)
+    request = GenerationRequest(sampler=replace(sampler, sampler="top_k", seed=2), guards=guards, beats=4)
+    (expected,) = compose(model, tokenizer, request, prompt=words)
+    assert expected.tokens[: len(words)] == words
+    for prompt in (words, " ".join(words)):
+        (piece,) = pipe(prompt, **settings)
+        assert piece.tokens == expected.tokens
+    midi = tmp_path / "prompt.mid"
+    midi.write_bytes(tokenizer.tokens_to_midi(words).dumps_midi())
+    batch = pipe([words, str(midi)], **settings)  # a batch: one result (a list of pieces) per prompt
+    assert [pieces[0].tokens for pieces in batch] == [expected.tokens, expected.tokens]
