@@ -23,6 +23,10 @@ from .form import DemoSettings, cli_command
 from .prompt import read_prompt
 from .render import piano_roll
 
+EMPTY_PROMPT = (
+    "The prompt {label} has no notes the model reads (drum tracks and empty tracks are dropped): "
+    "this was composed from silence."
+)
 RANDOM_WEIGHTS_SEED = 0  # the untrained model is the same in every process, so settings reproduce a piece
 
 
@@ -152,6 +156,8 @@ class Engine:
         )
         rendered, failures = self._render_all(pieces, out_dir)
         notices = ([] if self.synth else [SYNTH_MISSING]) + failures
+        if prompt.score is not None and pieces[0].prompt_length == 0:
+            notices.append(EMPTY_PROMPT.format(label=prompt.label.removeprefix("upload:").removeprefix("corpus:")))
         report = {**pieces[0].settings, "prompt": prompt.label, "model": self.model_label}
         if settings.best_of > 1 and len(pieces) > 1:  # each variation kept its own candidate
             report["chosen"] = [piece.settings["chosen"] for piece in pieces]

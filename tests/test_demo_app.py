@@ -112,6 +112,21 @@ def test_without_a_synthesizer_the_app_says_so_and_still_gives_midi(engine, tmp_
     assert result.notices == (SYNTH_MISSING,)
 
 
+def test_a_prompt_with_no_notes_the_model_reads_is_said_to_compose_from_silence(engine, tmp_path):
+    """A drum-only upload: drums are dropped, so the piece starts from nothing; the page says so."""
+    drums = symusic.Score(480)
+    kit = symusic.Track("drums", program=0, is_drum=True)
+    kit.notes.extend(symusic.Note(480 * i, 120, 36 + i % 3, 100) for i in range(16))
+    drums.tracks.append(kit)
+    upload = tmp_path / "drums.mid"
+    drums.dump_midi(upload)
+    prompt = PromptChoice(source="upload", upload=str(upload))
+    result = engine.run(DemoSettings(SamplerSettings("greedy"), length=2, prompt=prompt), tmp_path)
+    assert any("drums.mid has no notes the model reads" in notice for notice in result.notices), result.notices
+    assert symusic.Score(str(result.pieces[0].midi)).note_num() > 0
+    chorale = engine.run(DemoSettings(SamplerSettings("greedy"), length=2, prompt=CHORALE), tmp_path / "c")
+    assert not any("no notes the model reads" in notice for notice in chorale.notices)
+
 def test_variations_share_a_seed_and_differ(engine, tmp_path):
     settings = DemoSettings(SamplerSettings("weighted", seed=11), length=8, variations=3)
     result = engine.run(settings, tmp_path)
