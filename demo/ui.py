@@ -49,14 +49,20 @@ INTRO = """# Toccata
 Piano music from an LSTM over notewise tokens. Pick a sampler, a prompt to continue (or none), press **Generate**.
 Same seed + same settings = same music."""
 RANDOM_SEED_JS = "() => Math.floor(Math.random() * 2147483647)"
-COMPOSING, READING = "Composing…", "Reading the prompt…"  # how the status line reads while a job runs
-STOPPED = "Stopped."
-# Run in the page when a job ends without its pieces (Stop, an error): a status that still reads as running
-# becomes "Stopped.". A progress update already on its way when Stop was pressed lands after Stop's own
-# "Stopped." while the page waits for the server to confirm the cancel, so Stop alone can leave "Composing…".
-STOPPED_IF_RUNNING_JS = (
-    f"(status) => [{COMPOSING!r}, {READING!r}].some((prefix) => (status || '').startsWith(prefix))"
-    f" ? {STOPPED!r} : status"
+# How the status line reads while a job waits or runs, and after it ends without pieces. The status line is the
+# job's only progress display (its Gradio tracker is hidden): after Stop the tracker could show a red "Error" when
+# the event stream closed after the cancel was confirmed.
+WAITING, READING, COMPOSING = "Waiting for a free composer…", "Reading the prompt…", "Composing…"
+STOPPED, NOT_COMPOSED = "Stopped.", "Nothing composed: see the message."
+GENERATE_JS = f"() => {{ window.toccataStopped = false; return {WAITING!r}; }}"
+STOP_JS = f"() => {{ window.toccataStopped = true; return {STOPPED!r}; }}"
+# Run in the page when a job ends without its pieces, once Gradio has confirmed a cancel (its updates no longer
+# apply then): a progress update already on its way when Stop was pressed can land after Stop's own "Stopped.",
+# and an error leaves the status reading as running.
+ENDED_WITHOUT_PIECES_JS = (
+    f"(status) => window.toccataStopped ? {STOPPED!r} : "
+    f"[{WAITING!r}, {READING!r}, {COMPOSING!r}].some((prefix) => (status || '').startsWith(prefix)) "
+    f"? {NOT_COMPOSED!r} : status"
 )
 
 
@@ -308,15 +314,15 @@ def build_demo(
             ]
         )
 
+        generate.click(None, outputs=outputs.status, js=GENERATE_JS, queue=False, api_visibility="private")
         job = generate.click(
-            compose_pieces, inputs_kwargs=form, outputs=outputs.all(), api_name="generate", show_progress="minimal"
+            compose_pieces, inputs_kwargs=form, outputs=outputs.all(), api_name="generate", show_progress="hidden"
         )
         slots = [*outputs.audios, *outputs.rolls]
         job.then(_show_filled, slots, slots, queue=False, api_visibility="private")
-        stop.click(None, outputs=outputs.status, js=f"() => {STOPPED!r}", cancels=[job], api_visibility="private")
-        # The page runs a job's failure handlers once the cancel is confirmed and its updates no longer apply.
+        stop.click(None, outputs=outputs.status, js=STOP_JS, cancels=[job], api_visibility="private")
         job.failure(
-            None, outputs.status, outputs.status, js=STOPPED_IF_RUNNING_JS, queue=False, api_visibility="private"
+            None, outputs.status, outputs.status, js=ENDED_WITHOUT_PIECES_JS, queue=False, api_visibility="private"
         )
     # Gradio summarises its last 10,000 events with pandas after every event by default (CPU that grows with the
     # server's age, taken from the requests); every 100 events is plenty for its /monitoring page. Set before the
