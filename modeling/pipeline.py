@@ -9,6 +9,7 @@ imports tokenization): anything with the `NotewiseTokenizer` methods used below 
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -30,6 +31,8 @@ class GenerationCancelled(RuntimeError):
     """Raised by `compose()` when its `cancel` event is set while tokens are being generated."""
 
 
+MAX_BEATS = 50_000  # as tokenization's MidiLimits.max_quarters: about seven hours at 120 bpm
+MAX_NEW_TOKENS = 1_000_000  # about 15 hours of dense piano music
 QPM_RANGE = (1.0, 1200.0)  # the tempos MIDI files may carry here (tokenization's MidiLimits): quarters a minute
 
 
@@ -50,8 +53,12 @@ class GenerationRequest:
     def __post_init__(self) -> None:
         for name in ("beats", "seconds", "qpm", "prompt_beats"):
             value = getattr(self, name)
-            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+            if value is not None and not (isinstance(value, (int, float)) and 0 < value < math.inf):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
+        for name, most in (("beats", MAX_BEATS), ("prompt_beats", MAX_BEATS), ("max_new_tokens", MAX_NEW_TOKENS)):
+            value = getattr(self, name)
+            if isinstance(value, (int, float)) and value > most:
+                raise ValueError(f"{name} is at most {most:,} (hours of music), got {value:,}")
         if self.qpm is not None and not QPM_RANGE[0] <= self.qpm <= QPM_RANGE[1]:
             raise ValueError(f"qpm must be from {QPM_RANGE[0]:g} to {QPM_RANGE[1]:g}, got {self.qpm!r}")
         if self.beats is None and self.seconds is None and self.max_new_tokens is None:
@@ -172,6 +179,8 @@ def compose(
     prompt_tokens, meta = _prompt_tokens(tokenizer, prompt, request)
     qpm = request.qpm or (meta.qpm if meta is not None else 120.0)
     quarters = request.length_quarters(qpm)
+    if quarters is not None and quarters > MAX_BEATS:
+        raise ValueError(f"{request.seconds:.6g} seconds at {qpm:g} qpm is {quarters:.6g} beats; at most {MAX_BEATS:,}")
     target_steps = None if quarters is None else max(1, round(quarters * layout.steps_per_quarter))
     budget = request.max_new_tokens or int(target_steps * 4 + 64)
 

@@ -133,6 +133,9 @@ class SamplerSettings:
         return SamplerSettings(**{**asdict(self), "seed": secrets.randbelow(2**31)})
 
 
+MAX_GUARD_BEATS = 10_000  # a note or a silence longer than this is no limit at all (and its steps overflow)
+
+
 @dataclass
 class GuardSettings:
     """Switches and bounds of the guards; the defaults do no harm to music that resembles the training data."""
@@ -149,8 +152,8 @@ class GuardSettings:
             raise ValueError(f"max_polyphony must be an integer >= 1, got {self.max_polyphony!r}")
         for name in ("max_note_beats", "max_silence_beats"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or value <= 0:
-                raise ValueError(f"{name} must be a number of beats > 0, got {value!r}")
+            if not isinstance(value, (int, float)) or not 0 < value <= MAX_GUARD_BEATS:
+                raise ValueError(f"{name} must be a number of beats > 0 and at most {MAX_GUARD_BEATS:,}, got {value!r}")
         if not -10.0 <= self.calmness <= 10.0:
             raise ValueError(f"calmness must be in [-10, 10], got {self.calmness!r}")
 

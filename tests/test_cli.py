@@ -8,6 +8,7 @@ import sys
 import symusic
 
 from toccata.tokenization import NotewiseTokenizer, parse_token_text
+from toccata.tokenization.midi_io import music21_corpus_midi
 
 
 def toccata(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -84,3 +85,16 @@ def test_detokenize_refuses_a_tempo_or_time_signature_no_midi_file_can_carry(tmp
     text.write_text("p60 wait12 endp60\n")
     assert toccata("detokenize", str(text), "--qpm", "1200", "-o", str(out)).returncode == 0
     assert round(symusic.Score(str(out)).tempos[0].qpm) == 1200
+
+
+def test_detokenize_reads_the_miditok_schemes_tokenize_writes(tmp_path):
+    """`tokenize --tokenizer remi` text came back as an empty MIDI file with exit status 0."""
+    text, back = tmp_path / "remi.txt", tmp_path / "back.mid"
+    assert toccata("tokenize", "corpus:bach/bwv66.6", "--tokenizer", "remi", "-o", str(text)).returncode == 0
+    result = toccata("detokenize", str(text), "-o", str(back))
+    assert result.returncode == 0, result.stderr
+    original = symusic.Score.from_midi(music21_corpus_midi("bach/bwv66.6"))
+    assert symusic.Score(str(back)).note_num() == original.note_num() > 100
+    text.write_text("# toccata-mystery qpm=120 time_signature=4/4\nA B C\n")
+    refused = toccata("detokenize", str(text), "-o", str(back))
+    assert refused.returncode == 2 and "'mystery' tokenization: pass --scheme FOLDER" in refused.stderr

@@ -80,3 +80,45 @@ def test_int8_decoding_is_reproducible_and_differs_from_float32(checkpoint, tmp_
         made.append(out.read_bytes())
     assert made[0] == made[1] and made[0] != made[2]
     assert symusic.Score.from_midi(made[0]).note_num() > 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--beats", "0"], "beats must be a positive number, got 0"),  # was: 64 beats, silently
+        (["--beats", "inf"], "beats must be a positive number, got inf"),
+        (["--beats", "1e9"], "beats is at most 50,000"),
+        (["--seconds", "1e300"], "beats; at most 50,000"),
+        (["--tokens", "1000000000"], "max_new_tokens is at most 1,000,000"),
+        (["--beats", "4", "--prompt-beats", "inf"], "prompt_beats must be a positive number"),
+        (["--beats", "4", "--max-silence-beats", "inf"], "max_silence_beats must be a number of beats > 0"),
+        (["--beats", "4", "--qpm", "1e9"], "qpm must be from 1 to 1200"),
+    ],
+)
+def test_lengths_and_limits_that_cannot_be_met_give_one_clear_line(args, message, tmp_path, capsys):
+    """In-process (`toccata.cli.main`): each was a traceback, a silent default or an endless run before."""
+    from toccata.cli import main
+
+    out = tmp_path / "x.mid"
+    assert main(["generate", "--random-weights", "--no-audio", *args, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+    assert not out.exists()
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_composing(tmp_path, capsys):
+    from toccata.cli import main
+
+    folder, plain = tmp_path / "folder", tmp_path / "plain"
+    folder.mkdir()
+    plain.write_text("not a folder")
+    cases = [
+        (folder, "is a folder: give the MIDI file a file name"),
+        (plain / "x.mid", "plain is a file, not a folder"),
+        (tmp_path / "clash.txt", "name the MIDI file (.mid)"),  # its tokens would have overwritten it
+        (tmp_path / "clash.wav", "name the MIDI file (.mid)"),
+    ]
+    for output, message in cases:
+        assert main(["generate", "--random-weights", "--no-audio", "--beats", "4", "-o", str(output)]) == 2
+        assert message in capsys.readouterr().err
+    assert plain.read_text() == "not a folder" and not any(folder.iterdir())

@@ -64,8 +64,8 @@ def _tokenize_scheme(args: argparse.Namespace):
 def _cmd_tokenize(args: argparse.Namespace) -> int:
     scheme = _tokenize_scheme(args)
     tokenizer = scheme.name if scheme is not None else args.tokenizer or "notewise"
+    out = output_file(args.output, "token text") if args.output else None
     src, stem = _read_source(args.source)
-    out = Path(args.output) if args.output else None
     if args.format == "clara" and (tokenizer != "notewise" or scheme is not None):
         raise ValueError(f"--tokenizer {tokenizer} writes its own tokens: leave out --format clara")
     if scheme is not None:  # the scheme's words, exactly as a dataset's `tokens` column holds them
@@ -105,6 +105,7 @@ def _cmd_detokenize(args: argparse.Namespace) -> int:
     from toccata.tokenization.midi_io import save_score
 
     path = Path(args.source)
+    output_file(args.output, "MIDI file")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
@@ -138,8 +139,21 @@ def _decode_token_text(text: str, args: argparse.Namespace):
 
         return clara_text_to_midi(text, qpm=ScoreMeta(qpm=120.0 if args.qpm is None else args.qpm).qpm)
     from toccata.tokenization import NotewiseTokenizer, parse_token_text
+    from toccata.tokenization.midi_io import ScoreMeta
+    from toccata.tokenization.tokenization_miditok import MIDITOK_SCHEMES, decode_with_miditok
 
     encoding = parse_token_text(text)
+    if encoding.scheme in MIDITOK_SCHEMES:  # `tokenize --tokenizer remi` and friends: miditok decodes its own words
+        meta = encoding.meta if args.qpm is None else ScoreMeta(args.qpm, encoding.meta.time_signature)
+        try:
+            return decode_with_miditok(encoding.scheme, encoding.tokens, meta)
+        except KeyError as err:
+            raise ValueError(f"{err} is not a {encoding.scheme} token") from None
+    if encoding.scheme != "notewise":
+        raise ValueError(
+            f"the text's header says it is in the {encoding.scheme!r} tokenization: pass --scheme FOLDER, the folder "
+            "of the token scheme that wrote it"
+        )
     return NotewiseTokenizer().tokens_to_midi(encoding.tokens, meta=encoding.meta, qpm=args.qpm)
 
 
@@ -301,12 +315,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def output_file(name: str, kind: str = "file") -> Path:
+    """`name` as a file to write, checked before any work: not a folder, and no file where a folder must be."""
+    path = Path(name)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder: give the {kind} a file name, e.g. {path / ('piece' + '.mid')}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"cannot write {path}: {parent} is a file, not a folder")
+            break
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `toccata` console script; user errors print one line and exit with status 2."""
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
     except ValueError as err:  # MidiError and friends name the file and the problem
+        print(f"toccata {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a file that cannot be written (permissions, a full disk): strerror and the path
         print(f"toccata {args.command}: error: {err}", file=sys.stderr)
         return 2
 

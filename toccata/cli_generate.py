@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import fields, replace
-from pathlib import Path
 
 
 def add_generate_parser(commands: argparse._SubParsersAction) -> None:
@@ -124,10 +123,16 @@ def run_generate(args: argparse.Namespace) -> int:
     from toccata.modeling import GenerationRequest, compose
     from toccata.modeling.sampling import preset_from_generation_config
 
+    from toccata.cli import output_file  # imported here: cli imports this module
+
+    output = output_file(args.output, "MIDI file")  # before composing: a bad path costs nothing
+    if output.suffix.lower() in (".txt", ".wav", ".flac"):
+        raise ValueError(f"-o {output}: name the MIDI file (.mid); the tokens (.txt) and audio (.wav) go beside it")
     hf_logging.disable_progress_bar()
     model, tokenizer = _load(args)
     sampler, guards = preset_from_generation_config(model.generation_config)
-    beats = None if (args.seconds or args.tokens) else (args.beats or 64.0)
+    given = [value is not None for value in (args.seconds, args.tokens)]
+    beats = None if any(given) else (64.0 if args.beats is None else args.beats)
     request = GenerationRequest(
         sampler=_override(sampler, args),
         guards=_override(guards, args),
@@ -146,7 +151,6 @@ def run_generate(args: argparse.Namespace) -> int:
 
         critic = toccata.default_critic_scorer(args.critic)
     pieces = compose(model, tokenizer, request, prompt=_prompt(args.prompt), critic=critic, int8=args.int8)
-    output = Path(args.output)
     for index, piece in enumerate(pieces, start=1):
         path = output if len(pieces) == 1 else output.with_name(f"{output.stem}-{index}{output.suffix or '.mid'}")
         piece.save(path)

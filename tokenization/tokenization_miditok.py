@@ -40,6 +40,7 @@ from .midi_io import (
     MidiLimits,
     MidiSource,
     NoteArrays,
+    ScoreMeta,
     build_score,
     check_score,
     load_score,
@@ -359,9 +360,23 @@ def encode_with_miditok(
     return TokenEncoding([token for seq in sequences for token in seq.tokens], score_meta(score), scheme)
 
 
+def decode_with_miditok(scheme: str, tokens: Sequence[str], meta: ScoreMeta | None = None) -> symusic.Score:
+    """The score of miditok token strings of `scheme` (as `encode_with_miditok` gives them), at `meta`'s tempo and
+    time signature (miditok's own text carries neither)."""
+    sequence = TokSequence(tokens=list(tokens))
+    tokenizer = miditok_tokenizer(scheme)
+    tokenizer.complete_sequence(sequence)
+    score = tokenizer.decode(sequence)
+    if meta is not None:
+        score.tempos = [symusic.Tempo(0, float(meta.qpm))]
+        score.time_signatures = [symusic.TimeSignature(0, *meta.time_signature)]
+    return score
+
+
 __all__ = [
     "MIDITOK_SCHEMES",
     "NotewiseMidiTok",
+    "decode_with_miditok",
     "encode_with_miditok",
     "miditok_token",
     "miditok_tokenizer",
