@@ -11,7 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import os
 import posixpath
+import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -38,7 +41,8 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], num_proc: int = 1, win
         return
     window = window or 8 * num_proc
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(num_proc, mp_context=multiprocessing.get_context(method)) as pool:
+    context = multiprocessing.get_context(method)
+    with ProcessPoolExecutor(num_proc, mp_context=context, initializer=_exit_with, initargs=(os.getpid(),)) as pool:
         pending: deque[Future] = deque()
         for item in items:
             pending.append(pool.submit(fn, item))
@@ -46,6 +50,18 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], num_proc: int = 1, win
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+def _exit_with(parent: int, poll_s: float = 1.0) -> None:
+    """In each worker: exit once the build's process is gone. A `kill -9` of the build cannot stop its workers, which
+    would otherwise wait on their pipe forever (holding memory, and the pipe of whatever reads the build's output)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="toccata-exit-with-parent", daemon=True).start()
 
 
 def assign_split(piece_id: str, seed: int, fractions: dict[str, float]) -> str:

@@ -563,3 +563,47 @@ def test_cli_build_that_keeps_nothing_exits_with_an_error(tmp_path: Path, capsys
     err = capsys.readouterr().err
     assert "no piece was kept" in err and "rejects.jsonl" in err
     assert "broken.mid" in (tmp_path / "out" / "rejects.jsonl").read_text()
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` runs (an exited one that nobody has reaped yet, a zombie, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc (Linux)")
+def test_workers_exit_when_the_build_is_killed(tmp_path: Path) -> None:
+    """`kill -9` of a `num_proc > 1` build: its workers, blocked on their pipe, used to live on for good."""
+    pids = tmp_path / "pids"
+    script = f"""
+import os, time
+from toccata.dataset_builder.pipeline import ordered_map
+
+def slow(item):
+    with open({str(pids)!r}, "a") as out:
+        out.write(f"{{os.getpid()}}\\n")
+    time.sleep(0.2)
+    return item
+
+for _ in ordered_map(slow, range(10_000), num_proc=2):
+    pass
+"""
+    child = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 60
+        while len(set(pids.read_text().split()) if pids.exists() else ()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        workers = {int(pid) for pid in pids.read_text().split()}
+        assert len(workers) == 2, workers
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    deadline = time.monotonic() + 10
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = [pid for pid in workers if _running(pid)]
+    for pid in alive:  # leave nothing behind even when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, "workers outlived the killed build"
