@@ -211,3 +211,13 @@ def test_bad_dataset_is_a_clear_error(tmp_path, capsys):
     assert main(["train", "--dataset", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "empty" in err and "'train' split" in err and "build-dataset" in err
+
+
+def test_a_missing_split_says_how_to_get_it(tmp_path):
+    from toccata.training.data import read_rows
+
+    with pytest.raises(ValueError, match="build one with `toccata build-dataset --out FOLDER`"):
+        read_rows(tmp_path, "validation")  # no dataset here at all
+    (tmp_path / "toccata-train.parquet").write_bytes(b"")  # a dataset built with --splits 1,0,0
+    with pytest.raises(ValueError, match=r"no 'validation' split .*rebuild it with a share for 'validation'"):
+        read_rows(tmp_path, "validation")

@@ -85,10 +85,11 @@ def read_rows(dataset: str | os.PathLike, split: str, columns: tuple[str, ...] =
         files = sorted(folder.glob(f"*-{split}.parquet")) or sorted(folder.glob(f"{split}/*.parquet"))
         if not files:
             found = sorted(p.name for p in folder.glob("*.parquet"))
-            raise ValueError(
-                f"{folder}: no {split!r} split (parquet files found: {found or 'none'}); "
-                "build one with `toccata build-dataset --out FOLDER`"
-            )
+            if found:  # a built dataset whose fractions gave this split nothing
+                fix = f"rebuild it with a share for {split!r} in `toccata build-dataset --splits TRAIN,VALIDATION,TEST`"
+            else:
+                fix = "build one with `toccata build-dataset --out FOLDER`"
+            raise ValueError(f"{folder}: no {split!r} split (parquet files found: {found or 'none'}); {fix}")
         import pyarrow.parquet as pq
 
         return [row for f in files for row in pq.read_table(f, columns=columns).to_pylist()]
