@@ -115,10 +115,10 @@ class Planner:
         min_quarters: float,
         transpositions: tuple[int, ...],
         pitch_range: tuple[int, int],
-        fixed_splits: dict[tuple[str, str], str] | None = None,
+        fixed_splits: PinnedSplits | None = None,
     ):
         self.seed, self.fractions, self.min_quarters = seed, fractions, min_quarters
-        self.fixed_splits = fixed_splits or {}  # (source, path) -> split, from an earlier build (`splits_from`)
+        self.fixed_splits = fixed_splits or PinnedSplits({}, {})  # from an earlier build (`splits_from`)
         self.transpositions, self.pitch_range = transpositions, pitch_range
         self.rejects = rejects
         self.stats = BuildStats()
@@ -169,7 +169,7 @@ class Planner:
 
     def _keep(self, item: SourceItem, result: dict[str, Any]) -> None:
         piece_id = result["fingerprint"][:16]
-        split = self.fixed_splits.get((item.source, item.path)) or assign_split(piece_id, self.seed, self.fractions)
+        split = self.fixed_splits.get(item, piece_id) or assign_split(piece_id, self.seed, self.fractions)
         first = {"id": piece_id, **item.provenance(), "lowest_pitch": result["lowest_pitch"]}
         self.by_bytes[result["content_hash"]] = first
         self.by_notes[result["fingerprint"]] = first
@@ -227,22 +227,34 @@ class Planner:
 FORMAT_FOLDERS = frozenset({"kern", "krn", "midi", "mid", "musicxml", "mxl", "xml", "abc", "mei", "scores", "score"})
 
 
-def splits_of(dataset: str | Path) -> dict[tuple[str, str], str]:
-    """(source, path) -> split of every row of an earlier built dataset folder, to build again with the same splits.
+@dataclass
+class PinnedSplits:
+    """The splits of an earlier build, by file and by piece: a file keeps its split even when a new Toccata reads its
+    notes differently (the split hash follows the notes), and a piece keeps its split even when another file of it
+    (another name, source or key) now comes first and is the one kept."""
 
-    A new Toccata version may read a file's notes differently, and the split hash follows the notes; a test set
-    that must stay the test set (to compare checkpoints) is pinned this way."""
+    by_file: dict[tuple[str, str], str]  # (source, path) -> split
+    by_piece: dict[str, str]  # piece id (its notes' fingerprint, the same in every key) -> split
+
+    def get(self, item: SourceItem, piece_id: str) -> str | None:
+        return self.by_file.get((item.source, item.path)) or self.by_piece.get(piece_id)
+
+
+def splits_of(dataset: str | Path) -> PinnedSplits:
+    """The split of every file and piece of an earlier built dataset folder, to build again with the same splits:
+    a test set that must stay the test set (to compare checkpoints) is pinned this way."""
     import pyarrow.parquet as pq
 
     folder = Path(dataset)
-    found: dict[tuple[str, str], str] = {}
+    pins = PinnedSplits({}, {})
     for split in SPLITS:
         for path in sorted(folder.glob(f"*-{split}*.parquet")):
-            for row in pq.read_table(path, columns=["source", "path"]).to_pylist():
-                found[(row["source"], row["path"])] = split
-    if not found:
+            for row in pq.read_table(path, columns=["source", "path", "piece_id"]).to_pylist():
+                pins.by_file[(row["source"], row["path"])] = split
+                pins.by_piece[row["piece_id"]] = split
+    if not pins.by_file:
         raise ValueError(f"splits_from: {folder} holds no built dataset (no *-train/validation/test parquet files)")
-    return found
+    return pins
 
 
 def work_key(item: SourceItem) -> tuple[str, str]:
@@ -263,6 +275,7 @@ def read_plan(path: str | Path) -> Iterator[dict[str, Any]]:
 __all__ = [
     "SPLITS",
     "BuildStats",
+    "PinnedSplits",
     "Planner",
     "assign_split",
     "ordered_map",

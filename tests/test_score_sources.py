@@ -306,6 +306,24 @@ def test_a_rebuild_can_keep_the_splits_of_an_earlier_build(tmp_path):
 
     assert splits(again) == splits(first)
     assert splits(other) != splits(first)  # without it, seed 7 would have moved pieces
+
+    # The same pieces a tone lower under other names, in a source listed first: those files are kept now (the pinned
+    # ones are their duplicates), and each piece stays in its split all the same.
+    lower = tmp_path / "lower"
+    lower.mkdir()
+    for i in range(12):
+        notes = [(480 * b, 480 * b + 240 * (1 + (b + i) % 3), 46 + (b * 7 + i * 5) % 36) for b in range(20)]
+        make_score([notes]).dump_midi(str(lower / f"copy{i:02d}.mid"))
+    moved = tmp_path / "moved"
+    build_dataset(moved, sources=(str(lower), str(folder)), seed=7, splits_from=str(first), **fractions)
+
+    def piece_splits(out: Path) -> dict[str, str]:
+        return {row["piece_id"]: name for name, rows in load_dataset(str(out)).items() for row in rows}
+
+    assert {row["path"] for rows in load_dataset(str(moved)).values() for row in rows} == {
+        f"copy{i:02d}.mid" for i in range(12)
+    }
+    assert piece_splits(moved) == piece_splits(first)
     with pytest.raises(ValueError, match="holds no built dataset"):
         build_dataset(tmp_path / "x", sources=(str(folder),), splits_from=str(folder))
 
