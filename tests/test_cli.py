@@ -98,3 +98,19 @@ def test_detokenize_reads_the_miditok_schemes_tokenize_writes(tmp_path):
     text.write_text("# toccata-mystery qpm=120 time_signature=4/4\nA B C\n")
     refused = toccata("detokenize", str(text), "-o", str(back))
     assert refused.returncode == 2 and "'mystery' tokenization: pass --scheme FOLDER" in refused.stderr
+
+
+def test_detokenize_gives_a_duo_models_text_a_track_per_instrument(tmp_path):
+    """`generate --instruments piano,violin --save-tokens` text: the violin's words were dropped on the way back."""
+    text, back = tmp_path / "duo.txt", tmp_path / "duo.mid"
+    text.write_text("# toccata-notewise qpm=100 time_signature=3/4\np48 v67 wait12 endp48 endv67 c43 wait6 endc43\n")
+    result = toccata("detokenize", str(text), "-o", str(back))
+    assert result.returncode == 0, result.stderr
+    score = symusic.Score(str(back))
+    tracks = {(t.name, t.program): [(n.pitch, n.time, n.duration) for n in t.notes] for t in score.tracks}
+    tpq = score.ticks_per_quarter
+    assert tracks == {
+        ("Piano", 0): [(48, 0, tpq)],
+        ("Violin", 40): [(67, 0, tpq)],
+        ("Cello", 42): [(43, tpq, tpq // 2)],
+    }

@@ -154,7 +154,24 @@ def _decode_token_text(text: str, args: argparse.Namespace):
             f"the text's header says it is in the {encoding.scheme!r} tokenization: pass --scheme FOLDER, the folder "
             "of the token scheme that wrote it"
         )
-    return NotewiseTokenizer().tokens_to_midi(encoding.tokens, meta=encoding.meta, qpm=args.qpm)
+    tokenizer = NotewiseTokenizer(instruments=_instruments_in(encoding.tokens))
+    return tokenizer.tokens_to_midi(encoding.tokens, meta=encoding.meta, qpm=args.qpm)
+
+
+def _instruments_in(tokens: list[str]) -> tuple[str, ...]:
+    """The piano, and each other part whose words (`v67`, `endc48`) the tokens hold: a duo model's text decodes to
+    a track per instrument instead of losing the string part."""
+    import re
+
+    from toccata.tokenization.tokenization_notewise import INSTRUMENTS
+
+    words = set(tokens)
+    found = [
+        name
+        for name, spec in INSTRUMENTS.items()
+        if name != "piano" and any(re.fullmatch(rf"(?:end)?{spec['prefix']}\d+", word) for word in words)
+    ]
+    return ("piano", *found)
 
 
 def _cmd_build_dataset(args: argparse.Namespace) -> int:
