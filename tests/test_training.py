@@ -221,3 +221,20 @@ def test_a_missing_split_says_how_to_get_it(tmp_path):
     (tmp_path / "toccata-train.parquet").write_bytes(b"")  # a dataset built with --splits 1,0,0
     with pytest.raises(ValueError, match=r"no 'validation' split .*rebuild it with a share for 'validation'"):
         read_rows(tmp_path, "validation")
+
+
+def test_resume_with_other_settings_is_refused_naming_them(tmp_path):
+    """`--resume` with another model size loaded the checkpoint into the wrong shapes (a raw size-mismatch traceback);
+    another window or batch size went on silently. Only settings that may change (steps, patience, ...) may."""
+    from dataclasses import asdict
+
+    from toccata.training.trainer import CHECKPOINTS, TrainConfig, train
+
+    out = tmp_path / "run"
+    first = TrainConfig(dataset=str(tmp_path), output_dir=str(out), model={"hidden_size": 32}, window=64)
+    (out / CHECKPOINTS / "checkpoint-6").mkdir(parents=True)
+    (out / CHECKPOINTS / "checkpoint-6" / "trainer_state.json").write_text("{}")
+    (out / "train_config.json").write_text(json.dumps(asdict(first)))
+    changed = TrainConfig(dataset=str(tmp_path), output_dir=str(out), model={"hidden_size": 64}, window=128)
+    with pytest.raises(ValueError, match=r"these differ: model .*hidden_size.*; window 64 -> 128\. Give the same"):
+        train(changed, resume=True)

@@ -269,6 +269,35 @@ def _training_arguments(config: TrainConfig, out: Path, steps_per_epoch: int) ->
     )
 
 
+# What a resumed run must share with the run it continues: the model, its data and the optimisation. Others (epochs,
+# max_steps, patience, logging, workers, device) may change between the two.
+RESUME_MUST_MATCH = (
+    "dataset", "init_from", "instruments", "tokenizer", "bpe_vocab_size", "model", "window", "batch_size",
+    "learning_rate", "weight_decay", "warmup", "scheduler", "max_grad_norm", "max_transpose", "seed",
+)  # fmt: skip
+
+
+def _check_resumable(config: TrainConfig, out: Path) -> None:
+    """A clear error, before any weights load, when `--resume` is given other settings than the run it continues."""
+    saved_file = out / "train_config.json"
+    if not saved_file.is_file():
+        return
+    saved, now = json.loads(saved_file.read_text()), json.loads(json.dumps(asdict(config)))
+
+    def same(name: str) -> bool:
+        a, b = saved[name], now[name]
+        if name in ("dataset", "init_from") and a and b and Path(a).exists() and Path(b).exists():
+            return Path(a).resolve() == Path(b).resolve()  # a folder given from another working directory
+        return a == b
+
+    changed = [f"{name} {saved[name]!r} -> {now[name]!r}" for name in RESUME_MUST_MATCH if name in saved and not same(name)]
+    if changed:
+        raise ValueError(
+            f"--resume continues the run in {out} with its settings, but these differ: {'; '.join(changed)}. "
+            "Give the same settings, or a new --output for a new run"
+        )
+
+
 def train(config: TrainConfig, resume: bool = False, callbacks: list[TrainerCallback] | None = None) -> dict:
     """Train (or resume, or fine-tune) and write the best model to `config.output_dir`; returns the run summary.
 
@@ -286,6 +315,8 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list[TrainerCall
     resume_from = last_checkpoint(out) if resume else None
     if resume and resume_from is None:
         print(f"no checkpoint in {out / CHECKPOINTS} yet: starting from the beginning")
+    if resume_from is not None:
+        _check_resumable(config, out)
     scheme = _scheme(config, out, resume) if config.tokenizer != "notewise" else None
     set_seed(config.seed)  # the new model's initial weights too
     model, tokenizer = _model_and_tokenizer(config, scheme)
