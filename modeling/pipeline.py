@@ -182,7 +182,9 @@ def compose(
     if quarters is not None and quarters > MAX_BEATS:
         raise ValueError(f"{request.seconds:.6g} seconds at {qpm:g} qpm is {quarters:.6g} beats; at most {MAX_BEATS:,}")
     target_steps = None if quarters is None else max(1, round(quarters * layout.steps_per_quarter))
-    budget = request.max_new_tokens or int(target_steps * 4 + 64)
+    # Under the grammar a step holds at most max_polyphony note-ons, as many note-offs and one wait, so this budget
+    # always reaches the length asked (4 tokens a step, the old budget, cut busy music short without a word).
+    budget = request.max_new_tokens or int(target_steps * (2 * request.guards.max_polyphony + 1) + 64)
 
     if request.best_of > 1 and critic is None:
         raise ValueError(

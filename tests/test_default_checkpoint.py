@@ -112,3 +112,18 @@ def test_make_run_composes_midi_and_audio_with_it(tmp_path):
     subprocess.run(command + ["--no-audio"], capture_output=True, env=env, check=True)
     assert again.read_bytes() == out.read_bytes()  # same seed, same piece
     assert not again.with_suffix(".wav").exists()
+
+
+@pytest.mark.parametrize("guards", [{"calmness": -10.0}, {"max_note_beats": 0.25}], ids=["busiest", "short-notes"])
+def test_busy_music_still_lasts_as_long_as_asked(loaded, guards):
+    """The token budget was 4 a step: the busiest settings stopped at 3.2 of 8 beats, without a word."""
+    from dataclasses import replace
+
+    from toccata.modeling import GenerationRequest, compose
+    from toccata.modeling.sampling import preset_from_generation_config
+
+    model, tokenizer = loaded
+    sampler, preset = preset_from_generation_config(model.generation_config)
+    request = GenerationRequest(sampler=replace(sampler, seed=2), guards=replace(preset, **guards), beats=8)
+    (piece,) = compose(model, tokenizer, request)
+    assert piece.score.end() / piece.score.ticks_per_quarter == 8.0
