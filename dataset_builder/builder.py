@@ -241,6 +241,8 @@ def build_dataset(out_dir: str | os.PathLike, *, num_proc: int = 1, **config_kwa
     `config_kwargs` are `ToccataConfig` fields (sources, transpositions, seed, ...). The work folder (default
     ``<out_dir>.work``) keeps per-file results, so a rebuild, or a restart after a crash, redoes only what it lacks.
     """
+    if not isinstance(num_proc, int) or num_proc < 1:
+        raise ValueError(f"num_proc must be a whole number of processes, 1 or more; got {num_proc!r}")
     out = Path(out_dir).expanduser()
     config_kwargs.setdefault("work_dir", str(out) + ".work")
     builder = ToccataBuilder(cache_dir=str(Path(config_kwargs["work_dir"]) / "datasets-cache"), **config_kwargs)

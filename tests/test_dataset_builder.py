@@ -524,6 +524,10 @@ def test_config_and_output_errors_name_the_problem(tmp_path: Path) -> None:
         ToccataConfig(transpositions=(0, 20))
     with pytest.raises(ValueError, match="does not exist"):
         build_dataset(tmp_path / "out", sources=[str(tmp_path / "missing")])
+    for num_proc in (0, -3):  # were accepted
+        with pytest.raises(ValueError, match="num_proc must be a whole number of processes, 1 or more"):
+            build_dataset(tmp_path / "np", num_proc=num_proc, sources=[str(tmp_path)])
+    assert not (tmp_path / "np.work").exists()  # refused before any work folder is made
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "thesis.tex").write_text("keep me", encoding="utf-8")

@@ -30,7 +30,8 @@ def add_generate_parser(commands: argparse._SubParsersAction) -> None:
         "--best-of",
         type=int,
         default=1,
-        help="decode N candidates per piece in one batch; the embedded critic keeps the one it rates most human",
+        help="decode N candidates per piece in one batch; the embedded critic keeps the pieces it rates most human "
+        "(with --num-samples S: the best S of all S x N)",
     )
     gen.add_argument("--critic", help="with --best-of: a critic folder (default: the embedded critic)")
     gen.add_argument(
