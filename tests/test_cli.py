@@ -114,3 +114,7 @@ def test_detokenize_gives_a_duo_models_text_a_track_per_instrument(tmp_path):
         ("Violin", 40): [(67, 0, tpq)],
         ("Cello", 42): [(43, tpq, tpq // 2)],
     }
+    # and back: with --instruments the string parts keep their own words (without it they join the piano)
+    again = toccata("tokenize", str(back), "--instruments", "piano,violin,cello")
+    assert again.returncode == 0, again.stderr
+    assert parse_token_text(again.stdout).tokens == "p48 v67 wait12 endp48 endv67 c43 wait6 endc43".split()

@@ -68,6 +68,8 @@ def _cmd_tokenize(args: argparse.Namespace) -> int:
     src, stem = _read_source(args.source)
     if args.format == "clara" and (tokenizer != "notewise" or scheme is not None):
         raise ValueError(f"--tokenizer {tokenizer} writes its own tokens: leave out --format clara")
+    if args.instruments and (args.format == "clara" or tokenizer != "notewise" or scheme is not None):
+        raise ValueError("--instruments is for notewise tokens (Clara's format has --chamber)")
     if scheme is not None:  # the scheme's words, exactly as a dataset's `tokens` column holds them
         from toccata.tokenization.midi_io import load_score, score_meta
         from toccata.tokenization.schemes import grid_notes
@@ -87,9 +89,10 @@ def _cmd_tokenize(args: argparse.Namespace) -> int:
         encoding = encode_with_miditok(tokenizer, src, safe=args.safe)
         text, count = encoding.to_text(), len(encoding.tokens)
     else:
+        from toccata import _instrument_names
         from toccata.tokenization import NotewiseTokenizer
 
-        encoding = NotewiseTokenizer().encode_midi(src, safe=args.safe)
+        encoding = NotewiseTokenizer(instruments=_instrument_names(args.instruments)).encode_midi(src, safe=args.safe)
         text, count = encoding.to_text(), len(encoding.tokens)
     if out is None:
         sys.stdout.write(text)
@@ -253,6 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
         "dataset's tokens column holds them; needed by notewise-bpe and chordwise, works for any scheme",
     )
     tokenize.add_argument("--chamber", action="store_true", help="clara only: non-piano tracks become v/endv")
+    tokenize.add_argument(
+        "--instruments",
+        help="notewise: piano,violin or piano,cello (as the duo models): tracks of that instrument get its own words "
+        "(v67, c43) instead of joining the piano",
+    )
     tokenize.add_argument("--safe", action="store_true", help="parse in a child process (untrusted files)")
     tokenize.set_defaults(run=_cmd_tokenize)
 
