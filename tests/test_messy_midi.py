@@ -163,6 +163,9 @@ def test_a_time_signature_no_midi_file_can_carry_counts_as_absent():
     ],
 )
 def test_metadata_no_midi_file_can_carry_is_refused_before_anything_is_written(fields, phrase):
+    import numpy as np
+
+    assert ScoreMeta(np.float32(90.0), (np.int64(3), np.int64(4))).qpm == 90.0  # numpy numbers are numbers
     with pytest.raises(ValueError, match=phrase):
         ScoreMeta(**fields)
     with pytest.raises(ValueError, match=phrase):  # also when passed to the decoder on its own

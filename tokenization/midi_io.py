@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import multiprocessing
+import numbers
 import os
 import stat
 import struct
@@ -59,7 +60,8 @@ class ScoreMeta:
 
     def __post_init__(self) -> None:
         low, high = DEFAULT_LIMITS.min_qpm, DEFAULT_LIMITS.max_qpm
-        if not (isinstance(self.qpm, (int, float)) and low <= self.qpm <= high):  # also refuses nan
+        is_number = isinstance(self.qpm, numbers.Real) and not isinstance(self.qpm, bool)  # numpy scalars too
+        if not (is_number and low <= self.qpm <= high):  # also refuses nan
             raise ValueError(f"tempo must be from {low:g} to {high:g} quarter notes per minute, got {self.qpm!r}")
         if not valid_time_signature(*self.time_signature):
             raise ValueError(
