@@ -14,6 +14,7 @@ A source may be a MIDI path or ``corpus:WORK``, a work of music21's bundled corp
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -124,9 +125,11 @@ def _cmd_detokenize(args: argparse.Namespace) -> int:
 
 def _decode_token_text(text: str, args: argparse.Namespace):
     """The score of token text in the format and scheme `args` name, at `args.qpm` if given."""
+    from toccata.tokenization.midi_io import ScoreMeta
+
     if args.scheme is not None:  # text of `toccata tokenize --scheme` (or a dataset's tokens column)
         from toccata.tokenization import parse_token_text
-        from toccata.tokenization.midi_io import ScoreMeta, build_score
+        from toccata.tokenization.midi_io import build_score
         from toccata.tokenization.schemes import load_scheme
 
         if args.format == "clara":
@@ -138,11 +141,9 @@ def _decode_token_text(text: str, args: argparse.Namespace):
         return build_score([(scheme.decode(scheme.ids(encoding.tokens)), "Piano", 0)], meta)
     if args.format == "clara":
         from toccata.tokenization.clara import clara_text_to_midi
-        from toccata.tokenization.midi_io import ScoreMeta
 
         return clara_text_to_midi(text, qpm=ScoreMeta(qpm=120.0 if args.qpm is None else args.qpm).qpm)
     from toccata.tokenization import NotewiseTokenizer, parse_token_text
-    from toccata.tokenization.midi_io import ScoreMeta
     from toccata.tokenization.tokenization_miditok import MIDITOK_SCHEMES, decode_with_miditok
 
     encoding = parse_token_text(text)
@@ -164,8 +165,6 @@ def _decode_token_text(text: str, args: argparse.Namespace):
 def _instruments_in(tokens: list[str]) -> tuple[str, ...]:
     """The piano, and each other part whose words (`v67`, `endc48`) the tokens hold: a duo model's text decodes to
     a track per instrument instead of losing the string part."""
-    import re
-
     from toccata.tokenization.tokenization_notewise import INSTRUMENTS
 
     words = set(tokens)
@@ -344,7 +343,7 @@ def output_file(name: str, kind: str = "file") -> Path:
     """`name` as a file to write, checked before any work: not a folder, and no file where a folder must be."""
     path = Path(name)
     if path.is_dir():
-        raise ValueError(f"{path} is a folder: give the {kind} a file name, e.g. {path / ('piece' + '.mid')}")
+        raise ValueError(f"{path} is a folder: give the {kind} a file name (a path inside the folder)")
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():

@@ -132,8 +132,8 @@ def run_generate(args: argparse.Namespace) -> int:
     hf_logging.disable_progress_bar()
     model, tokenizer = _load(args)
     sampler, guards = preset_from_generation_config(model.generation_config)
-    given = [value is not None for value in (args.seconds, args.tokens)]
-    beats = None if any(given) else (64.0 if args.beats is None else args.beats)
+    length_given = args.seconds is not None or args.tokens is not None
+    beats = None if length_given else (64.0 if args.beats is None else args.beats)
     request = GenerationRequest(
         sampler=_override(sampler, args),
         guards=_override(guards, args),

@@ -290,7 +290,9 @@ def _check_resumable(config: TrainConfig, out: Path) -> None:
             return Path(a).resolve() == Path(b).resolve()  # a folder given from another working directory
         return a == b
 
-    changed = [f"{name} {saved[name]!r} -> {now[name]!r}" for name in RESUME_MUST_MATCH if name in saved and not same(name)]
+    changed = [
+        f"{name} {saved[name]!r} -> {now[name]!r}" for name in RESUME_MUST_MATCH if name in saved and not same(name)
+    ]
     if changed:
         raise ValueError(
             f"--resume continues the run in {out} with its settings, but these differ: {'; '.join(changed)}. "
