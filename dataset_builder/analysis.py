@@ -33,9 +33,11 @@ from toccata.tokenization.tokenization_base import quantize_notes
 
 from .items import MUSIC21, SCORE, SourceItem
 
-ANALYSIS_VERSION = 1  # bump when the analysis changes, so old cache entries are not reused
+ANALYSIS_VERSION = 2  # bump when the analysis changes, so old cache entries are not reused
 ENSEMBLE_VERSION = 2  # bump when the ensemble mapping changes (instrumented builds only)
 FINGERPRINT_TAG = b"toccata-notes-v1"
+SKETCH_SIZE = 64  # MinHash values per piece: the share of equal values estimates the Jaccard index within ±0.06
+SKETCH_GRAM = 6  # notes per n-gram of the sketch (5 steps of pitch interval and onset gap)
 
 # Reject reasons (the `reason` column of the rejects manifest).
 PARSE_ERROR = "parse_error"  # not MIDI, truncated, a header that lies, the parser failed or crashed
@@ -54,6 +56,8 @@ DUPLICATE_NOTES = "duplicate_notes"  # the notes of a file kept earlier, up to t
 DUPLICATE_WORK = "duplicate_work"  # the same work in another format beside a file kept earlier (a.krn and a.mid)
 TRANSPOSITION_OUT_OF_RANGE = "transposition_out_of_range"  # a transposed row not made (notes off the keyboard)
 NO_INSTRUMENT = "no_instrument"  # instrumented builds: no track can play the violin (or cello) part
+NEAR_DUPLICATE = "near_duplicate"  # another edition of a piece kept earlier: same composer, most note n-grams shared
+LICENSE_EXCLUDED = "license_excluded"  # a licence outside the build's `licenses`
 TRANSIENT_REASONS = (TIMEOUT, INTERNAL_ERROR)  # not cached: another run may succeed
 
 
@@ -154,6 +158,32 @@ def note_fingerprint(grid: NoteArrays) -> str:
     order = np.lexsort((grid.end, grid.pitch, grid.start))
     table = np.stack([grid.start[order] - first, grid.end[order] - first, grid.pitch[order] - low], axis=1)
     return hashlib.sha256(FINGERPRINT_TAG + table.astype("<i8").tobytes()).hexdigest()
+
+
+def note_sketch(grid: NoteArrays) -> list[int]:
+    """A MinHash sketch of the piece's note n-grams (pitch intervals and onset gaps of `SKETCH_GRAM` notes in a row),
+    so two editions of one work (a few notes apart, repeats played or not, another key) share most values while other
+    pieces share almost none. `sketch_similarity` compares two. Empty for pieces too short to have an n-gram."""
+    if len(grid) < SKETCH_GRAM:
+        return []
+    order = np.lexsort((grid.pitch, grid.start))
+    pitch, start = grid.pitch[order].astype(np.int64), grid.start[order].astype(np.int64)
+    steps = (np.diff(pitch) + 128) * 4096 + np.minimum(np.diff(start), 4095)  # one number per pair of notes
+    grams = np.zeros(len(steps) - SKETCH_GRAM + 2, dtype=np.uint64)
+    for offset in range(SKETCH_GRAM - 1):  # a polynomial hash of each run of SKETCH_GRAM - 1 steps
+        grams = grams * np.uint64(1_000_003) + steps[offset : offset + len(grams)].astype(np.uint64)
+    grams = np.unique(grams)
+    salts = np.random.default_rng(20261206).integers(1, 2**63, size=SKETCH_SIZE, dtype=np.uint64) | np.uint64(1)
+    mixed = grams[None, :] * salts[:, None]  # one multiplicative hash per sketch value (wraps modulo 2**64)
+    mixed ^= mixed >> np.uint64(29)
+    return [int(value) for value in mixed.min(axis=1) >> np.uint64(11)]  # 53 bits: exact in JSON readers
+
+
+def sketch_similarity(a: list[int], b: list[int]) -> float:
+    """The estimated share of note n-grams two pieces have in common (Jaccard index), from their `note_sketch`."""
+    if not a or not b or len(a) != len(b):
+        return 0.0
+    return float(np.mean(np.asarray(a) == np.asarray(b)))
 
 
 def classify(problem: str) -> str:
@@ -343,6 +373,7 @@ def _analyse_bytes(
         **extra,
         "ok": True,
         "fingerprint": note_fingerprint(grid),
+        "sketch": note_sketch(grid),
         "num_notes": len(grid),
         "num_tokens": len(tokens),
         "length_quarters": float(grid.end.max()) / spq if len(grid) else 0.0,
@@ -356,12 +387,16 @@ def _analyse_bytes(
 
 __all__ = [
     "ANALYSIS_VERSION",
+    "LICENSE_EXCLUDED",
+    "NEAR_DUPLICATE",
     "NO_INSTRUMENT",
     "AnalysisSettings",
     "analyse_item",
     "classify",
     "load_tokens",
     "note_fingerprint",
+    "note_sketch",
+    "sketch_similarity",
     "tokenizer_for",
     "write_bytes_atomic",
     "write_json_atomic",

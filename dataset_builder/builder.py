@@ -43,7 +43,7 @@ from .analysis import AnalysisSettings, analyse_item, load_tokens, tokenizer_for
 from .card import REJECTS_FILE, license_summary, write_card
 from .config import ToccataConfig, is_url
 from .items import SCORE, SourceItem, metadata_json
-from .pipeline import SPLITS, BuildStats, Planner, ordered_map, read_plan, row_id, splits_of
+from .pipeline import ALL_SPLITS, SPLITS, BuildStats, Planner, ordered_map, read_plan, row_id, splits_of
 from .sources.corpus import Music21CorpusSource, is_corpus_spec
 from .sources.folder import FolderSource
 from .tokens import LEARNED, TOKENIZER_FOLDER, learn_scheme, row_tokens, save_scheme, scheme_summary
@@ -128,7 +128,13 @@ class ToccataBuilder(datasets.GeneratorBasedBuilder):
         if self.stats is None:
             return "nothing built yet"
         stats = self.stats
-        splits = ", ".join(f"{name} {stats.rows[name]} rows ({stats.pieces[name]} pieces)" for name in SPLITS)
+        splits = ", ".join(
+            f"{name} {stats.rows[name]} rows ({stats.pieces[name]} pieces)"
+            for name in ALL_SPLITS
+            if name in SPLITS or stats.pieces[name]
+        )
+        if stats.unseen_composers:
+            splits += f"\nunseen composers (held out whole): {', '.join(stats.unseen_composers)}"
         rejects = ", ".join(f"{reason} {count}" for reason, count in sorted(stats.rejects.items())) or "none"
         empty = "" if sum(stats.rows.values()) else "\nno piece was kept: see rejects.jsonl for why"
         tokens = ""
@@ -161,14 +167,17 @@ class ToccataBuilder(datasets.GeneratorBasedBuilder):
                 transpositions=self.config.transpositions,
                 pitch_range=(self.config.min_pitch, self.config.max_pitch),
                 fixed_splits=splits_of(self.config.splits_from) if self.config.splits_from else None,
+                licenses=self.config.licenses,
             )
             analyse = functools.partial(_analyse_pair, settings=settings, default_license=self.config.default_license)
             items: Iterable[SourceItem] = itertools.chain.from_iterable(sources)
             results = ordered_map(analyse, items, num_proc=max(1, int(num_proc)))
             for item, result in hf_tqdm(results, unit=" files", desc="Reading and tokenizing MIDI and scores"):
                 planner.add(item, result)
+            config = self.config
+            planner.hold_out(config.unseen_composers, config.unseen_composer_count, config.unseen_composer_pieces)
             self.stats = planner.close()
-        kept = [name for name in SPLITS if self.stats.pieces[name] or name == "train"]
+        kept = [name for name in ALL_SPLITS if self.stats.pieces[name] or name == "train"]
         extra: dict[str, str] = {}
         if self.config.has_tokens_column:  # after the splits, before any row: learn from the train split only
             extra["scheme_dir"] = str(self._make_scheme(out, planner.plan_files["train"], settings))

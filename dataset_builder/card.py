@@ -18,8 +18,11 @@ from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from toccata.tokenization.score_io import license_from_text
+
 from .config import is_url
-from .pipeline import SPLITS, BuildStats
+from .licenses import license_id
+from .pipeline import ALL_SPLITS, UNSEEN, BuildStats
 from .sources.corpus import license_texts
 from .tokens import TOKENIZER_FOLDER
 
@@ -70,7 +73,7 @@ def write_card(
 
     `tokens` describes the scheme of a `tokens` column (`tokens.scheme_summary`); None for a notewise-only build.
     """
-    splits = [name for name in SPLITS if info.splits and name in info.splits]
+    splits = [name for name in ALL_SPLITS if info.splits and name in info.splits]
     data = DatasetCardData(
         pretty_name="Toccata piano MIDI (notewise)",
         license="other",
@@ -126,7 +129,10 @@ def _body(
     split_rows = [
         (s, stats.pieces[s], stats.rows[s], f"{stats.tokens[s]:,}", f"{info.splits[s].num_bytes:,}") for s in splits
     ]
-    top_composers = stats.composers.most_common(15)
+    composers = [
+        (name, count, f"{stats.composer_notes.get(name, 0):,}", "unseen_composers" if name in stats.unseen_composers else "")
+        for name, count in sorted(stats.composers.items(), key=lambda pair: (-pair[1], pair[0]))
+    ]
     summary = (
         f"{pieces} pieces ({rows} rows) of MIDI with notewise tokens, built by Toccata's dataset builder from "
         f"{', '.join(f'`{s}`' for s in config.sources)}. {stats.files} files were read, {rejected} of them rejected "
@@ -154,8 +160,16 @@ def _body(
     split_note = (
         "By piece, never by chunk: a piece's split is fixed by sha256(seed, piece_id), so it does not depend on file "
         "order, on `num_proc` or on the other files, and every transposed copy of a piece sits in its split. "
-        f"Fractions: {config.split_fractions()}, seed {config.seed}."
+        f"Fractions: {config.split_fractions()}, seed {config.seed}. Near-identical versions of one work (same "
+        "composer, half or more of their note n-grams shared: another edition, repeats played or not) count as one "
+        "piece: the first is kept, the others are rejected as `near_duplicate`."
     )
+    if stats.unseen_composers:
+        split_note += (
+            f" `{UNSEEN}` holds every piece of {len(stats.unseen_composers)} composers held out whole "
+            f"({', '.join(stats.unseen_composers)}): scores there measure music by composers a model never saw, "
+            "and the gap to `test` (new pieces by known composers) measures how well it generalises."
+        )
     license_note = (
         "Each row's `license` names the licence its source gives; check it before redistributing or training on "
         "the data, some forbid commercial use. Music21 corpus works carry the corpus licence notes below."
@@ -194,11 +208,14 @@ def _body(
         "## Sources and provenance",
         "Every row keeps its `source`, `path` and `source_url`; duplicates keep the first file met, in source order.",
         _table(("source", "pieces"), sorted(stats.sources.items())),
-        _table(("composer", "pieces"), top_composers),
+        "### Composers\n\nNames are normalised to one spelling per person (\"Last, First\" as \"First Last\", life "
+        "dates dropped, anonymous works as \"Anonymous\").",
+        _table(("composer", "pieces", "notes", "held out in"), composers),
         "## Licences",
         license_note,
         _table(("licence", "pieces"), sorted(stats.licenses.items())),
         *[f"### {note}\n\n{text}" for note, text in license_texts(set(stats.licenses)).items()],
+        *_attributions(stats),
         "## Rejected files",
         rejects_note,
         _table(("reason", "count"), sorted(stats.rejects.items())) if stats.rejects else "None.",
@@ -209,6 +226,27 @@ def _body(
         _versions(),
     ]
     return "\n\n".join(sections) + "\n"
+
+
+def _attributions(stats: BuildStats) -> list[str]:
+    """The card's attribution section: the opening lines of each collection licence file whose licence asks for
+    attribution (CC BY and its variants), as those licences require wherever the data or what is made from it go."""
+    blocks = []
+    for path, pieces in sorted(stats.license_files.items()):
+        try:
+            text = Path(path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if not license_id(license_from_text(text)).startswith("cc-by"):
+            continue
+        head = []
+        for line in text.strip().splitlines()[:12]:
+            if not line.strip():
+                break
+            head.append(line.rstrip())
+        quoted = "\n".join(f"> {line}  " for line in head)
+        blocks.append(f"{pieces} pieces come from the collection of `{Path(path).parent.name}/`:\n\n{quoted}")
+    return ["### Attributions", *blocks] if blocks else []
 
 
 def _tokens_note(tokens: dict[str, Any]) -> str:

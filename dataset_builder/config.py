@@ -12,6 +12,7 @@ from toccata.tokenization.tokenization_base import check_range
 from toccata.tokenization.tokenization_notewise import INSTRUMENTS
 
 from .analysis import AnalysisSettings
+from .licenses import parse_licenses
 from .pipeline import SPLITS
 from .tokens import DEFAULT_TOKENIZER, check_tokenizer
 
@@ -56,6 +57,14 @@ class ToccataConfig(datasets.BuilderConfig):
     test_fraction: float = 0.05
     seed: int = 0
     splits_from: str | None = None  # an earlier built dataset: files it holds keep their split there (others: hash)
+    # A second test split, "unseen_composers": every piece of some composers, held out whole, to measure how a model
+    # does on composers it never saw. Those named, plus `unseen_composer_count` chosen by the seed among composers
+    # with `unseen_composer_pieces` (min, max) pieces kept (never Anonymous). Names are matched after normalisation.
+    unseen_composers: tuple[str, ...] = ()
+    unseen_composer_count: int = 0
+    unseen_composer_pieces: tuple[int, int] = (3, 19)
+    # Keep only files under these licences (ids such as cc-by-4.0, cc0-1.0; `licenses.parse_licenses`); () = all.
+    licenses: tuple[str, ...] = ()
     # Reading.
     safe: bool = True  # parse files from folders and crawls in a child process (time and memory limits)
     parse_timeout_s: float = 30.0
@@ -97,6 +106,17 @@ class ToccataConfig(datasets.BuilderConfig):
         for name in ("parse_timeout_s", "score_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive (seconds), got {getattr(self, name)!r}")
+        if isinstance(self.unseen_composers, str):
+            self.unseen_composers = tuple(name.strip() for name in self.unseen_composers.split(";") if name.strip())
+        self.unseen_composers = tuple(self.unseen_composers)
+        check_range("unseen_composer_count", self.unseen_composer_count, 0, 10_000)
+        low, high = (int(n) for n in self.unseen_composer_pieces)
+        if not 1 <= low <= high:
+            raise ValueError(f"unseen_composer_pieces must be (min, max) with 1 <= min <= max, got {(low, high)}")
+        self.unseen_composer_pieces = (low, high)
+        if isinstance(self.licenses, str):
+            self.licenses = parse_licenses(self.licenses)
+        self.licenses = tuple(self.licenses)
         fractions = self.split_fractions()
         if any(not 0 <= f <= 1 for f in fractions.values()) or not math.isclose(sum(fractions.values()), 1.0):
             raise ValueError(

@@ -27,6 +27,7 @@ class SourceItem:
     license: str = ""
     source_url: str = ""
     metadata: str = "{}"  # any further sidecar columns (fetched_at, ...) as JSON with sorted keys
+    license_file: str = ""  # the collection's licence file the licence came from (its attribution goes to the card)
 
     def provenance(self) -> dict[str, str]:
         """Where this item came from, as written in the rejects manifest and in `duplicate_of`."""

@@ -8,6 +8,7 @@ never moves another piece between splits, and all transpositions of a piece shar
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -15,6 +16,7 @@ import os
 import posixpath
 import threading
 import time
+import unicodedata
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -22,10 +24,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-from .analysis import DUPLICATE, DUPLICATE_NOTES, DUPLICATE_WORK, EMPTY, TOO_SHORT, TRANSPOSITION_OUT_OF_RANGE
+from .analysis import (
+    DUPLICATE,
+    DUPLICATE_NOTES,
+    DUPLICATE_WORK,
+    EMPTY,
+    LICENSE_EXCLUDED,
+    NEAR_DUPLICATE,
+    TOO_SHORT,
+    TRANSPOSITION_OUT_OF_RANGE,
+    sketch_similarity,
+)
+from .composers import ANONYMOUS, normalize_composer
 from .items import SourceItem
+from .licenses import license_id
 
 SPLITS = ("train", "validation", "test")
+UNSEEN = "unseen_composers"  # a second test split: every piece of a few composers held out whole (`hold_out`)
+ALL_SPLITS = (*SPLITS, UNSEEN)
+NEAR_DUPLICATE_SIMILARITY = 0.5  # pieces of one composer sharing this much of their note n-grams are one piece
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -93,6 +110,9 @@ class BuildStats:
     sources: Counter = field(default_factory=Counter)  # source -> pieces kept
     licenses: Counter = field(default_factory=Counter)  # licence -> pieces kept
     composers: Counter = field(default_factory=Counter)  # composer -> pieces kept
+    composer_notes: Counter = field(default_factory=Counter)  # composer -> notes of the pieces kept
+    unseen_composers: list[str] = field(default_factory=list)  # the composers of the UNSEEN split
+    license_files: Counter = field(default_factory=Counter)  # a collection's licence file -> pieces kept under it
 
     def to_dict(self) -> dict[str, Any]:
         return {name: dict(value) if isinstance(value, Counter) else value for name, value in vars(self).items()}
@@ -116,8 +136,10 @@ class Planner:
         transpositions: tuple[int, ...],
         pitch_range: tuple[int, int],
         fixed_splits: PinnedSplits | None = None,
+        licenses: tuple[str, ...] = (),
     ):
         self.seed, self.fractions, self.min_quarters = seed, fractions, min_quarters
+        self.licenses = frozenset(license_id(name) for name in licenses)  # empty: every licence is kept
         self.fixed_splits = fixed_splits or PinnedSplits({}, {})  # from an earlier build (`splits_from`)
         self.transpositions, self.pitch_range = transpositions, pitch_range
         self.rejects = rejects
@@ -125,8 +147,10 @@ class Planner:
         self.by_bytes: dict[str, dict[str, Any]] = {}  # content hash -> kept piece (id + provenance)
         self.by_notes: dict[str, dict[str, Any]] = {}  # note fingerprint -> kept piece (id, provenance, lowest pitch)
         self.by_work: dict[tuple[str, str], dict[str, Any]] = {}  # (source, path without extension) -> kept piece
+        self.by_composer: dict[str, list[tuple[list[int], dict[str, Any]]]] = {}  # composer -> (sketch, kept piece)
+        self.spellings: dict[str, str] = {}  # a composer's name folded (accents, case) -> the first spelling kept
         plan_dir.mkdir(parents=True, exist_ok=True)
-        self.plan_files = {name: plan_dir / f"{name}.jsonl" for name in SPLITS}
+        self.plan_files = {name: plan_dir / f"{name}.jsonl" for name in ALL_SPLITS}
         self._plans = {  # closed by close()
             name: open(path, "w", encoding="utf-8")  # noqa: SIM115
             for name, path in self.plan_files.items()
@@ -135,6 +159,10 @@ class Planner:
     def add(self, item: SourceItem, result: dict[str, Any]) -> None:
         """Record one analysed file: reject it with a reason, or keep it and write it to its split's plan."""
         self.stats.files += 1
+        item = dataclasses.replace(item, composer=self._spelling(item.composer))
+        if self.licenses and license_id(item.license) not in self.licenses:
+            wanted = ", ".join(sorted(self.licenses))
+            return self._reject(item, result, LICENSE_EXCLUDED, f"licence {item.license or 'unknown'!r} is not in {wanted}")
         if not result["ok"]:
             return self._reject(item, result, result["reason"], result["problem"])
         if result["num_notes"] == 0:
@@ -159,6 +187,14 @@ class Planner:
         if first is not None:  # e.g. a kern score and a MIDI rendering of it, whose notes differ in detail
             detail = f"the same work as {first['source']}:{first['path']} in another format (same folder and name)"
             return self._reject(item, result, DUPLICATE_WORK, detail, first)
+        for sketch, first in self.by_composer.get(item.composer, ()):
+            similarity = sketch_similarity(result.get("sketch") or [], sketch)
+            if similarity >= NEAR_DUPLICATE_SIMILARITY:  # another edition or arrangement: test scores would flatter
+                detail = (
+                    f"another version of {first['source']}:{first['path']} (same composer, {similarity:.0%} of the "
+                    "note n-grams shared)"
+                )
+                return self._reject(item, result, NEAR_DUPLICATE, detail, first)
         self._keep(item, result)
 
     def close(self) -> BuildStats:
@@ -174,6 +210,8 @@ class Planner:
         self.by_bytes[result["content_hash"]] = first
         self.by_notes[result["fingerprint"]] = first
         self.by_work[work_key(item)] = first
+        if result.get("sketch"):
+            self.by_composer.setdefault(item.composer, []).append((result["sketch"], first))
         low, high = self.pitch_range
         keys = []
         shift_low, shift_high = result.get("shift_range") or (low - result["lowest_pitch"], high - result["highest_pitch"])
@@ -186,6 +224,7 @@ class Planner:
                 self.stats.rejects[TRANSPOSITION_OUT_OF_RANGE] += 1  # a row not made, not a file rejected
                 self._write_reject(item, result, TRANSPOSITION_OUT_OF_RANGE, detail, None, shift)
         plan = {"item": vars(item), "result": result, "piece_id": piece_id, "split": split, "transpositions": keys}
+        plan["result"] = {key: value for key, value in result.items() if key != "sketch"}
         # ASCII: a locator may hold a file name that is not UTF-8 (surrogate escapes); json escapes them losslessly
         self._plans[split].write(json.dumps(plan, sort_keys=True) + "\n")
         stats = self.stats
@@ -194,7 +233,62 @@ class Planner:
         stats.tokens[split] += result["num_tokens"] * len(keys)
         stats.sources[item.source] += 1
         stats.licenses[item.license] += 1
+        if item.license_file:
+            stats.license_files[item.license_file] += 1
         stats.composers[item.composer or "unknown"] += 1
+        stats.composer_notes[item.composer or "unknown"] += result["num_notes"]
+
+    def _spelling(self, name: str) -> str:
+        """`normalize_composer(name)`, and of two spellings that differ only by accents or case, the first seen."""
+        name = normalize_composer(name)
+        folded = "".join(c for c in unicodedata.normalize("NFKD", name.lower()) if not unicodedata.combining(c))
+        return self.spellings.setdefault(folded, name)
+
+    def hold_out(self, composers: tuple[str, ...] = (), count: int = 0, pieces: tuple[int, int] = (3, 19)) -> list[str]:
+        """Move every piece of some composers to the `UNSEEN` split: those named, plus `count` chosen by the seed
+        among composers with `pieces` (min, max) pieces kept (never Anonymous or unknown). Call after the stream,
+        before `close`. Returns the composers held out, sorted."""
+        named = {self._spelling(name) for name in composers if name.strip()}
+        missing = sorted(name for name in named if name not in self.stats.composers)
+        if missing:
+            known = ", ".join(name for name, _ in self.stats.composers.most_common(30))
+            raise ValueError(f"unseen composers {missing} have no piece in the build; composers kept: {known} ...")
+        low, high = pieces
+        eligible = sorted(
+            name
+            for name, kept in self.stats.composers.items()
+            if low <= kept <= high and name not in named and name not in (ANONYMOUS, "unknown", "")
+        )
+        if count > len(eligible):
+            raise ValueError(
+                f"cannot hold out {count} composers: only {len(eligible)} have {low}-{high} pieces ({eligible})"
+            )
+        key = lambda name: hashlib.sha256(f"toccata-unseen|{self.seed}|{name}".encode()).hexdigest()  # noqa: E731
+        chosen = sorted(named | set(sorted(eligible, key=key)[:count]))
+        if chosen:
+            self._move_to_unseen(set(chosen))
+        return chosen
+
+    def _move_to_unseen(self, chosen: set[str]) -> None:
+        """Rewrite the plans: the pieces of `chosen` composers go to the `UNSEEN` split, the counts follow."""
+        stats = self.stats
+        for handle in self._plans.values():
+            handle.flush()
+        for split in SPLITS:
+            path = self.plan_files[split]
+            plans = list(read_plan(path))
+            with open(path, "w", encoding="utf-8") as out:
+                for plan in plans:
+                    if (plan["item"]["composer"] or "unknown") not in chosen:
+                        out.write(json.dumps(plan, sort_keys=True) + "\n")
+                        continue
+                    rows, tokens = len(plan["transpositions"]), plan["result"]["num_tokens"] * len(plan["transpositions"])
+                    for counter, amount in ((stats.pieces, 1), (stats.rows, rows), (stats.tokens, tokens)):
+                        counter[split] -= amount
+                        counter[UNSEEN] += amount
+                    plan["split"] = UNSEEN
+                    self._plans[UNSEEN].write(json.dumps(plan, sort_keys=True) + "\n")
+        stats.unseen_composers = sorted(chosen)
 
     def _reject(
         self, item: SourceItem, result: dict[str, Any], reason: str, detail: str, first: dict[str, Any] | None = None
@@ -247,8 +341,8 @@ def splits_of(dataset: str | Path) -> PinnedSplits:
 
     folder = Path(dataset)
     pins = PinnedSplits({}, {})
-    for split in SPLITS:
-        for path in sorted(folder.glob(f"*-{split}*.parquet")):
+    for split in ALL_SPLITS:  # "-test.parquet" or "-test-00000-of-00002.parquet", never "-test_x.parquet"
+        for path in sorted(folder.glob(f"*-{split}.parquet")) + sorted(folder.glob(f"*-{split}-*.parquet")):
             for row in pq.read_table(path, columns=["source", "path", "piece_id"]).to_pylist():
                 pins.by_file[(row["source"], row["path"])] = split
                 pins.by_piece[row["piece_id"]] = split
@@ -273,7 +367,9 @@ def read_plan(path: str | Path) -> Iterator[dict[str, Any]]:
 
 
 __all__ = [
+    "ALL_SPLITS",
     "SPLITS",
+    "UNSEEN",
     "BuildStats",
     "PinnedSplits",
     "Planner",

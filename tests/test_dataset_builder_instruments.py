@@ -24,7 +24,7 @@ def _piece(path: Path, tracks: list[tuple[str, int, int]], bars: int = 6, seed: 
     for k, (name, program, base) in enumerate(tracks):
         track = symusic.Track(name=name, program=program)
         for i in range(bars * 8):
-            pitch = base + (i * (3 + k) + seed * 5) % 12
+            pitch = base + (i * (3 + k + seed) + seed * 5) % 12  # each seed its own intervals: another piece
             track.notes.append(symusic.Note(i * 240, 240, pitch, 80))
         score.tracks.append(track)
     score.dump_midi(str(path))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from datasets import load_dataset
 from toccata.dataset_builder import FolderSource, build_dataset
@@ -222,7 +223,9 @@ def collection(tmp_path_factory: pytest.TempPathFactory) -> Path:
     unlicensed = root / "unlicensed"
     write(unlicensed, "README.md", "Scores typed in by a friend.\n")
     write(unlicensed, "sonatina.musicxml", MUSICXML)
-    write(unlicensed, "yem.krn", TWO_STAVES_KERN.replace("Little Piece", "Other Piece").replace("2C\t8qdd", "2D\t8qdd"))
+    other = TWO_STAVES_KERN.replace("Little Piece", "Other Piece").replace("2C\t8qdd", "2D\t8qdd")
+    other = other.replace(".\t12e", ".\t12a").replace(".\t8b", ".\t8e")  # another piece, not another edition
+    write(unlicensed, "yem.krn", other)
     write(unlicensed, "broken.xml", "<score-partwise><part")
     write(unlicensed, "slow.krn", slow_kern(8000))  # ~64,000 notes: far over the build's 10 s on any machine
     return root
@@ -290,9 +293,12 @@ def test_a_rebuild_can_keep_the_splits_of_an_earlier_build(tmp_path):
 
     folder = tmp_path / "midi"
     folder.mkdir()
+    def piece(i: int, low: int) -> list[tuple[int, int, int]]:  # 12 pieces, each with its own intervals
+        rng = np.random.default_rng(i)
+        return [(480 * b, 480 * b + 240 * int(rng.integers(1, 4)), low + int(rng.integers(0, 36))) for b in range(20)]
+
     for i in range(12):
-        notes = [(480 * b, 480 * b + 240 * (1 + (b + i) % 3), 48 + (b * 7 + i * 5) % 36) for b in range(20)]
-        make_score([notes]).dump_midi(str(folder / f"piece{i:02d}.mid"))
+        make_score([piece(i, 48)]).dump_midi(str(folder / f"piece{i:02d}.mid"))
     fractions = {"train_fraction": 0.5, "validation_fraction": 0.25, "test_fraction": 0.25}
     first = tmp_path / "first"
     build_dataset(first, sources=(str(folder),), seed=0, **fractions)
@@ -312,8 +318,7 @@ def test_a_rebuild_can_keep_the_splits_of_an_earlier_build(tmp_path):
     lower = tmp_path / "lower"
     lower.mkdir()
     for i in range(12):
-        notes = [(480 * b, 480 * b + 240 * (1 + (b + i) % 3), 46 + (b * 7 + i * 5) % 36) for b in range(20)]
-        make_score([notes]).dump_midi(str(lower / f"copy{i:02d}.mid"))
+        make_score([piece(i, 46)]).dump_midi(str(lower / f"copy{i:02d}.mid"))
     moved = tmp_path / "moved"
     build_dataset(moved, sources=(str(lower), str(folder)), seed=7, splits_from=str(first), **fractions)
 

@@ -198,6 +198,11 @@ def _cmd_build_dataset(args: argparse.Namespace) -> int:
         options["work_dir"] = args.work_dir
     if args.splits_from:
         options["splits_from"] = args.splits_from
+    if args.unseen_composers:
+        count, names = _unseen_composers(args.unseen_composers)
+        options.update(unseen_composer_count=count, unseen_composers=names)
+    if args.licenses:
+        options["licenses"] = args.licenses
     if args.tokenizer != "notewise" or args.bpe_vocab_size is not None:  # the default build passes neither
         options.update(tokenizer=args.tokenizer, bpe_vocab_size=args.bpe_vocab_size)
     builder = build_dataset(args.out, num_proc=args.num_proc, **options)
@@ -209,6 +214,14 @@ def _cmd_build_dataset(args: argparse.Namespace) -> int:
         url = push_to_hub(args.out, args.push_to_hub, private=args.private)
         print(f"pushed to {url}", file=sys.stderr)
     return 0
+
+
+def _unseen_composers(text: str) -> tuple[int, tuple[str, ...]]:
+    """``--unseen-composers``: a number (that many composers chosen by the seed) or names separated by ``;``."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text), ()
+    return 0, tuple(name.strip() for name in text.split(";") if name.strip())
 
 
 def _cmd_crawl(args: argparse.Namespace) -> int:
@@ -291,6 +304,18 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--splits", default="0.9,0.05,0.05", help="train,validation,test fractions of pieces")
     build.add_argument("--seed", type=int, default=0, help="split seed")
     build.add_argument("--splits-from", help="an earlier built dataset: the files it holds keep their split")
+    build.add_argument(
+        "--unseen-composers",
+        metavar="N|NAMES",
+        help="a second test split, unseen_composers, of composers held out whole: N chosen by the seed among those "
+        "with 3-19 pieces, or names separated by ';' (e.g. 'Maria Szymanowska;Karol Kurpiński')",
+    )
+    build.add_argument(
+        "--licenses",
+        metavar="IDS",
+        help="keep only files under these licences, e.g. cc-by-4.0,cc0-1.0 (or permissive = cc0-1.0,cc-by-4.0,mit): "
+        "for weights free for commercial use; the others are rejected as license_excluded",
+    )
     build.add_argument("--min-quarters", type=float, default=8.0, help="shorter pieces are rejected")
     build.add_argument("--max-file-bytes", type=int, default=5_000_000, help="larger files are rejected")
     build.add_argument("--license", default="unknown", help="licence of folder files their sidecar does not name")

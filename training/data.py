@@ -17,7 +17,7 @@ from torch.utils.data import Dataset, Sampler
 
 from . import DEFAULT_WINDOW
 
-SPLITS = ("train", "validation", "test")
+SPLITS = ("train", "validation", "test", "unseen_composers")  # unseen_composers: composers held out whole
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,11 @@ def read_rows(dataset: str | os.PathLike, split: str, columns: tuple[str, ...] =
     columns = list(columns)
     folder = Path(dataset)
     if folder.is_dir():
-        files = sorted(folder.glob(f"*-{split}.parquet")) or sorted(folder.glob(f"{split}/*.parquet"))
+        files = (
+            sorted(folder.glob(f"*-{split}.parquet"))
+            or sorted(folder.glob(f"*-{split}-*-of-*.parquet"))  # datasets' shards of a large split
+            or sorted(folder.glob(f"{split}/*.parquet"))
+        )
         if not files:
             found = sorted(p.name for p in folder.glob("*.parquet"))
             if found:  # a built dataset whose fractions gave this split nothing

@@ -16,6 +16,7 @@ is never held in memory and every build sees the same order.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -80,7 +81,10 @@ class FolderSource:
             seen += bool(row)
             is_score = is_score_path(rel)
             default = licenses.for_file(rel) or ("" if is_score else self.default_license)
-            yield _item(root, rel, row, str(self.label), default, SCORE if is_score else FILE)
+            item = _item(root, rel, row, str(self.label), default, SCORE if is_score else FILE)
+            if licenses.for_file(rel) and item.license == licenses.for_file(rel):
+                item = dataclasses.replace(item, license_file=licenses.file_for(rel))
+            yield item
         if len(sidecar) > seen:
             logger.warning(
                 "%s: %d sidecar rows name no MIDI or score file of the folder", self.root, len(sidecar) - seen
@@ -114,27 +118,31 @@ class CollectionLicenses:
 
     def __init__(self, root: Path):
         self.root = root
-        self._by_dir: dict[str, str] = {}
+        self._by_dir: dict[str, tuple[str, str]] = {}
 
     def for_file(self, rel: str) -> str:
         """The licence covering the file at relative POSIX path `rel`; "" when no licence file names one."""
-        return self._for_dir(posixpath.dirname(rel))
+        return self._for_dir(posixpath.dirname(rel))[0]
 
-    def _for_dir(self, rel_dir: str) -> str:
+    def file_for(self, rel: str) -> str:
+        """The path of the licence file covering `rel` ("" when none): its attribution lines go to the card."""
+        return self._for_dir(posixpath.dirname(rel))[1]
+
+    def _for_dir(self, rel_dir: str) -> tuple[str, str]:
         if rel_dir not in self._by_dir:
             found = _license_in(self.root / rel_dir)
-            if not found and rel_dir not in ("", "."):
+            if not found[0] and rel_dir not in ("", "."):
                 found = self._for_dir(posixpath.dirname(rel_dir))
             self._by_dir[rel_dir] = found
         return self._by_dir[rel_dir]
 
 
-def _license_in(directory: Path) -> str:
-    """The licence named by a LICENSE/COPYING/README file directly in `directory` (licence files first)."""
+def _license_in(directory: Path) -> tuple[str, str]:
+    """(licence, file) named by a LICENSE/COPYING/README file directly in `directory` (licence files first)."""
     try:
         names = sorted(entry.name for entry in os.scandir(directory) if entry.is_file())
     except OSError:
-        return ""
+        return "", ""
     candidates = [n for n in names if n.lower().startswith(LICENSE_FILE_PREFIXES)]
     candidates.sort(key=lambda n: n.lower().startswith("readme"))  # a LICENSE file outranks a README
     for name in candidates:
@@ -144,8 +152,8 @@ def _license_in(directory: Path) -> str:
         except OSError:
             continue
         if found:
-            return found
-    return ""
+            return found, str(directory / name)
+    return "", ""
 
 
 def read_sidecar(root: Path) -> dict[str, dict[str, Any]]:
