@@ -164,3 +164,24 @@ def test_named_composers_and_licence_filter(collection: Path, tmp_path: Path):
     assert excluded and all("CC BY-NC-SA 4.0" in r["detail"] for r in excluded)
     with pytest.raises(ValueError, match="have no piece"):
         build_dataset(tmp_path / "bad", sources=(str(collection),), unseen_composers=("Nobody Atall",), safe=False)
+
+
+def test_card_quotes_the_attribution_a_cc_by_collection_asks_for(tmp_path: Path):
+    root = tmp_path / "collection"
+    (root / "cc").mkdir(parents=True)
+    (root / "cc" / "LICENSE.txt").write_text(
+        "Example Scores in Open Access\nCopyright 2020 The Example Institute\n"
+        "License: https://creativecommons.org/licenses/by/4.0\n\nYou are free to share and adapt.\n"
+    )
+    (root / "nc").mkdir()
+    (root / "nc" / "LICENSE.txt").write_text("https://creativecommons.org/licenses/by-nc-sa/4.0 No attribution lines.\n")
+    for i in range(3):
+        _write(root / "cc" / f"{i}.mid", _notes(100 + i))
+        _write(root / "nc" / f"{i}.mid", _notes(200 + i))
+    out = tmp_path / "ds"
+    build_dataset(out, sources=(str(root),), safe=False)
+    card = (out / "README.md").read_text()
+    attributions = card.split("### Attributions", 1)[1]
+    assert "3 pieces come from the collection of `cc/`" in attributions
+    assert "> Example Scores in Open Access" in attributions and "> Copyright 2020 The Example Institute" in attributions
+    assert "You are free" not in attributions and "No attribution lines" not in attributions
