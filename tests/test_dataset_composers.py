@@ -174,14 +174,19 @@ def test_card_quotes_the_attribution_a_cc_by_collection_asks_for(tmp_path: Path)
         "License: https://creativecommons.org/licenses/by/4.0\n\nYou are free to share and adapt.\n"
     )
     (root / "nc").mkdir()
-    (root / "nc" / "LICENSE.txt").write_text("https://creativecommons.org/licenses/by-nc-sa/4.0 No attribution lines.\n")
+    (root / "nc" / "LICENSE.txt").write_text("Other Scores\nhttps://creativecommons.org/licenses/by-nc-sa/4.0\n")
+    (root / "zero").mkdir()
+    (root / "zero" / "LICENSE").write_text("Free Scores\nCC0 1.0 https://creativecommons.org/publicdomain/zero/1.0\n")
     for i in range(3):
         _write(root / "cc" / f"{i}.mid", _notes(100 + i))
         _write(root / "nc" / f"{i}.mid", _notes(200 + i))
+        _write(root / "zero" / f"{i}.mid", _notes(300 + i))
     out = tmp_path / "ds"
     build_dataset(out, sources=(str(root),), safe=False)
     card = (out / "README.md").read_text()
     attributions = card.split("### Attributions", 1)[1]
     assert "3 pieces come from the collection of `cc/`" in attributions
     assert "> Example Scores in Open Access" in attributions and "> Copyright 2020 The Example Institute" in attributions
-    assert "You are free" not in attributions and "No attribution lines" not in attributions
+    assert "You are free" not in attributions  # the opening lines only, up to the first blank line
+    assert "3 pieces come from the collection of `nc/`" in attributions and "> Other Scores" in attributions  # BY-NC-SA
+    assert "Free Scores" not in attributions  # CC0 asks for no attribution
