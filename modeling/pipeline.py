@@ -49,6 +49,7 @@ class GenerationRequest:
     prompt_beats: float | None = 16.0  # how many beats of the prompt's end to keep (None: all of it)
     num_samples: int = 1
     best_of: int = 1  # candidates per piece: a critic keeps the num_samples it rates most human
+    composer: str | None = None  # in this composer's style: a label the checkpoint was trained with (its tokenizer's)
 
     def __post_init__(self) -> None:
         for name in ("beats", "seconds", "qpm", "prompt_beats"):
@@ -191,6 +192,10 @@ def compose(
             "best_of > 1 needs a critic to choose with: pass critic= (e.g. toccata.default_critic_scorer())"
         )
     ids = [model.config.bos_token_id] + tokenizer.convert_tokens_to_ids(prompt_tokens)
+    if request.composer:  # the label word goes first, as in training (`<composer:NAME> <bos> ...`)
+        if not hasattr(tokenizer, "composer_token_id"):
+            raise ValueError(f"composer {request.composer!r}: this tokenizer has no composer labels")
+        ids = [tokenizer.composer_token_id(request.composer), *ids]
     rows = request.num_samples * request.best_of
     job = DecodeJob(ids, rows, sampler, request.guards, budget, target_steps, progress, cancel)
     was_training = model.training

@@ -50,6 +50,9 @@ def add_generate_parser(commands: argparse._SubParsersAction) -> None:
     length.add_argument("--tokens", type=int, help="length of the continuation in tokens")
     gen.add_argument("--qpm", type=float, help="tempo in quarter notes per minute (default: the prompt's, or 120)")
     gen.add_argument("--prompt", help="MIDI file or corpus:WORK to continue")
+    gen.add_argument(
+        "--composer", help="in this composer's style, for a checkpoint trained with composer labels (its model card lists them)"
+    )
     gen.add_argument("--prompt-beats", type=float, default=16.0, help="beats of the prompt's end to keep")
 
     sampling = gen.add_argument_group("sampler (defaults: the checkpoint's preset)")
@@ -144,7 +147,13 @@ def run_generate(args: argparse.Namespace) -> int:
         prompt_beats=args.prompt_beats,
         num_samples=args.num_samples,
         best_of=args.best_of,
+        composer=args.composer,
     )
+    if args.composer:  # an unknown name fails now, listing the known ones, not after the synthesizer is found
+        compose_check = getattr(tokenizer, "composer_token_id", None)
+        if compose_check is None:
+            raise ValueError(f"--composer {args.composer!r}: this checkpoint has no composer labels")
+        compose_check(args.composer)
     synth = _synth(args.audio)
     critic = None
     if args.best_of > 1:

@@ -68,6 +68,16 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     cmd.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard (needs tensorboard)")
     cmd.add_argument("--num-workers", type=int, default=0, help="dataloader worker processes")
+    cmd.add_argument(
+        "--composer-min-pieces",
+        type=int,
+        default=0,
+        help="composer labels: composers with at least N training pieces get a word of their own (generate "
+        "--composer NAME), the rest share 'other'; 0 (default): no labels",
+    )
+    cmd.add_argument(
+        "--composer-dropout", type=float, default=0.2, help="share of windows trained without their composer label"
+    )
     size = cmd.add_argument_group("model (new models; a fine-tune keeps its checkpoint's sizes)")
     for name, kind in MODEL_OPTIONS.items():
         size.add_argument("--" + name.replace("_", "-"), dest=name, type=kind)
@@ -104,6 +114,8 @@ def run_train(args: argparse.Namespace) -> int:
         device=args.device,
         tensorboard=args.tensorboard,
         num_workers=args.num_workers,
+        composer_min_pieces=args.composer_min_pieces,
+        composer_dropout=args.composer_dropout,
     )
     summary = train(config, resume=args.resume)
     if summary.get("rank", 0) == 0:

@@ -30,6 +30,7 @@ class Piece:
     transposition: int = 0
     qpm: float = 120.0
     time_signature: str = "4/4"
+    composer: str = ""  # the dataset's `composer` (read when training with composer labels)
 
 
 @dataclass(frozen=True)
@@ -114,16 +115,20 @@ def _piece(row: dict, ids: np.ndarray) -> Piece:
         transposition=int(row["transposition"] or 0),
         qpm=float(row["qpm"] or 120.0),
         time_signature=row["time_signature"] or "4/4",
+        composer=row.get("composer") or "",
     )
 
 
-def load_pieces(dataset: str | os.PathLike, split: str, tokenizer, original_key_only: bool = False) -> list[Piece]:
-    """The pieces of `split` as token ids of `tokenizer`; rows with unknown words are an error naming the row."""
+def load_pieces(
+    dataset: str | os.PathLike, split: str, tokenizer, original_key_only: bool = False, with_composer: bool = False
+) -> list[Piece]:
+    """The pieces of `split` as token ids of `tokenizer`; rows with unknown words are an error naming the row.
+    `with_composer`: read the `composer` column too (training with composer labels)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     pieces = []
     unk = tokenizer.unk_token_id
-    for row in read_rows(dataset, split):
+    for row in read_rows(dataset, split, PIECE_COLUMNS + (("composer",) if with_composer else ())):
         if original_key_only and row["transposition"]:
             continue
         words = row["notewise"].split()
@@ -174,6 +179,8 @@ class WindowDataset(Dataset):
         pad_id: int,
         max_transpose: int = 0,
         seed: int = 0,
+        conditions: list[int] | None = None,
+        condition_dropout: float = 0.0,
     ) -> None:
         if window < 2:
             raise ValueError(f"window must be at least 2 tokens, got {window}")
@@ -181,6 +188,14 @@ class WindowDataset(Dataset):
             raise ValueError(f"max_transpose must be 0..12 semitones, got {max_transpose}")
         self.window, self.layout, self.pad_id = window, layout, pad_id
         self.max_transpose, self.seed = max_transpose, seed
+        # Composer labels: per piece the id of its label word (-1: none), put before the window's first token, except
+        # in a `condition_dropout` share of windows (drawn from seed, epoch, window), so that the model also learns
+        # without one. Windows are then `window + 1` long (padded when unlabelled): every target is learnt as before.
+        if conditions is not None and len(conditions) != len(pieces):
+            raise ValueError(f"conditions: one label id per piece, got {len(conditions)} for {len(pieces)} pieces")
+        if not 0.0 <= condition_dropout <= 1.0:
+            raise ValueError(f"condition_dropout must be from 0 to 1, got {condition_dropout}")
+        self.conditions, self.condition_dropout = conditions, condition_dropout
         self.sequences = [np.concatenate([[bos_id], p.ids, [eos_id]]).astype(np.int64) for p in pieces]
         self.starts = [
             (s, start) for s, seq in enumerate(self.sequences) for start in range(0, max(len(seq) - 1, 1), window - 1)
@@ -208,8 +223,15 @@ class WindowDataset(Dataset):
         pitch = self.layout.pitch_index(ids)
         ids[pitch >= 0] += self._shift(ids, pitch, epoch, index)
         labels = ids.copy()
-        if len(ids) < self.window:
-            pad = self.window - len(ids)
+        length = self.window
+        if self.conditions is not None:
+            length += 1
+            label = self.conditions[s]
+            dropped = np.random.default_rng([self.seed, epoch, index, 1]).random() < self.condition_dropout
+            if label >= 0 and not dropped:
+                ids, labels = np.concatenate([[label], ids]), np.concatenate([[-100], labels])
+        if len(ids) < length:
+            pad = length - len(ids)
             ids = np.concatenate([ids, np.full(pad, self.pad_id, dtype=np.int64)])
             labels = np.concatenate([labels, np.full(pad, -100, dtype=np.int64)])
         return {"input_ids": torch.from_numpy(ids), "labels": torch.from_numpy(labels)}

@@ -64,6 +64,10 @@ class TrainConfig:
     device: str = "auto"  # auto (CUDA when present), cpu or cuda
     tensorboard: bool = False
     num_workers: int = 0  # dataloader worker processes
+    # Composer labels (notewise, new models): composers with at least this many training pieces get a word of their
+    # own (`<composer:NAME>`, put before each training window), the rest share `<composer:other>`; 0: no labels.
+    composer_min_pieces: int = 0
+    composer_dropout: float = 0.2  # share of windows trained without their label, so unlabelled generation stays good
 
     def __post_init__(self) -> None:
         for name in ("window", "batch_size", "logging_steps", "save_total_limit"):
@@ -99,6 +103,16 @@ class TrainConfig:
             )
         if self.tokenizer != "notewise" and self.instruments and list(self.instruments) != ["piano"]:
             raise ValueError("--instruments needs the notewise tokenizer: the other tokenizations are piano-only")
+        if self.composer_min_pieces < 0 or not 0.0 <= self.composer_dropout < 1.0:
+            raise ValueError(
+                f"composer_min_pieces must be >= 0 and composer_dropout in [0, 1), got {self.composer_min_pieces} and "
+                f"{self.composer_dropout}"
+            )
+        if self.composer_min_pieces and (self.tokenizer != "notewise" or self.init_from):
+            raise ValueError(
+                "--composer-min-pieces labels a new notewise model: leave out --init-from and --tokenizer (a "
+                "checkpoint trained with labels keeps them when fine-tuned)"
+            )
         if self.eval_steps is not None and self.eval_steps < 1:
             raise ValueError(f"eval_steps must be a positive integer or None, got {self.eval_steps!r}")
 
@@ -203,8 +217,44 @@ def _model_and_tokenizer(config: TrainConfig, scheme=None):
         return model.train(), tokenizer
     from toccata.tokenization import NotewiseTokenizer
 
-    tokenizer = NotewiseTokenizer(instruments=instruments or ("piano",))
+    composers = composer_labels(config.dataset, config.composer_min_pieces) if config.composer_min_pieces else ()
+    tokenizer = NotewiseTokenizer(instruments=instruments or ("piano",), composers=composers)
     return random_model(tokenizer, **config.model).train(), tokenizer
+
+
+OTHER_COMPOSER = "other"  # the label of composers with too few pieces for one of their own
+UNLABELLED = ("", "unknown", "Anonymous")  # no composer to learn a style from: these windows get no label
+
+
+def composer_labels(dataset: str, min_pieces: int) -> tuple[str, ...]:
+    """The composer labels of a run: composers with at least `min_pieces` pieces in the train split, most pieces
+    first, then `other` for the rest."""
+    from .data import read_rows
+
+    pieces: dict[str, set[str]] = {}
+    for row in read_rows(dataset, "train", ("piece_id", "composer")):
+        pieces.setdefault(row["composer"] or "", set()).add(row["piece_id"])
+    counts = {name: len(ids) for name, ids in pieces.items() if name not in UNLABELLED}
+    named = sorted((name for name, count in counts.items() if count >= min_pieces), key=lambda n: (-counts[n], n))
+    if not named:
+        most = max(counts.values(), default=0)
+        raise ValueError(
+            f"{dataset}: no composer has {min_pieces} pieces in the train split (the most is {most}); lower "
+            "--composer-min-pieces, or build the dataset with composer metadata"
+        )
+    return (*named, OTHER_COMPOSER)
+
+
+def _label_ids(tokenizer, pieces) -> list[int] | None:
+    """Per piece the id of its composer label word, -1 when it has none; None for a tokenizer without labels."""
+    composers = getattr(tokenizer, "composers", ())
+    if not composers:
+        return None
+    known = set(composers)
+    return [
+        -1 if p.composer in UNLABELLED else tokenizer.composer_token_id(p.composer if p.composer in known else OTHER_COMPOSER)
+        for p in pieces
+    ]
 
 
 def _datasets(config: TrainConfig, tokenizer, layout: PitchLayout) -> tuple[WindowDataset, WindowDataset, dict]:
@@ -215,12 +265,14 @@ def _datasets(config: TrainConfig, tokenizer, layout: PitchLayout) -> tuple[Wind
         valid_pieces = load_scheme_pieces(config.dataset, "validation", tokenizer, original_key_only=True)
     else:
         special = {"bos_id": tokenizer.bos_token_id, "eos_id": tokenizer.eos_token_id, "pad_id": tokenizer.pad_token_id}
-        train_pieces = load_pieces(config.dataset, "train", tokenizer)
-        valid_pieces = load_pieces(config.dataset, "validation", tokenizer, original_key_only=True)
+        labelled = bool(getattr(tokenizer, "composers", ()))
+        train_pieces = load_pieces(config.dataset, "train", tokenizer, with_composer=labelled)
+        valid_pieces = load_pieces(config.dataset, "validation", tokenizer, original_key_only=True, with_composer=labelled)
     train = WindowDataset(
-        train_pieces, config.window, layout, max_transpose=config.max_transpose, seed=config.seed, **special
-    )
-    valid = WindowDataset(valid_pieces, config.window, layout, **special)
+        train_pieces, config.window, layout, max_transpose=config.max_transpose, seed=config.seed, **special,
+        conditions=_label_ids(tokenizer, train_pieces), condition_dropout=config.composer_dropout,
+    )  # fmt: skip
+    valid = WindowDataset(valid_pieces, config.window, layout, **special, conditions=_label_ids(tokenizer, valid_pieces))
     stats = {
         "train_pieces": len({p.piece_id for p in train_pieces}),
         "train_rows": len(train_pieces),
@@ -274,6 +326,7 @@ def _training_arguments(config: TrainConfig, out: Path, steps_per_epoch: int) ->
 RESUME_MUST_MATCH = (
     "dataset", "init_from", "instruments", "tokenizer", "bpe_vocab_size", "model", "window", "batch_size",
     "learning_rate", "weight_decay", "warmup", "scheduler", "max_grad_norm", "max_transpose", "seed",
+    "composer_min_pieces", "composer_dropout",
 )  # fmt: skip
 
 

@@ -103,6 +103,7 @@ class NotewiseTokenizer(MidiWordTokenizer):
         unk_token: str = "<unk>",
         instruments: Sequence[str] = ("piano",),
         instrument_layout: Mapping | None = None,
+        composers: Sequence[str] = (),
         **kwargs,
     ):
         check_range("steps_per_quarter", steps_per_quarter, 1, 96)
@@ -119,6 +120,7 @@ class NotewiseTokenizer(MidiWordTokenizer):
         self.add_bos_token = add_bos_token
         self.add_eos_token = add_eos_token
         self.instruments = _check_instruments(instruments)
+        self.composers = _check_composers(composers)
         self._id_to_token = self._build_vocab()
         self._token_to_id = {token: i for i, token in enumerate(self._id_to_token)}
         self._id_array = np.array(self._id_to_token, dtype=object)
@@ -132,6 +134,8 @@ class NotewiseTokenizer(MidiWordTokenizer):
                     f"{self.instrument_layout}; the tokenizer config was edited or saved by an incompatible version"
                 )
             kwargs.update(instruments=list(self.instruments), instrument_layout=self.instrument_layout)
+        if self.composers:  # a vocabulary without composer words keeps its saved config exactly as it was
+            kwargs.update(composers=list(self.composers))
         super().__init__(
             pad_token=pad_token,
             bos_token=bos_token,
@@ -162,7 +166,16 @@ class NotewiseTokenizer(MidiWordTokenizer):
         for name in self.instruments[1:]:  # after the piano vocabulary, so piano ids never move
             prefix, low, high = self.part_range(name)
             vocab += [f"{prefix}{p}" for p in range(low, high + 1)] + [f"end{prefix}{p}" for p in range(low, high + 1)]
-        return vocab
+        return vocab + [composer_word(name) for name in self.composers]  # last: no other id moves
+
+    def composer_token_id(self, composer: str) -> int:
+        """The id of the word that asks for `composer`'s style (put before `<bos>`); a clear error for a name
+        this vocabulary does not hold, listing those it does."""
+        index = self._token_to_id.get(composer_word(composer)) if str(composer).strip() else None
+        if index is None:
+            known = ", ".join(self.composers) if self.composers else "none: it was trained without composer labels"
+            raise ValueError(f"unknown composer {composer!r}; this model knows {known}")
+        return index
 
     @property
     def is_instrumented(self) -> bool:
@@ -462,6 +475,20 @@ class NotewiseTokenizer(MidiWordTokenizer):
         if not 0 <= index < len(self._id_kind) or self._id_kind[index] == 0:
             return None, 0
         return ("on", "off", "wait")[self._id_kind[index] - 1], self._id_value[index]
+
+
+def composer_word(name: str) -> str:
+    """The vocabulary word of a composer label: ``<composer:Ignacy_Jan_Paderewski>`` (one word: no spaces)."""
+    return "<composer:" + "_".join(str(name).split()) + ">"
+
+
+def _check_composers(composers: Sequence[str] | str) -> tuple[str, ...]:
+    """Composer labels of a vocabulary, each once and not empty (names are kept as given)."""
+    names = (composers,) if isinstance(composers, str) else tuple(str(name).strip() for name in composers)
+    words = [composer_word(name) for name in names]
+    if any(not name for name in names) or len(set(words)) != len(words):
+        raise ValueError(f"composers must be distinct, non-empty names; got {list(composers)}")
+    return names
 
 
 def _check_instruments(instruments: Sequence[str] | str) -> tuple[str, ...]:
