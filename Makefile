@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
 
-.PHONY: setup system-packages run test bench clean dataset default-checkpoint
+.PHONY: setup system-packages run test bench clean dataset default-dataset default-train default-checkpoint
 
 setup: system-packages $(VENV)/.installed
 
@@ -52,18 +52,23 @@ NUM_PROC ?= 2
 dataset: setup
 	$(BIN)/toccata build-dataset --source $(SOURCE) --out $(DATASET) --num-proc $(NUM_PROC)
 
-# The embedded default checkpoint, from scratch: a piano dataset from a folder of scores -> train (all keys) ->
-# fine-tune (original keys) -> preset chosen on the validation split -> evaluate (test split) -> publish. The data:
-# kernScores' piano collections (docs/training.md names their public repositories), e.g.
-# `make default-checkpoint CORPUS=path/to/kernscores/piano`. Building the dataset takes ~7 minutes on 2 cores,
-# training ~52 minutes and fine-tuning ~15 minutes on one core. Interrupted? Run it again: training resumes.
+# The embedded default checkpoint, from scratch: a piano dataset from folders of scores (with a split of composers
+# held out whole) -> train (all keys, composer labels) -> fine-tune (original keys) -> preset chosen on the validation
+# split -> evaluate (both test splits) -> publish. The data: the piano folders of ../shared/data-style collections
+# (kernScores' piano repositories and the Polish Music Heritage piano scores; docs/training.md), e.g.
+# `make default-checkpoint CORPUS="path/kernscores/piano path/polish-scores/piano"`. One script for any machine:
+# training runs NPROC processes under torchrun (CPU: one per core; on a GPU machine NPROC=1 and training picks CUDA).
+# Interrupted? Run it again: the build and the training resume.
 CORPUS ?=
 CORPUS_LICENSE ?= kernScores terms (non-commercial research and education; treat as CC BY-NC-SA 4.0)
 PIANO ?= data/piano
 RUN ?= runs/default
-TRAIN_ARGS ?= --epochs 28 --batch-size 16 --window 512 --patience 6 --embedding-dropout 0.02 --input-dropout 0.1 \
-	--hidden-dropout 0.1 --output-dropout 0.2 --weight-dropout 0.1
-FINETUNE_ARGS ?= --epochs 8 --learning-rate 5e-4 --max-transpose 0 --batch-size 16 --window 512 --patience 3
+NPROC ?= 2
+UNSEEN_COMPOSERS ?= 12
+MODEL_ARGS ?= --embedding-size 256 --hidden-size 512 --num-hidden-layers 3 --embedding-dropout 0.02 \
+	--input-dropout 0.1 --hidden-dropout 0.1 --output-dropout 0.2 --weight-dropout 0.1
+TRAIN_ARGS ?= --epochs 16 --batch-size 16 --window 512 --patience 4 --eval-steps 100 --composer-min-pieces 15 $(MODEL_ARGS)
+FINETUNE_ARGS ?= --epochs 4 --learning-rate 5e-4 --max-transpose 0 --batch-size 16 --window 512 --patience 3 --eval-steps 100
 # The preset: every candidate of the two rounds on validation (100 samples, seed 1; docs/training.md).
 PRESET_CANDIDATES ?= "sampler=top_k k=12 temperature=1.0 calmness=0.25" "sampler=top_k k=24 temperature=1.0 calmness=0" \
 	"sampler=top_k k=24 temperature=1.0 calmness=0.25" "sampler=weighted temperature=1.0 calmness=0 max_polyphony=7" \
@@ -72,21 +77,29 @@ PRESET_CANDIDATES ?= "sampler=top_k k=12 temperature=1.0 calmness=0.25" "sampler
 	"sampler=top_k k=8 temperature=1.0 calmness=0 max_polyphony=6" \
 	"sampler=top_k k=8 temperature=1.0 calmness=0.25 max_polyphony=6"
 PRESET_SEARCH_ARGS ?= --samples 100 --seed 1
-default-checkpoint: setup
-	@test -f $(PIANO)/dataset_info.json || test -n "$(CORPUS)" || { echo "give CORPUS=folder of piano scores (see docs/training.md)"; exit 2; }
-	test -f $(PIANO)/dataset_info.json || $(BIN)/toccata build-dataset --source $(CORPUS) --out $(PIANO) \
-		--num-proc $(NUM_PROC) --splits 0.86,0.07,0.07 --license "$(CORPUS_LICENSE)"
-	test -f $(RUN)-pretrain/train_summary.json || OMP_NUM_THREADS=1 $(BIN)/toccata train --dataset $(PIANO) \
-		--out $(RUN)-pretrain $(TRAIN_ARGS) $(if $(wildcard $(RUN)-pretrain/checkpoints/checkpoint-*),--resume)
-	test -f $(RUN)/train_summary.json || OMP_NUM_THREADS=1 $(BIN)/toccata train --dataset $(PIANO) \
-		--init-from $(RUN)-pretrain --out $(RUN) $(FINETUNE_ARGS) $(if $(wildcard $(RUN)/checkpoints/checkpoint-*),--resume)
+TRAIN := OMP_NUM_THREADS=1 $(BIN)/torchrun --nproc_per_node $(NPROC) --master_port 29531 -m toccata train
+default-dataset: setup
+	@test -f $(PIANO)/dataset_info.json || test -n "$(CORPUS)" || { echo "give CORPUS=folders of piano scores (see docs/training.md)"; exit 2; }
+	test -f $(PIANO)/dataset_info.json || $(BIN)/toccata build-dataset $(foreach f,$(CORPUS),--source $(f)) \
+		--out $(PIANO) --num-proc $(NUM_PROC) --splits 0.86,0.07,0.07 --unseen-composers $(UNSEEN_COMPOSERS) \
+		--license "$(CORPUS_LICENSE)"
+
+default-train: default-dataset
+	test -f $(RUN)-pretrain/train_summary.json || $(TRAIN) --dataset $(PIANO) --out $(RUN)-pretrain $(TRAIN_ARGS) \
+		$(if $(wildcard $(RUN)-pretrain/checkpoints/checkpoint-*),--resume)
+	test -f $(RUN)/train_summary.json || $(TRAIN) --dataset $(PIANO) --init-from $(RUN)-pretrain --out $(RUN) \
+		$(FINETUNE_ARGS) $(if $(wildcard $(RUN)/checkpoints/checkpoint-*),--resume)
+
+default-checkpoint: default-train
 	OMP_NUM_THREADS=1 $(BIN)/python -m toccata.training.preset_search $(RUN) --dataset $(PIANO) $(PRESET_SEARCH_ARGS) \
 		--candidates $(PRESET_CANDIDATES) > $(RUN)/preset.txt
 	$(BIN)/python -m toccata.training.preset $(RUN) $$(cat $(RUN)/preset.txt)
+	OMP_NUM_THREADS=2 $(BIN)/toccata evaluate --model $(RUN) --dataset $(PIANO) --split unseen_composers \
+		--out $(RUN)/evaluation-unseen-composers
 	OMP_NUM_THREADS=2 $(BIN)/toccata evaluate --model $(RUN) --dataset $(PIANO) --split test --out $(RUN)/evaluation
 	$(BIN)/python -m toccata.training.publish $(RUN) toccata/checkpoints/default \
 		--title "Toccata default checkpoint (NotewiseLSTM, classical piano)"
-	cp $(RUN)/preset_search.md toccata/checkpoints/default/evaluation/
+	cp $(RUN)/preset_search*.md toccata/checkpoints/default/evaluation/
 
 clean:
 	rm -rf $(VENV) $(OUT) build dist *.egg-info
