@@ -536,6 +536,52 @@ def test_config_and_output_errors_name_the_problem(tmp_path: Path) -> None:
     assert (precious / "thesis.tex").read_text(encoding="utf-8") == "keep me"
 
 
+def _tree(folder: Path) -> list[str]:
+    return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*"))
+
+
+def test_a_refused_build_leaves_nothing_behind(tmp_path: Path) -> None:
+    """A bad source, sidecar, corpus pattern, setting or output is refused before any work: no OUT.work/ (it was left
+    with datasets' cache stub in it), no OUT_builder.lock, no new parent folders."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.mid").write_bytes(_synthetic_piece(1))
+    (tmp_path / "bad_sidecar").mkdir()
+    (tmp_path / "bad_sidecar" / "metadata.jsonl").write_text("{broken\n", encoding="utf-8")
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "thesis.tex").write_text("keep me", encoding="utf-8")
+    before = _tree(tmp_path)
+    refusals = [
+        ("does not exist", "out", {"sources": [str(tmp_path / "missing")]}),
+        ("does not exist", "new/deeper/out", {"sources": [str(tmp_path / "missing")]}),
+        ("not JSON", "out", {"sources": [str(tmp_path / "bad_sidecar")]}),
+        ("match no work", "out", {"sources": ["corpus:nobody"]}),
+        ("add up to 1", "out", {"sources": [str(tmp_path / "src")], "train_fraction": 2.0}),
+        ("not a dataset", "precious", {"sources": [str(tmp_path / "src")]}),
+    ]
+    for message, out, options in refusals:
+        with pytest.raises(ValueError, match=message):
+            build_dataset(tmp_path / out, **options)
+        assert _tree(tmp_path) == before, f"{message}: the refused build left files behind"
+
+
+def test_a_build_that_fails_after_reading_files_keeps_its_work_to_resume(tmp_path: Path) -> None:
+    """The clean-up of a refused build never throws away analysed files: a build that stops after reading them
+    keeps OUT.work/, and the next run (here with a train split to learn from) reuses every cached result."""
+    (tmp_path / "src").mkdir()
+    for i in range(3):
+        (tmp_path / "src" / f"p{i}.mid").write_bytes(_synthetic_piece(200 + i))
+    options = {"sources": [str(tmp_path / "src")], "tokenizer": "notewise-bpe", "bpe_vocab_size": 240}
+    with pytest.raises(ValueError, match="learns from the train split"):
+        build_dataset(tmp_path / "out", train_fraction=0.0, validation_fraction=0.5, test_fraction=0.5, **options)
+    cache = tmp_path / "out.work" / "analysis"
+    cached = sorted(cache.rglob("*.json"))
+    assert len(cached) == 3
+    stamps = [path.stat().st_mtime_ns for path in cached]
+    build_dataset(tmp_path / "out", **FRACTIONS, **options)
+    assert [path.stat().st_mtime_ns for path in sorted(cache.rglob("*.json"))] == stamps, "analysed again"
+    assert sum(len(rows) for rows in _rows(tmp_path / "out").values()) == 3
+
+
 def test_cli_build_dataset(midi_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from toccata.cli import main
 
