@@ -131,6 +131,7 @@ class ToccataBuilder(datasets.GeneratorBasedBuilder):
         splits = ", ".join(f"{name} {stats.rows[name]} rows ({stats.pieces[name]} pieces)" for name in SPLITS)
         rejects = ", ".join(f"{reason} {count}" for reason, count in sorted(stats.rejects.items())) or "none"
         empty = "" if sum(stats.rows.values()) else "\nno piece was kept: see rejects.jsonl for why"
+        empty += "".join(f"\n{note}" for note in stats.split_notes)
         tokens = ""
         if self.tokens_info is not None:
             info = self.tokens_info

@@ -156,6 +156,8 @@ def _body(
         "order, on `num_proc` or on the other files, and every transposed copy of a piece sits in its split. "
         f"Fractions: {config.split_fractions()}, seed {config.seed}."
     )
+    if stats.split_notes:  # a small build: a held-out split that the hash left empty
+        split_note += " In this build " + "; ".join(note.removeprefix("warning: ") for note in stats.split_notes) + "."
     license_note = (
         "Each row's `license` names the licence its source gives; check it before redistributing or training on "
         "the data, some forbid commercial use. Music21 corpus works carry the corpus licence notes below."

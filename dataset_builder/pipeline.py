@@ -9,6 +9,7 @@ never moves another piece between splits, and all transpositions of a piece shar
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import multiprocessing
 import os
@@ -64,10 +65,15 @@ def _exit_with(parent: int, poll_s: float = 1.0) -> None:
     threading.Thread(target=watch, name="toccata-exit-with-parent", daemon=True).start()
 
 
-def assign_split(piece_id: str, seed: int, fractions: dict[str, float]) -> str:
-    """The split of a piece: a uniform number from sha256(seed, piece) against the cumulative fractions."""
+def split_point(piece_id: str, seed: int) -> float:
+    """A piece's uniform number in [0, 1) from sha256(seed, piece): where it falls among the cumulative fractions."""
     digest = hashlib.sha256(f"toccata-split|{seed}|{piece_id}".encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2**64
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def assign_split(piece_id: str, seed: int, fractions: dict[str, float]) -> str:
+    """The split of a piece: its `split_point` against the cumulative fractions."""
+    u = split_point(piece_id, seed)
     total = 0.0
     for name in SPLITS:
         total += fractions.get(name, 0.0)
@@ -93,6 +99,7 @@ class BuildStats:
     sources: Counter = field(default_factory=Counter)  # source -> pieces kept
     licenses: Counter = field(default_factory=Counter)  # licence -> pieces kept
     composers: Counter = field(default_factory=Counter)  # composer -> pieces kept
+    split_notes: list[str] = field(default_factory=list)  # a held-out split that the hash left empty: what was done
 
     def to_dict(self) -> dict[str, Any]:
         return {name: dict(value) if isinstance(value, Counter) else value for name, value in vars(self).items()}
@@ -125,6 +132,9 @@ class Planner:
         self.by_bytes: dict[str, dict[str, Any]] = {}  # content hash -> kept piece (id + provenance)
         self.by_notes: dict[str, dict[str, Any]] = {}  # note fingerprint -> kept piece (id, provenance, lowest pitch)
         self.by_work: dict[tuple[str, str], dict[str, Any]] = {}  # (source, path without extension) -> kept piece
+        # The train pieces (hashed there, not pinned) with the highest split points, as (point, piece id, rows,
+        # tokens): the ones an empty held-out split may take (`_fill_empty_splits`); a heap of at most two.
+        self.movable: list[tuple[float, str, int, int]] = []
         plan_dir.mkdir(parents=True, exist_ok=True)
         self.plan_files = {name: plan_dir / f"{name}.jsonl" for name in SPLITS}
         self._plans = {  # closed by close()
@@ -162,14 +172,72 @@ class Planner:
         self._keep(item, result)
 
     def close(self) -> BuildStats:
-        """Flush the plans; the statistics of the whole stream."""
+        """Flush the plans, give each held-out split the hash left empty a piece where there are enough; the
+        statistics of the whole stream."""
         for handle in self._plans.values():
             handle.close()
+        self._fill_empty_splits()
         return self.stats
+
+    def _fill_empty_splits(self) -> None:
+        """A validation or test split with a fraction above 0 that no piece hashed into (30 pieces at 5 % leave it
+        empty one time in five) takes the train piece whose split point lies nearest its range, as long as train
+        keeps a piece; pinned pieces (`splits_from`) never move. A split still empty gets a note saying which
+        ``--splits`` to pass."""
+        stats = self.stats
+        empty = [name for name in SPLITS[1:] if self.fractions.get(name, 0.0) > 0 and not stats.pieces[name]]
+        if not empty:
+            return
+        movable = sorted(self.movable, reverse=True)  # the highest points lie nearest validation and test
+        moves: dict[str, str] = {}  # piece id -> split
+        for name in empty:
+            if not movable or stats.pieces["train"] < 2:
+                continue
+            _point, piece_id, rows, tokens = movable.pop(0)
+            moves[piece_id] = name
+            for counter, amount in ((stats.pieces, 1), (stats.rows, rows), (stats.tokens, tokens)):
+                counter["train"] -= amount
+                counter[name] += amount
+            stats.split_notes.append(
+                f"the {name} split got no piece from the hash ({self.fractions[name]:g} of {sum(stats.pieces.values())}"
+                f" pieces), so it took piece {piece_id} from train"
+            )
+        if moves:
+            self._move_pieces(moves)
+        still = [name for name in empty if not stats.pieces[name]]
+        if still:
+            fractions = dict(self.fractions)
+            for name in still:
+                fractions["train"] += fractions[name]
+                fractions[name] = 0.0
+            suggestion = ",".join(f"{round(fractions[name], 6):g}" for name in SPLITS)
+            stats.split_notes.append(
+                f"warning: the {' and '.join(still)} split{'s are' if len(still) > 1 else ' is'} empty: "
+                f"{sum(stats.pieces.values())} pieces are too few to give {'them' if len(still) > 1 else 'it'} one; "
+                f"add pieces, or pass --splits {suggestion} to build without {'them' if len(still) > 1 else 'it'}"
+            )
+
+    def _move_pieces(self, moves: dict[str, str]) -> None:
+        """Move the plan lines of the pieces in `moves` from the train plan to the end of their new split's plan."""
+        train = self.plan_files["train"]
+        kept, moved = [], {name: [] for name in SPLITS}
+        for line in train.read_text(encoding="utf-8").splitlines(keepends=True):
+            plan = json.loads(line)
+            if plan["piece_id"] in moves:
+                plan["split"] = moves[plan["piece_id"]]
+                moved[plan["split"]].append(json.dumps(plan, sort_keys=True) + "\n")
+            else:
+                kept.append(line)
+        train.write_text("".join(kept), encoding="utf-8")
+        for name, lines in moved.items():
+            if lines:
+                with open(self.plan_files[name], "a", encoding="utf-8") as handle:
+                    handle.writelines(lines)
 
     def _keep(self, item: SourceItem, result: dict[str, Any]) -> None:
         piece_id = result["fingerprint"][:16]
-        split = self.fixed_splits.get(item, piece_id) or assign_split(piece_id, self.seed, self.fractions)
+        pinned = self.fixed_splits.get(item, piece_id)
+        split = pinned or assign_split(piece_id, self.seed, self.fractions)
         first = {"id": piece_id, **item.provenance(), "lowest_pitch": result["lowest_pitch"]}
         self.by_bytes[result["content_hash"]] = first
         self.by_notes[result["fingerprint"]] = first
@@ -192,6 +260,11 @@ class Planner:
         stats.pieces[split] += 1
         stats.rows[split] += len(keys)
         stats.tokens[split] += result["num_tokens"] * len(keys)
+        if split == "train" and not pinned:
+            candidate = (split_point(piece_id, self.seed), piece_id, len(keys), result["num_tokens"] * len(keys))
+            heapq.heappush(self.movable, candidate)
+            if len(self.movable) > len(SPLITS) - 1:
+                heapq.heappop(self.movable)
         stats.sources[item.source] += 1
         stats.licenses[item.license] += 1
         stats.composers[item.composer or "unknown"] += 1
@@ -281,6 +354,7 @@ __all__ = [
     "ordered_map",
     "read_plan",
     "row_id",
+    "split_point",
     "splits_of",
     "work_key",
 ]

@@ -514,6 +514,42 @@ def test_split_assignment_is_stable_and_proportional() -> None:
     ]
 
 
+def test_a_held_out_split_the_hash_leaves_empty_gets_a_piece_or_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """30 pieces at 5 % validation: one seed in five used to give a validation split of 0 rows, without a word, which
+    `toccata train` then refused. It takes one train piece now; a build too small for that says which --splits."""
+    from toccata.cli import main
+
+    folder = tmp_path / "thirty"
+    folder.mkdir()
+    for i in range(30):
+        (folder / f"p{i:02d}.mid").write_bytes(_synthetic_piece(300 + i))
+    build_dataset(tmp_path / "first", sources=[str(folder)])
+    piece_ids = [row["piece_id"] for rows in _rows(tmp_path / "first").values() for row in rows]
+    fractions = ToccataConfig().split_fractions()
+    seed = next(
+        seed for seed in range(1000) if all(assign_split(p, seed, fractions) != "validation" for p in piece_ids)
+    )  # a seed whose hash puts no piece in validation: the case of the issue
+    out = tmp_path / "out"
+    assert main(["build-dataset", "--source", str(folder), "--out", str(out), "--seed", str(seed)]) == 0
+    err = capsys.readouterr().err
+    rows = _rows(out)
+    assert len(rows["validation"]) == 1 and rows["test"], "every held-out split has a piece"
+    assert sorted(row["piece_id"] for split in rows.values() for row in split) == sorted(piece_ids)
+    (moved,) = rows["validation"]
+    assert assign_split(moved["piece_id"], seed, fractions) == "train"
+    assert f"the validation split got no piece from the hash (0.05 of 30 pieces), so it took piece {moved['piece_id']}" in err
+    assert "took piece" in (out / "README.md").read_text(encoding="utf-8")
+    assert {row["piece_id"] for row in load_dataset(str(out))["validation"]} == {moved["piece_id"]}
+
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "p.mid").write_bytes(_synthetic_piece(1))
+    assert main(["build-dataset", "--source", str(tmp_path / "one"), "--out", str(tmp_path / "small")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the validation and test splits are empty" in err and "--splits 1,0,0" in err
+
+
 # ---------------------------------------------------------------------------------------------------- errors, CLI
 
 
