@@ -303,19 +303,20 @@ def _analyse_pair(
 
 
 def with_score_metadata(item: SourceItem, score: dict[str, Any], default_license: str) -> SourceItem:
-    """`item` with the blanks its source left filled from the score's own metadata, then from the defaults."""
+    """`item` with the blanks its source left filled from the score's own metadata, then from the folder layout
+    (`names.py`) and the defaults."""
     extra = json.loads(item.metadata)
     for key in ("movement", "repeats"):
         if score.get(key) and key not in extra:
             extra[key] = score[key]
     if score.get("scores_in_file", 1) > 1:
         extra["scores_in_file"] = f"{score['scores_in_file']} (the first is read)"
-    title = item.title or score.get("title") or Path(item.path).stem
+    title = item.title or score.get("title") or item.folder_title or Path(item.path).stem
     if score.get("movement") and not item.title and score.get("title"):
         title = f"{title}: {score['movement']}"
     return dataclasses.replace(
         item,
-        composer=item.composer or score.get("composer", ""),
+        composer=item.composer or score.get("composer") or item.folder_composer,
         title=title,
         license=item.license or score.get("license") or default_license,
         metadata=metadata_json(extra),
@@ -346,7 +347,7 @@ def _crawl(url: str, work: Path, config: ToccataConfig) -> FolderSource:
     slug = f"{urlsplit(url).hostname or 'site'}-{hashlib.sha256(url.encode()).hexdigest()[:8]}"
     out = work / "crawl" / slug
     crawl(CrawlConfig(start_urls=[url], out_dir=out, **config.crawl_options), progress=True)
-    return FolderSource(out, label=f"crawl:{url}", default_license=config.default_license)
+    return FolderSource(out, label=f"crawl:{url}", default_license=config.default_license, names_from_folders=False)
 
 
 def _check_replaceable(path: Path) -> None:

@@ -31,7 +31,8 @@ FIELD_NOTES = {
     "transposition": "semitones this row is shifted from the source file (0 = the file as it is)",
     "source": "`music21`, `folder:NAME` or `crawl:URL`",
     "path": "the file inside its source (a relative path, or a music21 corpus work, `#N` = Nth tune of a book)",
-    "composer": "from the corpus metadata or the folder's sidecar; empty when unknown",
+    "composer": "from the corpus metadata, the folder's sidecar, the score's own records, else the folder layout "
+    "(`<source>/<Composer>/…`); empty when unknown",
     "title": "from the corpus metadata or the sidecar; the file name otherwise",
     "license": "licence of the file as its source states it (see Licences)",
     "source_url": "where the file came from",

@@ -27,6 +27,9 @@ class SourceItem:
     license: str = ""
     source_url: str = ""
     metadata: str = "{}"  # any further sidecar columns (fetched_at, ...) as JSON with sorted keys
+    # What the folder layout says (`names.py`), for a score whose own records name no composer or title.
+    folder_composer: str = ""
+    folder_title: str = ""
 
     def provenance(self) -> dict[str, str]:
         """Where this item came from, as written in the rejects manifest and in `duplicate_of`."""

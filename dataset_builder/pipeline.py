@@ -25,6 +25,7 @@ from typing import Any, TextIO, TypeVar
 
 from .analysis import DUPLICATE, DUPLICATE_NOTES, DUPLICATE_WORK, EMPTY, TOO_SHORT, TRANSPOSITION_OUT_OF_RANGE
 from .items import SourceItem
+from .names import FORMAT_FOLDERS, work_name
 
 SPLITS = ("train", "validation", "test")
 T = TypeVar("T")
@@ -166,8 +167,11 @@ class Planner:
             detail = f"same notes as {first['source']}:{first['path']}{moved} (tempo and velocities ignored)"
             return self._reject(item, result, DUPLICATE_NOTES, detail, first)
         first = self.by_work.get(work_key(item))
-        if first is not None:  # e.g. a kern score and a MIDI rendering of it, whose notes differ in detail
-            detail = f"the same work as {first['source']}:{first['path']} in another format (same folder and name)"
+        if first is not None:  # a kern score and a MIDI rendering of it, a version without repeats: notes differ
+            detail = (
+                f"the same work as {first['source']}:{first['path']}: the same folder and name once formats and "
+                "variant suffixes (_no_repeat, _v2, ...) are set aside"
+            )
             return self._reject(item, result, DUPLICATE_WORK, detail, first)
         self._keep(item, result)
 
@@ -297,9 +301,6 @@ class Planner:
         self.rejects.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
 
 
-FORMAT_FOLDERS = frozenset({"kern", "krn", "midi", "mid", "musicxml", "mxl", "xml", "abc", "mei", "scores", "score"})
-
-
 @dataclass
 class PinnedSplits:
     """The splits of an earlier build, by file and by piece: a file keeps its split even when a new Toccata reads its
@@ -331,11 +332,14 @@ def splits_of(dataset: str | Path) -> PinnedSplits:
 
 
 def work_key(item: SourceItem) -> tuple[str, str]:
-    """What names a work within its source, whatever its format: the path without its extension and without
-    folders named after a format, so ``kern/op1.krn``, ``midi/op1.mid`` and ``op1.musicxml`` are one work."""
+    """What names a work within its source, whatever its format or variant: the path without its extension, without
+    folders named after a format and without variant suffixes (`names.work_name`), so ``kern/op1.krn``,
+    ``midi/op1.mid``, ``op1.musicxml`` and ``op1_no_repeat.mid`` are one work, as are ``32-1/midi_score.mid`` and
+    ``32-1_no_repeat/midi_score.mid``."""
     stem, ext = posixpath.splitext(item.path)
     parts = [part for part in (stem if ext else item.path).lower().split("/")[:-1] if part not in FORMAT_FOLDERS]
-    return item.source, "/".join([*parts, posixpath.basename(stem if ext else item.path).lower()])
+    names = [*parts, posixpath.basename(stem if ext else item.path).lower()]
+    return item.source, "/".join(work_name(name) for name in names)
 
 
 def read_plan(path: str | Path) -> Iterator[dict[str, Any]]:

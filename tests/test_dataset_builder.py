@@ -170,7 +170,7 @@ def test_rows_rejects_and_features(built: Path) -> None:
     assert chorale["source_url"] == "https://example.org/66.6"
     assert json.loads(chorale["metadata"]) == {"year": "1724"}
     synth = next(row for row in rows if row["path"] == "synth/piece00.mid")
-    assert (synth["title"], synth["license"], synth["composer"]) == ("piece00", "unknown", "")
+    assert (synth["title"], synth["license"], synth["composer"]) == ("piece00", "unknown", "synth")  # its folder
     assert all(row["transposition"] == 0 and row["id"] == row["piece_id"] for row in rows)
     assert len({row["id"] for row in rows}) == len(rows)
     assert all(row["num_tokens"] == len(row["notewise"].split()) for row in rows)
