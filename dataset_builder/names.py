@@ -34,7 +34,7 @@ _SEPARATORS = re.compile(r"[\s.-]+")
 
 
 def folder_display(name: str) -> str:
-    """A folder name as text: underscores as spaces, runs of spaces as one (``Gounod,_Charles`` -> ``Gounod, Charles``)."""
+    """A folder name as text: `_` as a space, runs of spaces as one (``Gounod,_Charles``: ``Gounod, Charles``)."""
     return " ".join(name.replace("_", " ").split())
 
 

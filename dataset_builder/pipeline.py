@@ -133,9 +133,6 @@ class Planner:
         self.by_bytes: dict[str, dict[str, Any]] = {}  # content hash -> kept piece (id + provenance)
         self.by_notes: dict[str, dict[str, Any]] = {}  # note fingerprint -> kept piece (id, provenance, lowest pitch)
         self.by_work: dict[tuple[str, str], dict[str, Any]] = {}  # (source, path without extension) -> kept piece
-        # The train pieces (hashed there, not pinned) with the highest split points, as (point, piece id, rows,
-        # tokens): the ones an empty held-out split may take (`_fill_empty_splits`); a heap of at most two.
-        self.movable: list[tuple[float, str, int, int]] = []
         plan_dir.mkdir(parents=True, exist_ok=True)
         self.plan_files = {name: plan_dir / f"{name}.jsonl" for name in SPLITS}
         self._plans = {  # closed by close()
@@ -192,7 +189,7 @@ class Planner:
         empty = [name for name in SPLITS[1:] if self.fractions.get(name, 0.0) > 0 and not stats.pieces[name]]
         if not empty:
             return
-        movable = sorted(self.movable, reverse=True)  # the highest points lie nearest validation and test
+        movable = self._movable(len(empty))
         moves: dict[str, str] = {}  # piece id -> split
         for name in empty:
             if not movable or stats.pieces["train"] < 2:
@@ -215,28 +212,53 @@ class Planner:
                 fractions["train"] += fractions[name]
                 fractions[name] = 0.0
             suggestion = ",".join(f"{round(fractions[name], 6):g}" for name in SPLITS)
+            them = "them" if len(still) > 1 else "it"
+            why = (
+                f"the {stats.pieces['train']} train pieces are pinned there by splits_from"
+                if stats.pieces["train"] > 1
+                else f"{sum(stats.pieces.values())} pieces are too few to give {them} one"
+            )
             stats.split_notes.append(
-                f"warning: the {' and '.join(still)} split{'s are' if len(still) > 1 else ' is'} empty: "
-                f"{sum(stats.pieces.values())} pieces are too few to give {'them' if len(still) > 1 else 'it'} one; "
-                f"add pieces, or pass --splits {suggestion} to build without {'them' if len(still) > 1 else 'it'}"
+                f"warning: the {' and '.join(still)} split{'s are' if len(still) > 1 else ' is'} empty: {why}; "
+                f"add pieces, or pass --splits {suggestion} to build without {them}"
             )
 
+    def _movable(self, count: int) -> list[tuple[float, str, int, int]]:
+        """The `count` train pieces that the hash put there (not pinned) with the highest split points, nearest the
+        held-out splits, highest first, as (point, piece id, rows, tokens)."""
+        found: list[tuple[float, str, int, int]] = []
+        for plan in read_plan(self.plan_files["train"]):
+            if plan.get("pinned"):
+                continue
+            rows = len(plan["transpositions"])
+            heapq.heappush(found, (split_point(plan["piece_id"], self.seed), plan["piece_id"], rows,
+                                   plan["result"]["num_tokens"] * rows))  # fmt: skip
+            if len(found) > count:
+                heapq.heappop(found)
+        return sorted(found, reverse=True)
+
     def _move_pieces(self, moves: dict[str, str]) -> None:
-        """Move the plan lines of the pieces in `moves` from the train plan to the end of their new split's plan."""
+        """Move the plan lines of the pieces in `moves` (piece id -> split) from the train plan to the end of their
+        new split's plan, streaming the train plan through a temporary file."""
         train = self.plan_files["train"]
-        kept, moved = [], {name: [] for name in SPLITS}
-        for line in train.read_text(encoding="utf-8").splitlines(keepends=True):
-            plan = json.loads(line)
-            if plan["piece_id"] in moves:
-                plan["split"] = moves[plan["piece_id"]]
-                moved[plan["split"]].append(json.dumps(plan, sort_keys=True) + "\n")
-            else:
-                kept.append(line)
-        train.write_text("".join(kept), encoding="utf-8")
-        for name, lines in moved.items():
-            if lines:
-                with open(self.plan_files[name], "a", encoding="utf-8") as handle:
-                    handle.writelines(lines)
+        rest = train.with_suffix(".rest")
+        handles = {  # closed below
+            name: open(self.plan_files[name], "a", encoding="utf-8")  # noqa: SIM115
+            for name in set(moves.values())
+        }
+        try:
+            with open(train, encoding="utf-8") as lines, open(rest, "w", encoding="utf-8") as kept:
+                for line in lines:
+                    plan = json.loads(line)
+                    if plan["piece_id"] not in moves:
+                        kept.write(line)
+                        continue
+                    plan["split"] = moves[plan["piece_id"]]
+                    handles[plan["split"]].write(json.dumps(plan, sort_keys=True) + "\n")
+        finally:
+            for handle in handles.values():
+                handle.close()
+        rest.replace(train)
 
     def _keep(self, item: SourceItem, result: dict[str, Any]) -> None:
         piece_id = result["fingerprint"][:16]
@@ -258,17 +280,13 @@ class Planner:
                 self.stats.rejects[TRANSPOSITION_OUT_OF_RANGE] += 1  # a row not made, not a file rejected
                 self._write_reject(item, result, TRANSPOSITION_OUT_OF_RANGE, detail, None, shift)
         plan = {"item": vars(item), "result": result, "piece_id": piece_id, "split": split, "transpositions": keys}
+        plan["pinned"] = bool(pinned)  # `splits_from` chose its split: an empty held-out split never takes it
         # ASCII: a locator may hold a file name that is not UTF-8 (surrogate escapes); json escapes them losslessly
         self._plans[split].write(json.dumps(plan, sort_keys=True) + "\n")
         stats = self.stats
         stats.pieces[split] += 1
         stats.rows[split] += len(keys)
         stats.tokens[split] += result["num_tokens"] * len(keys)
-        if split == "train" and not pinned:
-            candidate = (split_point(piece_id, self.seed), piece_id, len(keys), result["num_tokens"] * len(keys))
-            heapq.heappush(self.movable, candidate)
-            if len(self.movable) > len(SPLITS) - 1:
-                heapq.heappop(self.movable)
         stats.sources[item.source] += 1
         stats.licenses[item.license] += 1
         stats.composers[item.composer or "unknown"] += 1

@@ -539,9 +539,17 @@ def test_a_held_out_split_the_hash_leaves_empty_gets_a_piece_or_a_warning(
     assert sorted(row["piece_id"] for split in rows.values() for row in split) == sorted(piece_ids)
     (moved,) = rows["validation"]
     assert assign_split(moved["piece_id"], seed, fractions) == "train"
-    assert f"the validation split got no piece from the hash (0.05 of 30 pieces), so it took piece {moved['piece_id']}" in err
+    note = f"the validation split got no piece from the hash (0.05 of 30 pieces), so it took piece {moved['piece_id']}"
+    assert note in err
     assert "took piece" in (out / "README.md").read_text(encoding="utf-8")
     assert {row["piece_id"] for row in load_dataset(str(out))["validation"]} == {moved["piece_id"]}
+    # Pieces pinned by --splits-from keep their split: here all in train, so validation stays empty, and says why.
+    everything_in_train = tmp_path / "all-train"
+    all_train = {"train_fraction": 1.0, "validation_fraction": 0.0, "test_fraction": 0.0}
+    build_dataset(everything_in_train, sources=[str(folder)], **all_train)
+    pinned = build_dataset(tmp_path / "pinned", sources=[str(folder)], splits_from=str(everything_in_train))
+    assert [pinned.stats.pieces[split] for split in SPLITS] == [30, 0, 0]
+    assert "the 30 train pieces are pinned there by splits_from" in pinned.summary()
 
     (tmp_path / "one").mkdir()
     (tmp_path / "one" / "p.mid").write_bytes(_synthetic_piece(1))

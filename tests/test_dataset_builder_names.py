@@ -15,7 +15,9 @@ from toccata.dataset_builder import FolderSource, build_dataset
 from toccata.dataset_builder.names import composer_from_folders, title_from_path, work_name
 
 # A score that names its composer and title (kern records), in a folder named otherwise.
-NAMED_KERN = "!!!COM: Tester, Anna\n!!!OTL: Little Piece\n**kern\n*M4/4\n=1\n4c\n4d\n4e\n4f\n=2\n4g\n4a\n4b\n4cc\n==\n*-\n"
+NAMED_KERN = (
+    "!!!COM: Tester, Anna\n!!!OTL: Little Piece\n**kern\n*M4/4\n=1\n4c\n4d\n4e\n4f\n=2\n4g\n4a\n4b\n4cc\n==\n*-\n"
+)
 # A score that names nothing: its folders do.
 PLAIN_KERN = "**kern\n*M4/4\n=1\n4C\n4G\n4E\n4F\n=2\n2G\n4B\n4c\n==\n*-\n"
 

@@ -24,7 +24,8 @@ PAGES = sorted(
         *ROOT.glob("toccata/checkpoints/*/evaluation/*.md"),
     ]
 )
-INLINE = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")  # [text](target "title")
+# [text](target "title") and ![alt](target): the target, without its <> brackets or its title
+INLINE = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 REFERENCE = re.compile(r"^\s*\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+\"[^\"]*\")?\s*$", re.MULTILINE)  # [name]: target
 HTML = re.compile(r"<(?:img|a|source)\b[^>]*?\b(?:src|href)=\"([^\"]+)\"", re.IGNORECASE)
 CODE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)  # links inside code are examples, not links
@@ -76,7 +77,8 @@ def test_the_link_finder_sees_every_kind_of_link() -> None:
 
 def test_anchors_are_made_as_github_makes_them() -> None:
     text = "# Building a dataset\n## What a row holds\n### `tokens` and [BPE](x.md): 2 ways\n## Measured\n## Measured\n"
-    assert anchors(text) == {"building-a-dataset", "what-a-row-holds", "tokens-and-bpe-2-ways", "measured", "measured-1"}
+    expected = {"building-a-dataset", "what-a-row-holds", "tokens-and-bpe-2-ways", "measured", "measured-1"}
+    assert anchors(text) == expected
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: page.relative_to(ROOT).as_posix())
