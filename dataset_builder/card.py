@@ -33,7 +33,8 @@ FIELD_NOTES = {
     "path": "the file inside its source (a relative path, or a music21 corpus work, `#N` = Nth tune of a book)",
     "composer": "from the corpus metadata, the folder's sidecar, the score's own records, else the folder layout "
     "(`<source>/<Composer>/…`); empty when unknown",
-    "title": "from the corpus metadata or the sidecar; the file name otherwise",
+    "title": "from the corpus metadata, the sidecar or the score; else the file name (its folders for a generic one "
+    "such as midi_score.mid)",
     "license": "licence of the file as its source states it (see Licences)",
     "source_url": "where the file came from",
     "metadata": "further sidecar columns (for crawls: fetched_at, ...) as JSON",

@@ -230,9 +230,8 @@ class Planner:
         for plan in read_plan(self.plan_files["train"]):
             if plan.get("pinned"):
                 continue
-            rows = len(plan["transpositions"])
-            heapq.heappush(found, (split_point(plan["piece_id"], self.seed), plan["piece_id"], rows,
-                                   plan["result"]["num_tokens"] * rows))  # fmt: skip
+            rows, point = len(plan["transpositions"]), split_point(plan["piece_id"], self.seed)
+            heapq.heappush(found, (point, plan["piece_id"], rows, plan["result"]["num_tokens"] * rows))
             if len(found) > count:
                 heapq.heappop(found)
         return sorted(found, reverse=True)
