@@ -137,6 +137,7 @@ class ToccataBuilder(datasets.GeneratorBasedBuilder):
             splits += f"\nunseen composers (held out whole): {', '.join(stats.unseen_composers)}"
         rejects = ", ".join(f"{reason} {count}" for reason, count in sorted(stats.rejects.items())) or "none"
         empty = "" if sum(stats.rows.values()) else "\nno piece was kept: see rejects.jsonl for why"
+        empty += "".join(f"\n{note}" for note in stats.split_notes)
         tokens = ""
         if self.tokens_info is not None:
             info = self.tokens_info
@@ -254,10 +255,16 @@ def build_dataset(out_dir: str | os.PathLike, *, num_proc: int = 1, **config_kwa
         raise ValueError(f"num_proc must be a whole number of processes, 1 or more; got {num_proc!r}")
     out = Path(out_dir).expanduser()
     config_kwargs.setdefault("work_dir", str(out) + ".work")
-    builder = ToccataBuilder(cache_dir=str(Path(config_kwargs["work_dir"]) / "datasets-cache"), **config_kwargs)
-    builder.download_and_prepare(
-        str(out), file_format="parquet", num_proc=num_proc, download_mode=datasets.DownloadMode.FORCE_REDOWNLOAD
-    )
+    work = Path(config_kwargs["work_dir"]).expanduser()
+    new_paths = _missing_paths(out, work)
+    try:
+        builder = ToccataBuilder(cache_dir=str(work / "datasets-cache"), **config_kwargs)
+        builder.download_and_prepare(
+            str(out), file_format="parquet", num_proc=num_proc, download_mode=datasets.DownloadMode.FORCE_REDOWNLOAD
+        )
+    except BaseException:
+        _remove_unused(new_paths, work)
+        raise
     return builder
 
 
@@ -305,19 +312,20 @@ def _analyse_pair(
 
 
 def with_score_metadata(item: SourceItem, score: dict[str, Any], default_license: str) -> SourceItem:
-    """`item` with the blanks its source left filled from the score's own metadata, then from the defaults."""
+    """`item` with the blanks its source left filled from the score's own metadata, then from the folder layout
+    (`names.py`) and the defaults."""
     extra = json.loads(item.metadata)
     for key in ("movement", "repeats"):
         if score.get(key) and key not in extra:
             extra[key] = score[key]
     if score.get("scores_in_file", 1) > 1:
         extra["scores_in_file"] = f"{score['scores_in_file']} (the first is read)"
-    title = item.title or score.get("title") or Path(item.path).stem
+    title = item.title or score.get("title") or item.folder_title or Path(item.path).stem
     if score.get("movement") and not item.title and score.get("title"):
         title = f"{title}: {score['movement']}"
     return dataclasses.replace(
         item,
-        composer=item.composer or score.get("composer", ""),
+        composer=item.composer or score.get("composer") or item.folder_composer,
         title=title,
         license=item.license or score.get("license") or default_license,
         metadata=metadata_json(extra),
@@ -348,7 +356,7 @@ def _crawl(url: str, work: Path, config: ToccataConfig) -> FolderSource:
     slug = f"{urlsplit(url).hostname or 'site'}-{hashlib.sha256(url.encode()).hexdigest()[:8]}"
     out = work / "crawl" / slug
     crawl(CrawlConfig(start_urls=[url], out_dir=out, **config.crawl_options), progress=True)
-    return FolderSource(out, label=f"crawl:{url}", default_license=config.default_license)
+    return FolderSource(out, label=f"crawl:{url}", default_license=config.default_license, names_from_folders=False)
 
 
 def _check_replaceable(path: Path) -> None:
@@ -358,6 +366,36 @@ def _check_replaceable(path: Path) -> None:
             f"output {str(path)!r} exists and is not a dataset built here; building would replace it. "
             "Choose a new or empty folder"
         )
+
+
+WORK_SCAFFOLD = ("datasets-cache", "plan")  # what a work folder holds before any file is analysed, crawled or converted
+
+
+def _missing_paths(out: Path, work: Path) -> list[Path]:
+    """What a build would create that is not there yet: the work folder, datasets' ``OUT_builder.lock`` and the
+    first missing folder above OUT (datasets makes OUT's parents), so that a refused build can take them away."""
+    candidates = [work, Path(str(out) + "_builder.lock")]
+    first_missing = next((parent for parent in reversed(out.parents) if not parent.exists()), None)
+    if first_missing is not None:
+        candidates.append(first_missing)
+    return [path for path in candidates if not path.exists() and not path.is_symlink()]
+
+
+def _remove_unused(new_paths: list[Path], work: Path) -> None:
+    """After a build that failed: remove what it created (`_missing_paths`) unless it holds work worth resuming.
+
+    A work folder with per-file results, conversions or crawls stays (the next run resumes from it); one holding only
+    datasets' cache stub and empty plans (a build refused for a bad source, output or setting) goes, as do the lock
+    file and new parent folders left empty.
+    """
+    for path in new_paths:
+        if path == work:
+            if path.is_dir() and all(child.name in WORK_SCAFFOLD for child in path.iterdir()):
+                shutil.rmtree(path, ignore_errors=True)
+        elif path.is_file():
+            path.unlink(missing_ok=True)
+        elif path.is_dir() and not any(child.is_file() for child in path.rglob("*")):
+            shutil.rmtree(path, ignore_errors=True)  # nothing but empty folders in it
 
 
 def _clear_incomplete(out: Path) -> None:

@@ -34,8 +34,10 @@ FIELD_NOTES = {
     "transposition": "semitones this row is shifted from the source file (0 = the file as it is)",
     "source": "`music21`, `folder:NAME` or `crawl:URL`",
     "path": "the file inside its source (a relative path, or a music21 corpus work, `#N` = Nth tune of a book)",
-    "composer": "from the corpus metadata or the folder's sidecar; empty when unknown",
-    "title": "from the corpus metadata or the sidecar; the file name otherwise",
+    "composer": "from the corpus metadata, the folder's sidecar, the score's own records, else the folder layout "
+    "(`<source>/<Composer>/…`); empty when unknown",
+    "title": "from the corpus metadata, the sidecar or the score; else the file name (its folders for a generic one "
+    "such as midi_score.mid)",
     "license": "licence of the file as its source states it (see Licences)",
     "source_url": "where the file came from",
     "metadata": "further sidecar columns (for crawls: fetched_at, ...) as JSON",
@@ -170,6 +172,8 @@ def _body(
             f"({', '.join(stats.unseen_composers)}): scores there measure music by composers a model never saw, "
             "and the gap to `test` (new pieces by known composers) measures how well it generalises."
         )
+    if stats.split_notes:  # a small build: a held-out split that the hash left empty
+        split_note += " In this build " + "; ".join(note.removeprefix("warning: ") for note in stats.split_notes) + "."
     license_note = (
         "Each row's `license` names the licence its source gives; check it before redistributing or training on "
         "the data, some forbid commercial use. Music21 corpus works carry the corpus licence notes below."

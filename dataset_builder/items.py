@@ -28,6 +28,9 @@ class SourceItem:
     source_url: str = ""
     metadata: str = "{}"  # any further sidecar columns (fetched_at, ...) as JSON with sorted keys
     license_file: str = ""  # the collection's licence file the licence came from (its attribution goes to the card)
+    # What the folder layout says (`names.py`), for a score whose own records name no composer or title.
+    folder_composer: str = ""
+    folder_title: str = ""
 
     def provenance(self) -> dict[str, str]:
         """Where this item came from, as written in the rejects manifest and in `duplicate_of`."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import heapq
 import json
 import multiprocessing
 import os
@@ -38,6 +39,7 @@ from .analysis import (
 from .composers import ANONYMOUS, normalize_composer
 from .items import SourceItem
 from .licenses import license_id
+from .names import FORMAT_FOLDERS, work_name
 
 SPLITS = ("train", "validation", "test")
 UNSEEN = "unseen_composers"  # a second test split: every piece of a few composers held out whole (`hold_out`)
@@ -81,10 +83,15 @@ def _exit_with(parent: int, poll_s: float = 1.0) -> None:
     threading.Thread(target=watch, name="toccata-exit-with-parent", daemon=True).start()
 
 
-def assign_split(piece_id: str, seed: int, fractions: dict[str, float]) -> str:
-    """The split of a piece: a uniform number from sha256(seed, piece) against the cumulative fractions."""
+def split_point(piece_id: str, seed: int) -> float:
+    """A piece's uniform number in [0, 1) from sha256(seed, piece): where it falls among the cumulative fractions."""
     digest = hashlib.sha256(f"toccata-split|{seed}|{piece_id}".encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2**64
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def assign_split(piece_id: str, seed: int, fractions: dict[str, float]) -> str:
+    """The split of a piece: its `split_point` against the cumulative fractions."""
+    u = split_point(piece_id, seed)
     total = 0.0
     for name in SPLITS:
         total += fractions.get(name, 0.0)
@@ -113,6 +120,7 @@ class BuildStats:
     composer_notes: Counter = field(default_factory=Counter)  # composer -> notes of the pieces kept
     unseen_composers: list[str] = field(default_factory=list)  # the composers of the UNSEEN split
     license_files: Counter = field(default_factory=Counter)  # a collection's licence file -> pieces kept under it
+    split_notes: list[str] = field(default_factory=list)  # a held-out split that the hash left empty: what was done
 
     def to_dict(self) -> dict[str, Any]:
         return {name: dict(value) if isinstance(value, Counter) else value for name, value in vars(self).items()}
@@ -184,8 +192,11 @@ class Planner:
             detail = f"same notes as {first['source']}:{first['path']}{moved} (tempo and velocities ignored)"
             return self._reject(item, result, DUPLICATE_NOTES, detail, first)
         first = self.by_work.get(work_key(item))
-        if first is not None:  # e.g. a kern score and a MIDI rendering of it, whose notes differ in detail
-            detail = f"the same work as {first['source']}:{first['path']} in another format (same folder and name)"
+        if first is not None:  # a kern score and a MIDI rendering of it, a version without repeats: notes differ
+            detail = (
+                f"the same work as {first['source']}:{first['path']}: the same folder and name once formats and "
+                "variant suffixes (_no_repeat, _v2, ...) are set aside"
+            )
             return self._reject(item, result, DUPLICATE_WORK, detail, first)
         for sketch, first in self.by_composer.get(item.composer, ()):
             similarity = sketch_similarity(result.get("sketch") or [], sketch)
@@ -198,14 +209,96 @@ class Planner:
         self._keep(item, result)
 
     def close(self) -> BuildStats:
-        """Flush the plans; the statistics of the whole stream."""
+        """Flush the plans, give each held-out split the hash left empty a piece where there are enough; the
+        statistics of the whole stream."""
         for handle in self._plans.values():
             handle.close()
+        self._fill_empty_splits()
         return self.stats
+
+    def _fill_empty_splits(self) -> None:
+        """A validation or test split with a fraction above 0 that no piece hashed into (30 pieces at 5 % leave it
+        empty one time in five) takes the train piece whose split point lies nearest its range, as long as train
+        keeps a piece; pinned pieces (`splits_from`) never move. A split still empty gets a note saying which
+        ``--splits`` to pass."""
+        stats = self.stats
+        empty = [name for name in SPLITS[1:] if self.fractions.get(name, 0.0) > 0 and not stats.pieces[name]]
+        if not empty:
+            return
+        movable = self._movable(len(empty))
+        moves: dict[str, str] = {}  # piece id -> split
+        for name in empty:
+            if not movable or stats.pieces["train"] < 2:
+                continue
+            _point, piece_id, rows, tokens = movable.pop(0)
+            moves[piece_id] = name
+            for counter, amount in ((stats.pieces, 1), (stats.rows, rows), (stats.tokens, tokens)):
+                counter["train"] -= amount
+                counter[name] += amount
+            stats.split_notes.append(
+                f"the {name} split got no piece from the hash ({self.fractions[name]:g} of {sum(stats.pieces.values())}"
+                f" pieces), so it took piece {piece_id} from train"
+            )
+        if moves:
+            self._move_pieces(moves)
+        still = [name for name in empty if not stats.pieces[name]]
+        if still:
+            fractions = dict(self.fractions)
+            for name in still:
+                fractions["train"] += fractions[name]
+                fractions[name] = 0.0
+            suggestion = ",".join(f"{round(fractions[name], 6):g}" for name in SPLITS)
+            them = "them" if len(still) > 1 else "it"
+            why = (
+                f"the {stats.pieces['train']} train pieces are pinned there by splits_from"
+                if stats.pieces["train"] > 1
+                else f"{sum(stats.pieces.values())} pieces are too few to give {them} one"
+            )
+            stats.split_notes.append(
+                f"warning: the {' and '.join(still)} split{'s are' if len(still) > 1 else ' is'} empty: {why}; "
+                f"add pieces, or pass --splits {suggestion} to build without {them}"
+            )
+
+    def _movable(self, count: int) -> list[tuple[float, str, int, int]]:
+        """The `count` train pieces that the hash put there (not pinned) with the highest split points, nearest the
+        held-out splits, highest first, as (point, piece id, rows, tokens)."""
+        found: list[tuple[float, str, int, int]] = []
+        for plan in read_plan(self.plan_files["train"]):
+            if plan.get("pinned"):
+                continue
+            rows, point = len(plan["transpositions"]), split_point(plan["piece_id"], self.seed)
+            heapq.heappush(found, (point, plan["piece_id"], rows, plan["result"]["num_tokens"] * rows))
+            if len(found) > count:
+                heapq.heappop(found)
+        return sorted(found, reverse=True)
+
+    def _move_pieces(self, moves: dict[str, str]) -> None:
+        """Move the plan lines of the pieces in `moves` (piece id -> split) from the train plan to the end of their
+        new split's plan, streaming the train plan through a temporary file."""
+        train = self.plan_files["train"]
+        rest = train.with_suffix(".rest")
+        handles = {  # closed below
+            name: open(self.plan_files[name], "a", encoding="utf-8")  # noqa: SIM115
+            for name in set(moves.values())
+        }
+        try:
+            with open(train, encoding="utf-8") as lines, open(rest, "w", encoding="utf-8") as kept:
+                for line in lines:
+                    plan = json.loads(line)
+                    if plan["piece_id"] not in moves:
+                        kept.write(line)
+                        continue
+                    plan["split"] = moves[plan["piece_id"]]
+                    handles[plan["split"]].write(json.dumps(plan, sort_keys=True) + "\n")
+        finally:
+            for handle in handles.values():
+                handle.close()
+        rest.replace(train)
 
     def _keep(self, item: SourceItem, result: dict[str, Any]) -> None:
         piece_id = result["fingerprint"][:16]
-        split = self.fixed_splits.get(item, piece_id) or assign_split(piece_id, self.seed, self.fractions)
+        pinned = self.fixed_splits.get(item, piece_id)
+        split = pinned or assign_split(piece_id, self.seed, self.fractions)
         first = {"id": piece_id, **item.provenance(), "lowest_pitch": result["lowest_pitch"]}
         self.by_bytes[result["content_hash"]] = first
         self.by_notes[result["fingerprint"]] = first
@@ -225,6 +318,7 @@ class Planner:
                 self._write_reject(item, result, TRANSPOSITION_OUT_OF_RANGE, detail, None, shift)
         plan = {"item": vars(item), "result": result, "piece_id": piece_id, "split": split, "transpositions": keys}
         plan["result"] = {key: value for key, value in result.items() if key != "sketch"}
+        plan["pinned"] = bool(pinned)  # `splits_from` chose its split: an empty held-out split never takes it
         # ASCII: a locator may hold a file name that is not UTF-8 (surrogate escapes); json escapes them losslessly
         self._plans[split].write(json.dumps(plan, sort_keys=True) + "\n")
         stats = self.stats
@@ -318,9 +412,6 @@ class Planner:
         self.rejects.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
 
 
-FORMAT_FOLDERS = frozenset({"kern", "krn", "midi", "mid", "musicxml", "mxl", "xml", "abc", "mei", "scores", "score"})
-
-
 @dataclass
 class PinnedSplits:
     """The splits of an earlier build, by file and by piece: a file keeps its split even when a new Toccata reads its
@@ -352,11 +443,14 @@ def splits_of(dataset: str | Path) -> PinnedSplits:
 
 
 def work_key(item: SourceItem) -> tuple[str, str]:
-    """What names a work within its source, whatever its format: the path without its extension and without
-    folders named after a format, so ``kern/op1.krn``, ``midi/op1.mid`` and ``op1.musicxml`` are one work."""
+    """What names a work within its source, whatever its format or variant: the path without its extension, without
+    folders named after a format and without variant suffixes (`names.work_name`), so ``kern/op1.krn``,
+    ``midi/op1.mid``, ``op1.musicxml`` and ``op1_no_repeat.mid`` are one work, as are ``32-1/midi_score.mid`` and
+    ``32-1_no_repeat/midi_score.mid``."""
     stem, ext = posixpath.splitext(item.path)
     parts = [part for part in (stem if ext else item.path).lower().split("/")[:-1] if part not in FORMAT_FOLDERS]
-    return item.source, "/".join([*parts, posixpath.basename(stem if ext else item.path).lower()])
+    names = [*parts, posixpath.basename(stem if ext else item.path).lower()]
+    return item.source, "/".join(work_name(name) for name in names)
 
 
 def read_plan(path: str | Path) -> Iterator[dict[str, Any]]:
@@ -377,6 +471,7 @@ __all__ = [
     "ordered_map",
     "read_plan",
     "row_id",
+    "split_point",
     "splits_of",
     "work_key",
 ]

@@ -170,7 +170,7 @@ def test_rows_rejects_and_features(built: Path) -> None:
     assert chorale["source_url"] == "https://example.org/66.6"
     assert json.loads(chorale["metadata"]) == {"year": "1724"}
     synth = next(row for row in rows if row["path"] == "synth/piece00.mid")
-    assert (synth["title"], synth["license"], synth["composer"]) == ("piece00", "unknown", "")
+    assert (synth["title"], synth["license"], synth["composer"]) == ("piece00", "unknown", "synth")  # its folder
     assert all(row["transposition"] == 0 and row["id"] == row["piece_id"] for row in rows)
     assert len({row["id"] for row in rows}) == len(rows)
     assert all(row["num_tokens"] == len(row["notewise"].split()) for row in rows)
@@ -514,6 +514,50 @@ def test_split_assignment_is_stable_and_proportional() -> None:
     ]
 
 
+def test_a_held_out_split_the_hash_leaves_empty_gets_a_piece_or_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """30 pieces at 5 % validation: one seed in five used to give a validation split of 0 rows, without a word, which
+    `toccata train` then refused. It takes one train piece now; a build too small for that says which --splits."""
+    from toccata.cli import main
+
+    folder = tmp_path / "thirty"
+    folder.mkdir()
+    for i in range(30):
+        (folder / f"p{i:02d}.mid").write_bytes(_synthetic_piece(300 + i))
+    build_dataset(tmp_path / "first", sources=[str(folder)])
+    piece_ids = [row["piece_id"] for rows in _rows(tmp_path / "first").values() for row in rows]
+    fractions = ToccataConfig().split_fractions()
+    seed = next(
+        seed for seed in range(1000) if all(assign_split(p, seed, fractions) != "validation" for p in piece_ids)
+    )  # a seed whose hash puts no piece in validation: the case of the issue
+    out = tmp_path / "out"
+    assert main(["build-dataset", "--source", str(folder), "--out", str(out), "--seed", str(seed)]) == 0
+    err = capsys.readouterr().err
+    rows = _rows(out)
+    assert len(rows["validation"]) == 1 and rows["test"], "every held-out split has a piece"
+    assert sorted(row["piece_id"] for split in rows.values() for row in split) == sorted(piece_ids)
+    (moved,) = rows["validation"]
+    assert assign_split(moved["piece_id"], seed, fractions) == "train"
+    note = f"the validation split got no piece from the hash (0.05 of 30 pieces), so it took piece {moved['piece_id']}"
+    assert note in err
+    assert "took piece" in (out / "README.md").read_text(encoding="utf-8")
+    assert {row["piece_id"] for row in load_dataset(str(out))["validation"]} == {moved["piece_id"]}
+    # Pieces pinned by --splits-from keep their split: here all in train, so validation stays empty, and says why.
+    everything_in_train = tmp_path / "all-train"
+    all_train = {"train_fraction": 1.0, "validation_fraction": 0.0, "test_fraction": 0.0}
+    build_dataset(everything_in_train, sources=[str(folder)], **all_train)
+    pinned = build_dataset(tmp_path / "pinned", sources=[str(folder)], splits_from=str(everything_in_train))
+    assert [pinned.stats.pieces[split] for split in SPLITS] == [30, 0, 0]
+    assert "the 30 train pieces are pinned there by splits_from" in pinned.summary()
+
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "p.mid").write_bytes(_synthetic_piece(1))
+    assert main(["build-dataset", "--source", str(tmp_path / "one"), "--out", str(tmp_path / "small")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the validation and test splits are empty" in err and "--splits 1,0,0" in err
+
+
 # ---------------------------------------------------------------------------------------------------- errors, CLI
 
 
@@ -534,6 +578,52 @@ def test_config_and_output_errors_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a dataset"):
         build_dataset(precious, sources=[str(tmp_path)])
     assert (precious / "thesis.tex").read_text(encoding="utf-8") == "keep me"
+
+
+def _tree(folder: Path) -> list[str]:
+    return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*"))
+
+
+def test_a_refused_build_leaves_nothing_behind(tmp_path: Path) -> None:
+    """A bad source, sidecar, corpus pattern, setting or output is refused before any work: no OUT.work/ (it was left
+    with datasets' cache stub in it), no OUT_builder.lock, no new parent folders."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.mid").write_bytes(_synthetic_piece(1))
+    (tmp_path / "bad_sidecar").mkdir()
+    (tmp_path / "bad_sidecar" / "metadata.jsonl").write_text("{broken\n", encoding="utf-8")
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "thesis.tex").write_text("keep me", encoding="utf-8")
+    before = _tree(tmp_path)
+    refusals = [
+        ("does not exist", "out", {"sources": [str(tmp_path / "missing")]}),
+        ("does not exist", "new/deeper/out", {"sources": [str(tmp_path / "missing")]}),
+        ("not JSON", "out", {"sources": [str(tmp_path / "bad_sidecar")]}),
+        ("match no work", "out", {"sources": ["corpus:nobody"]}),
+        ("add up to 1", "out", {"sources": [str(tmp_path / "src")], "train_fraction": 2.0}),
+        ("not a dataset", "precious", {"sources": [str(tmp_path / "src")]}),
+    ]
+    for message, out, options in refusals:
+        with pytest.raises(ValueError, match=message):
+            build_dataset(tmp_path / out, **options)
+        assert _tree(tmp_path) == before, f"{message}: the refused build left files behind"
+
+
+def test_a_build_that_fails_after_reading_files_keeps_its_work_to_resume(tmp_path: Path) -> None:
+    """The clean-up of a refused build never throws away analysed files: a build that stops after reading them
+    keeps OUT.work/, and the next run (here with a train split to learn from) reuses every cached result."""
+    (tmp_path / "src").mkdir()
+    for i in range(3):
+        (tmp_path / "src" / f"p{i}.mid").write_bytes(_synthetic_piece(200 + i))
+    options = {"sources": [str(tmp_path / "src")], "tokenizer": "notewise-bpe", "bpe_vocab_size": 240}
+    with pytest.raises(ValueError, match="learns from the train split"):
+        build_dataset(tmp_path / "out", train_fraction=0.0, validation_fraction=0.5, test_fraction=0.5, **options)
+    cache = tmp_path / "out.work" / "analysis"
+    cached = sorted(cache.rglob("*.json"))
+    assert len(cached) == 3
+    stamps = [path.stat().st_mtime_ns for path in cached]
+    build_dataset(tmp_path / "out", **FRACTIONS, **options)
+    assert [path.stat().st_mtime_ns for path in sorted(cache.rglob("*.json"))] == stamps, "analysed again"
+    assert sum(len(rows) for rows in _rows(tmp_path / "out").values()) == 3
 
 
 def test_cli_build_dataset(midi_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

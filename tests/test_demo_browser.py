@@ -1,12 +1,16 @@
 """The demo in a real browser: headless Debian Chromium driven by Playwright against a real server on 127.0.0.1.
 
 A user's path: pick a sampler (its own controls appear), move sliders, upload a prompt, press Generate, get an
-audio player, a piano roll and a MIDI download that parses. The screenshot goes to test-artifacts/demo.png.
+audio player, a piano roll and a MIDI download that parses. The screenshot goes to test-artifacts/demo.png, and with
+TOCCATA_UPDATE_SCREENSHOT=1 also to docs/images/demo.png, the picture of the demo in the README and docs/demo.md:
+    TOCCATA_UPDATE_SCREENSHOT=1 .venv/bin/python -m pytest tests/test_demo_browser.py -k downloads_the_midi
 A listener's path in the "Human or AI?" tab: a round, two players, an answer, the reveal, the results, the row.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 import time
 
@@ -20,6 +24,7 @@ from toccata.demo.ui import NOT_COMPOSED, PROGRESS_EVERY_S, build_demo
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 ARTIFACTS = ROOT / "test-artifacts"
+SCREENSHOT = ROOT / "docs" / "images" / "demo.png"  # written only when TOCCATA_UPDATE_SCREENSHOT=1
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +129,8 @@ def test_a_user_continues_an_uploaded_prompt_and_downloads_the_midi(page, tmp_pa
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "demo.png", full_page=True)
+    if os.environ.get("TOCCATA_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(ARTIFACTS / "demo.png", SCREENSHOT)
 
 
 def test_a_random_seed_and_a_bad_upload_in_the_page(page, tmp_path):

@@ -167,13 +167,15 @@ def test_bpe_tokens_decode_and_the_merges_come_from_the_train_split_only(
     everything.train(grid_notes(row["midi"]) for row in _all(bpe_build))
     assert _vocabulary(everything) != _vocabulary(scheme)
 
-    # The same train files without the validation and test ones: the same scheme, the same train tokens.
+    # The same train files without the validation and test ones, all in train (by the hash, two would now move to
+    # the empty validation and test splits): the same scheme, the same train tokens.
     fewer = tmp_path / "train-files"
     fewer.mkdir()
     for path in {row["path"] for row in rows["train"]}:
         shutil.copy(folder / path, fewer / path)
     again = tmp_path / "again"
-    build_dataset(again, sources=[str(fewer)], tokenizer="notewise-bpe", bpe_vocab_size=260, **OPTIONS)
+    all_in_train = {**OPTIONS, "train_fraction": 1.0, "validation_fraction": 0.0, "test_fraction": 0.0}
+    build_dataset(again, sources=[str(fewer)], tokenizer="notewise-bpe", bpe_vocab_size=260, **all_in_train)
     rows_again = _rows(again)
     assert not rows_again["validation"] and not rows_again["test"]
     assert _vocabulary(load_scheme(again / TOKENIZER_FOLDER)) == _vocabulary(scheme)

@@ -11,6 +11,9 @@ folder's root, one row per file, a ``file_name`` column relative to the folder. 
 license/licence, source_url/url) fill those features; any other column (the crawler's ``fetched_at`` ...) is kept as
 JSON in the ``metadata`` feature. Files are listed in a fixed order (sorted, depth-first) as a stream, so a huge folder
 is never held in memory and every build sees the same order.
+
+Where neither the sidecar nor the file names them, the composer and title come from the folder layout
+(``<root>/<Composer>/…/<file>``, `names.py`); a score's own records (kern ``!!!COM``) come before the folders.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 from toccata.tokenization.score_io import SCORE_EXTENSIONS, is_score_path, license_from_text
 
 from ..items import FILE, SCORE, SourceItem, metadata_json
+from ..names import composer_from_folders, title_from_path
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +62,7 @@ class FolderSource:
     label: str | None = None  # the `source` feature; default "folder:<folder name>"
     default_license: str = "unknown"  # for files the sidecar gives no licence
     exclude: tuple[str, ...] = ()  # folders not to walk: the build's own output and work folders, if inside root
+    names_from_folders: bool = True  # composer and title from the folder layout (not for crawls: files/<host>/...)
     _sidecar: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -81,7 +86,7 @@ class FolderSource:
             seen += bool(row)
             is_score = is_score_path(rel)
             default = licenses.for_file(rel) or ("" if is_score else self.default_license)
-            item = _item(root, rel, row, str(self.label), default, SCORE if is_score else FILE)
+            item = _item(root, rel, row, str(self.label), default, SCORE if is_score else FILE, self.names_from_folders)
             if licenses.for_file(rel) and item.license == licenses.for_file(rel):
                 item = dataclasses.replace(item, license_file=licenses.file_for(rel))
             yield item
@@ -226,7 +231,11 @@ def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
-def _item(root: Path, rel: str, row: dict[str, Any], label: str, default_license: str, kind: str) -> SourceItem:
+def _item(
+    root: Path, rel: str, row: dict[str, Any], label: str, default_license: str, kind: str, names_from_folders: bool
+) -> SourceItem:
+    """The item of the file at `rel`: the sidecar's row first, then (a MIDI file has no composer or title the build
+    reads; a score's own come first, in the build) the folder layout's."""
     known: dict[str, str] = {}
     used = set(SKIPPED_COLUMNS)
     for feature, columns in KNOWN_COLUMNS.items():
@@ -236,16 +245,20 @@ def _item(root: Path, rel: str, row: dict[str, Any], label: str, default_license
                 known.setdefault(feature, _text(row[column]))
     extra = {key: value for key, value in row.items() if key not in used and value not in (None, "")}
     path = printable(rel)  # the `path` feature must be text; `locator` keeps the name the file system knows
+    folder_composer = composer_from_folders(path) if names_from_folders else ""
+    folder_title = title_from_path(path) if names_from_folders else Path(path).stem
     return SourceItem(
         source=label,
         path=path,
         kind=kind,
         locator=os.path.join(root, rel),  # not resolve()d: a symlink loop is for the reader to reject
-        composer=known.get("composer", ""),
-        title=known.get("title") or ("" if kind == SCORE else Path(path).stem),  # a score may name itself
+        composer=known.get("composer") or ("" if kind == SCORE else folder_composer),  # a score may name itself
+        title=known.get("title") or ("" if kind == SCORE else folder_title),
         license=known.get("license") or default_license,
         source_url=known.get("source_url", ""),
         metadata=metadata_json(extra),
+        folder_composer=folder_composer,
+        folder_title=folder_title,
     )
 
 
