@@ -158,6 +158,7 @@ class ToccataBuilder(datasets.GeneratorBasedBuilder):
         out = Path(self._output_dir)
         _clear_incomplete(out)
         out.mkdir(parents=True, exist_ok=True)
+        config = self.config
         with open(out / REJECTS_FILE, "w", encoding="utf-8") as rejects:
             planner = Planner(
                 work / "plan",
@@ -169,14 +170,13 @@ class ToccataBuilder(datasets.GeneratorBasedBuilder):
                 pitch_range=(self.config.min_pitch, self.config.max_pitch),
                 fixed_splits=splits_of(self.config.splits_from) if self.config.splits_from else None,
                 licenses=self.config.licenses,
+                unseen=(config.unseen_composers, config.unseen_composer_count, config.unseen_composer_pieces),
             )
             analyse = functools.partial(_analyse_pair, settings=settings, default_license=self.config.default_license)
             items: Iterable[SourceItem] = itertools.chain.from_iterable(sources)
             results = ordered_map(analyse, items, num_proc=max(1, int(num_proc)))
             for item, result in hf_tqdm(results, unit=" files", desc="Reading and tokenizing MIDI and scores"):
                 planner.add(item, result)
-            config = self.config
-            planner.hold_out(config.unseen_composers, config.unseen_composer_count, config.unseen_composer_pieces)
             self.stats = planner.close()
         kept = [name for name in ALL_SPLITS if self.stats.pieces[name] or name == "train"]
         extra: dict[str, str] = {}

@@ -42,7 +42,7 @@ from .licenses import license_id
 from .names import FORMAT_FOLDERS, work_name
 
 SPLITS = ("train", "validation", "test")
-UNSEEN = "unseen_composers"  # a second test split: every piece of a few composers held out whole (`hold_out`)
+UNSEEN = "unseen_composers"  # a second test split: every piece of a few composers held out whole (`Planner._hold_out`)
 ALL_SPLITS = (*SPLITS, UNSEEN)
 NEAR_DUPLICATE_SIMILARITY = 0.5  # pieces of one composer sharing this much of their note n-grams are one piece
 T = TypeVar("T")
@@ -145,9 +145,11 @@ class Planner:
         pitch_range: tuple[int, int],
         fixed_splits: PinnedSplits | None = None,
         licenses: tuple[str, ...] = (),
+        unseen: tuple[tuple[str, ...], int, tuple[int, int]] = ((), 0, (3, 19)),
     ):
         self.seed, self.fractions, self.min_quarters = seed, fractions, min_quarters
         self.licenses = frozenset(license_id(name) for name in licenses)  # empty: every licence is kept
+        self.unseen = unseen  # (composers named, how many more to choose, (min, max) pieces): `_hold_out`
         self.fixed_splits = fixed_splits or PinnedSplits({}, {})  # from an earlier build (`splits_from`)
         self.transpositions, self.pitch_range = transpositions, pitch_range
         self.rejects = rejects
@@ -213,6 +215,7 @@ class Planner:
         statistics of the whole stream."""
         for handle in self._plans.values():
             handle.close()
+        self._hold_out(*self.unseen)
         self._fill_empty_splits()
         return self.stats
 
@@ -232,15 +235,14 @@ class Planner:
                 continue
             _point, piece_id, rows, tokens = movable.pop(0)
             moves[piece_id] = name
-            for counter, amount in ((stats.pieces, 1), (stats.rows, rows), (stats.tokens, tokens)):
-                counter["train"] -= amount
-                counter[name] += amount
+            stats.pieces["train"] -= 1  # counted now: the next empty split needs train to keep a piece
+            stats.pieces[name] += 1
             stats.split_notes.append(
                 f"the {name} split got no piece from the hash ({self.fractions[name]:g} of {sum(stats.pieces.values())}"
                 f" pieces), so it took piece {piece_id} from train"
             )
         if moves:
-            self._move_pieces(moves)
+            self._move_plans(("train",), lambda plan: moves.get(plan["piece_id"]), count_pieces=False)
         still = [name for name in empty if not stats.pieces[name]]
         if still:
             fractions = dict(self.fractions)
@@ -272,28 +274,37 @@ class Planner:
                 heapq.heappop(found)
         return sorted(found, reverse=True)
 
-    def _move_pieces(self, moves: dict[str, str]) -> None:
-        """Move the plan lines of the pieces in `moves` (piece id -> split) from the train plan to the end of their
-        new split's plan, streaming the train plan through a temporary file."""
-        train = self.plan_files["train"]
-        rest = train.with_suffix(".rest")
-        handles = {  # closed below
-            name: open(self.plan_files[name], "a", encoding="utf-8")  # noqa: SIM115
-            for name in set(moves.values())
-        }
+    def _move_plans(
+        self, splits: tuple[str, ...], target: Callable[[dict[str, Any]], str | None], count_pieces: bool = True
+    ) -> None:
+        """Move the plan lines for which `target(plan)` names another split from `splits` to the end of that split's
+        plan, streaming each plan through a temporary file; the rows and tokens counts follow (and the pieces,
+        unless the caller counted them)."""
+        stats, handles = self.stats, {}
         try:
-            with open(train, encoding="utf-8") as lines, open(rest, "w", encoding="utf-8") as kept:
-                for line in lines:
-                    plan = json.loads(line)
-                    if plan["piece_id"] not in moves:
-                        kept.write(line)
-                        continue
-                    plan["split"] = moves[plan["piece_id"]]
-                    handles[plan["split"]].write(json.dumps(plan, sort_keys=True) + "\n")
+            for split in splits:
+                path = self.plan_files[split]
+                rest = path.with_suffix(".rest")
+                with open(path, encoding="utf-8") as lines, open(rest, "w", encoding="utf-8") as kept:
+                    for line in lines:
+                        plan = json.loads(line)
+                        to = target(plan)
+                        if to is None or to == split:
+                            kept.write(line)
+                            continue
+                        rows = len(plan["transpositions"])
+                        amounts = [(stats.rows, rows), (stats.tokens, plan["result"]["num_tokens"] * rows)]
+                        for counter, amount in amounts + ([(stats.pieces, 1)] if count_pieces else []):
+                            counter[split] -= amount
+                            counter[to] += amount
+                        plan["split"] = to
+                        if to not in handles:
+                            handles[to] = open(self.plan_files[to], "a", encoding="utf-8")  # noqa: SIM115
+                        handles[to].write(json.dumps(plan, sort_keys=True) + "\n")
+                rest.replace(path)
         finally:
             for handle in handles.values():
                 handle.close()
-        rest.replace(train)
 
     def _keep(self, item: SourceItem, result: dict[str, Any]) -> None:
         piece_id = result["fingerprint"][:16]
@@ -338,10 +349,10 @@ class Planner:
         folded = "".join(c for c in unicodedata.normalize("NFKD", name.lower()) if not unicodedata.combining(c))
         return self.spellings.setdefault(folded, name)
 
-    def hold_out(self, composers: tuple[str, ...] = (), count: int = 0, pieces: tuple[int, int] = (3, 19)) -> list[str]:
+    def _hold_out(self, composers: tuple[str, ...] = (), count: int = 0, pieces: tuple[int, int] = (3, 19)) -> None:
         """Move every piece of some composers to the `UNSEEN` split: those named, plus `count` chosen by the seed
-        among composers with `pieces` (min, max) pieces kept (never Anonymous or unknown). Call after the stream,
-        before `close`. Returns the composers held out, sorted."""
+        among composers with `pieces` (min, max) pieces kept (never Anonymous or unknown); `stats.unseen_composers`
+        lists them. Runs at `close`, before empty splits are filled."""
         named = {self._spelling(name) for name in composers if name.strip()}
         missing = sorted(name for name in named if name not in self.stats.composers)
         if missing:
@@ -358,31 +369,10 @@ class Planner:
                 f"cannot hold out {count} composers: only {len(eligible)} have {low}-{high} pieces ({eligible})"
             )
         key = lambda name: hashlib.sha256(f"toccata-unseen|{self.seed}|{name}".encode()).hexdigest()  # noqa: E731
-        chosen = sorted(named | set(sorted(eligible, key=key)[:count]))
+        chosen = set(named) | set(sorted(eligible, key=key)[:count])
         if chosen:
-            self._move_to_unseen(set(chosen))
-        return chosen
-
-    def _move_to_unseen(self, chosen: set[str]) -> None:
-        """Rewrite the plans: the pieces of `chosen` composers go to the `UNSEEN` split, the counts follow."""
-        stats = self.stats
-        for handle in self._plans.values():
-            handle.flush()
-        for split in SPLITS:
-            path = self.plan_files[split]
-            plans = list(read_plan(path))
-            with open(path, "w", encoding="utf-8") as out:
-                for plan in plans:
-                    if (plan["item"]["composer"] or "unknown") not in chosen:
-                        out.write(json.dumps(plan, sort_keys=True) + "\n")
-                        continue
-                    rows, tokens = len(plan["transpositions"]), plan["result"]["num_tokens"] * len(plan["transpositions"])
-                    for counter, amount in ((stats.pieces, 1), (stats.rows, rows), (stats.tokens, tokens)):
-                        counter[split] -= amount
-                        counter[UNSEEN] += amount
-                    plan["split"] = UNSEEN
-                    self._plans[UNSEEN].write(json.dumps(plan, sort_keys=True) + "\n")
-        stats.unseen_composers = sorted(chosen)
+            self._move_plans(SPLITS, lambda plan: UNSEEN if (plan["item"]["composer"] or "unknown") in chosen else None)
+        self.stats.unseen_composers = sorted(chosen)
 
     def _reject(
         self, item: SourceItem, result: dict[str, Any], reason: str, detail: str, first: dict[str, Any] | None = None
