@@ -99,7 +99,7 @@ default-checkpoint: default-train
 	OMP_NUM_THREADS=2 $(BIN)/toccata evaluate --model $(RUN) --dataset $(PIANO) --split unseen_composers \
 		--out $(RUN)/evaluation-unseen-composers
 	OMP_NUM_THREADS=2 $(BIN)/toccata evaluate --model $(RUN) --dataset $(PIANO) --split test --out $(RUN)/evaluation
-	$(BIN)/python -m toccata.training.publish $(RUN) toccata/checkpoints/default \
+	$(BIN)/python -m toccata.training.publish $(RUN) toccata/checkpoints/default --half \
 		--title "Toccata default checkpoint (NotewiseLSTM, classical piano)"
 	cp $(RUN)/preset_search.md $(RUN)/preset_search.json toccata/checkpoints/default/evaluation/
 

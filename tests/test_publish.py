@@ -73,3 +73,18 @@ def test_bad_preset_values_are_clear_errors(run, values, message, capsys):
     assert preset.main([str(run), *values]) == 2
     assert message in capsys.readouterr().err
     assert (run / "generation_config.json").read_text() == before
+
+
+def test_half_storage_halves_the_weights_and_loads_as_float32(run, tiny_dataset, tmp_path):
+    import torch
+
+    _evaluate(run, tiny_dataset)
+    full = publish.publish(run, tmp_path / "full")
+    half = publish.publish(run, tmp_path / "half", half=True)
+    size = lambda folder: (folder / "model.safetensors").stat().st_size  # noqa: E731
+    assert size(half) < 0.6 * size(full)
+    (model, _), (reference, _) = load_checkpoint(half), load_checkpoint(full)
+    assert next(model.parameters()).dtype == torch.float32
+    ids = torch.tensor([[1, 40, 200, 130, 50]])
+    with torch.no_grad():
+        assert torch.allclose(model(ids).logits, reference(ids).logits, atol=2e-2)

@@ -164,11 +164,16 @@ def _lineage(config: dict) -> str:
 
 
 def publish(
-    run_dir: str | Path, dest: str | Path, report_dir: str | Path | None = None, title: str = "Toccata NotewiseLSTM"
+    run_dir: str | Path,
+    dest: str | Path,
+    report_dir: str | Path | None = None,
+    title: str = "Toccata NotewiseLSTM",
+    half: bool = False,
 ) -> Path:
     """Write `dest`: the run's model and tokenizer, a card with the report's numbers, and the report itself.
 
-    The weights' licence follows the training data: non-commercial share-alike data make CC BY-NC-SA 4.0 weights."""
+    The weights' licence follows the training data: non-commercial share-alike data make CC BY-NC-SA 4.0 weights.
+    `half`: store the weights in float16 (half the bytes); they load as float32, the config's dtype."""
     from toccata.modeling.hub import CardInfo, save_checkpoint
     from toccata.modeling.sampling import preset_from_generation_config
 
@@ -202,11 +207,25 @@ def publish(
         evaluation=evaluation,
     )
     save_checkpoint(dest, model, tokenizer, card=card, sampler=sampler, guards=guards)
+    if half:
+        store_half(dest / "model.safetensors")
     (dest / "evaluation").mkdir()
     for pattern in REPORT_FILES:
         for path in sorted(report_dir.glob(pattern)):
             shutil.copy2(path, dest / "evaluation" / path.name)
     return dest
+
+
+def store_half(weights: Path) -> None:
+    """Rewrite a safetensors file with its float32 tensors in float16. `from_pretrained` casts them back to the
+    config's dtype (float32) on load: the package ships half the bytes, the model computes as before."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(weights)
+    save_file(
+        {name: t.half() if t.dtype == torch.float32 else t for name, t in tensors.items()}, weights, {"format": "pt"}
+    )
 
 
 def code_sources(folder: str | Path) -> dict[Path, Path]:
@@ -243,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--report", help="the `toccata evaluate` output folder (default: RUN/evaluation)")
     parser.add_argument("--title", default="Toccata NotewiseLSTM", help="the model card's title")
+    parser.add_argument("--half", action="store_true", help="store the weights in float16 (they load as float32)")
     args = parser.parse_args(argv)
     if args.refresh_code:
         changed = refresh_code(args.run)
@@ -251,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.dest:
         parser.error("give DEST, the checkpoint folder to write")
     try:
-        dest = publish(args.run, args.dest, args.report, args.title)
+        dest = publish(args.run, args.dest, args.report, args.title, half=args.half)
     except ValueError as err:
         print(f"publish: error: {err}", file=sys.stderr)
         return 2
