@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from toccata.modeling import GeneratedPiece, GuardSettings, SamplerSettings, compose
 from toccata.modeling.batching import ContinuousBatcher
+from toccata.modeling.decoding import set_decoding_threads
 from toccata.modeling.quantized import int8_available
 from toccata.modeling.sampling import preset_from_generation_config
 
@@ -208,14 +209,14 @@ def roll_notes(tokenizer, tokens: list[str]) -> dict[str, np.ndarray]:
 def load_engine(
     model: str | None = None,
     trust_remote_code: bool = False,
-    torch_threads: int | None = 1,
+    torch_threads: int | None = None,
     batching: bool = True,
     int8: bool = True,
 ) -> Engine:
     """An `Engine` for `model` (folder or Hub id), else the embedded default checkpoint, else random weights.
 
-    `torch_threads` (process-wide, set once here): decoding is one small step at a time, where extra threads only
-    contend. None leaves torch's setting alone. `batching`: concurrent requests share one decoding loop
+    `torch_threads` (process-wide, set once here by `set_decoding_threads`): decoding is one small step at a time,
+    where extra threads only contend. None: $OMP_NUM_THREADS if set, else 1. `batching`: concurrent requests share one decoding loop
     (`ContinuousBatcher`: each step reads the weights once for every row), else each decodes in its own thread.
     `int8`: decode with int8 weights where torch can (a CPU): bits per note within 0.1% of float32, steps 1.2-1.8x
     faster, and a request still gets the same music alone or in company and from `toccata generate --int8`;
@@ -224,8 +225,7 @@ def load_engine(
     from toccata.modeling.hub import load_checkpoint, random_model
     from toccata.tokenization import NotewiseTokenizer
 
-    if torch_threads is not None:
-        torch.set_num_threads(torch_threads)
+    set_decoding_threads(torch_threads)
     source = model or toccata.default_checkpoint()
     if source is None:
         tokenizer = NotewiseTokenizer()

@@ -122,3 +122,26 @@ def test_outputs_that_cannot_be_written_are_refused_before_composing(tmp_path, c
         assert main(["generate", "--random-weights", "--no-audio", "--beats", "4", "-o", str(output)]) == 2
         assert message in capsys.readouterr().err
     assert plain.read_text() == "not a folder" and not any(folder.iterdir())
+
+
+@pytest.mark.parametrize(
+    "env, args, expected",
+    [({}, [], 1), ({"OMP_NUM_THREADS": "2"}, [], 2), ({"OMP_NUM_THREADS": "2"}, ["--threads", "1"], 1)],
+    ids=["default-one", "env", "flag-over-env"],
+)
+def test_generate_decodes_on_one_torch_thread_unless_told(env, args, expected, tmp_path, monkeypatch):
+    """torch's default (a thread per core) made batch-1 decoding 8x slower beside one busy core (issue 35)."""
+    import torch
+    from toccata.cli import main
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)  # torch's default on a 3-core machine: what the command left alone
+    try:
+        out = tmp_path / "x.mid"
+        assert main(["generate", "--random-weights", "--no-audio", "--beats", "1", *args, "-o", str(out)]) == 0
+        assert torch.get_num_threads() == expected
+    finally:
+        torch.set_num_threads(before)

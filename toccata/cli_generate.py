@@ -40,6 +40,12 @@ def add_generate_parser(commands: argparse._SubParsersAction) -> None:
         help="decode with int8 weights: faster on a CPU, bits per note within 0.1%%, other notes than float32",
     )
     gen.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads for decoding (default: $OMP_NUM_THREADS, else 1: a step is too small to share, and more "
+        "threads spin against any other busy core)",
+    )
+    gen.add_argument(
         "--audio",
         action=argparse.BooleanOptionalAction,
         help="also render each piece to WAV with FluidSynth (default: when FluidSynth and a GM soundfont are found)",
@@ -122,6 +128,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from transformers.utils import logging as hf_logging
 
     from toccata.modeling import GenerationRequest, compose
+    from toccata.modeling.decoding import set_decoding_threads
     from toccata.modeling.sampling import preset_from_generation_config
 
     from toccata.cli import output_file  # imported here: cli imports this module
@@ -130,6 +137,7 @@ def run_generate(args: argparse.Namespace) -> int:
     if output.suffix.lower() in (".txt", ".wav", ".flac"):
         raise ValueError(f"-o {output}: name the MIDI file (.mid); the tokens (.txt) and audio (.wav) go beside it")
     hf_logging.disable_progress_bar()
+    set_decoding_threads(args.threads)
     model, tokenizer = _load(args)
     sampler, guards = preset_from_generation_config(model.generation_config)
     length_given = args.seconds is not None or args.tokens is not None
