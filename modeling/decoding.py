@@ -295,13 +295,15 @@ def set_decoding_threads(threads: int | None = None) -> int:
     return threads
 
 
-def decode(model, job: DecodeJob, int8: bool = False) -> DecodeJob:
-    """Run one job to the end in this thread; returns it with its tokens (or `cancelled` set).
-    `int8`: decode with int8 weights (`quantized.Int8Cells`)."""
+def decode(model, job: DecodeJob, *more: DecodeJob, int8: bool = False) -> DecodeJob:
+    """Run `job` (and `more` jobs beside it, in one batch) to the end in this thread; returns `job` with its tokens
+    (or `cancelled` set); the others are done too. `int8`: decode with int8 weights (`quantized.Int8Cells`)."""
     batch = DecodeBatch(model, int8=int8)
+    jobs = (job, *more)
     with torch.inference_mode():  # once, not at every step
-        batch.add(job)
-        while not job.finished.is_set():
+        for each in jobs:
+            batch.add(each)
+        while not all(each.finished.is_set() for each in jobs):
             batch.step()
     return job
 
