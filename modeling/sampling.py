@@ -33,6 +33,14 @@ import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria
 
 SAMPLERS = ("greedy", "top_n", "weighted", "top_k", "mixed")
+# The settings that change what each sampler does (temperature does nothing to greedy or to top_n's ranking).
+SAMPLER_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "greedy": (),
+    "top_n": ("p_best", "n"),
+    "weighted": ("temperature",),
+    "top_k": ("temperature", "k"),
+    "mixed": ("temperature", "random_freq", "trunc"),
+}
 BOWED_POLYPHONY = 2  # notes a violin or cello part may sound at once (double stops); the piano has no such limit
 NEG_INF = float("-inf")
 
@@ -645,6 +653,7 @@ class StopAfterSteps(StoppingCriteria):
 __all__ = [
     "BOWED_POLYPHONY",
     "SAMPLERS",
+    "SAMPLER_PARAMETERS",
     "Calmness",
     "GuardMask",
     "GuardRows",
