@@ -214,10 +214,10 @@ def busy_neighbour_study(beats: int, rounds: int, out_path: Path) -> None:
                             times.append(command_seconds(extra, threads, beats, folder))
                     row[f"{load}_s"] = min(times)
                 rows.append(row)
-                print(f"{kind}, {threads} thread(s): idle {row['idle_s']:.1f} s, busy {row['busy_s']:.1f} s", flush=True)
+                print(f"{kind}, {threads} thread(s): {row['idle_s']:.1f} s, spinner {row['busy_s']:.1f} s", flush=True)
     print(f"\n`toccata generate --seed 0 --beats {beats} --no-audio` (default checkpoint), best of {rounds}; "
           f"{os.cpu_count()} CPUs, torch's default {torch_default} threads")
-    print("| what | --threads | idle (s) | one core busy (s) | busy / idle |\n|---|---:|---:|---:|---:|")
+    print("| what | --threads | no spinner (s) | one core spinning (s) | ratio |\n|---|---:|---:|---:|---:|")
     for row in rows:
         print(f"| {row['what']} | {row['threads']} | {row['idle_s']:.1f} | {row['busy_s']:.1f} | "
               f"{row['busy_s'] / row['idle_s']:.1f} |")
