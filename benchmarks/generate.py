@@ -186,7 +186,8 @@ def command_seconds(extra: list[str], threads: int, beats: int, folder: str) -> 
     out = str(Path(folder) / "piece.mid")
     command = [sys.executable, "-m", "toccata", "generate", "--seed", "0", "--beats", str(beats), "--no-audio"]
     start = time.perf_counter()
-    done = subprocess.run([*command, *extra, "--threads", str(threads), "-o", out], env=env, capture_output=True, text=True)
+    command += [*extra, "--threads", str(threads), "-o", out]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"toccata generate failed: {done.stderr}")
     return time.perf_counter() - start
