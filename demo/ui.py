@@ -139,9 +139,8 @@ def _controls(start: dict[str, Any], instruments: list[tuple[str, str]]) -> dict
             type="filepath",
             visible=False,
         )
-        c["prompt_beats"] = gr.Slider(
-            1, 64, value=start["prompt_beats"], step=1, label="Beats of the prompt to keep (whole measures, at least one)"
-        )
+        keep_label = "Beats of the prompt to keep (whole measures, at least one)"
+        c["prompt_beats"] = gr.Slider(1, 64, value=start["prompt_beats"], step=1, label=keep_label)
         c["prompt_from"] = gr.Radio(
             [("its opening", "start"), ("its close", "end")], value=start["prompt_from"], label="Keep the prompt's"
         )
