@@ -18,6 +18,13 @@ Memory: peak RSS of generating N and 4N tokens, each in a fresh process (it shou
     python benchmarks/generate.py                 # prints a table, writes benchmarks/results/generate.json
     python benchmarks/generate.py --tokens 200    # quicker
     python benchmarks/generate.py --model toccata/checkpoints/default --dataset data/piano --split test
+    python benchmarks/generate.py --busy-neighbour    # `toccata generate` with --threads 1 vs a thread per core,
+                                                      # idle and beside a process spinning on one core
+
+Busy neighbour (issue 35): wall seconds of the real command (`toccata generate --seed 0 --beats B --no-audio`, the
+default checkpoint; plain, `--int8` and `--best-of 8`), best of `--rounds`, with `--threads 1` (the default now) and
+with torch's own default (a thread per core, what the command used before), each idle and with another process
+spinning on one core. Writes benchmarks/results/generate_threads.json.
 """
 
 from __future__ import annotations
@@ -25,11 +32,14 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -158,6 +168,74 @@ def peak_rss_mb(tokens: int) -> float:
     return float(result.stdout.split()[-1])
 
 
+@contextmanager
+def busy_neighbour():
+    """A process spinning on one core for the duration (what another job on the machine does to `generate`)."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # let it start spinning
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+def command_seconds(extra: list[str], threads: int, beats: int, folder: str) -> float:
+    """Wall seconds of `toccata generate ... --threads N` in a fresh process (start-up included, as a user waits)."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    out = str(Path(folder) / "piece.mid")
+    command = [sys.executable, "-m", "toccata", "generate", "--seed", "0", "--beats", str(beats), "--no-audio"]
+    start = time.perf_counter()
+    command += [*extra, "--threads", str(threads), "-o", out]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"toccata generate failed: {done.stderr}")
+    return time.perf_counter() - start
+
+
+def busy_neighbour_study(beats: int, rounds: int, out_path: Path) -> None:
+    """Seconds of `toccata generate` per threads setting, idle and beside a busy core; prints a table, writes JSON."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    probe = [sys.executable, "-c", "import torch; print(torch.get_num_threads())"]
+    torch_default = int(subprocess.run(probe, env=env, capture_output=True, text=True, check=True).stdout)
+    kinds = {"float32": [], "int8": ["--int8"], "best of 8": ["--best-of", "8"]}
+    settings = sorted({1, torch_default})
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for kind, extra in kinds.items():
+            for threads in settings:
+                row = {"what": kind, "threads": threads}
+                for load in ("idle", "busy"):
+                    times = []
+                    for _ in range(rounds):
+                        if load == "busy":
+                            with busy_neighbour():
+                                times.append(command_seconds(extra, threads, beats, folder))
+                        else:
+                            times.append(command_seconds(extra, threads, beats, folder))
+                    row[f"{load}_s"] = min(times)
+                rows.append(row)
+                print(f"{kind}, {threads} thread(s): {row['idle_s']:.1f} s, spinner {row['busy_s']:.1f} s", flush=True)
+    print(f"\n`toccata generate --seed 0 --beats {beats} --no-audio` (default checkpoint), best of {rounds}; "
+          f"{os.cpu_count()} CPUs, torch's default {torch_default} threads")
+    print("| what | --threads | no spinner (s) | one core spinning (s) | ratio |\n|---|---:|---:|---:|---:|")
+    for row in rows:
+        print(f"| {row['what']} | {row['threads']} | {row['idle_s']:.1f} | {row['busy_s']:.1f} | "
+              f"{row['busy_s'] / row['idle_s']:.1f} |")
+    result = {
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_default_threads": torch_default,
+        "beats": beats,
+        "rounds": rounds,
+        "rows": rows,
+    }
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out_path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=1000, help="tokens per measurement (default %(default)s)")
@@ -169,7 +247,16 @@ def main() -> None:
     parser.add_argument("--split", default="test", help="the dataset split for --dataset (default %(default)s)")
     parser.add_argument("--rounds", type=int, default=5, help="best of this many interleaved rounds")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "generate.json"))
+    parser.add_argument(
+        "--busy-neighbour",
+        action="store_true",
+        help="only time `toccata generate` with --threads 1 and a thread per core, idle and beside a busy core",
+    )
+    parser.add_argument("--busy-beats", type=int, default=128, help="--busy-neighbour: beats per piece")
     args = parser.parse_args()
+    if args.busy_neighbour:
+        busy_neighbour_study(args.busy_beats, args.rounds, Path(args.out).with_name("generate_threads.json"))
+        return
     torch.set_num_threads(1)
     torch.manual_seed(0)
     tokenizer = NotewiseTokenizer()

@@ -132,7 +132,7 @@ def _body(
         (s, stats.pieces[s], stats.rows[s], f"{stats.tokens[s]:,}", f"{info.splits[s].num_bytes:,}") for s in splits
     ]
     composers = [
-        (name, count, f"{stats.composer_notes.get(name, 0):,}", "unseen_composers" if name in stats.unseen_composers else "")
+        (name, count, f"{stats.composer_notes.get(name, 0):,}", UNSEEN if name in stats.unseen_composers else "")
         for name, count in sorted(stats.composers.items(), key=lambda pair: (-pair[1], pair[0]))
     ]
     summary = (

@@ -172,7 +172,8 @@ class Planner:
         item = dataclasses.replace(item, composer=self._spelling(item.composer))
         if self.licenses and license_id(item.license) not in self.licenses:
             wanted = ", ".join(sorted(self.licenses))
-            return self._reject(item, result, LICENSE_EXCLUDED, f"licence {item.license or 'unknown'!r} is not in {wanted}")
+            detail = f"licence {item.license or 'unknown'!r} is not in {wanted}"
+            return self._reject(item, result, LICENSE_EXCLUDED, detail)
         if not result["ok"]:
             return self._reject(item, result, result["reason"], result["problem"])
         if result["num_notes"] == 0:

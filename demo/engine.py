@@ -12,21 +12,20 @@ from typing import Any
 import numpy as np
 import torch
 from toccata.modeling import GeneratedPiece, GuardSettings, SamplerSettings, compose
+from toccata.modeling.pipeline import NO_NEW_NOTES, describe_prompt
 from toccata.modeling.batching import ContinuousBatcher
+from toccata.modeling.decoding import set_decoding_threads
 from toccata.modeling.quantized import int8_available
 from toccata.modeling.sampling import preset_from_generation_config
 
 import toccata
 from toccata.audio import SYNTH_MISSING, Synth
+from toccata.cli_generate import generate_command
 
-from .form import DemoSettings, cli_command
+from .form import DemoSettings
 from .prompt import read_prompt
 from .render import piano_roll
 
-EMPTY_PROMPT = (
-    "The prompt {label} has no notes the model reads (drum tracks and empty tracks are dropped): "
-    "this was composed from silence."
-)
 RANDOM_WEIGHTS_SEED = 0  # the untrained model is the same in every process, so settings reproduce a piece
 
 
@@ -156,12 +155,18 @@ class Engine:
         )
         rendered, failures = self._render_all(pieces, out_dir)
         notices = ([] if self.synth else [SYNTH_MISSING]) + failures
-        if prompt.score is not None and pieces[0].prompt_length == 0:
-            notices.append(EMPTY_PROMPT.format(label=prompt.label.removeprefix("upload:").removeprefix("corpus:")))
+        label = prompt.label.removeprefix("upload:").removeprefix("corpus:") if prompt.score is not None else None
+        told = describe_prompt(pieces[0], label)  # which bars of the prompt were kept, or that it had no notes
+        if told is not None and pieces[0].prompt_bars is None:
+            notices.append(f"{told[0].upper()}{told[1:]}.")
+        notices += [f"Variation {i}: {NO_NEW_NOTES}." for i, piece in enumerate(pieces, start=1) if not piece.new_notes]
         report = {**pieces[0].settings, "prompt": prompt.label, "model": self.model_label}
+        report.pop("piece_seed")  # the request's seed makes them all; each piece's own is in its file name
+        if told is not None and pieces[0].prompt_bars is not None:
+            report["prompt_kept"] = told
         if settings.best_of > 1 and len(pieces) > 1:  # each variation kept its own candidate
             report["chosen"] = [piece.settings["chosen"] for piece in pieces]
-        command = cli_command(report, prompt.cli_argument, self.model_args)
+        command = generate_command(report, prompt.cli_argument, self.model_args)
         return Result(rendered, report, command, tuple(dict.fromkeys(notices)))
 
     def _render_all(self, pieces: list[GeneratedPiece], out_dir: Path) -> tuple[list[RenderedPiece], list[str]]:
@@ -208,14 +213,14 @@ def roll_notes(tokenizer, tokens: list[str]) -> dict[str, np.ndarray]:
 def load_engine(
     model: str | None = None,
     trust_remote_code: bool = False,
-    torch_threads: int | None = 1,
+    torch_threads: int | None = None,
     batching: bool = True,
     int8: bool = True,
 ) -> Engine:
     """An `Engine` for `model` (folder or Hub id), else the embedded default checkpoint, else random weights.
 
-    `torch_threads` (process-wide, set once here): decoding is one small step at a time, where extra threads only
-    contend. None leaves torch's setting alone. `batching`: concurrent requests share one decoding loop
+    `torch_threads` (process-wide, set once here by `set_decoding_threads`): decoding is one small step at a time,
+    where extra threads only contend. None: $OMP_NUM_THREADS if set, else 1. `batching`: concurrent requests share one decoding loop
     (`ContinuousBatcher`: each step reads the weights once for every row), else each decodes in its own thread.
     `int8`: decode with int8 weights where torch can (a CPU): bits per note within 0.1% of float32, steps 1.2-1.8x
     faster, and a request still gets the same music alone or in company and from `toccata generate --int8`;
@@ -224,8 +229,7 @@ def load_engine(
     from toccata.modeling.hub import load_checkpoint, random_model
     from toccata.tokenization import NotewiseTokenizer
 
-    if torch_threads is not None:
-        torch.set_num_threads(torch_threads)
+    set_decoding_threads(torch_threads)
     source = model or toccata.default_checkpoint()
     if source is None:
         tokenizer = NotewiseTokenizer()

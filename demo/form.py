@@ -6,11 +6,12 @@ The UI hands the handler a dict of named values (`default_values` lists them); `
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from toccata.modeling import GenerationRequest, GuardSettings, SamplerSettings
+from toccata.modeling.pipeline import PROMPT_FROM
+from toccata.modeling.sampling import SAMPLER_PARAMETERS  # noqa: F401 - the controls each sampler shows
 
 # (label shown, value sent): the seed's four samplers and her mixed scheme.
 SAMPLER_CHOICES = [
@@ -20,14 +21,6 @@ SAMPLER_CHOICES = [
     ("top-k", "top_k"),
     ("mixed (the author's scheme)", "mixed"),
 ]
-# The controls that change what each sampler does (temperature does nothing to greedy or to top-n's ranking).
-SAMPLER_PARAMETERS: dict[str, tuple[str, ...]] = {
-    "greedy": (),
-    "top_n": ("p_best", "n"),
-    "weighted": ("temperature",),
-    "top_k": ("temperature", "k"),
-    "mixed": ("temperature", "random_freq", "trunc"),
-}
 ALL_SAMPLER_PARAMETERS = ("temperature", "p_best", "n", "k", "random_freq", "trunc")
 
 LENGTH_UNITS = ("seconds", "bars")
@@ -62,7 +55,8 @@ class PromptChoice:
     source: str = "none"  # none | corpus | upload
     work: str | None = None  # corpus: e.g. "bach/bwv66.6"
     upload: str | None = None  # upload: the path Gradio saved the file to
-    beats: float = 16.0  # quarter notes of the prompt's end to keep
+    beats: float = 16.0  # quarter notes of the prompt to keep, in whole bars
+    keep: str = "start"  # its opening bars ("start") or its last ("end"), as `toccata generate --prompt-from`
 
     def __post_init__(self) -> None:
         if self.source not in {value for _, value in PROMPT_SOURCES}:
@@ -71,6 +65,8 @@ class PromptChoice:
             raise ValueError(f"pick an excerpt of the list, got {self.work!r}")
         if self.source == "upload" and not self.upload:
             raise ValueError("no file uploaded: upload a MIDI file (.mid) or pick another prompt source")
+        if self.keep not in PROMPT_FROM:
+            raise ValueError(f"keep the prompt's start or end, got {self.keep!r}")
         if not (isinstance(self.beats, (int, float)) and 0 < self.beats <= 256):
             raise ValueError(f"beats of the prompt to keep must be in (0, 256], got {self.beats!r}")
 
@@ -118,6 +114,7 @@ class DemoSettings:
             max_new_tokens=MAX_NEW_TOKENS,
             qpm=qpm,
             prompt_beats=float(self.prompt.beats),
+            prompt_from=self.prompt.keep,
             num_samples=self.variations,
             best_of=self.best_of,
         )
@@ -157,6 +154,7 @@ def settings_from_values(
         work=values.get("corpus_work"),
         upload=values.get("prompt_file") or None,
         beats=float(values["prompt_beats"]),
+        keep=values.get("prompt_from") or "start",
     )
     return DemoSettings(
         sampler=sampler,
@@ -197,26 +195,5 @@ def default_values(sampler: SamplerSettings, guards: GuardSettings) -> dict[str,
         "corpus_work": CORPUS_EXCERPTS[0][1],
         "prompt_file": None,
         "prompt_beats": 16,
+        "prompt_from": "start",
     }
-
-
-def cli_command(settings: dict, prompt_argument: str | None, model_args: tuple[str, ...] = ()) -> str:
-    """The `toccata generate` command that makes the same piece, from the settings `compose()` reports."""
-    sampler, guards = settings["sampler"], settings["guards"]
-    words = ["toccata", "generate", *model_args]
-    words += ["--sampler", sampler["sampler"], "--seed", str(sampler["seed"])]
-    for name in SAMPLER_PARAMETERS[sampler["sampler"]]:
-        words += [f"--{name.replace('_', '-')}", f"{sampler[name]:g}"]
-    words += ["--seconds", f"{settings['seconds']:g}"] if settings["seconds"] else ["--beats", f"{settings['beats']:g}"]
-    words += ["--qpm", f"{settings['qpm']:g}", "--num-samples", str(settings["num_samples"])]
-    if settings.get("best_of", 1) > 1:
-        words += ["--best-of", str(settings["best_of"])]
-    if settings.get("int8"):
-        words += ["--int8"]
-    if prompt_argument:
-        words += ["--prompt", prompt_argument, "--prompt-beats", f"{settings['prompt_beats']:g}"]
-    if guards["calmness"]:
-        words += ["--calmness", f"{guards['calmness']:g}"]
-    words += [] if guards["grammar"] else ["--no-grammar"]
-    words += [] if guards["rest_guard"] else ["--no-rest-guard"]
-    return " ".join(shlex.quote(word) for word in words)

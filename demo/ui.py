@@ -139,13 +139,17 @@ def _controls(start: dict[str, Any], instruments: list[tuple[str, str]]) -> dict
             type="filepath",
             visible=False,
         )
-        c["prompt_beats"] = gr.Slider(1, 64, value=start["prompt_beats"], step=1, label="Beats of the prompt to keep")
+        keep_label = "Beats of the prompt to keep (whole measures, at least one)"
+        c["prompt_beats"] = gr.Slider(1, 64, value=start["prompt_beats"], step=1, label=keep_label)
+        c["prompt_from"] = gr.Radio(
+            [("its opening", "start"), ("its close", "end")], value=start["prompt_from"], label="Keep the prompt's"
+        )
 
     for name, component in c.items():  # the field's name is its element id (tests and custom CSS use them)
         component.elem_id = name
     parameters = [c[name] for name in ALL_SAMPLER_PARAMETERS]
     c["sampler"].change(_sampler_visibility, c["sampler"], parameters, queue=False, api_visibility="private")
-    prompt_parts = [c["corpus_work"], c["prompt_file"], c["prompt_beats"]]
+    prompt_parts = [c["corpus_work"], c["prompt_file"], c["prompt_beats"], c["prompt_from"]]
     c["prompt_source"].change(
         _prompt_visibility, c["prompt_source"], prompt_parts, queue=False, api_visibility="private"
     )
@@ -161,6 +165,7 @@ def _prompt_visibility(source: str) -> list[dict]:
     return [
         gr.update(visible=source == "corpus"),
         gr.update(visible=source == "upload"),
+        gr.update(visible=source != "none"),
         gr.update(visible=source != "none"),
     ]
 
@@ -197,6 +202,8 @@ def _result_updates(result: Result, outputs: Outputs) -> dict:
         for i, piece in enumerate(result.pieces, start=1)
     ]
     status = f"**Done** (seed {result.settings['sampler']['seed']}; lengths include the prompt). " + " ".join(lines)
+    kept = result.settings.get("prompt_kept")  # e.g. "beats 0–16 are the prompt (bars 1–4 of bwv66.6); ..."
+    status += f"\n\n{kept[0].upper()}{kept[1:]}." if kept else ""
     status += "".join(f"\n\n⚠️ {notice}" for notice in result.notices)
     updates: dict = {outputs.status: status}
     for index in range(MAX_VARIATIONS):  # plain values, so API clients get paths; `_show_filled` shows them

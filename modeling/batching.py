@@ -36,15 +36,21 @@ class ContinuousBatcher:
         self._thread: threading.Thread | None = None
         self.peak_rows = 0  # the most rows decoded together so far
 
-    def run(self, job: DecodeJob) -> DecodeJob:
-        """Decode `job` with whatever else is running; returns it done (tokens, or `cancelled`). Raises its error."""
-        if job.rows > self.max_rows:
-            raise ValueError(f"a request of {job.rows} rows does not fit a batch of {self.max_rows}; ask for fewer")
+    def run(self, job: DecodeJob, *more: DecodeJob) -> DecodeJob:
+        """Decode `job` (and `more` jobs) with whatever else is running; returns `job` done (tokens, or `cancelled`),
+        once all of them are. Raises the first error of any."""
+        jobs = (job, *more)
+        for each in jobs:
+            if each.rows > self.max_rows:
+                raise ValueError(f"a request of {each.rows} rows does not fit a batch of {self.max_rows}; ask for fewer")
         self._start()
-        self._queue.put(job)
-        job.finished.wait()
-        if job.error is not None:
-            raise job.error
+        for each in jobs:
+            self._queue.put(each)
+        for each in jobs:
+            each.finished.wait()
+        for each in jobs:
+            if each.error is not None:
+                raise each.error
         return job
 
     def _start(self) -> None:

@@ -14,6 +14,7 @@ from many threads.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -279,15 +280,32 @@ class DecodeBatch:
         self._clear()
 
 
-def decode(model, job: DecodeJob, int8: bool = False) -> DecodeJob:
-    """Run one job to the end in this thread; returns it with its tokens (or `cancelled` set).
-    `int8`: decode with int8 weights (`quantized.Int8Cells`)."""
+def set_decoding_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op threads (process-wide) for decoding and return the number: `threads`, else
+    $OMP_NUM_THREADS when set, else 1. A step multiplies a few small matrices, where extra threads gain nothing and,
+    with another process busy on a core, spin against it (`toccata generate --int8` took 8x longer; issue 35)."""
+    if threads is None:
+        value = os.environ.get("OMP_NUM_THREADS") or "1"
+        if not value.strip().isdigit():
+            raise ValueError(f"OMP_NUM_THREADS={value!r}: give a whole number of threads, e.g. OMP_NUM_THREADS=1")
+        threads = int(value)
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    torch.set_num_threads(threads)
+    return threads
+
+
+def decode(model, job: DecodeJob, *more: DecodeJob, int8: bool = False) -> DecodeJob:
+    """Run `job` (and `more` jobs beside it, in one batch) to the end in this thread; returns `job` with its tokens
+    (or `cancelled` set); the others are done too. `int8`: decode with int8 weights (`quantized.Int8Cells`)."""
     batch = DecodeBatch(model, int8=int8)
+    jobs = (job, *more)
     with torch.inference_mode():  # once, not at every step
-        batch.add(job)
-        while not job.finished.is_set():
+        for each in jobs:
+            batch.add(each)
+        while not all(each.finished.is_set() for each in jobs):
             batch.step()
     return job
 
 
-__all__ = ["DecodeBatch", "DecodeJob", "ProgressCallback", "decode"]
+__all__ = ["DecodeBatch", "DecodeJob", "ProgressCallback", "decode", "set_decoding_threads"]

@@ -34,6 +34,15 @@ class GenerationCancelled(RuntimeError):
 MAX_BEATS = 50_000  # as tokenization's MidiLimits.max_quarters: about seven hours at 120 bpm
 MAX_NEW_TOKENS = 1_000_000  # about 15 hours of dense piano music
 QPM_RANGE = (1.0, 1200.0)  # the tempos MIDI files may carry here (tokenization's MidiLimits): quarters a minute
+PROMPT_FROM = ("start", "end")  # which bars of a prompt to keep: its opening, or its close
+EMPTY_PROMPT = (
+    "the prompt {label} has no notes the model reads (drum tracks and empty tracks are dropped): "
+    "this was composed from silence"
+)
+NO_NEW_NOTES = (
+    "no new notes: the sampler and guards left only rests (a high calmness with the rest guard off?); "
+    "lower the calmness or keep the rest guard"
+)
 
 
 @dataclass
@@ -46,7 +55,8 @@ class GenerationRequest:
     seconds: float | None = None  # length in seconds at `qpm`
     max_new_tokens: int | None = None  # token budget; default: enough for the length asked
     qpm: float | None = None  # tempo of the output; default: the prompt's, else 120
-    prompt_beats: float | None = 16.0  # how many beats of the prompt's end to keep (None: all of it)
+    prompt_beats: float | None = 16.0  # beats of the prompt to keep, in whole bars (at least one); None: all of it
+    prompt_from: str = "start"  # keep the prompt's first bars ("start") or its last ("end")
     num_samples: int = 1
     best_of: int = 1  # candidates per piece: a critic keeps the num_samples it rates most human
     composer: str | None = None  # in this composer's style: a label the checkpoint was trained with (its tokenizer's)
@@ -72,6 +82,8 @@ class GenerationRequest:
             raise ValueError(
                 f"num_samples x best_of is at most 64 (one batch), got {self.num_samples} x {self.best_of}"
             )
+        if self.prompt_from not in PROMPT_FROM:
+            raise ValueError(f"prompt_from must be start or end, got {self.prompt_from!r}")
         if self.max_new_tokens is not None and not (isinstance(self.max_new_tokens, int) and self.max_new_tokens > 0):
             raise ValueError(f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}")
 
@@ -91,7 +103,13 @@ class GeneratedPiece:
     prompt_quarters: float  # where the continuation starts, in quarter notes
     score: Any  # symusic.Score (one piano track)
     text: str  # token text with its header line
-    settings: dict  # the request with the seed actually used
+    settings: dict  # the request with the seed actually used; "piece_seed": the seed that makes this piece alone
+    prompt_bars: tuple[int, int] | None = None  # the prompt's bars kept (first, last; counted from 1), if any
+
+    @property
+    def new_notes(self) -> int:
+        """Notes that the continuation begins (the prompt's not counted): 0 means nothing new was composed."""
+        return sum(1 for t in self.tokens[self.prompt_length :] if t[:1].isalpha() and not t.startswith(("wait", "end")))
 
     @property
     def midi_bytes(self) -> bytes:
@@ -118,18 +136,53 @@ def check_compatible(config, tokenizer) -> VocabLayout:
     return layout
 
 
-def _prompt_tokens(tokenizer, prompt: Any, request: GenerationRequest) -> tuple[list[str], Any]:
-    """(kept prompt tokens, metadata) of a prompt given as MIDI (path, bytes, score) or a list of tokens."""
+def _prompt_tokens(tokenizer, prompt: Any, request: GenerationRequest) -> tuple[list[str], Any, tuple[int, int] | None]:
+    """(kept prompt tokens, metadata, the bars kept) of a prompt given as MIDI (path, bytes, score) or tokens."""
     if prompt is None:
-        return [], None
+        return [], None, None
     if isinstance(prompt, list):
         tokens, meta = list(prompt), None
     else:
         encoding = tokenizer.encode_midi(prompt, safe=True)
         tokens, meta = encoding.tokens, encoding.meta
-    if request.prompt_beats is not None and tokens:
-        tokens = tokenizer.tail(tokens, request.prompt_beats)
-    return tokens, meta
+    if not tokens:
+        return [], meta, None
+    kept, bars = _keep_bars(tokenizer, tokens, meta.time_signature if meta is not None else (4, 4), request)
+    return kept, meta, bars
+
+
+def _keep_bars(tokenizer, tokens: list[str], time_signature, request: GenerationRequest):
+    """(tokens, (first bar, last bar)) of the prompt's first or last whole bars within `request.prompt_beats` (at
+    least one bar; None: all of it), cut on the bar lines of `time_signature` counted from the file's start, as a
+    sequencer shows them. A kept opening lasts to its closing bar line, so the continuation starts on a downbeat."""
+    spq = tokenizer.steps_per_quarter
+    bar = max(1, round(time_signature[0] * 4 / time_signature[1] * spq))  # steps in a bar
+    notes = tokenizer.tokens_to_notes(tokens)
+    total = int(notes.end.max()) if len(notes) else 0  # where the prompt's music ends, in steps
+    in_prompt = max(1, math.ceil(total / bar))
+    if request.prompt_beats is None:
+        return tokens, (1, in_prompt)
+    wanted = min(in_prompt, max(1, int(request.prompt_beats * spq // bar)))
+    first = 1 if request.prompt_from == "start" else in_prompt - wanted + 1
+    last = first + wanted - 1
+    start, stop = (first - 1) * bar, min(last * bar, total)
+    kept = tokenizer.excerpt(tokens, start / spq, stop / spq)
+    rest = stop - start - _steps(kept)  # rests up to the cut: the excerpt ends with its last note
+    max_wait = tokenizer.max_wait
+    kept += [f"wait{max_wait}"] * (rest // max_wait) + ([f"wait{rest % max_wait}"] if rest % max_wait else [])
+    return kept, (first, last)
+
+
+def describe_prompt(piece: GeneratedPiece, label: str | None) -> str | None:
+    """One line saying which beats of `piece` came from the prompt `label` (its name; None: no prompt was given),
+    and from which of its bars; `EMPTY_PROMPT` when it had no notes. The CLI prints it and the demo shows it."""
+    if label is None:
+        return None
+    if piece.prompt_bars is None:
+        return EMPTY_PROMPT.format(label=label)
+    first, last = piece.prompt_bars
+    bars = f"bar {first}" if first == last else f"bars {first}\u2013{last}"
+    return f"beats 0\u2013{piece.prompt_quarters:g} are the prompt ({bars} of {label}); the rest is new"
 
 
 def _trim_trailing_silence(tokens: list[str]) -> list[str]:
@@ -167,7 +220,8 @@ def compose(
     """Generate `request.num_samples` variations (one batch) continuing `prompt` (MIDI or tokens; None: from scratch).
 
     Decodes with the lean loop of `decoding.py` (the same tokens as `model.generate()` with `generate_kwargs()`),
-    in this thread, or in `batcher`'s shared batch beside other requests (the same music either way).
+    in this thread, or in `batcher`'s shared batch beside other requests (the same music either way). Variation
+    (or candidate) i is seeded with seed + i, so each is the piece its seed makes alone (`settings["piece_seed"]`).
     With `request.best_of` N > 1, N candidates per piece are decoded in the same batch and `critic` (token lists ->
     probability that each is human-composed) keeps the best; every candidate's score is in the pieces' settings.
     `int8`: decode with int8 weights (faster on a CPU, bits per note within 0.1%, other tokens than `generate()`);
@@ -177,7 +231,7 @@ def compose(
     request = request or GenerationRequest()
     layout = check_compatible(model.config, tokenizer)
     sampler = request.sampler.resolved()
-    prompt_tokens, meta = _prompt_tokens(tokenizer, prompt, request)
+    prompt_tokens, meta, prompt_bars = _prompt_tokens(tokenizer, prompt, request)
     qpm = request.qpm or (meta.qpm if meta is not None else 120.0)
     quarters = request.length_quarters(qpm)
     if quarters is not None and quarters > MAX_BEATS:
@@ -197,17 +251,23 @@ def compose(
             raise ValueError(f"composer {request.composer!r}: this tokenizer has no composer labels")
         ids = [tokenizer.composer_token_id(request.composer), *ids]
     rows = request.num_samples * request.best_of
-    job = DecodeJob(ids, rows, sampler, request.guards, budget, target_steps, progress, cancel)
+    # A job per row, row i seeded with seed + i: each piece (each candidate) is the one `seed + i` makes alone, as the
+    # shared batch gives every job the music it gets alone; so a variation can be composed again by itself.
+    seeds = [sampler.seed + row for row in range(rows)]
+    jobs = [
+        DecodeJob(ids, 1, replace(sampler, seed=seed), request.guards, budget, target_steps, progress, cancel)
+        for seed in seeds
+    ]
     was_training = model.training
     model.eval()
     try:
         if batcher is not None:
-            batcher.run(job)
+            batcher.run(*jobs)
         else:
-            decode(model, job, int8=int8)
+            decode(model, *jobs, int8=int8)
     finally:
         model.train(was_training)
-    if job.cancelled:
+    if any(job.cancelled for job in jobs):
         raise GenerationCancelled("generation was cancelled")
 
     int8 = batcher.int8 if batcher is not None else int8  # the precision that decoded (the command needs it)
@@ -215,8 +275,8 @@ def compose(
     time_signature = meta.time_signature if meta is not None else None
     prompt_quarters = _steps(prompt_tokens) / layout.steps_per_quarter
     candidates = []
-    for row in job.tokens:
-        new_ids = [i for i in row if i >= layout.note_on_offset]
+    for job in jobs:
+        new_ids = [i for i in job.tokens[0] if i >= layout.note_on_offset]
         new_tokens = tokenizer.convert_ids_to_tokens(new_ids)
         if target_steps is not None:
             new_tokens = _cut_at_steps(new_tokens, target_steps)
@@ -232,8 +292,8 @@ def compose(
         tokens = candidates[index]
         score = tokenizer.tokens_to_midi(tokens, meta=meta, qpm=qpm, time_signature=time_signature)
         text = tokenizer.tokens_to_text(tokens, meta=meta, qpm=qpm, time_signature=time_signature)
-        own = {**settings, "chosen": index} if request.best_of > 1 else settings
-        pieces.append(GeneratedPiece(tokens, len(prompt_tokens), prompt_quarters, score, text, own))
+        own = {**settings, "piece_seed": seeds[index], **({"chosen": index} if request.best_of > 1 else {})}
+        pieces.append(GeneratedPiece(tokens, len(prompt_tokens), prompt_quarters, score, text, own, prompt_bars))
     return pieces
 
 
@@ -335,5 +395,6 @@ __all__ = [
     "MusicGenerationPipeline",
     "check_compatible",
     "compose",
+    "describe_prompt",
     "register_pipeline",
 ]

@@ -33,6 +33,14 @@ import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria
 
 SAMPLERS = ("greedy", "top_n", "weighted", "top_k", "mixed")
+# The settings that change what each sampler does (temperature does nothing to greedy or to top_n's ranking).
+SAMPLER_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "greedy": (),
+    "top_n": ("p_best", "n"),
+    "weighted": ("temperature",),
+    "top_k": ("temperature", "k"),
+    "mixed": ("temperature", "random_freq", "trunc"),
+}
 BOWED_POLYPHONY = 2  # notes a violin or cello part may sound at once (double stops); the piano has no such limit
 NEG_INF = float("-inf")
 
@@ -594,16 +602,30 @@ def generate_kwargs(
     return {"logits_processor": LogitsProcessorList([ProcessorChain(processors)]), "do_sample": False}
 
 
+def transformers_sampling(sampler: SamplerSettings) -> dict:
+    """transformers' own sampling fields (`do_sample`, `top_k`, `temperature`) nearest to `sampler`, so that a plain
+    `model.generate(ids)` samples like the preset instead of looping greedily on one figure (issue 35). `top_n` and
+    `mixed` have no exact equivalent: they become a top-k draw among their `n` or `trunc` best guesses. Our own
+    decoding never reads these fields: `compose()` and `generate_kwargs()` draw with the preset's `SeededDraw`."""
+    if sampler.sampler == "greedy":
+        return {"do_sample": False, "top_k": None, "temperature": None}
+    top_k = {"top_k": sampler.k, "weighted": 0, "top_n": sampler.n, "mixed": sampler.trunc}[sampler.sampler]
+    temperature = 1.0 if sampler.sampler == "top_n" else float(sampler.temperature)
+    return {"do_sample": True, "top_k": top_k, "temperature": temperature}
+
+
 def default_generation_config(config, sampler: SamplerSettings | None = None, guards: GuardSettings | None = None):
-    """A `GenerationConfig` for a checkpoint: greedy decoding over the drawn token, the special ids, and the default
-    sampler and guard settings as a preset (`toccata_sampler`, `toccata_guards`) that the pipeline reads."""
+    """A `GenerationConfig` for a checkpoint: the special ids, transformers' sampling nearest to the preset (for a
+    plain `generate()`), and the sampler and guard settings as a preset (`toccata_sampler`, `toccata_guards`) that
+    the pipeline, the CLI and the demo read."""
+    sampler = sampler or SamplerSettings()
     return GenerationConfig(
-        do_sample=False,
+        **transformers_sampling(sampler),
         max_new_tokens=1000,
         pad_token_id=config.pad_token_id,
         bos_token_id=config.bos_token_id,
         eos_token_id=config.eos_token_id,
-        toccata_sampler=asdict(sampler or SamplerSettings()),
+        toccata_sampler=asdict(sampler),
         toccata_guards=asdict(guards or GuardSettings()),
     )
 
@@ -631,6 +653,7 @@ class StopAfterSteps(StoppingCriteria):
 __all__ = [
     "BOWED_POLYPHONY",
     "SAMPLERS",
+    "SAMPLER_PARAMETERS",
     "Calmness",
     "GuardMask",
     "GuardRows",
@@ -653,4 +676,5 @@ __all__ = [
     "guard_processors",
     "preset_from_generation_config",
     "sampler_processors",
+    "transformers_sampling",
 ]

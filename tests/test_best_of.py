@@ -47,6 +47,14 @@ def test_best_of_one_is_plain_sampling_and_best_of_is_reproducible():
     assert first[0].tokens != last[0].tokens  # same candidates, the critic decides which one comes back
 
 
+def test_a_kept_candidate_is_the_piece_its_own_seed_makes_alone():
+    """So `toccata generate --seed N` (no best-of) writes a kept piece again, at a fraction of the work."""
+    for piece in compose(MODEL, TOK, request(best_of=4, num_samples=2), critic=note_count):
+        assert piece.settings["piece_seed"] == 4 + piece.settings["chosen"]
+        alone = GenerationRequest(SamplerSettings("weighted", seed=piece.settings["piece_seed"]), beats=8)
+        assert compose(MODEL, TOK, alone)[0].tokens == piece.tokens
+
+
 @pytest.mark.parametrize(
     "changes,critic,message",
     [({"best_of": 3}, None, "needs a critic"), ({"best_of": 0}, note_count, "best_of must be"),

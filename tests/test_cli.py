@@ -118,3 +118,21 @@ def test_detokenize_gives_a_duo_models_text_a_track_per_instrument(tmp_path):
     again = toccata("tokenize", str(back), "--instruments", "piano,violin,cello")
     assert again.returncode == 0, again.stderr
     assert parse_token_text(again.stdout).tokens == "p48 v67 wait12 endp48 endv67 c43 wait6 endc43".split()
+
+
+def test_empty_results_are_errors_not_silent_successes(tmp_path):
+    """A drum-only file tokenized to 0 tokens, and text without notewise words detokenized to 0 notes, both exited 0."""
+    from helpers import make_score
+
+    drums = tmp_path / "drums.mid"
+    make_score([], drum_track=[(0, 240, 36), (480, 720, 38)]).dump_midi(str(drums))
+    for extra in ([], ["--format", "clara"]):  # (miditok's remi keeps drums: it writes their words)
+        out = tmp_path / "drums.txt"
+        result = toccata("tokenize", str(drums), *extra, "-o", str(out))
+        assert result.returncode == 2, (extra, result.stderr)
+        assert "drums.mid: no notes to tokenize" in result.stderr and not out.exists()
+    words = tmp_path / "hello.txt"
+    words.write_text("hello world\n")
+    midi = tmp_path / "hello.mid"
+    result = toccata("detokenize", str(words), "-o", str(midi))
+    assert result.returncode == 2 and "hello.txt: no notes in its words" in result.stderr and not midi.exists()

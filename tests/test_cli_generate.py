@@ -122,3 +122,74 @@ def test_outputs_that_cannot_be_written_are_refused_before_composing(tmp_path, c
         assert main(["generate", "--random-weights", "--no-audio", "--beats", "4", "-o", str(output)]) == 2
         assert message in capsys.readouterr().err
     assert plain.read_text() == "not a folder" and not any(folder.iterdir())
+
+
+@pytest.mark.parametrize(
+    "env, args, expected",
+    [({}, [], 1), ({"OMP_NUM_THREADS": "2"}, [], 2), ({"OMP_NUM_THREADS": "2"}, ["--threads", "1"], 1)],
+    ids=["default-one", "env", "flag-over-env"],
+)
+def test_generate_decodes_on_one_torch_thread_unless_told(env, args, expected, tmp_path, monkeypatch):
+    """torch's default (a thread per core) made batch-1 decoding 8x slower beside one busy core (issue 35)."""
+    import torch
+    from toccata.cli import main
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)  # torch's default on a 3-core machine: what the command left alone
+    try:
+        out = tmp_path / "x.mid"
+        command = ["generate", "--random-weights", "--no-audio", "--beats", "1", "--seed", "1", *args, "-o", str(out)]
+        assert main(command) == 0
+        assert torch.get_num_threads() == expected
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_each_variation_prints_the_command_that_writes_it_again(checkpoint, tmp_path):
+    """`--num-samples 2 --seed 42` printed "seed 42" beside both, and `--seed 42` alone gave neither of them."""
+    import shlex
+
+    out = tmp_path / "piece.mid"
+    done = toccata("generate", "--model", str(checkpoint), "--beats", "8", "--seed", "42", "--num-samples", "2",
+                   "--no-audio", "-o", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    second = tmp_path / "piece-2.mid"
+    assert f"wrote {second} (" in done.stderr and "seed 43)" in done.stderr
+    again = [line.split(": ", 1)[1] for line in done.stderr.splitlines() if line.startswith("  this piece again: ")]
+    assert len(again) == 2 and again[1].endswith(f"-o {second}") and "--num-samples" not in again[1]
+    written = second.read_bytes()
+    second.unlink()
+    rerun = toccata(*shlex.split(again[1])[1:], "--no-audio")
+    assert rerun.returncode == 0, rerun.stderr
+    assert second.read_bytes() == written
+
+
+@pytest.mark.parametrize("where, bars", [("start", "bars 1\u20132"), ("end", "bars 8\u20139")])
+def test_the_prompt_keeps_whole_bars_from_its_start_or_end_and_the_output_says_which(where, bars, tmp_path):
+    out = tmp_path / "cont.mid"
+    done = toccata("generate", "--random-weights", "--prompt", "corpus:bach/bwv66.6", "--prompt-beats", "9",
+                   "--prompt-from", where, "--beats", "2", "--seed", "0", "--no-audio", "-o", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"beats 0\u20138 are the prompt ({bars} of corpus:bach/bwv66.6); the rest is new" in done.stderr
+
+
+def test_a_drum_prompt_is_said_to_give_silence_and_an_empty_piece_is_not_written(checkpoint, tmp_path):
+    """Both passed as success without a word: composing from silence for `--prompt drums.mid`, and writing a piece
+    without notes for `--calmness 10 --no-rest-guard`."""
+    from helpers import make_score
+
+    drums = tmp_path / "drums.mid"
+    make_score([], drum_track=[(0, 240, 36), (480, 720, 38)]).dump_midi(str(drums))
+    out = tmp_path / "a.mid"
+    done = toccata("generate", "--model", str(checkpoint), "--prompt", str(drums), "--beats", "4", "--seed", "1",
+                   "--no-audio", "-o", str(out))  # fmt: skip
+    assert done.returncode == 0 and out.exists(), done.stderr
+    assert "warning: the prompt" in done.stderr and "this was composed from silence" in done.stderr
+    empty = tmp_path / "empty.mid"
+    done = toccata("generate", "--model", str(checkpoint), "--calmness", "10", "--no-rest-guard", "--beats", "4",
+                   "--seed", "1", "--no-audio", "-o", str(empty))  # fmt: skip
+    assert done.returncode == 2 and not empty.exists()
+    assert f"error: {empty}: no new notes" in done.stderr and "Traceback" not in done.stderr

@@ -108,7 +108,8 @@ def test_training_labels_composers_with_enough_pieces(labelled_dataset: Path, la
     train_counts: dict[str, int] = {}
     for row in read_rows(labelled_dataset, "train", ("composer",)):
         train_counts[row["composer"]] = train_counts.get(row["composer"], 0) + 1
-    expected = sorted((n for n, c in train_counts.items() if c >= 3 and n != "Anonymous"), key=lambda n: -train_counts[n])
+    labelled = [name for name, count in train_counts.items() if count >= 3 and name != "Anonymous"]
+    expected = sorted(labelled, key=lambda name: -train_counts[name])
     assert "Maria Szymanowska" in expected  # 6 pieces, 70% to train: the test needs her labelled
     tokenizer = AutoTokenizer.from_pretrained(labelled_run)
     # composers with 3+ training pieces, most first, then "other" (Elsner's one piece); Anonymous gets no label

@@ -68,7 +68,8 @@ def collection(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # another edition of Paderewski's first piece (repeats played, a tone lower, 2% of notes changed), under another
     # spelling of his name: one piece. The same edit credited to somebody else is another composer's piece: kept.
     _write(root / "zz-editions/paderewski-0-b.mid", _edited(_notes(1), seed=99))
-    rows.append({"file_name": "zz-editions/paderewski-0-b.mid", "composer": "Ignacy Jan PADEREWSKI", "license": "CC BY 4.0"})
+    edition = "zz-editions/paderewski-0-b.mid"
+    rows.append({"file_name": edition, "composer": "Ignacy Jan PADEREWSKI", "license": "CC BY 4.0"})
     _write(root / "zz-editions/other.mid", _edited(_notes(1), seed=98))
     rows.append({"file_name": "zz-editions/other.mid", "composer": "Mozart, Wolfgang Amadeus", "license": "CC BY 4.0"})
     with open(root / "metadata.csv", "w", newline="", encoding="utf-8") as out:
@@ -186,7 +187,8 @@ def test_card_quotes_the_attribution_a_cc_by_collection_asks_for(tmp_path: Path)
     card = (out / "README.md").read_text()
     attributions = card.split("### Attributions", 1)[1]
     assert "3 pieces come from the collection of `cc/`" in attributions
-    assert "> Example Scores in Open Access" in attributions and "> Copyright 2020 The Example Institute" in attributions
+    assert "> Example Scores in Open Access" in attributions
+    assert "> Copyright 2020 The Example Institute" in attributions
     assert "You are free" not in attributions  # the opening lines only, up to the first blank line
     assert "3 pieces come from the collection of `nc/`" in attributions and "> Other Scores" in attributions  # BY-NC-SA
     assert "Free Scores" not in attributions  # CC0 asks for no attribution

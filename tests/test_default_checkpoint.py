@@ -87,6 +87,22 @@ def test_a_forward_pass_returns_the_state_to_go_on_from(loaded):
         whole = model(ids).logits
     torch.testing.assert_close(going_on, whole[:, 5:], rtol=1e-4, atol=1e-4)
 
+def test_a_plain_generate_samples_with_the_preset(loaded):
+    """A transformers user's `model.generate(ids)` (no Toccata arguments) draws like the preset: two seeds give two
+    pieces, and neither loops on one figure (with `do_sample: false` it repeated `p55 p67 wait6 endp55 endp67`)."""
+    model, tokenizer = loaded
+    ids = torch.tensor([[tokenizer.bos_token_id]])
+    made = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        made.append(model.generate(ids, max_new_tokens=120)[0, 1:].tolist())
+    assert made[0] != made[1]
+    for row in made:
+        tail = row[-60:]
+        repeats = [period for period in range(1, 13) if tail[period:] == tail[:-period]]
+        assert not repeats, f"the last 60 tokens repeat every {repeats[0]}: {tokenizer.convert_ids_to_tokens(tail)}"
+
+
 def test_pipeline_without_a_model_uses_it():
     from transformers import pipeline
 

@@ -161,7 +161,7 @@ def test_sampler_controls_are_shown_only_where_they_matter():
             name for name, update in zip(ALL_SAMPLER_PARAMETERS, ui._sampler_visibility(sampler)) if update["visible"]
         }
         assert shown == set(relevant), sampler
-    assert [u["visible"] for u in ui._prompt_visibility("upload")] == [False, True, True]
+    assert [u["visible"] for u in ui._prompt_visibility("upload")] == [False, True, True, True]
 
 
 def test_form_values_become_dataclasses(engine):

@@ -51,10 +51,11 @@ def test_the_api_continues_an_uploaded_prompt_with_decodable_midi(client, tmp_pa
     chorale = tmp_path / "chorale.mid"
     chorale.write_bytes(corpus_midi("bach/bwv66.6"))
     out = generate(
-        client, prompt_source="upload", prompt_file=handle_file(chorale), prompt_beats=8, variations=2, sampler="top_k"
+        client, prompt_source="upload", prompt_file=handle_file(chorale), prompt_beats=8, prompt_from="end", variations=2,
+        sampler="top_k",
     )
     tokenizer = NotewiseTokenizer()
-    kept_prompt = tokenizer.tail(tokenizer.midi_to_tokens(chorale), 8)
+    kept_prompt = tokenizer.tail(tokenizer.midi_to_tokens(chorale), 8)  # its last two bars: it ends on a bar line
     assert len(out[FILES]) == 2 and out[SETTINGS]["prompt"] == "upload:chorale.mid"
     for midi in out[FILES]:
         tokens = tokenizer.midi_to_tokens(midi)
@@ -62,7 +63,8 @@ def test_the_api_continues_an_uploaded_prompt_with_decodable_midi(client, tmp_pa
         assert len(tokens) > len(kept_prompt), "and goes on"
     assert all(audio_peak(path) > 0.01 for path in out[AUDIOS][:2]) and list(out[AUDIOS][2:]) == [None, None]
     assert all(Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for path in out[ROLLS][:2])
-    assert out[STATUS].startswith("**Done**") and "--prompt YOUR_FILE.mid" in out[COMMAND]
+    assert out[STATUS].startswith("**Done**") and "--prompt YOUR_FILE.mid --prompt-from end" in out[COMMAND]
+    assert "Beats 0\u20138 are the prompt (bars 8\u20139 of chorale.mid)" in out[STATUS]
 
 
 @pytest.mark.parametrize(

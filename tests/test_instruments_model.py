@@ -136,9 +136,11 @@ def test_compose_equals_generate_for_an_instrumented_model_and_writes_one_track_
     request = GenerationRequest(sampler=SamplerSettings("top_k", k=8, seed=7), beats=16, num_samples=3)
     pieces = compose(model, TRIO, request)
     target = 16 * 12
-    job = DecodeJob([TRIO.bos_token_id], 3, request.sampler, request.guards, target * 4 + 64, target)
     expected = []
-    for row in with_generate(model, job):
+    for index in range(3):  # variation i is what generate() makes with seed + i alone
+        sampler = SamplerSettings("top_k", k=8, seed=7 + index)
+        job = DecodeJob([TRIO.bos_token_id], 1, sampler, request.guards, target * 4 + 64, target)
+        (row,) = with_generate(model, job)
         tokens = TRIO.convert_ids_to_tokens([i for i in row if i >= TRIO.note_on_offset])
         expected.append(_trim_trailing_silence(_cut_at_steps(tokens, target)))
     assert [p.tokens for p in pieces] == expected

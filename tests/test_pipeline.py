@@ -19,6 +19,7 @@ from toccata.modeling import (
     SamplerSettings,
     compose,
 )
+from toccata.modeling.pipeline import EMPTY_PROMPT, describe_prompt
 from toccata.tokenization import NotewiseTokenizer
 from toccata.tokenization.midi_io import music21_corpus_midi
 
@@ -103,6 +104,18 @@ def test_same_request_and_seed_repeat_and_another_seed_differs(sampler):
     assert tokens(12) != first
 
 
+def test_each_variation_is_the_piece_its_own_seed_makes_alone():
+    """Variation i is seeded with seed + i: `--seed 42 --num-samples 3` printed seed 42 beside every variation, and
+    `--seed 42` alone gave none of them (one generator drew for the whole batch)."""
+    request = GenerationRequest(sampler=SamplerSettings("top_k", seed=40), beats=8, num_samples=3)
+    pieces = compose(MODEL, TOK, request)
+    for index, piece in enumerate(pieces):
+        assert piece.settings["piece_seed"] == 40 + index and piece.settings["sampler"]["seed"] == 40
+        alone = GenerationRequest(sampler=SamplerSettings("top_k", seed=40 + index), beats=8)
+        assert compose(MODEL, TOK, alone)[0].tokens == piece.tokens
+    assert len({tuple(piece.tokens) for piece in pieces}) == 3
+
+
 def test_a_request_without_seed_records_the_seed_it_drew_and_that_seed_repeats_it():
     piece = compose(MODEL, TOK, GenerationRequest(sampler=SamplerSettings("top_k"), beats=8))[0]
     seed = piece.settings["sampler"]["seed"]
@@ -114,22 +127,67 @@ def test_a_request_without_seed_records_the_seed_it_drew_and_that_seed_repeats_i
 # ------------------------------------------------------------------------------------------------ prompts
 
 
-@pytest.mark.parametrize("prompt_beats", [4.0, 8.0])
-def test_a_corpus_prompt_is_kept_and_continued(bach, prompt_beats):
+@pytest.mark.parametrize(
+    "prompt_from, prompt_beats, bars",
+    [("end", 4.0, (9, 9)), ("end", 8.0, (8, 9)), ("start", 8.0, (1, 2)), ("start", 10.0, (1, 2)), ("start", 2.0, (1, 1))],
+)
+def test_a_corpus_prompt_is_kept_in_whole_bars_and_continued(bach, prompt_from, prompt_beats, bars):
+    """The chorale (9 bars of 4/4): its opening or closing bars, as many whole bars as fit (at least one)."""
     beats = 8.0
-    request = GenerationRequest(sampler=SamplerSettings("top_k", seed=1), beats=beats, prompt_beats=prompt_beats)
+    request = GenerationRequest(
+        sampler=SamplerSettings("top_k", seed=1), beats=beats, prompt_beats=prompt_beats, prompt_from=prompt_from
+    )
     piece = compose(MODEL, TOK, request, prompt=bach)[0]
     encoding = TOK.encode_midi(bach)
-    kept = TOK.tail(encoding.tokens, prompt_beats)
-    assert piece.prompt_length == len(kept) > 0
-    assert piece.tokens[: piece.prompt_length] == kept
-    assert piece.prompt_quarters == steps(kept) / SPQ == prompt_beats
+    kept_quarters = 4.0 * (bars[1] - bars[0] + 1)
+    kept = piece.tokens[: piece.prompt_length]
+    assert piece.prompt_bars == bars and piece.prompt_quarters == steps(kept) / SPQ == kept_quarters
+    # the kept notes are the file's notes of those bars, cut at the bar lines (checked on notes, apart from the code)
+    whole, cut_start = TOK.tokens_to_notes(encoding.tokens), (bars[0] - 1) * 4 * SPQ
+    cut_stop = bars[1] * 4 * SPQ
+    inside = (whole.end > cut_start) & (whole.start < cut_stop)
+    expected = {
+        (max(int(s), cut_start) - cut_start, min(int(e), cut_stop) - cut_start, int(p))
+        for s, e, p in zip(whole.start[inside], whole.end[inside], whole.pitch[inside])
+    }
+    got = TOK.tokens_to_notes(kept)
+    assert {(int(s), int(e), int(p)) for s, e, p in zip(got.start, got.end, got.pitch)} == expected
+    if prompt_from == "end":  # the chorale ends on a bar line: its last bars are its last beats
+        assert kept == TOK.tail(encoding.tokens, kept_quarters)
     assert walk(TOK.convert_tokens_to_ids(piece.tokens), start=piece.prompt_length).violations == []
     total = steps(piece.tokens) / SPQ
-    assert prompt_beats + beats - MAX_WAIT / SPQ <= total <= prompt_beats + beats
+    assert kept_quarters + beats - MAX_WAIT / SPQ <= total <= kept_quarters + beats
     assert_ends_in_sound(piece.tokens)
     assert piece.settings["qpm"] == encoding.meta.qpm  # the prompt's tempo, not the default
     assert piece.score.tempos[0].qpm == pytest.approx(encoding.meta.qpm)
+    first, last = bars
+    named = f"bars {first}\u2013{last}" if first != last else f"bar {first}"
+    assert describe_prompt(piece, "bwv66.6") == (
+        f"beats 0\u2013{kept_quarters:g} are the prompt ({named} of bwv66.6); the rest is new"
+    )
+
+
+def test_bars_follow_the_prompts_time_signature_and_an_opening_lasts_to_its_bar_line():
+    """3/4: 8 beats keep two bars (6 beats); the second bar's rest is kept, so the continuation starts on a downbeat.
+    The last bars of a piece that stops mid-bar start on a bar line too."""
+    waltz = TOK.tokens_to_midi("p60 wait36 endp60 p64 wait12 endp64 wait24 p67 wait36 endp67 p72 wait12".split(),
+                               time_signature=(3, 4)).dumps_midi()
+    request = GenerationRequest(sampler=SamplerSettings("greedy"), beats=3, prompt_beats=8)
+    piece = compose(MODEL, TOK, request, prompt=waltz)[0]
+    assert piece.prompt_bars == (1, 2) and piece.prompt_quarters == 6.0
+    assert piece.tokens[: piece.prompt_length] == "p60 wait36 endp60 p64 wait12 endp64 wait24".split()
+    last = compose(MODEL, TOK, GenerationRequest(beats=3, prompt_beats=3, prompt_from="end"), prompt=waltz)[0]
+    assert last.prompt_bars == (4, 4) and last.tokens[: last.prompt_length] == "p72 wait12 endp72".split()
+
+
+def test_a_prompt_without_notes_is_said_to_be_silence_and_no_prompt_says_nothing():
+    from helpers import make_score
+
+    drums = make_score([], drum_track=[(0, 240, 36)]).dumps_midi()
+    piece = compose(MODEL, TOK, GenerationRequest(sampler=SamplerSettings("top_k", seed=1), beats=2), prompt=drums)[0]
+    assert piece.prompt_length == 0 and piece.prompt_bars is None
+    assert describe_prompt(piece, "drums.mid") == EMPTY_PROMPT.format(label="drums.mid")
+    assert describe_prompt(piece, None) is None
 
 
 def test_a_token_prompt_and_the_same_midi_prompt_give_the_same_piece(bach):

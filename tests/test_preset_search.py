@@ -44,3 +44,21 @@ def test_search_measures_every_candidate(tiny_dataset):
     assert all(0 <= r["overlaps"]["pitch_classes"] <= 1 and r["density"] > 0 for r in rows)
     text = preset_search.render(rows, rows[0], "tiny", "validation", 3, 80)
     assert text.count("\n| sampler=") == 2 and "**yes**" in text
+
+
+def test_set_preset_also_sets_transformers_sampling_for_a_plain_generate(tmp_path):
+    """A folder's preset decides what `model.generate(ids)` does too (it looped greedily on one figure)."""
+    import json
+
+    from toccata.modeling.hub import random_model, save_checkpoint
+    from toccata.tokenization import NotewiseTokenizer
+    from toccata.training.preset import set_preset
+
+    tokenizer = NotewiseTokenizer()
+    folder = save_checkpoint(tmp_path, random_model(tokenizer, embedding_size=8, hidden_size=8), tokenizer)
+    set_preset(folder, {"sampler": "weighted", "temperature": "0.8"})
+    config = json.loads((folder / "generation_config.json").read_text())
+    assert (config["do_sample"], config["top_k"], config["temperature"]) == (True, 0, 0.8)
+    set_preset(folder, {"sampler": "top_k", "k": "6"})
+    config = json.loads((folder / "generation_config.json").read_text())
+    assert (config["do_sample"], config["top_k"], config["temperature"]) == (True, 6, 0.8)

@@ -197,11 +197,27 @@ def test_generation_config_preset_round_trips(tmp_path):
     sampler = SamplerSettings("top_n", n=4, p_best=0.7, seed=3)
     guards = GuardSettings(max_polyphony=6, calmness=1.5, rest_guard=False)
     config = default_generation_config(MODEL.config, sampler, guards)
-    assert config.do_sample is False and config.bos_token_id == TOK.bos_token_id
+    assert config.bos_token_id == TOK.bos_token_id
+    # a plain generate() samples: top_n becomes transformers' nearest, a top-k draw among its n best guesses
+    assert (config.do_sample, config.top_k, config.temperature) == (True, 4, 1.0)
     config.save_pretrained(tmp_path)
     again = type(config).from_pretrained(tmp_path)
     assert preset_from_generation_config(again) == (sampler, guards)
     assert preset_from_generation_config(object()) == (SamplerSettings(), GuardSettings())
+
+
+@pytest.mark.parametrize(
+    "sampler, expected",
+    [
+        (SamplerSettings("top_k", k=8, temperature=0.9), (True, 8, 0.9)),
+        (SamplerSettings("weighted", temperature=1.2), (True, 0, 1.2)),  # top_k 0: the whole distribution
+        (SamplerSettings("mixed", trunc=6), (True, 6, 1.0)),
+        (SamplerSettings("greedy"), (False, None, None)),
+    ],
+)
+def test_generation_config_carries_transformers_sampling_of_the_preset(sampler, expected):
+    config = default_generation_config(MODEL.config, sampler)
+    assert (config.do_sample, config.top_k, config.temperature) == expected
 
 
 # ------------------------------------------------------------------------------------------------ draws on fixed scores

@@ -187,6 +187,12 @@ def test_tail_keeps_every_part():
     assert TRIO.tail(tokens, 2) == "p60 v72 c48 wait12 endp60 endc48 p62 wait12 endp62 endv72".split()
 
 
+def test_an_excerpt_keeps_every_part_and_cuts_notes_at_both_ends():
+    tokens = "p60 v72 c48 wait24 endp60 endc48 p62 wait12 endv72 endp62".split()
+    assert TRIO.excerpt(tokens, 0, 1) == "p60 v72 c48 wait12 endp60 endv72 endc48".split()
+    assert TRIO.excerpt(tokens, 1.5, 2.5) == "p60 v72 c48 wait6 endp60 endc48 p62 wait6 endp62 endv72".split()
+
+
 # ------------------------------------------------------------------------------------------------ saving
 
 

@@ -95,6 +95,10 @@ def _cmd_tokenize(args: argparse.Namespace) -> int:
 
         encoding = NotewiseTokenizer(instruments=_instrument_names(args.instruments)).encode_midi(src, safe=args.safe)
         text, count = encoding.to_text(), len(encoding.tokens)
+    if not count:
+        raise ValueError(
+            f"{args.source}: no notes to tokenize (drum tracks and empty tracks are left out); nothing written"
+        )
     if out is None:
         sys.stdout.write(text)
         return 0
@@ -118,6 +122,11 @@ def _cmd_detokenize(args: argparse.Namespace) -> int:
         score = _decode_token_text(text, args)
     except ValueError as err:  # a malformed header, a tempo or time signature no MIDI file can carry
         raise ValueError(f"{path}: {err}") from None
+    if not score.note_num():
+        raise ValueError(
+            f"{path}: no notes in its words (token text looks like 'p60 wait12 endp60', as `toccata tokenize` writes "
+            "it); nothing written"
+        )
     written = save_score(score, args.output)
     print(f"wrote {score.note_num()} notes from {path} to {written}", file=sys.stderr)
     return 0

@@ -8,8 +8,10 @@ toccata generate --instruments piano,violin --seconds 30 -o duo.mid      # the e
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
-from dataclasses import fields, replace
+from collections.abc import Sequence
+from dataclasses import asdict, fields, replace
 
 
 def add_generate_parser(commands: argparse._SubParsersAction) -> None:
@@ -40,6 +42,12 @@ def add_generate_parser(commands: argparse._SubParsersAction) -> None:
         help="decode with int8 weights: faster on a CPU, bits per note within 0.1%%, other notes than float32",
     )
     gen.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads for decoding (default: $OMP_NUM_THREADS, else 1: a step is too small to share, and more "
+        "threads spin against any other busy core)",
+    )
+    gen.add_argument(
         "--audio",
         action=argparse.BooleanOptionalAction,
         help="also render each piece to WAV with FluidSynth (default: when FluidSynth and a GM soundfont are found)",
@@ -51,9 +59,22 @@ def add_generate_parser(commands: argparse._SubParsersAction) -> None:
     gen.add_argument("--qpm", type=float, help="tempo in quarter notes per minute (default: the prompt's, or 120)")
     gen.add_argument("--prompt", help="MIDI file or corpus:WORK to continue")
     gen.add_argument(
-        "--composer", help="in this composer's style, for a checkpoint trained with composer labels (its model card lists them)"
+        "--composer",
+        help="in this composer's style, for a checkpoint trained with composer labels (its model card lists them)",
     )
-    gen.add_argument("--prompt-beats", type=float, default=16.0, help="beats of the prompt's end to keep")
+    gen.add_argument(
+        "--prompt-from",
+        choices=["start", "end"],
+        default="start",
+        help="keep the prompt's opening bars (default: a whole piece is not continued after its final cadence) or "
+        "its last bars",
+    )
+    gen.add_argument(
+        "--prompt-beats",
+        type=float,
+        default=16.0,
+        help="beats of the prompt to keep, rounded down to whole bars, at least one (default 16: 4 bars of 4/4)",
+    )
 
     sampling = gen.add_argument_group("sampler (defaults: the checkpoint's preset)")
     sampling.add_argument("--sampler", help="greedy, top_n, weighted, top_k or mixed")
@@ -88,9 +109,13 @@ def _load(args: argparse.Namespace):
     from toccata.tokenization import NotewiseTokenizer
 
     instruments = getattr(args, "instruments", None)
-    if args.random_weights:
+    if args.random_weights:  # the same untrained weights every time, so that a printed command makes its piece again
+        import torch
+
         tokenizer = NotewiseTokenizer(instruments=toccata._instrument_names(instruments))
-        return random_model(tokenizer), tokenizer
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return random_model(tokenizer), tokenizer
     if args.model is None and toccata.default_checkpoint(instruments) is None:
         raise ValueError(
             f"no embedded checkpoint for {instruments or 'piano'} (embedded: "
@@ -125,6 +150,8 @@ def run_generate(args: argparse.Namespace) -> int:
     from transformers.utils import logging as hf_logging
 
     from toccata.modeling import GenerationRequest, compose
+    from toccata.modeling.decoding import set_decoding_threads
+    from toccata.modeling.pipeline import describe_prompt
     from toccata.modeling.sampling import preset_from_generation_config
 
     from toccata.cli import output_file  # imported here: cli imports this module
@@ -133,6 +160,7 @@ def run_generate(args: argparse.Namespace) -> int:
     if output.suffix.lower() in (".txt", ".wav", ".flac"):
         raise ValueError(f"-o {output}: name the MIDI file (.mid); the tokens (.txt) and audio (.wav) go beside it")
     hf_logging.disable_progress_bar()
+    set_decoding_threads(args.threads)
     model, tokenizer = _load(args)
     sampler, guards = preset_from_generation_config(model.generation_config)
     length_given = args.seconds is not None or args.tokens is not None
@@ -145,6 +173,7 @@ def run_generate(args: argparse.Namespace) -> int:
         max_new_tokens=args.tokens,
         qpm=args.qpm,
         prompt_beats=args.prompt_beats,
+        prompt_from=args.prompt_from,
         num_samples=args.num_samples,
         best_of=args.best_of,
         composer=args.composer,
@@ -161,26 +190,105 @@ def run_generate(args: argparse.Namespace) -> int:
 
         critic = toccata.default_critic_scorer(args.critic)
     pieces = compose(model, tokenizer, request, prompt=_prompt(args.prompt), critic=critic, int8=args.int8)
+    prompt_line = describe_prompt(pieces[0], args.prompt)
+    if prompt_line is not None:
+        print(prompt_line if pieces[0].prompt_bars else f"toccata generate: warning: {prompt_line}", file=sys.stderr)
+    retell = len(pieces) > 1 or args.best_of > 1 or args.seed is None  # the command says what the output cannot
+    written = []
     for index, piece in enumerate(pieces, start=1):
         path = output if len(pieces) == 1 else output.with_name(f"{output.stem}-{index}{output.suffix or '.mid'}")
-        piece.save(path)
-        seconds = piece.score.end() / piece.score.ticks_per_quarter * 60.0 / piece.settings["qpm"]
+        written.append(_write_piece(piece, path, args, synth, asdict(guards) if retell else None))
+    return 0 if all(written) else 2  # a piece without new notes is not written: nothing useful came of it
+
+
+def _write_piece(piece, path, args: argparse.Namespace, synth, preset_guards: dict | None) -> bool:
+    """Write `piece` to `path` (and its tokens and audio as asked), saying what was written; False, with an error
+    line, when its continuation has no notes. `preset_guards` (the model's): also print the command for this piece."""
+    from toccata.modeling.pipeline import NO_NEW_NOTES
+
+    if not piece.new_notes:
+        print(f"toccata generate: error: {path}: {NO_NEW_NOTES}; not written", file=sys.stderr)
+        return False
+    piece.save(path)
+    seconds = piece.score.end() / piece.score.ticks_per_quarter * 60.0 / piece.settings["qpm"]
+    print(
+        f"wrote {path} ({piece.score.note_num()} notes, {seconds:.1f} s, seed {piece.settings['piece_seed']})",
+        file=sys.stderr,
+    )
+    if "candidates" in piece.settings:
+        scores = [c["human_probability"] for c in piece.settings["candidates"]]
+        chosen = piece.settings["chosen"]
         print(
-            f"wrote {path} ({piece.score.note_num()} notes, {seconds:.1f} s, seed {piece.settings['sampler']['seed']})",
+            f"  best of {len(scores)} candidates: P(human) {scores[chosen]:.3f} "
+            f"(all: {', '.join(f'{p:.2f}' for p in scores)})",
             file=sys.stderr,
         )
-        if "candidates" in piece.settings:
-            scores = [c["human_probability"] for c in piece.settings["candidates"]]
-            chosen = piece.settings["chosen"]
-            print(
-                f"  best of {len(scores)} candidates: P(human) {scores[chosen]:.3f} "
-                f"(all: {', '.join(f'{p:.2f}' for p in scores)})",
-                file=sys.stderr,
-            )
-        if args.save_tokens:
-            text_path = path.with_suffix(".txt")
-            text_path.write_text(piece.text, encoding="utf-8")
-            print(f"wrote {text_path} ({len(piece.tokens)} notewise tokens)", file=sys.stderr)
-        if synth is not None:
-            print(f"wrote {synth.render(path, path.with_suffix('.wav'))} (FluidSynth)", file=sys.stderr)
-    return 0
+    if preset_guards is not None:
+        again = generate_command(piece.settings, args.prompt, _model_args(args), str(path), True, preset_guards)
+        print(f"  this piece again: {again}", file=sys.stderr)
+    if args.save_tokens:
+        text_path = path.with_suffix(".txt")
+        text_path.write_text(piece.text, encoding="utf-8")
+        print(f"wrote {text_path} ({len(piece.tokens)} notewise tokens)", file=sys.stderr)
+    if synth is not None:
+        print(f"wrote {synth.render(path, path.with_suffix('.wav'))} (FluidSynth)", file=sys.stderr)
+    return True
+
+
+def _model_args(args: argparse.Namespace) -> list[str]:
+    """The arguments of `args` that choose the model, as `toccata generate` takes them."""
+    words = ["--model", args.model] if args.model else []
+    words += ["--instruments", args.instruments] if args.instruments else []
+    words += ["--random-weights"] if args.random_weights else []
+    return words + (["--trust-remote-code"] if args.trust_remote_code else [])
+
+
+def _number(value: float) -> str:
+    """`value` as short as it reads back exactly (1, 0.95, 0.123456789)."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))
+
+
+def generate_command(
+    settings: dict,
+    prompt: str | None,
+    model_args: Sequence[str] = (),
+    output: str | None = None,
+    alone: bool = False,
+    preset_guards: dict | None = None,
+) -> str:
+    """The `toccata generate` command that makes the same pieces again, from the settings `compose()` reports.
+
+    `alone`: this one piece by itself, with its own seed (`settings["piece_seed"]`: every piece is the one its seed
+    makes alone); else the whole request. `prompt`: what `--prompt` takes. `preset_guards`: the model's guard preset,
+    so that bounds given on the command line (--max-polyphony, ...) are written too. The CLI and the demo print it."""
+    from toccata.modeling.sampling import SAMPLER_PARAMETERS  # here: importing torch slows every other command
+
+    sampler, guards = settings["sampler"], settings["guards"]
+    seed = settings["piece_seed"] if alone else sampler["seed"]
+    words = ["toccata", "generate", *model_args, "--sampler", sampler["sampler"], "--seed", str(seed)]
+    for name in SAMPLER_PARAMETERS[sampler["sampler"]]:
+        words += [f"--{name.replace('_', '-')}", _number(sampler[name])]
+    if settings["seconds"]:
+        words += ["--seconds", _number(settings["seconds"])]
+    elif settings["beats"]:
+        words += ["--beats", _number(settings["beats"])]
+    else:
+        words += ["--tokens", str(settings["max_new_tokens"])]
+    words += ["--qpm", _number(settings["qpm"])]
+    if not alone:
+        words += ["--num-samples", str(settings["num_samples"])]
+        words += ["--best-of", str(settings["best_of"])] if settings.get("best_of", 1) > 1 else []
+    words += ["--int8"] if settings.get("int8") else []
+    words += ["--composer", settings["composer"]] if settings.get("composer") else []
+    if prompt:
+        words += ["--prompt", prompt, "--prompt-from", settings["prompt_from"]]
+        words += ["--prompt-beats", _number(settings["prompt_beats"])] if settings["prompt_beats"] else []
+    words += ["--calmness", _number(guards["calmness"])] if guards["calmness"] else []
+    words += [] if guards["grammar"] else ["--no-grammar"]
+    words += [] if guards["rest_guard"] else ["--no-rest-guard"]
+    for name in ("max_polyphony", "max_note_beats", "max_silence_beats"):
+        if preset_guards is not None and guards[name] != preset_guards[name]:
+            words += [f"--{name.replace('_', '-')}", _number(guards[name])]
+    words += ["-o", output] if output else []
+    return " ".join(shlex.quote(word) for word in words)

@@ -1,4 +1,5 @@
-"""Set the sampler and guard preset that a checkpoint folder generates with by default (its generation_config.json).
+"""Set the sampler and guard preset that a checkpoint folder generates with by default (its generation_config.json),
+and transformers' own sampling fields nearest to it (`do_sample`, `top_k`, `temperature`) for a plain `generate()`.
 
     python -m toccata.training.preset FOLDER temperature=0.9 calmness=1.0
 
@@ -14,7 +15,7 @@ import sys
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
-from toccata.modeling.sampling import GuardSettings, SamplerSettings
+from toccata.modeling.sampling import GuardSettings, SamplerSettings, transformers_sampling
 
 
 def _parse(value: str, like: object) -> object:
@@ -61,6 +62,7 @@ def set_preset(folder: str | Path, values: dict[str, str]) -> tuple[SamplerSetti
     guards = GuardSettings(**config.get("toccata_guards", {}))
     sampler, guards = apply_values(sampler, guards, values)
     config["toccata_sampler"], config["toccata_guards"] = asdict(sampler), asdict(guards)
+    config.update(transformers_sampling(sampler))  # a plain `model.generate()` samples like the preset
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return sampler, guards
 

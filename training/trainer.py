@@ -251,10 +251,13 @@ def _label_ids(tokenizer, pieces) -> list[int] | None:
     if not composers:
         return None
     known = set(composers)
-    return [
-        -1 if p.composer in UNLABELLED else tokenizer.composer_token_id(p.composer if p.composer in known else OTHER_COMPOSER)
-        for p in pieces
-    ]
+
+    def label(composer: str) -> int:
+        if composer in UNLABELLED:
+            return -1
+        return tokenizer.composer_token_id(composer if composer in known else OTHER_COMPOSER)
+
+    return [label(piece.composer) for piece in pieces]
 
 
 def _datasets(config: TrainConfig, tokenizer, layout: PitchLayout) -> tuple[WindowDataset, WindowDataset, dict]:
@@ -267,12 +270,15 @@ def _datasets(config: TrainConfig, tokenizer, layout: PitchLayout) -> tuple[Wind
         special = {"bos_id": tokenizer.bos_token_id, "eos_id": tokenizer.eos_token_id, "pad_id": tokenizer.pad_token_id}
         labelled = bool(getattr(tokenizer, "composers", ()))
         train_pieces = load_pieces(config.dataset, "train", tokenizer, with_composer=labelled)
-        valid_pieces = load_pieces(config.dataset, "validation", tokenizer, original_key_only=True, with_composer=labelled)
+        valid_pieces = load_pieces(
+            config.dataset, "validation", tokenizer, original_key_only=True, with_composer=labelled
+        )
     train = WindowDataset(
         train_pieces, config.window, layout, max_transpose=config.max_transpose, seed=config.seed, **special,
         conditions=_label_ids(tokenizer, train_pieces), condition_dropout=config.composer_dropout,
     )  # fmt: skip
-    valid = WindowDataset(valid_pieces, config.window, layout, **special, conditions=_label_ids(tokenizer, valid_pieces))
+    valid_labels = _label_ids(tokenizer, valid_pieces)
+    valid = WindowDataset(valid_pieces, config.window, layout, **special, conditions=valid_labels)
     stats = {
         "train_pieces": len({p.piece_id for p in train_pieces}),
         "train_rows": len(train_pieces),

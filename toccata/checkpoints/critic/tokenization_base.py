@@ -51,6 +51,15 @@ def fold_pitches(pitch: np.ndarray, min_pitch: int, max_pitch: int) -> np.ndarra
     return pitch
 
 
+def clip_notes(notes: NoteArrays, start: int, stop: int | None = None) -> NoteArrays:
+    """The notes sounding between ticks `start` and `stop` (None: no end), cut to that span and moved to begin at 0."""
+    keep = notes.end > start
+    if stop is not None:
+        keep &= notes.start < stop
+    end = notes.end[keep] if stop is None else np.minimum(notes.end[keep], stop)
+    return NoteArrays(np.maximum(notes.start[keep], start) - start, end - start, notes.pitch[keep], notes.tpq)
+
+
 def quantize_notes(notes: NoteArrays, steps_per_quarter: int, min_pitch: int, max_pitch: int) -> NoteArrays:
     """Notes on the step grid, cleaned so every note is well-formed for a token stream.
 
@@ -303,11 +312,14 @@ class MidiWordTokenizer(PreTrainedTokenizer):
         """The last `quarters` quarter notes of a token sequence; notes sounding across the cut start at the cut."""
         notes = self.tokens_to_notes(tokens)
         total = int(notes.end.max()) if len(notes) else 0
-        cut = max(0, total - round(quarters * self.steps_per_quarter))
-        keep = notes.end > cut
-        start = np.maximum(notes.start[keep], cut) - cut
-        kept = NoteArrays(start, notes.end[keep] - cut, notes.pitch[keep], notes.tpq)
-        return self.notes_to_tokens(kept)
+        return self.notes_to_tokens(clip_notes(notes, max(0, total - round(quarters * self.steps_per_quarter))))
+
+    def excerpt(self, tokens: Tokens, start: float, stop: float | None = None) -> list[str]:
+        """The quarter notes from `start` to `stop` (None: the end) of a token sequence, moved to begin at 0; notes
+        sounding across a cut are cut there. Ends with its last note (a rest before `stop` is not kept)."""
+        spq = self.steps_per_quarter
+        cut_stop = None if stop is None else round(stop * spq)
+        return self.notes_to_tokens(clip_notes(self.tokens_to_notes(tokens), round(start * spq), cut_stop))
 
     def save_midi(self, tokens: Tokens, path: str | os.PathLike, **kwargs) -> Path:
         """Decode `tokens` and write a MIDI file (keywords as in `tokens_to_midi`); returns the path."""
@@ -319,6 +331,7 @@ __all__ = [
     "MidiWordTokenizer",
     "TokenEncoding",
     "check_range",
+    "clip_notes",
     "fold_pitches",
     "parse_token_text",
     "quantize_notes",

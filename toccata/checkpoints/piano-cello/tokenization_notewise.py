@@ -33,6 +33,7 @@ from .tokenization_base import (
     TokenEncoding,
     Tokens,
     check_range,
+    clip_notes,
     quantize_notes,
 )
 
@@ -462,12 +463,17 @@ class NotewiseTokenizer(MidiWordTokenizer):
         parts = self.tokens_to_parts(tokens)
         total = max((int(notes.end.max()) for notes in parts.values() if len(notes)), default=0)
         cut = max(0, total - round(quarters * self.steps_per_quarter))
-        kept = {}
-        for name, notes in parts.items():
-            keep = notes.end > cut
-            start = np.maximum(notes.start[keep], cut) - cut
-            kept[name] = NoteArrays(start, notes.end[keep] - cut, notes.pitch[keep], notes.tpq)
-        return self.notes_to_tokens(kept)
+        return self.notes_to_tokens({name: clip_notes(notes, cut) for name, notes in parts.items()})
+
+    def excerpt(self, tokens: Tokens, start: float, stop: float | None = None) -> list[str]:
+        """The quarter notes from `start` to `stop` (None: the end) of a token sequence, every part, moved to begin at
+        0; notes sounding across a cut are cut there. Ends with its last note (a rest before `stop` is not kept)."""
+        if not self.is_instrumented:
+            return super().excerpt(tokens, start, stop)
+        spq = self.steps_per_quarter
+        cut_start, cut_stop = round(start * spq), None if stop is None else round(stop * spq)
+        parts = self.tokens_to_parts(tokens)
+        return self.notes_to_tokens({name: clip_notes(notes, cut_start, cut_stop) for name, notes in parts.items()})
 
     def _parse_token(self, token: str | int) -> tuple[str | None, int]:
         """(kind, value) of a token or id: ("on"/"off", pitch), ("wait", steps), or (None, 0) to skip it."""
