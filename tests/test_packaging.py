@@ -20,14 +20,24 @@ def wheel(tmp_path_factory) -> Path:
     source = tmp_path_factory.mktemp("src") / "toccata"
     shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "dist", "out", "*.egg-info"))
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
+    built = subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(source)],
         check=True,
         capture_output=True,
+        text=True,
         cwd=out,
     )
+    (out / "build.log").write_text(built.stdout + built.stderr)
     (path,) = out.glob("toccata-*.whl")
     return path
+
+
+@pytest.mark.slow
+def test_the_build_warns_about_nothing_of_ours(wheel):
+    """setuptools warned six times on every install that the checkpoint folders (data with .py copies) "would be
+    ignored" as packages; `make run` printed them all."""
+    log = (wheel.parent / "build.log").read_text()
+    assert "would be ignored" not in log and "BuildBackendWarning" not in log, log[-3000:]
 
 
 @pytest.mark.slow
