@@ -253,7 +253,7 @@ def test_train_loss_after_a_resume_averages_every_step_even_when_checkpoints_fal
         return TrainConfig(
             dataset=str(tiny_dataset), output_dir=str(out), window=48, batch_size=4, max_steps=steps, eval_steps=3,
             logging_steps=2, scheduler="constant", warmup=0.0, seed=5, patience=None,
-            model=dict(embedding_size=24, hidden_size=32, num_hidden_layers=1),
+            model={"embedding_size": 24, "hidden_size": 32, "num_hidden_layers": 1},
         )  # fmt: skip
 
     straight = train(config(tmp_path / "straight", 8))

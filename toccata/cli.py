@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import warnings
 from pathlib import Path
 
 from toccata.cli_critic import add_classifier_parsers
@@ -353,16 +354,23 @@ def output_file(name: str, kind: str = "file") -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `toccata` console script; user errors print one line and exit with status 2."""
+    """Entry point of the `toccata` console script; user errors print one line and exit with status 2, warnings
+    (such as notes a file never switched off) one line each."""
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except ValueError as err:  # MidiError and friends name the file and the problem
-        print(f"toccata {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:  # a file that cannot be written (permissions, a full disk): strerror and the path
-        print(f"toccata {args.command}: error: {err}", file=sys.stderr)
-        return 2
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"toccata {args.command}: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        try:
+            return args.run(args)
+        except ValueError as err:  # MidiError and friends name the file and the problem
+            print(f"toccata {args.command}: error: {err}", file=sys.stderr)
+            return 2
+        except OSError as err:  # a file that cannot be written (permissions, a full disk): strerror and the path
+            print(f"toccata {args.command}: error: {err}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -194,12 +194,12 @@ def critic_scores(model, tokenizer, token_lists) -> list[float]:
 
 def load_classifier(source: str | os.PathLike, trust_remote_code: bool = False):
     """(model, tokenizer) of a classifier folder or Hub id, in eval mode; a clear error if it is not one."""
+    from toccata.modeling.hub import hub_load_options
+
     import toccata
 
     toccata._register_auto_classes()
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from toccata.modeling.hub import hub_load_options
 
     name = str(source)
     options = {"trust_remote_code": trust_remote_code, **hub_load_options(name, kind="classifier")}
