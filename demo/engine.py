@@ -18,10 +18,10 @@ from toccata.modeling.sampling import preset_from_generation_config
 
 import toccata
 from toccata.audio import SYNTH_MISSING, Synth
+from toccata.render import piano_roll
 
 from .form import DemoSettings, cli_command
 from .prompt import read_prompt
-from .render import piano_roll
 
 EMPTY_PROMPT = (
     "The prompt {label} has no notes the model reads (drum tracks and empty tracks are dropped): "
