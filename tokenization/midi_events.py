@@ -92,16 +92,7 @@ def track_events(data: bytes, start: int, end: int) -> Iterator[tuple[int, int, 
     file order; ticks are exact Python integers. Running status is kept across meta events (as symusic does)."""
     offset, tick, running = start, 0, 0
     while offset < end:
-        delta, count = 0, 0
-        while True:
-            if offset >= end:
-                raise EventError("the track ends inside a delta time")
-            byte = data[offset]
-            offset += 1
-            count += 1
-            delta = (delta << 7) | (byte & 0x7F)
-            if byte < 0x80 or count == 4:
-                break
+        delta, offset = _quantity(data, offset, end, "a delta time")
         tick += delta
         if offset >= end:
             raise EventError("the track ends after a delta time, without its event")
@@ -113,17 +104,7 @@ def track_events(data: bytes, start: int, end: int) -> Iterator[tuple[int, int, 
         else:
             begin = offset + 1
         if status == 0xFF or status in (0xF0, 0xF7):  # meta (type, length, data) or sysex (length, data)
-            position = begin + 1 if status == 0xFF else begin
-            length, count = 0, 0
-            while True:
-                if position >= end:
-                    raise EventError("the track ends inside an event's length")
-                byte = data[position]
-                position += 1
-                count += 1
-                length = (length << 7) | (byte & 0x7F)
-                if byte < 0x80 or count == 4:
-                    break
+            length, position = _quantity(data, begin + 1 if status == 0xFF else begin, end, "an event's length")
             stop = position + length
             running = running if status == 0xFF else 0
         elif status >= 0xF0:
@@ -138,6 +119,16 @@ def track_events(data: bytes, start: int, end: int) -> Iterator[tuple[int, int, 
         if event == _END_OF_TRACK:
             return  # what follows the end of the track is not read (by players or symusic)
         offset = stop
+
+
+def _quantity(data: bytes, offset: int, end: int, what: str) -> tuple[int, int]:
+    """The variable-length quantity at `offset` (four bytes at most, as symusic reads it) and the offset after it."""
+    value = 0
+    for position in range(offset, min(offset + 4, end)):
+        value = (value << 7) | (data[position] & 0x7F)
+        if data[position] < 0x80 or position == offset + 3:
+            return value, position + 1
+    raise EventError(f"the track ends inside {what}")
 
 
 def check_track_lengths(data: bytes, max_quarters: float) -> int:
