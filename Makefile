@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
 
-.PHONY: setup system-packages run test bench clean dataset default-dataset default-train default-checkpoint
+.PHONY: setup system-packages run test bench clean dataset default-dataset default-train default-checkpoint FORCE
 
 setup: system-packages $(VENV)/.installed
 
@@ -23,11 +23,25 @@ system-packages:
 		echo "note: install $(SYSTEM_PACKAGES) (e.g. sudo apt-get install $(SYSTEM_PACKAGES)) for audio and browser tests"; \
 	fi
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+# The package is installed as a link tree (setuptools' strict editable mode: build/__editable__.*/toccata/ links to
+# the sources, on a plain sys.path entry). The default editable mode is an import hook that Python asks only after
+# the working directory, so from the folder that holds a clone named toccata/, that clone hid the package
+# (`import toccata.modeling` failed). A link tree sees edits at once but not new or removed files: the install is
+# redone whenever the list of package files changes (after adding a module, `make setup` or any target does it).
+PACKAGE_FILES := $(VENV)/.package-files
+$(PACKAGE_FILES): FORCE
+	@mkdir -p $(VENV)
+	@find toccata tokenization modeling dataset_builder training demo -type f \
+		-not -path '*/__pycache__/*' -not -name '*.pyc' -not -name '*.pyi' | LC_ALL=C sort > $@.new
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+
+FORCE:
+
+$(VENV)/.installed: pyproject.toml $(PACKAGE_FILES)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=strict
 	touch $@
 
 # The main job: the embedded default checkpoint composes 64 beats (seeded, so the same piece every time) to MIDI,

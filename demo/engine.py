@@ -21,10 +21,10 @@ from toccata.modeling.sampling import preset_from_generation_config
 import toccata
 from toccata.audio import SYNTH_MISSING, Synth
 from toccata.cli_generate import generate_command
+from toccata.render import piano_roll
 
 from .form import DemoSettings
 from .prompt import read_prompt
-from .render import piano_roll
 
 RANDOM_WEIGHTS_SEED = 0  # the untrained model is the same in every process, so settings reproduce a piece
 

@@ -21,11 +21,11 @@ import numpy as np
 from toccata.modeling import GenerationRequest, compose
 
 from toccata.audio import INSTALL_HINT
+from toccata.render import piano_roll
 
 from .answers import SIDES, Answer, AnswerStore, Summary
 from .engine import Engine
 from .listening_data import FOLDER, Excerpt, load_excerpts, opening, read_tokens
-from .render import piano_roll
 
 EXTRA_QUARTERS = 8.0  # composed beyond the excerpt's length, so the cut from the first note still fills it
 NO_AUDIO = f"No synthesizer here, so no audio: {INSTALL_HINT}. Compare the piano rolls, or download the MIDI files."

@@ -121,8 +121,54 @@ def random_model(tokenizer=None, **config_kwargs) -> NotewiseLSTMForCausalLM:
     return model.eval()
 
 
+HUB_PROBE_TIMEOUT_S = 5.0  # one request to the Hub's address: does it answer at all?
+
+
+def hub_load_options(name: str, kind: str = "checkpoint") -> dict[str, bool]:
+    """The `from_pretrained` options for `name`: none for a folder or a Hub id the Hub can serve;
+    `local_files_only` for a Hub id in the local cache while the Hub cannot be reached (or HF_HUB_OFFLINE is set);
+    otherwise a ValueError at once, where transformers spent ~25 s retrying before it failed."""
+    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+
+    if Path(name).is_dir():
+        return {}
+    try:
+        cached = isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except HFValidationError:  # "runs/x/y", "./model": a path, not an org/name id
+        raise ValueError(f"{name}: not a Toccata {kind} folder (no such folder) nor a Hub id (org/name)") from None
+    if constants.HF_HUB_OFFLINE:
+        if cached:
+            return {"local_files_only": True}
+        raise ValueError(
+            f"{name}: not a Toccata {kind} folder (no such folder), and HF_HUB_OFFLINE is set while the Hugging Face "
+            f"cache ({constants.HF_HUB_CACHE}) does not hold it: give a folder, or download it with the network on"
+        )
+    problem = _hub_unreachable(constants.ENDPOINT)
+    if problem is None:
+        return {}
+    if cached:
+        return {"local_files_only": True}
+    raise ValueError(
+        f"{name}: not a Toccata {kind} folder (no such folder), and the Hugging Face Hub ({constants.ENDPOINT}) "
+        f"cannot be reached ({problem}): check the network, or give a checkpoint folder"
+    )
+
+
+def _hub_unreachable(endpoint: str) -> str | None:
+    """None when `endpoint` answers one request (any HTTP status), else what went wrong; no retries."""
+    from huggingface_hub import get_session
+
+    try:
+        get_session().head(endpoint, timeout=HUB_PROBE_TIMEOUT_S)
+    except Exception as err:  # noqa: BLE001 - DNS, refused, timeout, TLS, proxy: all mean "not reachable now"
+        return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no answer'}"
+    return None
+
+
 def load_checkpoint(name_or_path: str | os.PathLike, device: str | None = None, trust_remote_code: bool = False):
-    """(model, tokenizer) of a checkpoint folder or Hub id, in eval mode; a clear error if it is not one."""
+    """(model, tokenizer) of a checkpoint folder or Hub id, in eval mode; a clear error if it is not one, at once
+    when the Hub cannot be reached."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     name = str(name_or_path)
@@ -134,9 +180,10 @@ def load_checkpoint(name_or_path: str | os.PathLike, device: str | None = None, 
             "Load its tokens with toccata.tokenization.schemes.load_scheme(folder) and the model with "
             "AutoModelForCausalLM.from_pretrained(folder)"
         )
+    options = {"trust_remote_code": trust_remote_code, **hub_load_options(name)}
     try:
-        model = AutoModelForCausalLM.from_pretrained(name, trust_remote_code=trust_remote_code)
-        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(name, **options)
+        tokenizer = AutoTokenizer.from_pretrained(name, **options)
     except OSError as err:
         raise ValueError(
             f"{name}: not a Toccata checkpoint folder or reachable Hub model ({str(err).splitlines()[0]})"
@@ -160,4 +207,4 @@ def push_checkpoint(folder: str | os.PathLike, repo_id: str, private: bool = Fal
     return str(api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message="Upload Toccata checkpoint"))
 
 
-__all__ = ["CardInfo", "load_checkpoint", "push_checkpoint", "random_model", "save_checkpoint"]
+__all__ = ["CardInfo", "hub_load_options", "load_checkpoint", "push_checkpoint", "random_model", "save_checkpoint"]

@@ -44,6 +44,7 @@ def many_notes(n: int) -> bytes:
 # ---------------------------------------------------------------------------------------------------- cases
 
 # (id, bytes, phrase expected in the error). Native symusic behaviour on the same bytes in the comment.
+DELTA_SUM = "its delta times add up to more than 24000000 ticks"
 BAD_BYTES = [
     # symusic: RuntimeError "File header is not MThd"
     ("png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(20), "not a Standard MIDI File"),
@@ -85,10 +86,18 @@ BAD_BYTES = [
     ("max_delta_time", smf([note(delta=0x0FFFFFFF) + END_OF_TRACK]), "quarter notes, over the limit"),
     # symusic sums delta times in int32: 8 maximal deltas put the note at tick 2,147,483,640 and the end of the
     # score wraps to a negative tick, which slipped past the length cap (and 9 deltas gave a numpy ValueError in
-    # the tokenizer) before midi_io checked for it.
-    ("delta_overflow_8", smf([(vlq(0x0FFFFFFF) + b"\xff\x01\x00") * 8 + note() + END_OF_TRACK]), "overflow"),
-    ("delta_overflow_9", smf([(vlq(0x0FFFFFFF) + b"\xff\x01\x00") * 9 + note() + END_OF_TRACK]), "overflow"),
-    ("delta_overflow_16", smf([(vlq(0x0FFFFFFF) + b"\xff\x01\x00") * 16 + note() + END_OF_TRACK]), "overflow"),
+    # the tokenizer) before midi_io checked for it. midi_io now adds the delta times up itself where they could
+    # wrap (their bytes bound the sum), and refuses the track that is too long.
+    ("delta_overflow_8", smf([(vlq(0x0FFFFFFF) + b"\xff\x01\x00") * 8 + note() + END_OF_TRACK]), DELTA_SUM),
+    ("delta_overflow_9", smf([(vlq(0x0FFFFFFF) + b"\xff\x01\x00") * 9 + note() + END_OF_TRACK]), DELTA_SUM),
+    ("delta_overflow_16", smf([(vlq(0x0FFFFFFF) + b"\xff\x01\x00") * 16 + note() + END_OF_TRACK]), DELTA_SUM),
+    # 16 maximal deltas and one of 16 add up to 2**32 ticks: symusic wraps the note back to tick 0, an ordinary
+    # short file that passed every check on the parsed score. In a second track, as a sequencer might write it.
+    (
+        "delta_wrap_to_a_positive_tick",
+        smf([note() + END_OF_TRACK, (vlq(0x0FFFFFFF) + b"\xff\x01\x00") * 16 + note(delta=16) + END_OF_TRACK]),
+        "track 2 lasts over 50000 quarter notes",
+    ),
 ]
 
 
@@ -237,11 +246,14 @@ def test_safe_mode_timeout_becomes_midi_error():
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS is enforced on Linux")
 def test_safe_mode_memory_limit_becomes_midi_error():
-    # Four million notes (32 MB of MIDI): symusic needs one 48 MB array for them and pickling the score back to the
+    # Four million notes (24 MB of MIDI): symusic needs one 48 MB array for them and pickling the score back to the
     # parent another ~80 MB, far more than the 1 MB allowed and more than the free heap the child inherits
-    # (1,000,000 were not enough once the session had imported torch, transformers and datasets.)
-    big = smf([note(60, 10) * 4_000_000 + END_OF_TRACK])
-    with pytest.raises(MidiError, match=r"<32000026 bytes of MIDI>: parsing ran out of memory"):
+    # (1,000,000 were not enough once the session had imported torch, transformers and datasets.) Running status, as
+    # exporters write long files: with a status byte per event, the bytes could not rule out delta times adding up
+    # past 32 bits, and the parent would count them exactly (a few seconds) before the child parses.
+    on, off = vlq(0) + bytes([60, 80]), vlq(10) + bytes([60, 0])
+    big = smf([vlq(0) + bytes([0x90, 60, 80]) + off + (on + off) * 3_999_999 + END_OF_TRACK])
+    with pytest.raises(MidiError, match=rf"<{len(big)} bytes of MIDI>: parsing ran out of memory"):
         load_score(big, safe=True, limits=MidiLimits(memory_bytes=1 << 20))
     roomy = MidiLimits(memory_bytes=1 << 30, max_quarters=10**6, max_notes=10**7)
     assert load_score(big, safe=True, limits=roomy).note_num() == 4_000_000

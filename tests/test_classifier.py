@@ -277,6 +277,6 @@ def test_embedded_classifiers_load_through_the_auto_class():
         assert model.config.toccata_classifier["task"] in ("critic", "composer")
         assert (folder / "README.md").is_file()
         for copy, source in code_sources(folder).items():  # the code that travels with the weights is current
-            assert copy.read_bytes() == source.read_bytes(), (
+            assert copy.is_file() and copy.read_bytes() == source.read_bytes(), (
                 f"{copy} differs from {source}: run `python -m toccata.training.publish --refresh-code {folder}`"
             )

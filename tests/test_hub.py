@@ -209,3 +209,53 @@ def test_the_pipeline_takes_a_prompt_of_tokens_as_a_list_or_text_and_a_list_of_p
     midi.write_bytes(tokenizer.tokens_to_midi(words).dumps_midi())
     batch = pipe([words, str(midi)], **settings)  # a batch: one result (a list of pieces) per prompt
     assert [pieces[0].tokens for pieces in batch] == [expected.tokens, expected.tokens]
+
+
+def _closed_port() -> int:
+    """A local TCP port nothing listens on (connections are refused at once)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _load_in_child(name: str, cache: Path, tmp_path: Path, **env) -> subprocess.CompletedProcess:
+    """`toccata.load_checkpoint(name)` in a fresh process with the Hugging Face cache `cache` and `env` set."""
+    script = f"""
+        import toccata
+        try:
+            model, tokenizer = toccata.load_checkpoint({name!r})
+            print("loaded", type(model).__name__)
+        except ValueError as err:
+            print("refused:", err)
+        """
+    environ = {key: value for key, value in os.environ.items() if key not in ("HF_HUB_OFFLINE", "HF_ENDPOINT")}
+    environ.update(HF_HUB_CACHE=str(cache), HF_HOME=str(tmp_path / "hf_home"), **env)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, env=environ, cwd=tmp_path
+    )
+
+
+def test_a_hub_id_offline_and_not_cached_is_refused_at_once_naming_hf_hub_offline(tmp_path):
+    result = _load_in_child("nobody/nothing", tmp_path / "empty_cache", tmp_path, HF_HUB_OFFLINE="1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("refused: nobody/nothing: not a Toccata checkpoint folder"), result.stdout
+    assert "HF_HUB_OFFLINE is set" in result.stdout
+
+
+def test_a_hub_id_the_hub_cannot_serve_is_refused_after_one_try_not_25_s_of_retries(tmp_path):
+    """The Hub's address refuses connections (as with no network): one probe, then a message that says so, instead
+    of huggingface_hub's retries with back-off (28.6 s measured) and transformers' generic error."""
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    result = _load_in_child("nobody/nothing", tmp_path / "empty_cache", tmp_path, HF_ENDPOINT=endpoint)
+    assert result.returncode == 0, result.stderr
+    assert f"the Hugging Face Hub ({endpoint}) cannot be reached" in result.stdout, result.stdout
+    assert "Retry" not in result.stderr, result.stderr[-2000:]
+
+
+def test_a_cached_hub_id_loads_from_the_cache_when_the_hub_cannot_be_reached(hub_cache, tmp_path):
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    result = _load_in_child("toccata-test/tiny-lstm", hub_cache, tmp_path, HF_ENDPOINT=endpoint)
+    assert result.stdout.strip() == "loaded NotewiseLSTMForCausalLM", result.stdout + result.stderr[-2000:]
+    assert "Retry" not in result.stderr, result.stderr[-2000:]

@@ -3,10 +3,13 @@ running status, note-on with velocity 0 as note-off, odd resolutions. Files writ
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from helpers import END_OF_TRACK, smf, vlq
 from toccata.tokenization import NotewiseTokenizer, ScoreMeta
+from toccata.tokenization.midi_io import HeldNotesWarning
 
 TOK = NotewiseTokenizer()
 TPQ = 96  # 8 ticks per step
@@ -170,3 +173,65 @@ def test_metadata_no_midi_file_can_carry_is_refused_before_anything_is_written(f
         ScoreMeta(**fields)
     with pytest.raises(ValueError, match=phrase):  # also when passed to the decoder on its own
         TOK.tokens_to_midi(["p60", "wait12", "endp60"], **fields)
+
+
+def test_a_note_never_switched_off_sounds_to_the_end_of_its_track_and_is_counted():
+    """symusic dropped a note-on that no note-off follows; a player holds it until the track ends. E4 and G4 are
+    never switched off (the track ends at beat 4); C4's second note-on is switched off by the last C4 note-off,
+    which symusic gave to the first (first in, first out): it is no held note, and stays dropped."""
+    body = (
+        ev(0, 0x90, 60, 80)  # C4 on
+        + ev(0, 0x90, 64, 80)  # E4 on, never off
+        + ev(48, 0x90, 60, 80)  # C4 on again (a unison of two voices)
+        + ev(48, 0x80, 60, 0)  # one C4 off at beat 1
+        + ev(0, 0x90, 67, 80)  # G4 on at beat 1, never off
+        + ev(288, 0xFF, 0x2F, 0)  # the end of the track at beat 4
+    )
+    data = smf([body], division=TPQ)
+    with pytest.warns(HeldNotesWarning, match=r"<\d+ bytes of MIDI>: 2 note\(s\) never switched off"):
+        tokens = TOK.midi_to_tokens(data)
+    assert tokens == "p60 p64 wait12 endp60 p67 wait36 endp64 endp67".split()
+    with pytest.warns(HeldNotesWarning):
+        assert TOK.midi_to_tokens(data, safe=True) == tokens
+
+
+def test_a_file_whose_notes_are_all_switched_off_warns_of_nothing():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert TOK.midi_to_tokens(smf([CONDUCTOR, PIANO, STRINGS, DRUMS], division=TPQ)) == EXPECTED
+
+
+def test_the_sustain_pedal_holds_the_notes_of_its_channel_in_every_track():
+    """A piano's pedal acts on its channel. It was applied per symusic track: a pedal in a track of its own (a
+    sequencer's controller track) was dropped with that track, and held nothing."""
+    pedal_track = ev(0, 0xFF, 0x03, 5, *b"Pedal") + ev(0, 0xB0, 64, 127) + ev(192, 0xB0, 64, 0) + END_OF_TRACK
+    notes_track = (
+        ev(0, 0x90, 60, 80)  # channel 1: held by the pedal until beat 2
+        + ev(0, 0x91, 67, 80)  # channel 2: no pedal there
+        + ev(16, 0x80, 60, 0)
+        + ev(0, 0x81, 67, 0)
+        + END_OF_TRACK
+    )
+    data = smf([pedal_track, notes_track], division=TPQ)
+    assert TOK.midi_to_tokens(data) == "p60 p67 wait2 endp60 endp67".split()
+    with_pedal = NotewiseTokenizer(sustain_pedal=True)
+    assert with_pedal.midi_to_tokens(data) == "p60 p67 wait2 endp67 wait22 endp60".split()
+    assert with_pedal.midi_to_tokens(data, safe=True) == "p60 p67 wait2 endp67 wait22 endp60".split()
+
+
+def test_the_sustain_pedal_holds_notes_across_a_program_change():
+    """symusic splits a channel into one track per program and gave the pedal to the track of the program in effect
+    when it was pressed: a note of the earlier program was not held."""
+    body = (
+        ev(0, 0xC0, 0)
+        + ev(0, 0x90, 60, 80)  # piano C4
+        + ev(0, 0xC0, 6)  # harpsichord from here on
+        + ev(0, 0xB0, 64, 127)  # pedal down
+        + ev(0, 0x90, 64, 80)
+        + ev(16, 0x80, 60, 0)  # C4 released at step 2, under the pedal
+        + ev(0, 0x80, 64, 0)
+        + ev(80, 0xB0, 64, 0)  # pedal up at beat 1
+        + END_OF_TRACK
+    )
+    tokens = NotewiseTokenizer(sustain_pedal=True).midi_to_tokens(smf([body], division=TPQ))
+    assert tokens == "p60 p64 wait12 endp60 endp64".split()

@@ -20,14 +20,24 @@ def wheel(tmp_path_factory) -> Path:
     source = tmp_path_factory.mktemp("src") / "toccata"
     shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "dist", "out", "*.egg-info"))
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
+    built = subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(source)],
         check=True,
         capture_output=True,
+        text=True,
         cwd=out,
     )
+    (out / "build.log").write_text(built.stdout + built.stderr)
     (path,) = out.glob("toccata-*.whl")
     return path
+
+
+@pytest.mark.slow
+def test_the_build_warns_about_nothing_of_ours(wheel):
+    """setuptools warned six times on every install that the checkpoint folders (data with .py copies) "would be
+    ignored" as packages; `make run` printed them all."""
+    log = (wheel.parent / "build.log").read_text()
+    assert "would be ignored" not in log and "BuildBackendWarning" not in log, log[-3000:]
 
 
 @pytest.mark.slow
@@ -79,3 +89,24 @@ def test_wheel_installs_into_a_fresh_venv_and_imports_from_outside_the_repo(whee
     command = [str(venv / "bin" / "toccata"), "generate", "--beats", "4", "--no-audio", "-o", str(piece)]
     composed = subprocess.run(command, capture_output=True, text=True, cwd=elsewhere)
     assert composed.returncode == 0 and piece.stat().st_size > 0, composed.stderr  # the default checkpoint, installed
+
+
+@pytest.mark.parametrize("where", ["beside a clone named toccata", "the repository root", "the toccata/ folder"])
+def test_the_installed_package_imports_the_same_from_the_working_directory(where, tmp_path):
+    """A folder named toccata in the working directory (the clone, seen from its parent; the package folder, seen
+    from the repository root) must not hide the installed package: with setuptools' default editable install it did
+    (`cannot import name 'default_checkpoint' from 'toccata' (unknown location)`)."""
+    if where == "beside a clone named toccata":
+        (tmp_path / "toccata").symlink_to(REPO, target_is_directory=True)  # what `git clone .../toccata` leaves
+        cwd = tmp_path
+    else:
+        cwd = REPO if where == "the repository root" else REPO / "toccata"
+    script = "import toccata.modeling, toccata.training.look; from toccata import default_checkpoint; print('ok')"
+    imported = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=cwd)
+    assert imported.returncode == 0 and imported.stdout.strip() == "ok", imported.stderr[-2000:]
+    cli = subprocess.run([sys.executable, "-m", "toccata", "--help"], capture_output=True, text=True, cwd=cwd)
+    assert cli.returncode == 0 and "tokenize" in cli.stdout, cli.stderr[-2000:]
+    look = subprocess.run(
+        [sys.executable, "-m", "toccata.training.look", "--help"], capture_output=True, text=True, cwd=cwd
+    )
+    assert look.returncode == 0 and "--dataset" in look.stdout, look.stderr[-2000:]

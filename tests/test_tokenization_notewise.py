@@ -302,7 +302,7 @@ def test_edited_vocab_file_is_refused(tmp_path):
 def test_saved_tokenizer_loads_with_trust_remote_code_without_the_package(tmp_path):
     """The tokenizer files travel with a checkpoint: load them where `toccata` cannot be imported."""
     TOK.save_pretrained(tmp_path / "tok")
-    for module in ["tokenization_notewise.py", "tokenization_base.py", "midi_io.py"]:
+    for module in ["tokenization_notewise.py", "tokenization_base.py", "midi_io.py", "midi_events.py"]:
         assert (tmp_path / "tok" / module).exists(), module
     script = textwrap.dedent(
         f"""
@@ -330,7 +330,8 @@ def test_files_that_travel_to_the_hub_need_only_numpy_symusic_and_transformers()
 
     folder = Path(package.__file__).parent
     allowed = set(sys.stdlib_module_names) | {"__future__", "numpy", "symusic", "transformers"}
-    for module in ["tokenization_notewise.py", "tokenization_chordwise.py", "tokenization_base.py", "midi_io.py"]:
+    modules = ["tokenization_notewise.py", "tokenization_chordwise.py", "tokenization_base.py", "midi_io.py"]
+    for module in [*modules, "midi_events.py"]:
         assert set(get_imports(str(folder / module))) <= allowed, module
 
 

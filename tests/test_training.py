@@ -173,6 +173,9 @@ def test_resume_after_kill_9_continues_the_same_loss_curve(tiny_dataset, tmp_pat
         assert got[step] == pytest.approx(expected[step], rel=1e-5, abs=1e-6), f"step {step}"
     eval_losses = [r["eval_loss"] for r in read_metrics(tmp_path / "interrupted") if "eval_loss" in r]
     assert len(eval_losses) == 4  # steps 6, 12, 18, 24: none twice
+    # the summary's train_loss averages all 24 steps, not only the 12 after the resume
+    summaries = [json.loads((tmp_path / run / "train_summary.json").read_text()) for run in ("straight", "interrupted")]
+    assert summaries[1]["train_loss"] == pytest.approx(summaries[0]["train_loss"], rel=1e-5)
 
 
 @pytest.mark.slow
@@ -238,3 +241,23 @@ def test_resume_with_other_settings_is_refused_naming_them(tmp_path):
     changed = TrainConfig(dataset=str(tmp_path), output_dir=str(out), model={"hidden_size": 64}, window=128)
     with pytest.raises(ValueError, match=r"these differ: model .*hidden_size.*; window 64 -> 128\. Give the same"):
         train(changed, resume=True)
+
+
+def test_train_loss_after_a_resume_averages_every_step_even_when_checkpoints_fall_between_logs(tiny_dataset, tmp_path):
+    """A resumed run's summary said the mean loss of the resumed steps only; and steps after the last log before a
+    checkpoint (logging every 2 steps, a checkpoint at step 3) were in no log at all. A constant learning rate makes
+    a run stopped at step 3 and resumed to step 8 the same run as one of 8 steps."""
+    from toccata.training.trainer import TrainConfig, train
+
+    def config(out: Path, steps: int) -> TrainConfig:
+        return TrainConfig(
+            dataset=str(tiny_dataset), output_dir=str(out), window=48, batch_size=4, max_steps=steps, eval_steps=3,
+            logging_steps=2, scheduler="constant", warmup=0.0, seed=5, patience=None,
+            model={"embedding_size": 24, "hidden_size": 32, "num_hidden_layers": 1},
+        )  # fmt: skip
+
+    straight = train(config(tmp_path / "straight", 8))
+    train(config(tmp_path / "resumed", 3))
+    resumed = train(config(tmp_path / "resumed", 8), resume=True)
+    assert resumed["steps"] == straight["steps"] == 8
+    assert resumed["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-5)

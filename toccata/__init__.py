@@ -5,7 +5,13 @@ Subpackages: `toccata.tokenization` (MIDI <-> tokens), `toccata.modeling`, `tocc
 
 from __future__ import annotations
 
+from pkgutil import extend_path
+
 __version__ = "0.1.0"
+
+# Run from the repository root, Python finds this folder (the app layer alone) before the installed package, whose
+# `toccata/` holds the other folders too (modeling, tokenization ... under their installed names): look there as well.
+__path__ = extend_path(__path__, __name__)
 
 
 def _register_auto_classes() -> None:

@@ -1,14 +1,16 @@
 """The `toccata` command: a thin layer over the package, holding no logic of its own.
 
-    toccata tokenize FILE.mid [-o OUT.txt] [--format notewise|clara] [--tokenizer notewise|notewise-miditok|remi|...]
+    toccata tokenize FILE.mid|FILE.musicxml|FILE.krn|... [-o OUT.txt] [--format notewise|clara] [--tokenizer notewise|notewise-miditok|remi|...]
     toccata tokenize FILE.mid --tokenizer notewise-bpe|chordwise --scheme FOLDER   (a scheme saved by TokenScheme.save)
     toccata detokenize FILE.txt -o OUT.mid [--format notewise|clara] [--scheme FOLDER]
+    toccata roll FILE.mid|FILE.musicxml|... -o ROLL.png [--compare OTHER.mid]
     toccata build-dataset [--source DIR|corpus[:PATTERN]|URL ...] --out OUT [--num-proc N] [--push-to-hub ORG/NAME]
                           [--tokenizer remi|midilike|tsd|chordwise|notewise-bpe [--bpe-vocab-size N]]
     toccata crawl URL ... --out DIR
     toccata critic train|score ...; toccata composer train|predict ...   (cli_critic.py)
 
-A source may be a MIDI path or ``corpus:WORK``, a work of music21's bundled corpus (e.g. ``corpus:bach/bwv66.6``).
+A source may be a MIDI path, a score (read as the dataset builder reads them) or ``corpus:WORK``, a work of music21's
+bundled corpus (e.g. ``corpus:bach/bwv66.6``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import warnings
 from pathlib import Path
 
 from toccata.cli_critic import add_classifier_parsers
@@ -29,14 +32,15 @@ MIDITOK_CHOICES = ("notewise-miditok", "remi", "midilike", "tsd")  # `encode_wit
 LEARNED_CHOICES = ("notewise-bpe", "chordwise")  # token schemes that learn from data: need --scheme FOLDER
 
 
-def _read_source(source: str) -> tuple[object, str]:
-    """(MIDI source for the tokenizer, a short stem for output names) of a path or ``corpus:WORK``."""
+def _read_source(source: str) -> object:
+    """The MIDI source the tokenizer takes for a MIDI file, a score (converted by music21 in a limited child, as the
+    dataset builder reads scores) or ``corpus:WORK``."""
     from toccata.tokenization.midi_io import music21_corpus_midi
+    from toccata.tokenization.score_io import read_music_file
 
     if source.startswith(CORPUS_PREFIX):
-        work = source[len(CORPUS_PREFIX) :]
-        return music21_corpus_midi(work), Path(work).name
-    return source, Path(source).stem
+        return music21_corpus_midi(source[len(CORPUS_PREFIX) :])
+    return read_music_file(source)
 
 
 def _tokenize_scheme(args: argparse.Namespace):
@@ -66,7 +70,7 @@ def _cmd_tokenize(args: argparse.Namespace) -> int:
     scheme = _tokenize_scheme(args)
     tokenizer = scheme.name if scheme is not None else args.tokenizer or "notewise"
     out = output_file(args.output, "token text") if args.output else None
-    src, stem = _read_source(args.source)
+    src = _read_source(args.source)
     if args.format == "clara" and (tokenizer != "notewise" or scheme is not None):
         raise ValueError(f"--tokenizer {tokenizer} writes its own tokens: leave out --format clara")
     if args.instruments and (args.format == "clara" or tokenizer != "notewise" or scheme is not None):
@@ -106,6 +110,33 @@ def _cmd_tokenize(args: argparse.Namespace) -> int:
     out.write_text(text, encoding="utf-8")
     kind = args.format if args.format == "clara" else tokenizer
     print(f"wrote {count} {kind} tokens of {args.source} to {out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_roll(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from toccata.render import piano_rolls
+    from toccata.tokenization import NotewiseTokenizer
+    from toccata.tokenization.tokenization_notewise import INSTRUMENTS
+
+    out = output_file(args.output, "PNG file")
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"-o {out}: a piano roll is a PNG image; give a .png name")
+    reader = NotewiseTokenizer(instruments=tuple(INSTRUMENTS))  # violin and cello tracks in their own colours
+    rolls = []
+    for source in [args.source, *args.compare]:
+        parts, _ = reader.read_parts(_read_source(source))
+        notes = {
+            name: np.column_stack([found.start, found.end, found.pitch]) / [found.tpq, found.tpq, 1]
+            for name, found in parts.items()
+            if len(found)
+        }
+        if not notes:
+            raise ValueError(f"{source}: no notes to draw (drum tracks are left out)")
+        rolls.append((notes, source if source.startswith(CORPUS_PREFIX) else Path(source).name))
+    piano_rolls(rolls, out, caption="piano")
+    print(f"wrote the piano roll of {', '.join(title for _, title in rolls)} to {out}", file=sys.stderr)
     return 0
 
 
@@ -258,8 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="toccata", description="Compose piano music with a notewise LSTM.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    tokenize = commands.add_parser("tokenize", help="MIDI -> token text (prints to stdout unless -o is given)")
-    tokenize.add_argument("source", help="a MIDI file, or corpus:WORK from music21's corpus (corpus:bach/bwv66.6)")
+    tokenize = commands.add_parser("tokenize", help="MIDI or a score -> token text (stdout unless -o is given)")
+    tokenize.add_argument(
+        "source", help="a MIDI file, a score (.musicxml, .mxl, .krn, .abc, .mei), or corpus:WORK (corpus:bach/bwv66.6)"
+    )
     tokenize.add_argument("-o", "--output", help="where to write the token text")
     tokenize.add_argument("--format", choices=["notewise", "clara"], default="notewise")
     tokenize.add_argument(
@@ -294,6 +327,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--scheme", metavar="FOLDER", help="read the words of this saved token scheme (as `tokenize --scheme` wrote)"
     )
     detokenize.set_defaults(run=_cmd_detokenize)
+
+    roll = commands.add_parser("roll", help="the piano roll of a MIDI file or score (as the demo draws it) -> PNG")
+    roll.add_argument("source", help="a MIDI file, a score (.musicxml, .mxl, .krn, .abc, .mei), or corpus:WORK")
+    roll.add_argument("-o", "--output", required=True, help="the PNG file to write")
+    roll.add_argument(
+        "--compare", action="append", default=[], metavar="OTHER", help="another piece drawn below on the same scales"
+    )
+    roll.set_defaults(run=_cmd_roll)
 
     build = commands.add_parser(
         "build-dataset", help="MIDI and score sources -> parquet dataset with card and rejects manifest"
@@ -387,16 +428,23 @@ def output_file(name: str, kind: str = "file") -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `toccata` console script; user errors print one line and exit with status 2."""
+    """Entry point of the `toccata` console script; user errors print one line and exit with status 2, warnings
+    (such as notes a file never switched off) one line each."""
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except ValueError as err:  # MidiError and friends name the file and the problem
-        print(f"toccata {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:  # a file that cannot be written (permissions, a full disk): strerror and the path
-        print(f"toccata {args.command}: error: {err}", file=sys.stderr)
-        return 2
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"toccata {args.command}: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        try:
+            return args.run(args)
+        except ValueError as err:  # MidiError and friends name the file and the problem
+            print(f"toccata {args.command}: error: {err}", file=sys.stderr)
+            return 2
+        except OSError as err:  # a file that cannot be written (permissions, a full disk): strerror and the path
+            print(f"toccata {args.command}: error: {err}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def add_classifier_parsers(commands: argparse._SubParsersAction) -> None:
             "score" if task == "critic" else "predict",
             help="P(human) per file" if task == "critic" else "the most likely composers per file",
         )
-        use.add_argument("files", nargs="+", help="MIDI files, or corpus:WORK from music21's corpus")
+        use.add_argument("files", nargs="+", help="MIDI files, scores (.musicxml, .krn ...), or corpus:WORK")
         use.add_argument("--model", help=f"a {task} checkpoint folder or Hub id (default: the embedded one)")
         use.add_argument("--trust-remote-code", action="store_true", help="run code from the checkpoint folder/repo")
         use.add_argument("--json", action="store_true", help="print one JSON object per file")
@@ -104,9 +104,8 @@ def _tokens(source: str, tokenizer) -> list[str]:
     from toccata.cli import _read_source
 
     if not source.startswith("corpus:") and not Path(source).is_file():
-        raise ValueError(f"{source}: no such file; give a MIDI file or corpus:WORK")
-    src, _ = _read_source(source)
-    return tokenizer.midi_to_tokens(src, safe=True)
+        raise ValueError(f"{source}: no such file; give a MIDI file, a score or corpus:WORK")
+    return tokenizer.midi_to_tokens(_read_source(source), safe=True)
 
 
 def run_use(args: argparse.Namespace) -> int:

@@ -57,7 +57,7 @@ def add_generate_parser(commands: argparse._SubParsersAction) -> None:
     length.add_argument("--beats", type=float, help="length of the continuation in quarter notes (default 64)")
     length.add_argument("--tokens", type=int, help="length of the continuation in tokens")
     gen.add_argument("--qpm", type=float, help="tempo in quarter notes per minute (default: the prompt's, or 120)")
-    gen.add_argument("--prompt", help="MIDI file or corpus:WORK to continue")
+    gen.add_argument("--prompt", help="MIDI file, score (.musicxml, .mxl, .krn, .abc ...) or corpus:WORK to continue")
     gen.add_argument(
         "--composer",
         help="in this composer's style, for a checkpoint trained with composer labels (its model card lists them)",
@@ -126,10 +126,10 @@ def _load(args: argparse.Namespace):
 
 
 def _prompt(source: str | None):
-    """The prompt as the tokenizer takes it: a path, or the MIDI bytes of ``corpus:WORK``."""
+    """The prompt as the tokenizer takes it: a MIDI path, or the MIDI bytes of a score or ``corpus:WORK``."""
     from toccata.cli import _read_source  # imported here: cli imports this module
 
-    return None if source is None else _read_source(source)[0]
+    return None if source is None else _read_source(source)
 
 
 def _synth(wanted: bool | None):

@@ -61,6 +61,24 @@ def is_score_path(path: str | os.PathLike) -> bool:
     return os.fspath(path).lower().endswith(SCORE_EXTENSIONS)
 
 
+def read_music_file(path: str | os.PathLike, *, safe: bool = True) -> str | bytes:
+    """A MIDI file or a score as `load_score` and the tokenizers take it: a score (.krn, .musicxml, .mxl, .xml, .abc,
+    .mei) as the MIDI bytes of `read_score_file` (music21 in a limited child when `safe`), any other file as its path
+    for `load_score` to read (or refuse, naming the problem). A MIDI file under a score's extension is MIDI.
+    Every command that takes a MIDI file takes a score through this."""
+    name = os.fspath(path)
+    if not is_score_path(name):
+        return name
+    try:
+        with open(name, "rb") as handle:
+            head = handle.read(12)
+    except OSError:
+        head = b""  # read_score_file says what is wrong with the path
+    if head[:4] == b"MThd" or (head[:4] == b"RIFF" and head[8:12] == b"RMID"):
+        return name
+    return read_score_file(name, safe=safe).midi
+
+
 def read_score_file(
     path: str | os.PathLike, *, safe: bool = True, limits: MidiLimits = SCORE_LIMITS
 ) -> ScoreConversion:
@@ -221,5 +239,6 @@ __all__ = [
     "is_score_path",
     "kern_records",
     "license_from_text",
+    "read_music_file",
     "read_score_file",
 ]

@@ -204,8 +204,8 @@ class NotewiseMidiTok(MusicTokenizer):
         Bad files raise `MidiError` naming the file; `safe=True` parses in a child process. A score not on the step
         grid is preprocessed even when `no_preprocess_score` is True (it cannot have been preprocessed).
         """
-        if not isinstance(score, ScoreTick):
-            score = load_score(score, safe=safe, limits=limits)
+        if not isinstance(score, ScoreTick) or self.sustain_pedal:  # the pedal as NotewiseTokenizer applies it
+            score = load_score(score, safe=safe, limits=limits, sustain_pedal=self.sustain_pedal)
         if no_preprocess_score and score.ticks_per_quarter != self.steps_per_quarter:
             no_preprocess_score = False
         return super().encode(score, encode_ids, no_preprocess_score, attribute_controls_indexes)
@@ -228,7 +228,7 @@ class NotewiseMidiTok(MusicTokenizer):
 
     def _grid_notes(self, score: symusic.Score) -> NoteArrays:
         """Notes of all non-drum tracks of `score`, merged, on the step grid (idempotent on a preprocessed score)."""
-        (notes,) = score_notes(score, drop_drums=True, merge_tracks=True, sustain_pedal=self.sustain_pedal)
+        (notes,) = score_notes(score, drop_drums=True, merge_tracks=True)
         return quantize_notes(notes, self.steps_per_quarter, self.min_pitch, self.max_pitch)
 
     def _score_to_tokens(self, score: symusic.Score, attribute_controls_indexes: Any = None) -> TokSequence:

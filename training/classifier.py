@@ -194,15 +194,18 @@ def critic_scores(model, tokenizer, token_lists) -> list[float]:
 
 def load_classifier(source: str | os.PathLike, trust_remote_code: bool = False):
     """(model, tokenizer) of a classifier folder or Hub id, in eval mode; a clear error if it is not one."""
+    from toccata.modeling.hub import hub_load_options
+
     import toccata
 
     toccata._register_auto_classes()
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     name = str(source)
+    options = {"trust_remote_code": trust_remote_code, **hub_load_options(name, kind="classifier")}
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(name, trust_remote_code=trust_remote_code)
-        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+        model = AutoModelForSequenceClassification.from_pretrained(name, **options)
+        tokenizer = AutoTokenizer.from_pretrained(name, **options)
     except OSError as err:
         raise ValueError(f"{name}: not a Toccata classifier folder ({str(err).splitlines()[0]})") from None
     return model.eval(), tokenizer

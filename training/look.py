@@ -28,13 +28,13 @@ def describe(notes: np.ndarray) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from toccata.demo.render import piano_roll
     from toccata.modeling import GenerationRequest, compose
     from toccata.modeling.sampling import preset_from_generation_config
     from toccata.tokenization.midi_io import save_score
 
     import toccata
     from toccata.audio import Synth
+    from toccata.render import piano_roll
 
     from .data import read_rows
 
@@ -53,11 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     synth = Synth.find()
     lines = [f"# {args.run}: samples beside {args.split} excerpts", ""]
 
-    def emit(name: str, tokens: list[str]) -> None:
+    def emit(name: str, tokens: list[str], caption: str) -> None:
         midi = save_score(tokenizer.tokens_to_midi(tokens, qpm=100.0), out / f"{name}.mid")
         grid = tokenizer.tokens_to_notes(tokens)  # as the demo draws its rolls
         notes = np.column_stack([grid.start / grid.tpq, grid.end / grid.tpq, grid.pitch])
-        piano_roll(notes, 0.0, out / f"{name}.png", title=name)
+        piano_roll(notes, 0.0, out / f"{name}.png", title=name, caption=caption)
         if synth is not None:
             synth.render(midi, out / f"{name}.wav")
         lines.append(f"- `{name}`: {describe(notes)}  \n  ![{name}]({name}.png)")
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     for seed in range(args.samples):
         request = GenerationRequest(sampler=replace(sampler, seed=seed), guards=guards, beats=args.beats, qpm=100.0)
         (piece,) = compose(model, tokenizer, request)
-        emit(f"sample-{seed}", list(piece.tokens))
+        emit(f"sample-{seed}", list(piece.tokens), "generated")
     rows = [r for r in read_rows(args.dataset, args.split) if not r["transposition"]][: args.samples]
     for i, row in enumerate(rows):
         words, kept, steps = row["notewise"].split(), [], 0
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             steps += int(word[4:]) if word.startswith("wait") else 0
             if steps >= args.beats * tokenizer.steps_per_quarter:
                 break
-        emit(f"heldout-{i}", kept)
+        emit(f"heldout-{i}", kept, f"{args.split} piece")  # real music, not a continuation
     (out / "look.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {out}/look.md", file=sys.stderr)
     return 0

@@ -229,25 +229,30 @@ def store_half(weights: Path) -> None:
 
 
 def code_sources(folder: str | Path) -> dict[Path, Path]:
-    """Each code file beside a checkpoint's weights (for `trust_remote_code`) -> the package module it copies."""
+    """Each code file beside a checkpoint's weights (for `trust_remote_code`) -> the package module it copies,
+    with the modules those import from beside them that the folder lacks yet (a module split off since it was saved)."""
     import toccata.modeling
     import toccata.tokenization
+    from transformers.dynamic_module_utils import get_relative_imports
 
     packages = [Path(toccata.modeling.__file__).parent, Path(toccata.tokenization.__file__).parent]
-    pairs = {}
-    for copy in sorted(Path(folder).glob("*.py")):
+    pairs, waiting = {}, sorted(Path(folder).glob("*.py"))
+    while waiting:
+        copy = waiting.pop()
         source = next((package / copy.name for package in packages if (package / copy.name).is_file()), None)
         if source is None:
             raise ValueError(f"{copy}: no module of that name in toccata.modeling or toccata.tokenization")
         pairs[copy] = source
-    return pairs
+        needed = (copy.with_name(f"{name}.py") for name in get_relative_imports(str(source)))
+        waiting += [path for path in needed if path not in pairs and path not in waiting]
+    return dict(sorted(pairs.items()))
 
 
 def refresh_code(folder: str | Path) -> list[Path]:
     """Copy the package's current modules over the code files beside a checkpoint's weights; the files changed."""
     changed = []
     for copy, source in code_sources(folder).items():
-        if copy.read_bytes() != source.read_bytes():
+        if not copy.is_file() or copy.read_bytes() != source.read_bytes():
             shutil.copyfile(source, copy)
             changed.append(copy)
     return changed

@@ -138,6 +138,31 @@ class MetricsLog(TrainerCallback):
         write_csv(self.path)
 
 
+class LogAtSave(TrainerCallback):
+    """Logs the training loss at every checkpoint, so that a checkpoint's log history covers each step before it:
+    a resumed run's summary averages the whole run from it (`run_train_loss`)."""
+
+    def on_step_end(self, args, state, control, **kwargs) -> None:
+        control.should_log = control.should_log or control.should_save
+
+    def on_epoch_end(self, args, state, control, **kwargs) -> None:
+        control.should_log = control.should_log or control.should_save
+
+
+def run_train_loss(log_history: list[dict], training_loss: float, steps: int, resumed_at: int | None) -> float:
+    """The mean training loss over every step of a run. The Trainer's `training_loss` covers this invocation only:
+    after a resume from step `resumed_at`, the steps before it come from the losses logged up to the checkpoint."""
+    if not resumed_at:
+        return training_loss
+    logged, covered = 0.0, 0
+    for row in log_history:
+        if "loss" in row and covered < row["step"] <= resumed_at:
+            logged += row["loss"] * (row["step"] - covered)  # each logged loss is the mean since the last log
+            covered = row["step"]
+    this_run = steps - resumed_at
+    return (logged + training_loss * this_run) / max(covered + this_run, 1)
+
+
 def write_csv(jsonl: Path) -> None:
     """metrics.csv beside metrics.jsonl: one column per key ever logged."""
     rows = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
@@ -388,7 +413,8 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list[TrainerCall
     world = int(os.environ.get("WORLD_SIZE", "1"))
     steps_per_epoch = math.ceil(len(train_set) / (config.batch_size * world))
     args = _training_arguments(config, out, steps_per_epoch)
-    callbacks = [MetricsLog(out, _step_of(resume_from) if resume_from else None), *(callbacks or [])]
+    resumed_at = _step_of(resume_from) if resume_from else None
+    callbacks = [MetricsLog(out, resumed_at), LogAtSave(), *(callbacks or [])]
     if config.patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.patience))
     trainer = WindowTrainer(
@@ -408,7 +434,9 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list[TrainerCall
         **stats,
         "steps": trainer.state.global_step,
         "epochs": round(trainer.state.epoch or 0.0, 3),
-        "train_loss": result.training_loss,
+        "train_loss": run_train_loss(
+            trainer.state.log_history, result.training_loss, trainer.state.global_step, resumed_at
+        ),  # every step of the run, those before a resume too
         "best_validation_loss": best,
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "world_size": args.world_size,

@@ -13,12 +13,23 @@ import numbers
 import os
 import stat
 import struct
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 import symusic
+
+from .midi_events import (
+    HELD_OFFSET,
+    EventError,
+    byte_facts,
+    check_track_lengths,
+    close_held_notes,
+    release_held_notes,
+    sustain_per_channel,
+)
 
 MidiSource = Union[str, os.PathLike, bytes, bytearray, memoryview, symusic.Score, Any]
 """A path, raw bytes, a `symusic.Score` or a music21 stream (anything with `.write`/`.flatten`)."""
@@ -31,6 +42,10 @@ class MidiError(ValueError):
         self.name = name
         self.problem = problem
         super().__init__(f"{name}: {problem}")
+
+
+class HeldNotesWarning(UserWarning):
+    """A file had notes that nothing switched off: they were held to the end of their track, as players do."""
 
 
 @dataclass(frozen=True)
@@ -210,6 +225,26 @@ def check_midi_bytes(data: bytes, name: str, limits: MidiLimits = DEFAULT_LIMITS
         raise MidiError(name, f"the header declares {ntracks} tracks but only {found} track chunks were found")
 
 
+def prepare_midi_bytes(
+    data: bytes, name: str, limits: MidiLimits = DEFAULT_LIMITS, sustain_pedal: bool = False
+) -> bytes:
+    """MIDI bytes as symusic should parse them: a plain Standard MIDI File, structurally checked, its tracks'
+    lengths counted exactly where 32-bit ticks could wrap, the sustain pedal applied per channel if asked, and notes
+    never switched off kept (`release_held_notes` ends them with their track after parsing). `MidiError` if bad."""
+    data = standard_midi_bytes(data, name)
+    check_midi_bytes(data, name, limits)
+    bound, channels = byte_facts(data)
+    try:
+        longest = check_track_lengths(data, limits.max_quarters) if bound >= HELD_OFFSET else None
+        if sustain_pedal:
+            data = sustain_per_channel(data)
+    except EventError as err:
+        raise MidiError(name, str(err)) from None
+    if longest is None or longest < HELD_OFFSET:  # longer tracks (very high resolutions) would wrap past 2**31 ticks
+        data = close_held_notes(data, channels)
+    return data
+
+
 def _address_space_in_use() -> int:
     """Bytes of address space this process maps now (Linux /proc; 0 where unknown)."""
     try:
@@ -323,14 +358,21 @@ def load_score(
     name: str | None = None,
     safe: bool = False,
     limits: MidiLimits = DEFAULT_LIMITS,
+    sustain_pedal: bool = False,
 ) -> symusic.Score:
     """Read `src` (path, bytes, `symusic.Score` or music21 stream) into a validated `symusic.Score` in ticks.
 
     Raises `MidiError` (a `ValueError`) naming the file and the problem. `safe=True` parses in a child process.
+    Notes never switched off last to the end of their track (a `HeldNotesWarning` counts them). With
+    `sustain_pedal=True` a note released while the sustain pedal (CC 64) of its channel is down lasts until the pedal
+    comes up, in whichever track the pedal is (a `symusic.Score` given as it is keeps no channels: per track).
     """
     name = name or source_name(src)
+    held = 0
     if isinstance(src, symusic.Score):
         score = src if src.ttype == "Tick" or str(src.ttype) == "Tick" else src.to("tick")
+        if sustain_pedal:
+            score = _sustained_per_track(score)
     else:
         if isinstance(src, (str, os.PathLike)):
             data = read_midi_bytes(src, limits)
@@ -342,10 +384,12 @@ def load_score(
             raise TypeError(
                 f"cannot read MIDI from {type(src).__name__}: pass a path, bytes, a symusic.Score or a music21 stream"
             )
-        data = standard_midi_bytes(data, name)
-        check_midi_bytes(data, name, limits)
+        data = prepare_midi_bytes(data, name, limits, sustain_pedal)
         score = run_limited(_parse_midi, (bytes(data), name), name, limits) if safe else _parse_midi(bytes(data), name)
+        held = release_held_notes(score)
     check_score(score, name, limits)
+    if held:
+        warnings.warn(f"{name}: {held} note(s) never switched off, held to the end of their track", HeldNotesWarning)
     return score
 
 
@@ -412,13 +456,23 @@ def sustain_ends(start: np.ndarray, end: np.ndarray, pedals: Any) -> np.ndarray:
     return np.where(held, up[last], end)
 
 
-def score_notes(
-    score: symusic.Score, *, drop_drums: bool = True, merge_tracks: bool = True, sustain_pedal: bool = False
-) -> list[NoteArrays]:
+def _sustained_per_track(score: symusic.Score) -> symusic.Score:
+    """A copy of `score` whose notes last while their track's sustain pedal holds them (`sustain_ends`)."""
+    score = score.copy()
+    for track in score.tracks:
+        notes = track.notes.numpy()
+        start = notes["time"].astype(np.int64)
+        end = sustain_ends(start, start + notes["duration"], track.pedals)
+        track.notes = symusic.Note.from_numpy(
+            time=notes["time"], duration=(end - start).astype(np.int32), pitch=notes["pitch"], velocity=notes["velocity"]
+        )
+    return score
+
+
+def score_notes(score: symusic.Score, *, drop_drums: bool = True, merge_tracks: bool = True) -> list[NoteArrays]:
     """Notes of `score` in ticks: one `NoteArrays` for all pitched tracks merged, or one per track.
 
-    Drum tracks (channel 10) are dropped unless `drop_drums=False`. With `sustain_pedal=True` a note released while
-    its track's sustain pedal (CC 64) is down lasts until the pedal is released, as it sounds on a piano.
+    Drum tracks (channel 10) are dropped unless `drop_drums=False`. (The sustain pedal is `load_score`'s.)
     """
     per_track = []
     for track in score.tracks:
@@ -427,8 +481,6 @@ def score_notes(
         arrays = track.notes.numpy()
         start = arrays["time"].astype(np.int64)
         end = start + arrays["duration"].astype(np.int64)
-        if sustain_pedal:
-            end = sustain_ends(start, end, track.pedals)
         per_track.append(NoteArrays(start, end, arrays["pitch"].astype(np.int64), score.tpq))
     return per_track if not merge_tracks else [NoteArrays.merge(per_track, score.tpq)]
 
@@ -491,6 +543,7 @@ def music21_corpus_midi(work: str) -> bytes:
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "HeldNotesWarning",
     "MidiError",
     "MidiLimits",
     "MidiSource",
@@ -501,6 +554,7 @@ __all__ = [
     "check_score",
     "load_score",
     "music21_corpus_midi",
+    "prepare_midi_bytes",
     "read_midi_bytes",
     "run_limited",
     "save_score",

@@ -220,10 +220,8 @@ class MidiWordTokenizer(PreTrainedTokenizer):
         self, src: MidiSource, *, safe: bool = False, limits: MidiLimits = DEFAULT_LIMITS
     ) -> tuple[NoteArrays, ScoreMeta]:
         """The notes `src` contributes (pitched tracks merged, or the first pitched track) and its metadata."""
-        score = load_score(src, safe=safe, limits=limits)
-        tracks = score_notes(
-            score, drop_drums=self.drop_drums, merge_tracks=self.merge_tracks, sustain_pedal=self.sustain_pedal
-        )
+        score = load_score(src, safe=safe, limits=limits, sustain_pedal=self.sustain_pedal)
+        tracks = score_notes(score, drop_drums=self.drop_drums, merge_tracks=self.merge_tracks)
         notes = tracks[0] if tracks else NoteArrays.merge([], score.tpq)
         return notes, score_meta(score)
 
@@ -231,9 +229,9 @@ class MidiWordTokenizer(PreTrainedTokenizer):
         """Tokens of `src` (path, bytes, `symusic.Score` or music21 stream) with its first tempo and time signature.
 
         All pitched tracks are merged into one piano stream (unless `merge_tracks=False`, which keeps the first
-        pitched track only); drums are dropped; with `sustain_pedal=True` notes held by the pedal last until it
-        is released. Raises `MidiError` (a `ValueError`) naming the file on bad input;
-        `safe=True` parses in a child process.
+        pitched track only); drums are dropped; with `sustain_pedal=True` notes held by their channel's pedal
+        last until it is released; notes never switched off last to the end of their track (`HeldNotesWarning`).
+        Raises `MidiError` (a `ValueError`) naming the file on bad input; `safe=True` parses in a child process.
         """
         notes, meta = self.read_notes(src, safe=safe, limits=limits)
         return TokenEncoding(self.notes_to_tokens(notes), meta, self.scheme)
@@ -254,8 +252,8 @@ class MidiWordTokenizer(PreTrainedTokenizer):
 
         For multi-instrument work; `midi_to_tokens` merges all tracks into one piano stream.
         """
-        score = load_score(src, safe=safe, limits=limits)
-        tracks = score_notes(score, drop_drums=self.drop_drums, merge_tracks=False, sustain_pedal=self.sustain_pedal)
+        score = load_score(src, safe=safe, limits=limits, sustain_pedal=self.sustain_pedal)
+        tracks = score_notes(score, drop_drums=self.drop_drums, merge_tracks=False)
         return [self.notes_to_tokens(notes) for notes in tracks]
 
     # ------------------------------------------------------------------------------------------ MIDI out

@@ -326,12 +326,12 @@ class NotewiseTokenizer(MidiWordTokenizer):
 
         Drums are dropped; tracks of one part merge (with `merge_tracks=False`, each part keeps its first track).
         """
-        score = load_score(src, safe=safe, limits=limits)
+        score = load_score(src, safe=safe, limits=limits, sustain_pedal=self.sustain_pedal)
         return self._score_parts(score), score_meta(score)
 
     def _score_parts(self, score) -> dict[str, NoteArrays]:
         pitched = [track for track in score.tracks if not (self.drop_drums and track.is_drum)]
-        arrays = score_notes(score, drop_drums=self.drop_drums, merge_tracks=False, sustain_pedal=self.sustain_pedal)
+        arrays = score_notes(score, drop_drums=self.drop_drums, merge_tracks=False)
         groups: dict[str, list[NoteArrays]] = {name: [] for name in self.instruments}
         for track, notes in zip(pitched, arrays):
             groups[instrument_of_track(track.name, track.program, self.instruments)].append(notes)
@@ -362,9 +362,9 @@ class NotewiseTokenizer(MidiWordTokenizer):
         """Tokens of each pitched track of `src` on its own, in file order, each in the words of its part."""
         if not self.is_instrumented:
             return super().midi_to_track_tokens(src, safe=safe, limits=limits)
-        score = load_score(src, safe=safe, limits=limits)
+        score = load_score(src, safe=safe, limits=limits, sustain_pedal=self.sustain_pedal)
         pitched = [track for track in score.tracks if not (self.drop_drums and track.is_drum)]
-        arrays = score_notes(score, drop_drums=self.drop_drums, merge_tracks=False, sustain_pedal=self.sustain_pedal)
+        arrays = score_notes(score, drop_drums=self.drop_drums, merge_tracks=False)
         return [
             self.notes_to_tokens({instrument_of_track(track.name, track.program, self.instruments): notes})
             for track, notes in zip(pitched, arrays)

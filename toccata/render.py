@@ -1,5 +1,6 @@
-"""The piano roll the demo shows (audio comes from `toccata.audio`): the piano's prompt and continuation in two
-colours, a violin or cello part in its own.
+"""The piano roll the demo shows, `toccata roll` draws for any MIDI file or score and `training.look` draws for
+samples (audio comes from `toccata.audio`): the piano's prompt and the rest in two colours, a violin or cello part in
+its own.
 
 Drawn with Pillow, not matplotlib: about 6 ms instead of 180 ms a roll, and no Python-heavy drawing holding the GIL
 while the shared decoding loop serves other requests. A palette image (seven colours, text without anti-aliasing):
@@ -23,16 +24,50 @@ MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 44, 12, 26, 40
 GRID, AXIS, TEXT, SPLIT = "#dddddd", "#888888", "#333333", "#444444"
 
 
-def piano_roll(notes: np.ndarray | dict[str, np.ndarray], split: float, path: Path, title: str = "") -> Path:
+def piano_roll(
+    notes: np.ndarray | dict[str, np.ndarray], split: float, path: Path, title: str = "", caption: str | None = None
+) -> Path:
     """A PNG piano roll of `notes` ((n, 3): start and end in quarter notes, MIDI pitch), or of several parts
     ({"piano": notes, "violin": notes}); piano notes starting before `split` (the end of the prompt) in one colour,
-    the continuation in another, every other part in its own colour."""
+    the rest in another (named `caption` in the legend; default "continuation"), every other part in its own colour."""
+    path = Path(path)
+    roll_image(notes, split, title, caption).save(path, format="PNG")
+    return path
+
+
+def piano_rolls(rolls: list[tuple[dict[str, np.ndarray], str]], path: Path, caption: str | None = None) -> Path:
+    """One PNG of several rolls ((parts, title) each, as `piano_roll` takes them, no prompt), one above the other on
+    the same time and pitch scales, so that pieces compare at a glance."""
+    arrays = [np.asarray(part, dtype=float).reshape(-1, 3) for parts, _ in rolls for part in parts.values()]
+    notes = np.concatenate(arrays) if arrays else np.zeros((0, 3))
+    pitches = (notes[:, 2].min() - 2, notes[:, 2].max() + 2) if len(notes) else None
+    length = notes[:, 1].max() if len(notes) else None
+    images = [roll_image(parts, 0.0, title, caption, length=length, pitches=pitches) for parts, title in rolls]
+    sheet = Image.new("RGB", (SIZE[0], SIZE[1] * len(images)), "white")
+    for row, image in enumerate(images):
+        sheet.paste(image.convert("RGB"), (0, row * SIZE[1]))  # each palette image has its own palette
+    path = Path(path)
+    sheet.save(path, format="PNG")
+    return path
+
+
+def roll_image(
+    notes: np.ndarray | dict[str, np.ndarray],
+    split: float = 0.0,
+    title: str = "",
+    caption: str | None = None,
+    *,
+    length: float | None = None,
+    pitches: tuple[float, float] | None = None,
+) -> Image.Image:
+    """The image `piano_roll` saves; `length` (quarter notes) and `pitches` (lowest, highest) fix the scales, which
+    otherwise fit the notes."""
     parts = notes if isinstance(notes, dict) else {"piano": notes}
     parts = {name: np.asarray(part, dtype=float).reshape(-1, 3) for name, part in parts.items()}
     notes = np.concatenate(list(parts.values())) if parts else np.zeros((0, 3))
     end, pitch = notes[:, 1], notes[:, 2]
-    low, high = (pitch.min() - 2, pitch.max() + 2) if len(notes) else (55.0, 80.0)
-    length = max(end.max() if len(notes) else 0.0, split, 1.0)
+    low, high = pitches or ((pitch.min() - 2, pitch.max() + 2) if len(notes) else (55.0, 80.0))
+    length = max(length or 0.0, end.max() if len(notes) else 0.0, split, 1.0)
     width, height = SIZE
     left, right, top, bottom = MARGIN_LEFT, width - MARGIN_RIGHT, MARGIN_TOP, height - MARGIN_BOTTOM
 
@@ -65,12 +100,10 @@ def piano_roll(notes: np.ndarray | dict[str, np.ndarray], split: float, path: Pa
         _label(draw, (x, bottom + 6), f"{tick:g}", anchor="mt")
     _label(draw, ((left + right) / 2, height - 4), "quarter notes", anchor="mb")
     others = [name for name in parts if name != "piano"]
-    _legend(draw, right, height - 4, prompt=split > 0, others=others)
+    _legend(draw, right, height - 4, prompt=split > 0, others=others, caption=caption)
     if title:
         _label(draw, ((left + right) / 2, 6), title, anchor="mt")
-    path = Path(path)
-    image.save(path, format="PNG")
-    return path
+    return image
 
 
 def _ticks(length: float) -> np.ndarray:
@@ -102,10 +135,12 @@ def _font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default()
 
 
-def _legend(draw: ImageDraw.ImageDraw, right: float, baseline: float, prompt: bool, others=()) -> None:
+def _legend(
+    draw: ImageDraw.ImageDraw, right: float, baseline: float, prompt: bool, others=(), caption: str | None = None
+) -> None:
     piano = "piano " if others else ""
     entries = [(f"{piano}prompt", PROMPT_COLOUR)] if prompt else []
-    entries.append((f"{piano}continuation", CONTINUATION_COLOUR))
+    entries.append((caption or f"{piano}continuation", CONTINUATION_COLOUR))
     entries += [(name, PART_COLOURS.get(name, "#777777")) for name in others]
     x = right
     for label, colour in reversed(entries):
