@@ -2,6 +2,9 @@
 # torch==2.13.0 is installed first, on its own: it is a CPU wheel on this machine's disk, while any other torch
 # spec makes pip pull several GB of CUDA packages.
 PYTHON ?= python3
+# torch before the package, on its own. Another machine: TORCH_PIP_ARGS="--index-url <PyTorch's CPU index>".
+TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
 VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
@@ -40,7 +43,7 @@ FORCE:
 $(VENV)/.installed: pyproject.toml $(PACKAGE_FILES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) '$(TORCH_SPEC)'
 	$(BIN)/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=strict
 	touch $@
 
