@@ -260,7 +260,9 @@ def test_critic_and_composer_commands_end_to_end(two_composers, tiny_generator, 
     assert summary["test"]["piece_top1"] >= 5 / 6
     capsys.readouterr()
     assert main(["composer", "predict", str(piece), "--model", str(composer), "--json"]) == 0
-    ranked = json.loads(capsys.readouterr().out.strip())["composers"]
+    printed = capsys.readouterr()
+    assert "this classifier knows 2 composers (" in printed.err and "Chords" in printed.err  # not anyone's composer
+    ranked = json.loads(printed.out.strip())["composers"]
     assert ranked[0]["composer"] == "Chords" and sum(r["p"] for r in ranked) == pytest.approx(1.0, abs=1e-4)
     assert main(["critic", "score", str(piece), "--model", str(composer)]) == 2  # a composer is not a critic
 

@@ -25,7 +25,9 @@ def add_classifier_parsers(commands: argparse._SubParsersAction) -> None:
         _add_train(actions.add_parser("train", help=f"train a {task} on a built dataset"), task)
         use = actions.add_parser(
             "score" if task == "critic" else "predict",
-            help="P(human) per file" if task == "critic" else "the most likely composers per file",
+            help="P(human) per file"
+            if task == "critic"
+            else "the most likely composers per file, among those the classifier knows (it says which)",
         )
         use.add_argument("files", nargs="+", help="MIDI files, scores (.musicxml, .krn ...), or corpus:WORK")
         use.add_argument("--model", help=f"a {task} checkpoint folder or Hub id (default: the embedded one)")
@@ -119,6 +121,13 @@ def run_use(args: argparse.Namespace) -> int:
     task = (getattr(model.config, "toccata_classifier", None) or {}).get("task")
     if task and task != args.task:
         raise ValueError(f"{source}: is a {task} checkpoint, not a {args.task}; use `toccata {task}`")
+    if args.task == "composer":  # a piece by anyone else still gets one of these: say who they are
+        known = [model.config.id2label[i] for i in sorted(model.config.id2label, key=int)]
+        print(
+            f"this classifier knows {len(known)} composers ({', '.join(known)}); a piece by anyone else is named "
+            "after the nearest of them",
+            file=sys.stderr,
+        )
     for path in args.files:
         tokens = _tokens(path, tokenizer)
         if not tokens:
