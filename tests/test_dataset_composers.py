@@ -121,6 +121,23 @@ def test_sketch_tells_editions_from_other_pieces():
     assert max(others) < 0.2
 
 
+def test_pieces_meet_in_a_sketch_bucket_only_when_alike():
+    """Near-duplicates are looked for among pieces sharing a band of their sketch, so a folder of many pieces by one
+    (or no) composer does not compare every pair: an edition meets its original, unrelated pieces almost never meet."""
+    from toccata.dataset_builder.pipeline import _bands
+
+    def grid(notes):
+        array = np.asarray(notes)
+        return NoteArrays(array[:, 0] // 40, array[:, 1] // 40, array[:, 2], np.full(len(array), 64))
+
+    kept = {seed: set(_bands("", note_sketch(grid(_notes(seed))))) for seed in range(1, 201)}
+    edition = set(_bands("", note_sketch(grid(_edited(_notes(1), seed=3)))))
+    assert edition & kept[1]
+    stranger = set(_bands("", note_sketch(grid(_notes(999)))))
+    assert sum(bool(stranger & bands) for bands in kept.values()) <= 10  # of 200
+    assert not set(_bands("Somebody", note_sketch(grid(_notes(1))))) & kept[1]  # another composer: another bucket
+
+
 def test_composers_held_out_whole_and_editions_merged(collection: Path, tmp_path: Path):
     out = tmp_path / "ds"
     builder = build_dataset(out, sources=(str(collection),), unseen_composer_count=2, seed=3, safe=False,
