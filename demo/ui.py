@@ -59,6 +59,12 @@ STOP_JS = f"() => {{ window.toccataStopped = true; return {STOPPED!r}; }}"
 # Run in the page when a job ends without its pieces, once Gradio has confirmed a cancel (its updates no longer
 # apply then): a progress update already on its way when Stop was pressed can land after Stop's own "Stopped.",
 # and an error leaves the status reading as running.
+# Run in the page whenever the status changes: after Stop, a progress update that was already on its way (seen on a
+# loaded machine, landing after the failure handler's "Stopped.") must not bring "Composing…" back.
+STATUS_CHANGED_JS = (
+    f"(status) => window.toccataStopped && [{WAITING!r}, {READING!r}, {COMPOSING!r}]"
+    f".some((prefix) => (status || '').startsWith(prefix)) ? {STOPPED!r} : status"
+)
 ENDED_WITHOUT_PIECES_JS = (
     f"(status) => window.toccataStopped ? {STOPPED!r} : "
     f"[{WAITING!r}, {READING!r}, {COMPOSING!r}].some((prefix) => (status || '').startsWith(prefix)) "
@@ -330,6 +336,9 @@ def build_demo(
         stop.click(None, outputs=outputs.status, js=STOP_JS, cancels=[job], api_visibility="private")
         job.failure(
             None, outputs.status, outputs.status, js=ENDED_WITHOUT_PIECES_JS, queue=False, api_visibility="private"
+        )
+        outputs.status.change(
+            None, outputs.status, outputs.status, js=STATUS_CHANGED_JS, queue=False, api_visibility="private"
         )
     # Gradio summarises its last 10,000 events with pandas after every event by default (CPU that grows with the
     # server's age, taken from the requests); every 100 events is plenty for its /monitoring page. Set before the
