@@ -103,6 +103,10 @@ class Engine:
         """The checkpoint's default sampler and guards (the form starts from them)."""
         return preset_from_generation_config(self.model.generation_config)
 
+    def composers(self) -> tuple[str, ...]:
+        """The composer labels this model was trained with (its tokenizer's), for the form's style choice."""
+        return tuple(getattr(self.tokenizer, "composers", ()) or ())
+
     def critic(self):
         """The embedded critic as a scorer (token lists -> P(human) each), loaded once per process, for best-of-N."""
         if toccata.default_critic() is None:

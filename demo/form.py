@@ -85,6 +85,7 @@ class DemoSettings:
     prompt: PromptChoice = field(default_factory=PromptChoice)
     best_of: int = 1  # > 1: compose this many candidates per variation and keep the one the critic rates most human
     instruments: str = "piano"  # "piano", "piano,violin" or "piano,cello": which model composes
+    composer: str = ""  # in this composer's style (a label of the model's tokenizer); "": no label, any style
 
     def __post_init__(self) -> None:
         if self.length_unit not in LENGTH_UNITS:
@@ -117,6 +118,7 @@ class DemoSettings:
             prompt_from=self.prompt.keep,
             num_samples=self.variations,
             best_of=self.best_of,
+            composer=self.composer or None,
         )
 
 
@@ -167,6 +169,7 @@ def settings_from_values(
         prompt=prompt,
         best_of=_integer(values, "best_of") if values.get("best_of") is not None else 1,
         instruments=values.get("instruments") or "piano",
+        composer=values.get("composer") or "",
     )
 
 
@@ -191,6 +194,7 @@ def default_values(sampler: SamplerSettings, guards: GuardSettings) -> dict[str,
         "variations": 1,
         "best_of": 1,
         "instruments": "piano",
+        "composer": "",
         "prompt_source": "corpus",
         "corpus_work": CORPUS_EXCERPTS[0][1],
         "prompt_file": None,

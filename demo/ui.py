@@ -88,14 +88,24 @@ class Outputs:
         return [self.status, *self.audios, *self.rolls, self.files, self.tokens, self.settings, self.command]
 
 
-def _controls(start: dict[str, Any], instruments: list[tuple[str, str]]) -> dict[str, gr.components.Component]:
-    """The form's components by field name (the names `settings_from_values` reads), with their local events."""
+def _controls(
+    start: dict[str, Any], instruments: list[tuple[str, str]], composers: tuple[str, ...] = ()
+) -> dict[str, gr.components.Component]:
+    """The form's components by field name (the names `settings_from_values` reads), with their local events.
+    `composers`: the model's composer labels; the style choice is shown only when it has some."""
     c: dict[str, gr.components.Component] = {}
     c["instruments"] = gr.Radio(
         instruments,
         value=start["instruments"],
         label="Instruments",
         info="piano alone, or piano with a violin or a cello part (each has its own model)",
+    )
+    c["composer"] = gr.Dropdown(
+        [("any composer", ""), *((name, name) for name in composers)],
+        value=start["composer"],
+        label="In the style of",
+        info="a composer the model learnt from (a label put before the piece, as in training)",
+        visible=bool(composers),
     )
     with gr.Group():
         c["sampler"] = gr.Radio(SAMPLER_CHOICES, value=start["sampler"], label="Sampler")
@@ -302,7 +312,7 @@ def build_demo(
         with gr.Tabs():
             with gr.Tab("Compose", id="compose", elem_id="tab-compose"), gr.Row():
                 with gr.Column(scale=2):
-                    form = _controls(start, instruments)
+                    form = _controls(start, instruments, engine.composers())
                     with gr.Row():
                         generate = gr.Button("Generate", variant="primary", elem_id="generate")
                         stop = gr.Button("Stop", variant="stop", elem_id="stop")

@@ -375,3 +375,28 @@ def test_rendered_audio_is_served_without_a_probe_process_where_ffmpeg_is_instal
     demo = ui.build_demo(engine, answers=tmp_path / "answers.sqlite")
     players = [block for block in demo.blocks.values() if isinstance(block, gr.Audio)]
     assert players and all(isinstance(block, RenderedAudio) for block in players)
+
+
+def test_the_style_choice_lists_the_models_composers_and_the_piece_is_labelled(engine, tmp_path):
+    from toccata.tokenization import NotewiseTokenizer
+
+    def style_choice(demo: gr.Blocks) -> gr.Dropdown:
+        return next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "composer")
+
+    plain = style_choice(ui.build_demo(engine, answers=tmp_path / "plain.sqlite"))
+    assert not plain.visible or engine.composers(), "a model without composer labels shows no style choice"
+    tokenizer = NotewiseTokenizer(composers=["Chopin", "Szymanowska"])
+    folder = save_checkpoint(tmp_path / "ckpt", random_model(tokenizer, embedding_size=16, hidden_size=24), tokenizer)
+    labelled = load_engine(str(folder))
+    choice = style_choice(ui.build_demo(labelled, answers=tmp_path / "labelled.sqlite"))
+    assert choice.visible and [value for _, value in choice.choices] == ["", "Chopin", "Szymanowska"]
+    form = values(labelled, composer="Szymanowska", length=4, length_unit="bars", prompt_source="none")
+    settings = settings_from_values(form, *labelled.presets())
+    result = labelled.run(settings, tmp_path)
+    assert result.settings["composer"] == "Szymanowska"
+    words = result.command.split()
+    assert words[words.index("--composer") + 1] == "Szymanowska"
+    unlabelled = labelled.run(dataclasses.replace(settings, composer=""), tmp_path / "any")
+    assert "--composer" not in unlabelled.command and unlabelled.pieces[0].text != result.pieces[0].text
+    with pytest.raises(ValueError, match="Chopin, Szymanowska"):
+        labelled.run(dataclasses.replace(settings, composer="Mozart"), tmp_path / "unknown")
