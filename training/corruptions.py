@@ -1,0 +1,126 @@
+"""Real music spoilt in ways a listener hears: the critic's negatives beyond the generator's own samples.
+
+A critic trained only on "real against our generator" learns what gives our generator away, not what music is: it
+rated real pieces with scrambled pitches as more human than the originals. Each corruption here keeps most of a real
+excerpt (its notes, its texture or its rhythm) and breaks one thing a listener notices, so a critic that tells them
+from the real excerpt has to judge pitch, rhythm, form, harmony and time's direction.
+
+All work on `NoteArrays` on the step grid (`tpq` steps per quarter, as `tokenizer.tokens_to_notes` returns), are
+deterministic given the `numpy.random.Generator`, and return new arrays (the input is not changed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from toccata.tokenization.midi_io import NoteArrays
+
+LOWEST, HIGHEST = 21, 108  # the piano keyboard: corrupted pitches fold back onto it by octaves
+SCRAMBLE_STEPS = (1, 6, 11, 13)  # semitones a scrambled note moves, up or down: a key's worth of wrong notes
+ADDED_SHARE = 0.25  # random notes added, as a share of the excerpt's notes
+
+
+def _fold(pitch: np.ndarray) -> np.ndarray:
+    """Pitches moved by octaves into the keyboard (never dropped)."""
+    pitch = pitch.copy()
+    while (low := pitch < LOWEST).any():
+        pitch[low] += 12
+    while (high := pitch > HIGHEST).any():
+        pitch[high] -= 12
+    return pitch
+
+
+def _sorted(start: np.ndarray, end: np.ndarray, pitch: np.ndarray, tpq: int) -> NoteArrays:
+    """Notes ordered by onset then pitch, every note at least one step long."""
+    end = np.maximum(end, start + 1)
+    order = np.lexsort((pitch, start))
+    return NoteArrays(start[order].astype(np.int64), end[order].astype(np.int64), pitch[order].astype(np.int64), tpq)
+
+
+def scramble_pitches(notes: NoteArrays, rng: np.random.Generator) -> NoteArrays:
+    """Every note moved by ±1, 6, 11 or 13 semitones at random: the rhythm and texture stay, the harmony goes."""
+    shift = rng.choice(SCRAMBLE_STEPS, size=len(notes)) * rng.choice((-1, 1), size=len(notes))
+    return _sorted(notes.start, notes.end, _fold(notes.pitch + shift), notes.tpq)
+
+
+def shuffle_rhythm(notes: NoteArrays, rng: np.random.Generator) -> NoteArrays:
+    """The gaps between successive onsets put in a random order: chords and their order stay, the rhythm goes."""
+    onsets, chord = np.unique(notes.start, return_inverse=True)
+    if len(onsets) < 3:
+        return _sorted(notes.start, notes.end, notes.pitch, notes.tpq)
+    gaps = rng.permutation(np.diff(onsets))
+    moved = np.concatenate([[onsets[0]], onsets[0] + np.cumsum(gaps)])[chord]
+    return _sorted(moved, moved + (notes.end - notes.start), notes.pitch, notes.tpq)
+
+
+def reorder_bars(notes: NoteArrays, rng: np.random.Generator, beats_per_bar: int = 4) -> NoteArrays:
+    """The excerpt's bars (of `beats_per_bar` quarters) in a random order: each bar is real, the form is not."""
+    bar = beats_per_bar * notes.tpq
+    first = int(notes.start.min()) // bar * bar if len(notes) else 0
+    index = (notes.start - first) // bar
+    count = int(index.max()) + 1 if len(notes) else 0
+    if count < 2:
+        return _sorted(notes.start, notes.end, notes.pitch, notes.tpq)
+    order = rng.permutation(count)
+    while count > 1 and (order == np.arange(count)).all():
+        order = rng.permutation(count)
+    place = np.empty(count, dtype=np.int64)
+    place[order] = np.arange(count)  # bar order[i] goes to position i
+    shift = (place[index] - index) * bar
+    return _sorted(notes.start + shift, notes.end + shift, notes.pitch, notes.tpq)
+
+
+def transpose_hand(notes: NoteArrays, rng: np.random.Generator) -> NoteArrays:
+    """One hand (the notes below or above the excerpt's median pitch, chosen at random) moved by a tritone."""
+    if not len(notes):
+        return _sorted(notes.start, notes.end, notes.pitch, notes.tpq)
+    split = np.median(notes.pitch)
+    hand = notes.pitch < split if rng.random() < 0.5 else notes.pitch >= split
+    shift = 6 if rng.random() < 0.5 else -6
+    return _sorted(notes.start, notes.end, _fold(np.where(hand, notes.pitch + shift, notes.pitch)), notes.tpq)
+
+
+def reverse_time(notes: NoteArrays, rng: np.random.Generator) -> NoteArrays:
+    """The excerpt played backwards: each note ends where it began, cadences come first."""
+    if not len(notes):
+        return _sorted(notes.start, notes.end, notes.pitch, notes.tpq)
+    first, last = int(notes.start.min()), int(notes.end.max())
+    return _sorted(first + last - notes.end, first + last - notes.start, notes.pitch, notes.tpq)
+
+
+def add_random_notes(notes: NoteArrays, rng: np.random.Generator, share: float = ADDED_SHARE) -> NoteArrays:
+    """A quarter more notes, at the excerpt's own onsets, durations and register but random pitches: wrong notes
+    sprinkled over real music."""
+    count = max(1, int(round(share * len(notes))))
+    if not len(notes):
+        return _sorted(notes.start, notes.end, notes.pitch, notes.tpq)
+    pick = rng.integers(0, len(notes), size=count)
+    low, high = int(notes.pitch.min()), int(notes.pitch.max())
+    pitch = rng.integers(low, high + 1, size=count)
+    start = notes.start[pick]
+    end = start + (notes.end - notes.start)[rng.integers(0, len(notes), size=count)]
+    return _sorted(
+        np.concatenate([notes.start, start]),
+        np.concatenate([notes.end, end]),
+        np.concatenate([notes.pitch, pitch]),
+        notes.tpq,
+    )
+
+
+CORRUPTIONS: dict[str, Callable[[NoteArrays, np.random.Generator], NoteArrays]] = {
+    "pitches scrambled": scramble_pitches,
+    "rhythm shuffled": shuffle_rhythm,
+    "bars reordered": reorder_bars,
+    "hand a tritone off": transpose_hand,
+    "reversed": reverse_time,
+    "random notes added": add_random_notes,
+}
+
+
+def corrupt(notes: NoteArrays, kind: str, rng: np.random.Generator) -> NoteArrays:
+    """`notes` spoilt by the corruption named `kind` (one of `CORRUPTIONS`)."""
+    if kind not in CORRUPTIONS:
+        raise ValueError(f"unknown corruption {kind!r}; known: {', '.join(CORRUPTIONS)}")
+    return CORRUPTIONS[kind](notes, rng)
