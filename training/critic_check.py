@@ -1,0 +1,109 @@
+"""Does a critic judge music? Real excerpts of pieces it never saw against each kind of negative, separately.
+
+A critic that only learnt "does not sound like our generator" rates real music with scrambled pitches as human.
+This check scores real excerpts of a held-out split, the same excerpts spoilt by each corruption
+(`corruptions.CORRUPTIONS`), and any other negatives given (a generator's samples), and reports per kind the ROC
+AUC of real against it (1: the critic always prefers the real excerpt; 0.5: chance; below 0.5: it prefers the fake),
+with a reliability curve of its probabilities (calibration: of the excerpts given P(human) near p, about p should be
+real, with real and spoilt excerpts weighted to equal totals).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from .classifier_data import dataset_rows, windows
+from .corruptions import CORRUPTIONS, corrupt
+
+Scorer = Callable[[list[list[str]]], list[float]]  # token lists -> P(human) each
+EXCERPT_TOKENS = 512
+CALIBRATION_BINS = 10
+
+
+@dataclass
+class CriticCheck:
+    """The check's numbers: AUC of real against each negative kind, and the reliability curve of all scores."""
+
+    real: int  # real excerpts scored
+    auc: dict[str, float] = field(default_factory=dict)  # negative kind -> ROC AUC of real against it
+    counts: dict[str, int] = field(default_factory=dict)  # negative kind -> excerpts scored
+    mean_p_human: dict[str, float] = field(default_factory=dict)  # "real" and each kind -> mean P(human)
+    reliability: list[tuple[float, float, int]] = field(default_factory=list)  # (mean P, share real, count) per bin
+
+    def markdown(self) -> str:
+        """The check as a Markdown table and the reliability curve."""
+        lines = ["| negatives | excerpts | mean P(human) | ROC AUC real vs them |", "|---|---:|---:|---:|"]
+        lines.append(f"| (real excerpts) | {self.real} | {self.mean_p_human['real']:.3f} | |")
+        for kind, value in self.auc.items():
+            lines.append(f"| {kind} | {self.counts[kind]} | {self.mean_p_human[kind]:.3f} | {value:.3f} |")
+        lines += ["", "| P(human) bin: mean | share real | excerpts |", "|---:|---:|---:|"]
+        lines += [f"| {p:.2f} | {share:.2f} | {count} |" for p, share, count in self.reliability]
+        return "\n".join(lines)
+
+
+def real_excerpts(
+    dataset: str | os.PathLike, split: str, tokenizer, length: int = EXCERPT_TOKENS, per_piece: int = 2
+) -> list[list[str]]:
+    """Up to `per_piece` excerpts of `length` tokens spread over each untransposed piece of `split`, as words."""
+    out = []
+    for _, ids in dataset_rows(dataset, split, tokenizer):
+        out += [tokenizer.convert_ids_to_tokens(window.tolist()) for window in windows(ids, length, per_piece)]
+    return out
+
+
+def corrupted(excerpts: Sequence[list[str]], tokenizer, kind: str, seed: int = 0) -> list[list[str]]:
+    """Each excerpt spoilt by `kind`, read and written back as the tokenizer does (a seed per excerpt)."""
+    out = []
+    for index, tokens in enumerate(excerpts):
+        rng = np.random.default_rng([seed, index])
+        notes = tokenizer.tokens_to_notes(tokens)
+        out.append(tokenizer.notes_to_tokens(corrupt(notes, kind, rng)))
+    return out
+
+
+def _reliability(probs: np.ndarray, labels: np.ndarray, bins: int) -> list[tuple[float, float, int]]:
+    """(mean P, share real, count) per probability bin, real and fake weighted to equal totals (a balanced prior)."""
+    weight = np.where(labels == 1, 1.0 / max(1, (labels == 1).sum()), 1.0 / max(1, (labels == 0).sum()))
+    index = np.minimum((probs * bins).astype(int), bins - 1)
+    curve = []
+    for b in range(bins):
+        chosen = index == b
+        if chosen.any():
+            share = float((weight[chosen] * labels[chosen]).sum() / weight[chosen].sum())
+            curve.append((float(probs[chosen].mean()), share, int(chosen.sum())))
+    return curve
+
+
+def check_critic(
+    score: Scorer,
+    tokenizer,
+    real: Sequence[list[str]],
+    negatives: dict[str, Sequence[list[str]]] | None = None,
+    corruptions: Sequence[str] = tuple(CORRUPTIONS),
+    seed: int = 0,
+) -> CriticCheck:
+    """Score `real` excerpts, their corruptions and any other `negatives` (kind -> excerpts); AUC per kind."""
+    if not real:
+        raise ValueError("no real excerpts to check the critic on")
+    kinds = {kind: corrupted(real, tokenizer, kind, seed) for kind in corruptions}
+    kinds.update(negatives or {})
+    real_p = np.asarray(score(list(real)), dtype=np.float64)
+    result = CriticCheck(real=len(real), mean_p_human={"real": float(real_p.mean())})
+    all_p, all_labels = [real_p], [np.ones(len(real_p))]
+    for kind, excerpts in kinds.items():
+        if not excerpts:
+            raise ValueError(f"no excerpts of negative kind {kind!r}")
+        fake_p = np.asarray(score(list(excerpts)), dtype=np.float64)
+        labels = np.r_[np.ones(len(real_p)), np.zeros(len(fake_p))]
+        result.auc[kind] = float(roc_auc_score(labels, np.r_[real_p, fake_p]))
+        result.counts[kind] = len(fake_p)
+        result.mean_p_human[kind] = float(fake_p.mean())
+        all_p.append(fake_p)
+        all_labels.append(np.zeros(len(fake_p)))
+    result.reliability = _reliability(np.concatenate(all_p), np.concatenate(all_labels), CALIBRATION_BINS)
+    return result
