@@ -25,11 +25,8 @@ from .pipeline import (
 )
 from .sampling import SAMPLERS, GuardSettings, SamplerSettings, default_generation_config, generate_kwargs
 
-NotewiseLSTMConfig.register_for_auto_class()
-NotewiseLSTMForCausalLM.register_for_auto_class("AutoModelForCausalLM")
 AutoConfig.register(NotewiseLSTMConfig.model_type, NotewiseLSTMConfig, exist_ok=True)
 AutoModelForCausalLM.register(NotewiseLSTMConfig, NotewiseLSTMForCausalLM, exist_ok=True)
-NotewiseLSTMForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
 AutoModelForSequenceClassification.register(NotewiseLSTMConfig, NotewiseLSTMForSequenceClassification, exist_ok=True)
 register_pipeline()
 

@@ -1,24 +1,35 @@
-"""Checkpoint folders: save (weights, config, generation presets, tokenizer, code, model card), load and push.
+"""Checkpoint folders: save (weights, config, generation presets, tokenizer, model card), load and push.
 
-A checkpoint folder is what the Hub holds: `AutoModelForCausalLM.from_pretrained(folder_or_repo)` and
-`AutoTokenizer.from_pretrained(folder_or_repo)` load it as it is, with the toccata package imported or, without
-it, with `trust_remote_code=True` (the modeling and tokenizer code travel in the folder).
+A checkpoint folder holds no code: `AutoModelForCausalLM.from_pretrained(folder_or_repo)` and
+`AutoTokenizer.from_pretrained(folder_or_repo)` load it through the classes that importing toccata registers.
+A folder for the Hub (`copy_checkpoint(..., for_hub=True)`, `push_checkpoint`, `toccata save --for-hub`) also gets
+the modeling and tokenizer modules, copied by transformers at save time (`register_for_auto_class`), so that
+`trust_remote_code=True` loads it where toccata is not installed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from huggingface_hub import HfApi, ModelCard, ModelCardData
+from transformers import PreTrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from .configuration_notewise_lstm import NotewiseLSTMConfig
-from .modeling_notewise_lstm import NotewiseLSTMForCausalLM
+from .modeling_notewise_lstm import NotewiseLSTMForCausalLM, NotewiseLSTMForSequenceClassification
 from .sampling import GuardSettings, SamplerSettings, VocabLayout, default_generation_config
 
 MODEL_TAGS = ["music", "midi", "music-generation", "piano", "lstm", "notewise", "toccata"]
+MODEL_AUTO_CLASSES = {  # the transformers Auto class each of our model classes loads through (config.json's auto_map)
+    NotewiseLSTMForCausalLM: "AutoModelForCausalLM",
+    NotewiseLSTMForSequenceClassification: "AutoModelForSequenceClassification",
+}
 
 
 @dataclass
@@ -96,15 +107,96 @@ def save_checkpoint(
     sampler: SamplerSettings | None = None,
     guards: GuardSettings | None = None,
 ) -> Path:
-    """Write a complete checkpoint folder: safetensors weights, config, generation presets, tokenizer, code, card."""
+    """Write a complete checkpoint folder: safetensors weights, config, generation presets, tokenizer, card (no code:
+    it loads through the package; `copy_checkpoint(folder, dest, for_hub=True)` makes the Hub's copy)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model.generation_config = default_generation_config(model.config, sampler, guards)
     model.config.use_cache = True  # `Trainer` turns it off for training; a user's `model(ids)` should return the state
+    forget_code(model, tokenizer)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     ModelCard(_card_text(model, card or CardInfo())).save(folder / "README.md")
     return folder
+
+
+def forget_code(model, tokenizer) -> None:
+    """Drop the `auto_map` that a model or tokenizer loaded from a folder with code carries: a folder saved without
+    the code must not point `trust_remote_code` at files it does not hold."""
+    if getattr(model.config, "auto_map", None) is not None:
+        del model.config.auto_map
+    tokenizer.init_kwargs.pop("auto_map", None)
+
+
+def _auto_class(obj) -> str:
+    """The transformers Auto class that loads `obj` (a config, one of our models, or a tokenizer)."""
+    if isinstance(obj, PreTrainedConfig):
+        return "AutoConfig"
+    if isinstance(obj, PreTrainedTokenizerBase):
+        return "AutoTokenizer"
+    if type(obj) in MODEL_AUTO_CLASSES:
+        return MODEL_AUTO_CLASSES[type(obj)]
+    raise ValueError(f"{type(obj).__name__} is not a Toccata config, model or tokenizer: no code of ours to save")
+
+
+@contextmanager
+def saving_code(*objects) -> Iterator[None]:
+    """Within the block, `save_pretrained` and `push_to_hub` of `objects` (models, their configs, tokenizers) also
+    write the modules that define them and the modules those import, with an `auto_map` naming them: transformers'
+    `register_for_auto_class`, undone afterwards so that every other folder stays free of code.
+
+        with saving_code(model, tokenizer):
+            model.push_to_hub("org/name"); tokenizer.push_to_hub("org/name")
+    """
+    registered = {}
+    for obj in objects:
+        if isinstance(obj, PreTrainedModel):
+            registered[type(obj.config)] = "AutoConfig"
+        registered[type(obj)] = _auto_class(obj)
+    before = {cls: cls.__dict__.get("_auto_class") for cls in registered}
+    try:
+        for cls, auto_class in registered.items():
+            cls.register_for_auto_class(auto_class)
+        yield
+    finally:
+        for cls, value in before.items():
+            if value is None:
+                del cls._auto_class  # back to the class transformers' base defines (None)
+            else:
+                cls._auto_class = value
+
+
+def copy_checkpoint(source: str | os.PathLike, dest: str | os.PathLike, for_hub: bool = False) -> Path:
+    """Save checkpoint folder `source` again as `dest`: model, config, generation presets and tokenizer through
+    `save_pretrained`, every other file (card, report, task files) as it is, no code from `source`.
+
+    `for_hub`: `dest` also gets the package's modeling and tokenizer modules (`saving_code`), so it loads with
+    `trust_remote_code=True` without toccata: the folder to upload. Needs the tokenizer registered (import toccata)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    source, dest = Path(source), Path(dest)
+    if not (source / "config.json").is_file():
+        raise ValueError(f"{source}: not a checkpoint folder (no config.json)")
+    if dest.exists() and any(dest.iterdir()):
+        raise ValueError(f"{dest} exists and is not empty: give a new folder")
+    architecture = (AutoConfig.from_pretrained(source).architectures or ["NotewiseLSTMForCausalLM"])[0]
+    model_class = next((cls for cls in MODEL_AUTO_CLASSES if cls.__name__ == architecture), None)
+    if model_class is None:
+        known = ", ".join(cls.__name__ for cls in MODEL_AUTO_CLASSES)
+        raise ValueError(f"{source}: its model is a {architecture}, not one of Toccata's ({known})")
+    model = model_class.from_pretrained(source)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    forget_code(model, tokenizer)
+    dest.mkdir(parents=True, exist_ok=True)
+    with saving_code(model, tokenizer) if for_hub else nullcontext():
+        model.save_pretrained(dest, safe_serialization=True)
+        tokenizer.save_pretrained(dest)
+    for path in sorted(source.rglob("*")):
+        target = dest / path.relative_to(source)
+        if path.is_file() and path.suffix != ".py" and "__pycache__" not in path.parts and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+    return dest
 
 
 def random_model(tokenizer=None, **config_kwargs) -> NotewiseLSTMForCausalLM:
@@ -194,17 +286,30 @@ def load_checkpoint(name_or_path: str | os.PathLike, device: str | None = None, 
 
 
 def push_checkpoint(folder: str | os.PathLike, repo_id: str, private: bool = False, token: str | None = None) -> str:
-    """Upload a saved checkpoint folder as it is (our model card included) to the Hub; returns the commit URL.
+    """Upload a saved checkpoint folder to the Hub, our model card included and with the code that
+    `trust_remote_code` runs (`copy_checkpoint(..., for_hub=True)` into a temporary folder); returns the commit URL.
 
-    `model.push_to_hub(repo_id)` (transformers' own mixin) also works, but replaces the card with a generic one.
+    `model.push_to_hub(repo_id)` (transformers' own mixin) also works, inside `saving_code(model)` for the code, but
+    replaces the card with a generic one.
     """
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise ValueError(f"{folder}: not a checkpoint folder (no config.json); write one with save_checkpoint")
-    json.loads((folder / "config.json").read_text(encoding="utf-8"))
     api = HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    return str(api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message="Upload Toccata checkpoint"))
+    with tempfile.TemporaryDirectory() as staging:
+        upload = copy_checkpoint(folder, Path(staging) / "upload", for_hub=True)
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        return str(api.upload_folder(repo_id=repo_id, folder_path=upload, commit_message="Upload Toccata checkpoint"))
 
 
-__all__ = ["CardInfo", "hub_load_options", "load_checkpoint", "push_checkpoint", "random_model", "save_checkpoint"]
+__all__ = [
+    "CardInfo",
+    "copy_checkpoint",
+    "forget_code",
+    "hub_load_options",
+    "load_checkpoint",
+    "push_checkpoint",
+    "random_model",
+    "save_checkpoint",
+    "saving_code",
+]

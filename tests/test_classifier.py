@@ -16,9 +16,16 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from toccata.modeling import NotewiseLSTMForCausalLM, NotewiseLSTMForSequenceClassification
-from toccata.modeling.hub import random_model, save_checkpoint
+from toccata.modeling.hub import copy_checkpoint, random_model, save_checkpoint
 from toccata.tokenization import NotewiseTokenizer
-from toccata.training.classifier import FitSettings, classifier_from_generator, critic_scores, fit, load_classifier
+from toccata.training.classifier import (
+    FitSettings,
+    classifier_from_generator,
+    critic_scores,
+    fit,
+    load_classifier,
+    save_classifier,
+)
 from toccata.training.classifier_data import ExcerptSampler, Labelled, fixed_excerpts
 from toccata.training.classifier_tasks import metrics
 from toccata.training.data import PitchLayout
@@ -120,12 +127,19 @@ def test_padding_does_not_change_the_logits_and_pooling_is_last_max_mean(tiny_ge
 
 
 def test_save_and_load_through_auto_class_and_remote_code(tiny_generator, tmp_path):
+    """A classifier folder holds no code and loads through the package; its copy for the Hub loads without it."""
     model = classifier_from_generator(tiny_generator, ["generated", "human"]).eval()
-    model.save_pretrained(tmp_path / "clf")
-    TOK.save_pretrained(tmp_path / "clf")
+    plain = save_classifier(tmp_path / "plain", model, TOK, {"task": "critic"}, "# card\n")
+    assert not list(plain.glob("*.py"))
+    assert "auto_map" not in json.loads((plain / "config.json").read_text())
+    copy_checkpoint(plain, tmp_path / "clf", for_hub=True)
     config = json.loads((tmp_path / "clf" / "config.json").read_text())
-    assert config["auto_map"]["AutoModelForSequenceClassification"].endswith("NotewiseLSTMForSequenceClassification")
-    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "clf").eval()
+    assert config["auto_map"] == {  # no AutoModelForCausalLM entry: it would load the generator's headless LM
+        "AutoConfig": "configuration_notewise_lstm.NotewiseLSTMConfig",
+        "AutoModelForSequenceClassification": "modeling_notewise_lstm.NotewiseLSTMForSequenceClassification",
+    }
+    assert (tmp_path / "clf" / "README.md").read_text() == "# card\n"
+    loaded = AutoModelForSequenceClassification.from_pretrained(plain).eval()
     ids = torch.as_tensor(_ids("p60 wait12 endp60 p62 wait12 endp62"))[None]
     with torch.no_grad():
         expected = model(ids).logits
@@ -268,8 +282,6 @@ def test_critic_and_composer_commands_end_to_end(two_composers, tiny_generator, 
 
 
 def test_embedded_classifiers_load_through_the_auto_class():
-    from toccata.training.publish import code_sources
-
     for folder in (toccata.default_critic(), toccata.default_composer()):
         if folder is None:
             pytest.skip("no embedded classifier in this install")
@@ -278,7 +290,3 @@ def test_embedded_classifiers_load_through_the_auto_class():
         assert isinstance(model, NotewiseLSTMForSequenceClassification)
         assert model.config.toccata_classifier["task"] in ("critic", "composer")
         assert (folder / "README.md").is_file()
-        for copy, source in code_sources(folder).items():  # the code that travels with the weights is current
-            assert copy.is_file() and copy.read_bytes() == source.read_bytes(), (
-                f"{copy} differs from {source}: run `python -m toccata.training.publish --refresh-code {folder}`"
-            )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -136,3 +137,23 @@ def test_empty_results_are_errors_not_silent_successes(tmp_path):
     midi = tmp_path / "hello.mid"
     result = toccata("detokenize", str(words), "-o", str(midi))
     assert result.returncode == 2 and "hello.txt: no notes in its words" in result.stderr and not midi.exists()
+
+
+def test_save_for_hub_writes_an_embedded_checkpoint_with_its_code_and_refuses_bad_folders(tmp_path):
+    dest = tmp_path / "critic"
+    result = toccata("save", "critic", str(dest), "--for-hub")
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {dest} with its code (" in result.stderr and "modeling_notewise_lstm.py" in result.stderr
+    config = json.loads((dest / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForSequenceClassification"] == (
+        "modeling_notewise_lstm.NotewiseLSTMForSequenceClassification"
+    )
+    assert {"tokenization_notewise.py", "tokenization_base.py", "midi_io.py"} <= {p.name for p in dest.glob("*.py")}
+    plain = toccata("save", str(dest), str(tmp_path / "plain"))  # without --for-hub: a folder without code
+    assert plain.returncode == 0, plain.stderr
+    assert not list((tmp_path / "plain").glob("*.py")) and (tmp_path / "plain" / "model.safetensors").is_file()
+    again = toccata("save", "critic", str(dest), "--for-hub")
+    assert again.returncode == 2 and f"{dest} exists and is not empty" in again.stderr
+    missing = toccata("save", str(tmp_path / "nowhere"), str(tmp_path / "out"))
+    assert missing.returncode == 2 and "nowhere: not a checkpoint folder" in missing.stderr
+    assert "Traceback" not in again.stderr + missing.stderr

@@ -50,19 +50,15 @@ def test_is_small_and_ships_its_card_and_evaluation(loaded):
     assert all(goals[name]["met"] for name in (*claimed, "inter-onset overlap", "polyphony overlap")), goals
 
 
-def test_code_beside_the_weights_is_the_packages_own():
-    """`trust_remote_code` users run the .py files beside the weights: they must be today's modules, byte for byte."""
-    from toccata.training.publish import code_sources
-
-    pairs = code_sources(FOLDER)
-    assert {p.name for p in pairs} >= {"modeling_notewise_lstm.py", "configuration_notewise_lstm.py"}
-    stale = [
-        copy.name for copy, source in pairs.items() if not copy.is_file() or copy.read_bytes() != source.read_bytes()
-    ]
-    assert not stale, (
-        f"{stale} differ from the package's modules: run "
-        "`python -m toccata.training.publish --refresh-code toccata/checkpoints/default`"
-    )
+def test_no_embedded_checkpoint_holds_code_or_an_auto_map():
+    """The package's registration loads them; code travels only in a folder saved for the Hub (`toccata save
+    --for-hub`), so the repository keeps one copy of every module."""
+    folders = sorted(p for p in (FOLDER.parent).iterdir() if (p / "config.json").is_file())
+    assert {p.name for p in folders} >= {"default", "critic", "composer", "piano-violin", "piano-cello"}
+    for folder in folders:
+        assert not list(folder.rglob("*.py")), folder
+        for name in ("config.json", "tokenizer_config.json"):
+            assert "auto_map" not in json.loads((folder / name).read_text()), folder / name
 
 
 def test_is_trained_far_below_the_unigram_on_piano_music_it_never_saw(loaded):

@@ -1,4 +1,5 @@
-"""Checkpoint folders and the Hub pull path, offline: a saved checkpoint laid out as the Hugging Face cache does."""
+"""Checkpoint folders and the Hub pull path, offline: the embedded checkpoint saved for the Hub (with its code) and
+laid out as the Hugging Face cache does."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import toccata.modeling  # noqa: F401 - registers the model with the Auto classes
 from toccata.modeling import GenerationRequest, GuardSettings, SamplerSettings, compose
-from toccata.modeling.hub import CardInfo, load_checkpoint, random_model, save_checkpoint
+from toccata.modeling.hub import CardInfo, copy_checkpoint, load_checkpoint, random_model, save_checkpoint
 from toccata.tokenization import NotewiseTokenizer
+
+import toccata
 
 TINY = {"embedding_size": 16, "hidden_size": 24, "num_hidden_layers": 2}
 REVISION = "0123456789abcdef0123456789abcdef01234567"
@@ -36,36 +39,80 @@ def checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def hub_cache(checkpoint, tmp_path_factory) -> Path:
-    """`checkpoint` laid out as huggingface_hub's cache: models--org--name/{refs/main, snapshots/<rev>/...}."""
+def for_hub(tmp_path_factory) -> Path:
+    """The embedded default checkpoint saved for the Hub (`toccata save default DEST --for-hub`)."""
+    return copy_checkpoint(toccata.default_checkpoint(), tmp_path_factory.mktemp("hub") / "default", for_hub=True)
+
+
+@pytest.fixture(scope="module")
+def hub_cache(for_hub, tmp_path_factory) -> Path:
+    """`for_hub` laid out as huggingface_hub's cache: models--org--name/{refs/main, snapshots/<rev>/...}."""
     cache = tmp_path_factory.mktemp("hf_cache")
     repo = cache / "models--toccata-test--tiny-lstm"
     snapshot = repo / "snapshots" / REVISION
-    shutil.copytree(checkpoint, snapshot)
+    shutil.copytree(for_hub, snapshot)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(REVISION)
     return cache
 
 
-def test_checkpoint_folder_has_every_file_the_hub_needs(checkpoint):
+CODE = {  # the modules and, through their relative imports, the modules they need
+    "configuration_notewise_lstm.py",
+    "modeling_notewise_lstm.py",
+    "tokenization_notewise.py",
+    "tokenization_base.py",
+    "midi_io.py",
+    "midi_events.py",
+}
+
+
+def test_checkpoint_folder_has_every_file_a_package_user_needs_and_no_code(checkpoint):
     names = {p.name for p in checkpoint.iterdir()}
-    expected = {
-        "config.json",
-        "model.safetensors",
-        "generation_config.json",
-        "tokenizer_config.json",
-        "vocab.json",
-        "configuration_notewise_lstm.py",
-        "modeling_notewise_lstm.py",
-        "tokenization_notewise.py",
-        "README.md",
-    }
-    assert expected <= names
-    assert not any(name.endswith((".bin", ".pt", ".pth", ".pkl")) for name in names), names
-    config = json.loads((checkpoint / "config.json").read_text())
-    assert config["auto_map"]["AutoModelForCausalLM"] == "modeling_notewise_lstm.NotewiseLSTMForCausalLM"
+    expected = {"config.json", "model.safetensors", "generation_config.json", "tokenizer_config.json", "vocab.json"}
+    assert expected | {"README.md"} <= names
+    assert not any(name.endswith((".py", ".bin", ".pt", ".pth", ".pkl")) for name in names), names
+    for name in ("config.json", "tokenizer_config.json"):  # no auto_map pointing at files that are not there
+        assert "auto_map" not in json.loads((checkpoint / name).read_text()), name
     generation = json.loads((checkpoint / "generation_config.json").read_text())
     assert generation["toccata_sampler"]["sampler"] == "top_k"
+
+
+def test_a_folder_saved_for_the_hub_has_the_code_and_the_auto_map_and_the_rest_as_it_was(for_hub):
+    source = toccata.default_checkpoint()
+    assert {p.name for p in for_hub.glob("*.py")} == CODE
+    for module in CODE:  # transformers copied the package's own files
+        package = toccata.modeling if "lstm" in module else toccata.tokenization
+        assert (for_hub / module).read_bytes() == (Path(package.__file__).parent / module).read_bytes(), module
+    config = json.loads((for_hub / "config.json").read_text())
+    assert config["auto_map"] == {
+        "AutoConfig": "configuration_notewise_lstm.NotewiseLSTMConfig",
+        "AutoModelForCausalLM": "modeling_notewise_lstm.NotewiseLSTMForCausalLM",
+    }
+    tokenizer_config = json.loads((for_hub / "tokenizer_config.json").read_text())
+    assert tokenizer_config["auto_map"] == {"AutoTokenizer": ["tokenization_notewise.NotewiseTokenizer", None]}
+    for kept in ("README.md", "evaluation/report.json", "vocab.json"):
+        assert (for_hub / kept).read_bytes() == (source / kept).read_bytes(), kept
+    for cls in (toccata.modeling.NotewiseLSTMForCausalLM, toccata.modeling.NotewiseLSTMConfig, NotewiseTokenizer):
+        assert cls._auto_class is None, cls  # the registration ends with the save: other folders stay code-free
+
+
+def test_a_plain_copy_and_the_save_of_a_model_loaded_from_the_hub_folder_hold_no_code(for_hub, tmp_path):
+    plain = copy_checkpoint(for_hub, tmp_path / "plain")  # the code and auto_map of the source do not come along
+    assert not list(plain.glob("*.py"))
+    assert "auto_map" not in json.loads((plain / "config.json").read_text())
+    assert "auto_map" not in json.loads((plain / "tokenizer_config.json").read_text())
+    model, tokenizer = load_checkpoint(for_hub)
+    saved = save_checkpoint(tmp_path / "saved", model, tokenizer)
+    assert not list(saved.glob("*.py"))
+    assert "auto_map" not in json.loads((saved / "config.json").read_text())
+    assert "auto_map" not in json.loads((saved / "tokenizer_config.json").read_text())
+
+
+def test_copy_checkpoint_refuses_a_folder_that_is_not_one_and_a_destination_in_use(for_hub, tmp_path):
+    with pytest.raises(ValueError, match="not a checkpoint folder"):
+        copy_checkpoint(tmp_path, tmp_path / "out")
+    with pytest.raises(ValueError, match="exists and is not empty"):
+        copy_checkpoint(toccata.default_checkpoint(), for_hub, for_hub=True)
 
 
 def test_model_card_has_yaml_metadata_and_the_metrics_given(checkpoint):
@@ -112,11 +159,15 @@ def _run_offline(script: str, cache: Path, tmp_path: Path) -> subprocess.Complet
     )
 
 
+IDS = "<bos> p60 p64 wait12 endp60 endp64 p67 wait6"
+
+
 def test_pull_from_hub_cache_without_the_package_needs_trust_remote_code(hub_cache, tmp_path):
-    """A user without toccata: the code in the repository runs, and only with trust_remote_code=True."""
+    """A user without toccata: the code in the repository runs, only with trust_remote_code=True, and gives the
+    embedded checkpoint's logits and greedy tokens as the package does."""
     result = _run_offline(
-        """
-        import sys
+        f"""
+        import json, sys
         sys.modules["toccata"] = None  # `import toccata` must fail: only the files in the repo may be used
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -124,20 +175,31 @@ def test_pull_from_hub_cache_without_the_package_needs_trust_remote_code(hub_cac
             AutoModelForCausalLM.from_pretrained("toccata-test/tiny-lstm", trust_remote_code=False)
         except ValueError as err:
             print("refused:", "trust_remote_code" in str(err))
-        model = AutoModelForCausalLM.from_pretrained("toccata-test/tiny-lstm", trust_remote_code=True)
+        model = AutoModelForCausalLM.from_pretrained("toccata-test/tiny-lstm", trust_remote_code=True).eval()
         tok = AutoTokenizer.from_pretrained("toccata-test/tiny-lstm", trust_remote_code=True)
         assert not type(model).__module__.startswith("toccata"), type(model).__module__
-        ids = torch.tensor([tok("p60 wait12")["input_ids"]])
-        out = model.generate(ids, max_new_tokens=5, do_sample=False)
-        print(type(model).__name__, type(tok).__name__, out.shape[1])
+        ids = torch.tensor([tok.convert_tokens_to_ids({IDS.split()!r})])
+        with torch.no_grad():
+            logits = model(ids).logits
+            out = model.generate(ids, max_new_tokens=12, do_sample=False)
+        print(type(model).__name__, type(tok).__name__)
+        print(json.dumps({{"ids": tok("p60 wait12")["input_ids"], "logits": logits.tolist(), "tokens": out[0].tolist()}}))
         """,
         hub_cache,
         tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.split("\n")
+    lines = result.stdout.strip().split("\n")
     assert "refused: True" in lines
-    assert "NotewiseLSTMForCausalLM NotewiseTokenizer 8" in lines
+    assert "NotewiseLSTMForCausalLM NotewiseTokenizer" in lines
+    remote = json.loads(lines[-1])
+    model, tokenizer = toccata.load_checkpoint()  # the package's path, on the embedded folder
+    ids = torch.tensor([tokenizer.convert_tokens_to_ids(IDS.split())])
+    with torch.no_grad():
+        torch.testing.assert_close(torch.tensor(remote["logits"]), model(ids).logits)
+        expected = model.generate(ids, max_new_tokens=12, do_sample=False)[0].tolist()
+    assert remote["tokens"] == expected
+    assert remote["ids"] == tokenizer("p60 wait12")["input_ids"]
 
 
 def test_pull_from_hub_cache_with_the_package_needs_no_remote_code(hub_cache, tmp_path):

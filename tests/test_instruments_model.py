@@ -17,7 +17,7 @@ from test_decoding import with_generate
 from toccata.modeling import GenerationRequest, GuardSettings, SamplerSettings, compose
 from toccata.modeling.configuration_notewise_lstm import NotewiseLSTMConfig
 from toccata.modeling.decoding import DecodeJob, decode
-from toccata.modeling.hub import random_model, save_checkpoint
+from toccata.modeling.hub import random_model, save_checkpoint, saving_code
 from toccata.modeling.modeling_notewise_lstm import NotewiseLSTMForCausalLM
 from toccata.modeling.sampling import VocabLayout
 from toccata.tokenization import NotewiseTokenizer
@@ -248,8 +248,7 @@ def test_the_embedded_chamber_checkpoints_are_small_carry_their_card_and_compose
     assert folder is not None and folder.name == f"piano-{part}"
     size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
     assert size < 15 * 2**20, f"{size / 2**20:.1f} MB"
-    for code in ("configuration_notewise_lstm.py", "modeling_notewise_lstm.py"):  # trust_remote_code runs these
-        assert (folder / code).read_bytes() == (Path(toccata.modeling.__file__).parent / code).read_bytes(), code
+    assert not list(folder.glob("*.py"))  # it loads through the package; `toccata save --for-hub` adds the code
     report = json.loads((folder / "evaluation" / "report.json").read_text())
     model_row = next(row for row in report["likelihood"] if row["name"] == "model")
     card = (folder / "README.md").read_text()
@@ -260,6 +259,27 @@ def test_the_embedded_chamber_checkpoints_are_small_carry_their_card_and_compose
     assert tok.instruments == ("piano", part)
     piece = compose(model, tok, GenerationRequest(sampler=SamplerSettings("top_k", k=8, seed=0), beats=8))[0]
     assert {t.name for t in piece.score.tracks} == {"Piano", part.capitalize()}
+
+
+def test_chamber_publish_writes_a_folder_without_code_whose_config_returns_the_state(tmp_path):
+    """The winning run's folder may hold code and `use_cache: false` (as `Trainer` saves it): the published folder has
+    neither the code nor an auto_map naming it, and use_cache on (the edited config was never written back)."""
+    from toccata.training.chamber import publish
+
+    tokenizer = NotewiseTokenizer()
+    model = random_model(tokenizer, **TINY)
+    model.config.use_cache = False
+    run = tmp_path / "run"
+    with saving_code(model, tokenizer):
+        model.save_pretrained(run)
+        tokenizer.save_pretrained(run)
+    assert list(run.glob("*.py")) and "auto_map" in json.loads((run / "config.json").read_text())
+    dest = publish({"runs": {"warm": {"folder": str(run)}}, "winner": "warm"}, tmp_path / "piano-violin")
+    assert not list(dest.glob("*.py"))
+    config = json.loads((dest / "config.json").read_text())
+    assert config["use_cache"] is True and "auto_map" not in config
+    loaded, _ = toccata.load_checkpoint(str(dest))
+    assert loaded.config.use_cache and loaded.generation_config.toccata_guards["max_polyphony"] == 8
 
 
 def test_transposition_moves_every_part_together_and_keeps_each_in_its_range():

@@ -300,8 +300,13 @@ def test_edited_vocab_file_is_refused(tmp_path):
 
 
 def test_saved_tokenizer_loads_with_trust_remote_code_without_the_package(tmp_path):
-    """The tokenizer files travel with a checkpoint: load them where `toccata` cannot be imported."""
-    TOK.save_pretrained(tmp_path / "tok")
+    """Saved for the Hub, the tokenizer files carry its code: they load where `toccata` cannot be imported."""
+    from toccata.modeling.hub import saving_code
+
+    TOK.save_pretrained(tmp_path / "plain")  # a plain save holds no code: the package loads it
+    assert not list((tmp_path / "plain").glob("*.py"))
+    with saving_code(TOK):
+        TOK.save_pretrained(tmp_path / "tok")
     for module in ["tokenization_notewise.py", "tokenization_base.py", "midi_io.py", "midi_events.py"]:
         assert (tmp_path / "tok" / module).exists(), module
     script = textwrap.dedent(

@@ -7,6 +7,7 @@
     toccata build-dataset [--source DIR|corpus[:PATTERN]|URL ...] --out OUT [--num-proc N] [--push-to-hub ORG/NAME]
                           [--tokenizer remi|midilike|tsd|chordwise|notewise-bpe [--bpe-vocab-size N]]
     toccata crawl URL ... --out DIR
+    toccata save SOURCE DEST [--for-hub]   (a checkpoint folder, or an embedded one by name: default, critic, ...)
     toccata critic train|score ...; toccata composer train|predict ...   (cli_critic.py)
 
 A source may be a MIDI path, a score (read as the dataset builder reads them) or ``corpus:WORK``, a work of music21's
@@ -285,6 +286,22 @@ def _cmd_crawl(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_save(args: argparse.Namespace) -> int:
+    from transformers.utils import logging as hf_logging
+
+    import toccata
+    from toccata.modeling.hub import copy_checkpoint
+
+    hf_logging.disable_progress_bar()
+    source = Path(args.source)
+    if not source.is_dir():
+        source = toccata._embedded(args.source) or source  # "default", "critic", "piano-violin": a shipped one
+    dest = copy_checkpoint(source, args.dest, for_hub=args.for_hub)
+    code = sorted(path.name for path in dest.glob("*.py"))
+    print(f"wrote {dest}" + (f" with its code ({', '.join(code)})" if code else ""), file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="toccata", description="Compose piano music with a notewise LSTM.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -405,6 +422,19 @@ def build_parser() -> argparse.ArgumentParser:
     crawl.add_argument("--max-pages", type=int, default=100_000, help="stop after this many HTML pages")
     crawl.add_argument("--min-delay", type=float, default=1.0, help="seconds between requests to one host")
     crawl.set_defaults(run=_cmd_crawl)
+
+    save = commands.add_parser("save", help="save a checkpoint folder again, with its code for the Hub (--for-hub)")
+    save.add_argument(
+        "source", help="a checkpoint folder, or an embedded one: default, critic, composer, piano-violin, piano-cello"
+    )
+    save.add_argument("dest", help="the folder to write (new or empty)")
+    save.add_argument(
+        "--for-hub",
+        action="store_true",
+        help="also write the modeling and tokenizer modules with an auto_map, so that trust_remote_code=True loads it "
+        "without toccata: the folder to upload (huggingface_hub's `hf upload ORG/NAME DEST`)",
+    )
+    save.set_defaults(run=_cmd_save)
 
     add_generate_parser(commands)
     add_evaluate_parser(commands)

@@ -372,6 +372,4 @@ def _is_word(token: str) -> bool:
     return match is not None and match.group(0) != ""
 
 
-ChordwiseTokenizer.register_for_auto_class("AutoTokenizer")
-
 __all__ = ["ChordwiseTokenizer"]

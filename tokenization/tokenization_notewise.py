@@ -508,6 +508,4 @@ def _check_instruments(instruments: Sequence[str] | str) -> tuple[str, ...]:
     return tuple(name for name in INSTRUMENTS if name in names)
 
 
-NotewiseTokenizer.register_for_auto_class("AutoTokenizer")
-
 __all__ = ["INSTRUMENTS", "NotewiseTokenizer", "instrument_of_track"]

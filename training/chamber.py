@@ -17,17 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
-CODE_AND_WEIGHTS = (
-    "config.json",
-    "model.safetensors",
-    "vocab.json",
-    "tokenizer_config.json",
-    "configuration_notewise_lstm.py",
-    "modeling_notewise_lstm.py",
-    "tokenization_notewise.py",
-    "tokenization_base.py",
-    "midi_io.py",
-)
+WEIGHTS_AND_TOKENIZER = ("config.json", "model.safetensors", "vocab.json", "tokenizer_config.json")  # no code
 PRESET_SAMPLER = {"sampler": "top_k", "k": 8, "temperature": 1.0}  # the piano default's preset
 PRESET_GUARDS = {"max_polyphony": 8}  # the default's 6, plus room for a double stop over a piano chord
 
@@ -91,20 +81,22 @@ def table(comparison: dict) -> list[str]:
 
 
 def publish(comparison: dict, dest: str | Path) -> Path:
-    """Copy the winning run's weights, tokenizer and code into `dest` and give it the chamber preset."""
+    """Copy the winning run's weights and tokenizer into `dest` and give it the chamber preset."""
     from toccata.modeling.sampling import GuardSettings, SamplerSettings, default_generation_config
     from transformers import GenerationConfig
 
     src, dest = Path(comparison["runs"][comparison["winner"]]["folder"]), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    for name in CODE_AND_WEIGHTS:
+    for name in WEIGHTS_AND_TOKENIZER:
         shutil.copy2(src / name, dest / name)
     config = json.loads((dest / "config.json").read_text())
+    config.pop("auto_map", None)  # a run saved with code names files an embedded folder does not hold
     config["use_cache"] = True  # `Trainer` saved it off; `model(ids)` should return the recurrent state to go on from
     holder = type("Config", (), {k: config[k] for k in ("pad_token_id", "bos_token_id", "eos_token_id")})
     generation = default_generation_config(holder, SamplerSettings(**PRESET_SAMPLER), GuardSettings(**PRESET_GUARDS))
     assert isinstance(generation, GenerationConfig)
     generation.save_pretrained(dest)
+    (dest / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     return dest
 
 

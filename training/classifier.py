@@ -212,14 +212,15 @@ def load_classifier(source: str | os.PathLike, trust_remote_code: bool = False):
 
 
 def save_classifier(folder: str | os.PathLike, model, tokenizer, info: dict, card: str) -> Path:
-    """Weights (safetensors), config (with `info` as `toccata_classifier`), tokenizer, code and model card."""
+    """Weights (safetensors), config (with `info` as `toccata_classifier`), tokenizer and model card; no code (it
+    loads through the package; `toccata save --for-hub` writes the Hub's copy with the code)."""
+    from toccata.modeling.hub import forget_code
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model.config.toccata_classifier = info
     model.config.architectures = [type(model).__name__]
-    auto_map = dict(getattr(model.config, "auto_map", None) or {})  # a generator's entry would load a headless LM
-    auto_map.pop("AutoModelForCausalLM", None)
-    model.config.auto_map = auto_map
+    forget_code(model, tokenizer)  # a generator's auto_map would also load a headless LM
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     (folder / "README.md").write_text(card, encoding="utf-8")

@@ -1,7 +1,6 @@
 """Turn a trained and evaluated run into a shippable checkpoint folder whose model card carries the measured numbers.
 
     python -m toccata.training.publish RUN DEST [--report RUN/evaluation]
-    python -m toccata.training.publish --refresh-code toccata/checkpoints/default   # after editing modeling/*.py
 
 Used by `make default-checkpoint` to write `toccata/checkpoints/default`. The card's numbers come only from the
 report that `toccata evaluate` wrote (report.json); report.md and its plots are copied into DEST/evaluation/.
@@ -228,53 +227,14 @@ def store_half(weights: Path) -> None:
     )
 
 
-def code_sources(folder: str | Path) -> dict[Path, Path]:
-    """Each code file beside a checkpoint's weights (for `trust_remote_code`) -> the package module it copies,
-    with the modules those import from beside them that the folder lacks yet (a module split off since it was saved)."""
-    import toccata.modeling
-    import toccata.tokenization
-    from transformers.dynamic_module_utils import get_relative_imports
-
-    packages = [Path(toccata.modeling.__file__).parent, Path(toccata.tokenization.__file__).parent]
-    pairs, waiting = {}, sorted(Path(folder).glob("*.py"))
-    while waiting:
-        copy = waiting.pop()
-        source = next((package / copy.name for package in packages if (package / copy.name).is_file()), None)
-        if source is None:
-            raise ValueError(f"{copy}: no module of that name in toccata.modeling or toccata.tokenization")
-        pairs[copy] = source
-        needed = (copy.with_name(f"{name}.py") for name in get_relative_imports(str(source)))
-        waiting += [path for path in needed if path not in pairs and path not in waiting]
-    return dict(sorted(pairs.items()))
-
-
-def refresh_code(folder: str | Path) -> list[Path]:
-    """Copy the package's current modules over the code files beside a checkpoint's weights; the files changed."""
-    changed = []
-    for copy, source in code_sources(folder).items():
-        if not copy.is_file() or copy.read_bytes() != source.read_bytes():
-            shutil.copyfile(source, copy)
-            changed.append(copy)
-    return changed
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", help="a `toccata train` output folder (with --refresh-code: the checkpoint folder)")
-    parser.add_argument("dest", nargs="?", help="the checkpoint folder to write (replaced)")
-    parser.add_argument(
-        "--refresh-code", action="store_true", help="only copy the package's modules over RUN's code files"
-    )
+    parser.add_argument("run", help="a `toccata train` output folder")
+    parser.add_argument("dest", help="the checkpoint folder to write (replaced)")
     parser.add_argument("--report", help="the `toccata evaluate` output folder (default: RUN/evaluation)")
     parser.add_argument("--title", default="Toccata NotewiseLSTM", help="the model card's title")
     parser.add_argument("--half", action="store_true", help="store the weights in float16 (they load as float32)")
     args = parser.parse_args(argv)
-    if args.refresh_code:
-        changed = refresh_code(args.run)
-        print(f"refreshed {len(changed)} code file(s): {', '.join(p.name for p in changed) or 'none'}", file=sys.stderr)
-        return 0
-    if not args.dest:
-        parser.error("give DEST, the checkpoint folder to write")
     try:
         dest = publish(args.run, args.dest, args.report, args.title, half=args.half)
     except ValueError as err:

@@ -94,7 +94,7 @@ def _same_notes(a: NoteArrays, b: NoteArrays) -> int:
 
 def write_init(folder: Path, scheme: TokenScheme) -> None:
     """`folder/config.json` and the model's code: the default checkpoint's LSTM sizes over the scheme's vocabulary."""
-    from toccata.modeling.hub import random_model
+    from toccata.modeling.hub import random_model, saving_code
 
     if scheme.name == "notewise":
         model = random_model(scheme.tokenizer)  # the notewise layout, so the generator's guards would apply
@@ -105,7 +105,8 @@ def write_init(folder: Path, scheme: TokenScheme) -> None:
             eos_token_id=ids["eos"],
         )  # fmt: skip
     model.config.token_scheme = scheme.name
-    model.save_pretrained(folder)
+    with saving_code(model):  # study_train.py loads it with trust_remote_code, toccata not installed
+        model.save_pretrained(folder)
     for weights in folder.glob("*.safetensors"):
         weights.unlink()  # study_train.py draws the weights itself, with the study's seed
 
