@@ -48,10 +48,14 @@ def test_wheel_has_one_top_level_namespace(wheel):
     for module in ["tokenization/tokenization_notewise.py", "tokenization/midi_io.py", "modeling/__init__.py"]:
         assert f"toccata/{module}" in names
     assert not any(name.startswith(("tests/", "benchmarks/", "modeling/", "demo/")) for name in names)
-    for shipped in ["config.json", "model.safetensors", "vocab.json", "README.md", "evaluation/report.json"]:
-        assert f"toccata/checkpoints/default/{shipped}" in names  # the embedded default checkpoint travels too
-        for chamber in ("piano-violin", "piano-cello"):  # and the chamber checkpoints (docs/instruments.md)
-            assert f"toccata/checkpoints/{chamber}/{shipped}" in names
+    root = Path(__file__).parents[1]
+    embedded = {  # every file of the embedded checkpoints travels (the critic's evaluation/ once did not)
+        f"toccata/{path.relative_to(root / 'toccata').as_posix()}"
+        for path in (root / "toccata" / "checkpoints").rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    assert "toccata/checkpoints/critic/evaluation/best_of.json" in embedded
+    assert embedded <= set(names), sorted(embedded - set(names))
 
 
 @pytest.mark.slow
