@@ -1,4 +1,4 @@
-"""The lean decoding loop behind `compose()`: the LSTM's one-step function, with the guards and samplers applied to
+"""The lean decoding loop behind `compose()`: the model's one-token `step()`, with the guards and samplers applied to
 the logits in place, vectorised over a batch whose rows may belong to different requests.
 
 `model.generate()` with `generate_kwargs()` gives the same tokens for the same seed and settings (tested); this loop
@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .sampling import GuardRows, GuardSettings, SamplerSettings, VocabLayout, sampler_processors
 
@@ -96,16 +95,10 @@ class DecodeBatch:
         self.layout = VocabLayout.from_config(config)
         self.pad_id, self.eos_id = config.pad_token_id, config.eos_token_id
         self.device = next(model.parameters()).device
-        self.embedding = model.get_input_embeddings().weight
-        self.head = model.get_output_embeddings()
-        self.cells = []  # per layer: (W_ih^T, W_hh^T, bias, hidden size), the maths of NotewiseLSTMLayer._step
-        with torch.inference_mode():
-            for layer in model.model.layers:
-                lstm = layer.lstm
-                bias = lstm.bias_ih_l0 + lstm.bias_hh_l0
-                self.cells.append((lstm.weight_ih_l0.t(), lstm.weight_hh_l0.t(), bias, lstm.hidden_size))
-        self.next_logits = self._lstm_step
-        if int8:  # int8 weights for the steps (the prompt pass stays float32): faster, not generate()'s tokens
+        if not int8:  # what `model.step` multiplies at every step: the model's float weights, bound once
+            with torch.inference_mode():
+                self.weights = model.step_weights()
+        else:  # int8 weights for the steps (the prompt pass stays float32): faster, not generate()'s tokens
             from .quantized import Int8Cells, int8_available
 
             if not int8_available(self.device):
@@ -113,7 +106,7 @@ class DecodeBatch:
                     f"int8 decoding needs a CPU with torch's quantized kernels (the model is on {self.device}): "
                     "decode in float32"
                 )
-            self.next_logits = Int8Cells(model)
+            self.weights = Int8Cells(model)
         self.prompt_cache: OrderedDict[tuple, tuple[list, torch.Tensor]] = OrderedDict()  # see `_read_prompt`
         self._clear()
 
@@ -172,29 +165,16 @@ class DecodeBatch:
         states, logits = kept
         return [(h.clone(), c.clone()) for h, c in states], logits.clone()  # the step masks logits in place
 
-    def _lstm_step(self, ids: torch.Tensor, states: list) -> torch.Tensor:
-        """Logits after reading `ids` (one per row); `states` is updated in place (the maths of `_step`)."""
-        x = self.embedding[ids]
-        for index, (w_ih, w_hh, bias, size) in enumerate(self.cells):
-            h, c = states[index]
-            gates = torch.addmm(bias, x, w_ih).addmm_(h, w_hh)
-            i, f, _, o = gates.sigmoid().chunk(4, dim=1)
-            c = torch.addcmul(f * c, i, gates[:, 2 * size : 3 * size].tanh())
-            x = h = o * c.tanh()
-            states[index] = (h, c)
-        logits = F.linear(x, self.head.weight, self.head.bias)  # what the head module computes, without its call
-        return logits if logits.dtype == torch.float32 else logits.float()
-
     def _logits(self) -> torch.Tensor:
         """Next-token logits of every row: one LSTM step for rows that have run, the prompt pass for new ones."""
         if self.pending_logits is None:
-            return self.next_logits(self.next_input, self.states)
+            return self.model.step(self.next_input, self.states, self.weights)
         fresh, self.pending_logits = self.pending_logits, None
         old = self.rows - fresh.shape[0]
         if not old:
             return fresh
         states = [(h[:old], c[:old]) for h, c in self.states]
-        logits = self.next_logits(self.next_input[:old], states)
+        logits = self.model.step(self.next_input[:old], states, self.weights)
         self.states = [
             (torch.cat([h, hs[old:]]), torch.cat([c, cs[old:]])) for (h, c), (hs, cs) in zip(states, self.states)
         ]
