@@ -47,7 +47,8 @@ from toccata.modeling import GuardSettings, SamplerSettings
 from toccata.modeling.decoding import DecodeJob, decode
 from toccata.modeling.hub import random_model
 from toccata.modeling.modeling_notewise_lstm import lstm_cell
-from toccata.modeling.sampling import SAMPLERS, generate_kwargs
+from toccata.modeling.presets import generate_kwargs
+from toccata.modeling.sampling import SAMPLERS
 from toccata.tokenization import NotewiseTokenizer
 from toccata.tokenization.midi_io import music21_corpus_midi
 

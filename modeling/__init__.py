@@ -23,7 +23,9 @@ from .pipeline import (
     compose,
     register_pipeline,
 )
-from .sampling import SAMPLERS, GuardSettings, SamplerSettings, default_generation_config, generate_kwargs
+from .guards import GuardSettings
+from .presets import default_generation_config, generate_kwargs
+from .sampling import SAMPLERS, SamplerSettings
 
 NotewiseLSTMConfig.register_for_auto_class()
 NotewiseLSTMForCausalLM.register_for_auto_class("AutoModelForCausalLM")

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .sampling import GuardRows, GuardSettings, SamplerSettings, VocabLayout, sampler_processors
+from .guards import GuardRows, GuardSettings
+from .layout import VocabLayout
+from .sampling import SamplerSettings, sampler_processors
 
 ProgressCallback = Callable[[int, int], None]  # (tokens generated so far, token budget)
-NEG_INF = float("-inf")
 PROMPT_CACHE_SIZE = 32  # prompts (with their row counts) whose state after reading a batch keeps
 
 
@@ -117,7 +118,6 @@ class DecodeBatch:
         self.guards = GuardRows(self.layout, self.model.config.vocab_size)
         self.done = np.zeros(0, dtype=bool)  # rows that have ended (they wait for the rest of their job)
         self.done_count = 0  # how many of them: one numpy call per step instead of an any() and an all() per job
-        self.stop_at = np.zeros(0, dtype=np.int64)  # elapsed steps at which each row ends
         self.running: list[_Running] = []
         self.pending_logits: torch.Tensor | None = None  # logits of rows that joined since the last step
 
@@ -136,10 +136,7 @@ class DecodeBatch:
             self.states = [(torch.cat([h, nh]), torch.cat([c, nc])) for (h, c), (nh, nc) in zip(self.states, states)]
         else:
             self.states = states
-        first = self.rows
-        self.guards.append(job.guards, job.prompt_ids, job.rows)
-        target = GuardRows.LATE if job.target_steps is None else job.target_steps
-        self.stop_at = np.concatenate([self.stop_at, self.guards.now[first:] + target])
+        self.guards.append(job.guards, job.prompt_ids, job.rows, job.target_steps)
         self.done = np.concatenate([self.done, np.zeros(job.rows, dtype=bool)])
         placeholder = torch.full((job.rows,), self.pad_id, dtype=torch.long, device=self.device)
         self.next_input = torch.cat([self.next_input, placeholder])
@@ -188,14 +185,7 @@ class DecodeBatch:
         if not self.running:
             return []
         scores = self._logits()
-        forbidden = self.guards.forbidden()
-        if scores.is_cpu:
-            np.copyto(scores.numpy(), NEG_INF, where=forbidden)  # in place, as masked_fill_, without a torch call
-        else:
-            scores.masked_fill_(torch.from_numpy(forbidden).to(scores.device), NEG_INF)
-        if self.guards.any_calm:
-            lay = self.layout
-            scores[:, lay.wait_offset : lay.wait_offset + lay.max_wait] += self.guards.calm_bias.to(scores.device)
+        self.guards.apply(scores)
         if len(self.running) == 1:
             chosen = self.running[0].rule.choose(scores)
         else:
@@ -210,7 +200,7 @@ class DecodeBatch:
         """Record the drawn ids, update the guard state, finish rows and jobs, feed the ids to the next step."""
         fed = np.where(self.done, self.pad_id, drawn) if self.done_count else drawn  # as generate() pads
         self.guards.consume(fed.tolist())
-        self.done |= (fed == self.eos_id) | (self.guards.now >= self.stop_at)
+        self.done |= (fed == self.eos_id) | self.guards.out_of_time()
         self.done_count = np.count_nonzero(self.done)
         alone = len(self.running) == 1
         finished: list[_Running] = []
@@ -248,7 +238,7 @@ class DecodeBatch:
         self.states = [(h[rows], c[rows]) for h, c in self.states]
         self.next_input = self.next_input[rows]
         self.guards.keep(index)
-        self.done, self.stop_at = self.done[index], self.stop_at[index]
+        self.done = self.done[index]
         self.done_count = np.count_nonzero(self.done)
         self.running = [run for run in self.running if run not in finished]
 

@@ -15,8 +15,11 @@ from pathlib import Path
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 
 from .configuration_notewise_lstm import NotewiseLSTMConfig
+from .guards import GuardSettings
+from .layout import VocabLayout
 from .modeling_notewise_lstm import NotewiseLSTMForCausalLM
-from .sampling import GuardSettings, SamplerSettings, VocabLayout, default_generation_config
+from .presets import default_generation_config
+from .sampling import SamplerSettings
 
 MODEL_TAGS = ["music", "midi", "music-generation", "piano", "lstm", "notewise", "toccata"]
 

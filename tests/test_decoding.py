@@ -12,7 +12,8 @@ from test_pipeline import tiny_model
 from toccata.modeling import GuardSettings, SamplerSettings, generate_kwargs
 from toccata.modeling.batching import ContinuousBatcher
 from toccata.modeling.decoding import DecodeBatch, DecodeJob, decode
-from toccata.modeling.sampling import StopAfterSteps, VocabLayout
+from toccata.modeling.guards import StopAfterSteps
+from toccata.modeling.layout import VocabLayout
 from toccata.tokenization import NotewiseTokenizer
 from toccata.tokenization.midi_io import music21_corpus_midi
 from transformers import StoppingCriteriaList

@@ -18,8 +18,8 @@ from toccata.modeling import GenerationRequest, GuardSettings, SamplerSettings, 
 from toccata.modeling.configuration_notewise_lstm import NotewiseLSTMConfig
 from toccata.modeling.decoding import DecodeJob, decode
 from toccata.modeling.hub import random_model, save_checkpoint
+from toccata.modeling.layout import VocabLayout
 from toccata.modeling.modeling_notewise_lstm import NotewiseLSTMForCausalLM
-from toccata.modeling.sampling import VocabLayout
 from toccata.tokenization import NotewiseTokenizer
 from toccata.training.parts import part_checks
 from toccata.training.warm_start import warm_start

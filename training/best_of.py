@@ -41,7 +41,7 @@ def _samples(model, tokenizer, preset, samples: int, best_of: int, beats: float,
 
 def compare(model, tokenizer, dataset: str, split: str, samples: int, best_of: int, beats: float, seed: int = 0):
     """The judge's AUC for plain samples and for best-of-`best_of` samples, against `split`'s pieces."""
-    from toccata.modeling.sampling import preset_from_generation_config
+    from toccata.modeling.presets import preset_from_generation_config
 
     import toccata
 

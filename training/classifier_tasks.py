@@ -101,7 +101,8 @@ def generated_samples(generator, tokenizer, folder: Path, split: str, count: int
     """`count` samples of the generator (lists of words), batch by batch over `SAMPLER_SPREAD`; each batch is cached
     as OUT/samples/SPLIT-NNN.json, so a rerun (or a resumed run) generates only what is missing."""
     from toccata.modeling import GenerationRequest, compose
-    from toccata.modeling.sampling import SamplerSettings, preset_from_generation_config
+    from toccata.modeling.presets import preset_from_generation_config
+    from toccata.modeling.sampling import SamplerSettings
 
     preset, guards = preset_from_generation_config(generator.generation_config)
     folder.mkdir(parents=True, exist_ok=True)

@@ -19,14 +19,11 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
+from toccata.modeling.decoding import DecodeJob, decode
+from toccata.modeling.guards import GuardSettings
 from toccata.modeling.pipeline import check_compatible
-from toccata.modeling.sampling import (
-    SAMPLERS,
-    GuardSettings,
-    SamplerSettings,
-    generate_kwargs,
-    preset_from_generation_config,
-)
+from toccata.modeling.presets import preset_from_generation_config
+from toccata.modeling.sampling import SAMPLERS, SamplerSettings
 
 from .copy_index import CopyIndex, CopyMatch
 from .critic import EXCERPT_TOKENS, CriticResult, critic_score, excerpts
@@ -151,27 +148,19 @@ def generate_samples(
 ) -> list[np.ndarray]:
     """`num_samples` raw sequences of `num_tokens` ids from `<bos>` (no trimming); batch b uses seed `seed + b`.
 
-    A sequence is cut before an `<eos>` (only possible with the grammar guard off).
+    Decoded by the loop users run (`compose()`'s `decode`), which gives `generate()`'s tokens (tested). A sequence is
+    cut before an `<eos>` (only possible with the grammar guard off).
     """
     if sampler.seed is None:
         raise ValueError("generate_samples: give the sampler a seed (the report must be reproducible)")
-    config, device = model.config, next(model.parameters()).device
-    was_training, out = model.training, []
+    config, was_training, out = model.config, model.training, []
     model.eval()
     try:
         for batch, start in enumerate(range(0, num_samples, batch_size)):
             rows = min(batch_size, num_samples - start)
-            input_ids = torch.full((rows, 1), config.bos_token_id, dtype=torch.long, device=device)
-            output = model.generate(
-                input_ids,
-                attention_mask=torch.ones_like(input_ids),
-                max_new_tokens=num_tokens,
-                **generate_kwargs(config, replace(sampler, seed=sampler.seed + batch), guards, device),
-                pad_token_id=config.pad_token_id,
-                eos_token_id=config.eos_token_id,
-                use_cache=True,
-            )
-            for row in output[:, 1:].cpu().numpy():
+            job = DecodeJob([config.bos_token_id], rows, replace(sampler, seed=sampler.seed + batch), guards, num_tokens)
+            for row in decode(model, job).tokens:
+                row = np.asarray(row, dtype=np.int64)
                 ends = np.flatnonzero(row == config.eos_token_id)
                 out.append(row[: ends[0]] if ends.size else row)
     finally:

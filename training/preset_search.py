@@ -16,7 +16,7 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from toccata.modeling.sampling import preset_from_generation_config
+from toccata.modeling.presets import preset_from_generation_config
 
 from .copy_index import CopyIndex
 from .critic import EXCERPT_TOKENS, excerpts

@@ -389,7 +389,7 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list[TrainerCall
 
     `callbacks` are extra `TrainerCallback`s (progress reporting, custom logging, ...)."""
     from toccata.modeling.hub import CardInfo, save_checkpoint
-    from toccata.modeling.sampling import preset_from_generation_config
+    from toccata.modeling.presets import preset_from_generation_config
 
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
