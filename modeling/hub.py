@@ -118,7 +118,7 @@ def random_model(tokenizer=None, **config_kwargs) -> NotewiseLSTMForCausalLM:
         parts = getattr(tokenizer, "instrument_layout", None)
         if parts and len(parts) > 1:  # violin or cello beside the piano: the guards need every part's ids
             layout["instrument_layout"] = parts
-        config_kwargs = {**layout, "min_pitch": tokenizer.min_pitch, **config_kwargs}
+        config_kwargs = {**layout, **config_kwargs}
     model = NotewiseLSTMForCausalLM(NotewiseLSTMConfig(**config_kwargs))
     model.generation_config = default_generation_config(model.config)
     return model.eval()

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from toccata.modeling.decoding import DecodeJob, decode
 from toccata.modeling.guards import GuardSettings
+from toccata.modeling.layout import VocabLayout
 from toccata.modeling.pipeline import check_compatible
 from toccata.modeling.presets import preset_from_generation_config
 from toccata.modeling.sampling import SAMPLERS, SamplerSettings
@@ -29,7 +30,7 @@ from .copy_index import CopyIndex, CopyMatch
 from .critic import EXCERPT_TOKENS, CriticResult, critic_score, excerpts
 from .data import load_pieces
 from .likelihood import LikelihoodResult, likelihood_table, piece_sequences
-from .music_stats import SetSummary, TokenLayout, sample_stats, summarise_set
+from .music_stats import SetSummary, sample_stats, summarise_set
 from .parts import is_instrumented, merge_table, note_on_ids, part_checks
 from .parts import summarise as summarise_parts
 
@@ -177,7 +178,7 @@ def evaluate_sampler(
     tokens: int,
     reference: SetSummary,
     index: CopyIndex,
-    layout: TokenLayout,
+    layout: VocabLayout,
     batch_size: int = 100,
     real_excerpts: tuple[list[np.ndarray], list[int]] | None = None,
     tokenizer=None,
@@ -248,7 +249,7 @@ def evaluate(
     if samples < 1 or tokens < 1:
         raise ValueError(f"samples and tokens must be >= 1, got {samples} and {tokens}")
     check_compatible(model.config, tokenizer)
-    layout, seconds = TokenLayout.of(tokenizer), {}
+    layout, seconds = VocabLayout.from_config(tokenizer), {}
     clock = time.perf_counter()
     train = load_pieces(dataset, "train", tokenizer, original_key_only=True)
     held = load_pieces(dataset, split, tokenizer, original_key_only=True)
