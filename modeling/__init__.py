@@ -9,6 +9,7 @@ without `trust_remote_code` wherever toccata is installed, and the `"music-gener
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
 from .configuration_notewise_lstm import NotewiseLSTMConfig
+from .guards import GuardSettings
 from .modeling_notewise_lstm import (
     NotewiseLSTMCache,
     NotewiseLSTMForCausalLM,
@@ -23,7 +24,6 @@ from .pipeline import (
     compose,
     register_pipeline,
 )
-from .guards import GuardSettings
 from .presets import default_generation_config, generate_kwargs
 from .sampling import SAMPLERS, SamplerSettings
 

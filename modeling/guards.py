@@ -202,7 +202,9 @@ class GuardRows:
         for index, (name, on, off, start, p) in enumerate(self.parts):
             keys = slice(start, start + p)
             on_view, off_view = self._mask[:, on : on + p], self._mask[:, off : off + p]
-            self._sections.append((index, name != "piano", self.sounding[:, keys], self.onset[:, keys], on_view, off_view))
+            self._sections.append(
+                (index, name != "piano", self.sounding[:, keys], self.onset[:, keys], on_view, off_view)
+            )
         self._waits = self._mask[:, lay.wait_offset : lay.wait_offset + lay.max_wait]
 
     def forbidden(self) -> np.ndarray:

@@ -103,7 +103,13 @@ def test_transposing_remi_windows_shifts_only_pitches(trained_schemes, tiny_data
     pieces = load_scheme_pieces(tiny_dataset, "train", scheme)
     special = scheme.special_ids
     data = WindowDataset(
-        pieces, 200, VocabLayout.from_pitch_ids(scheme.pitch_ids()), special["bos"], special["eos"], special["pad"], max_transpose=5
+        pieces,
+        200,
+        VocabLayout.from_pitch_ids(scheme.pitch_ids()),
+        special["bos"],
+        special["eos"],
+        special["pad"],
+        max_transpose=5,
     )
     shifted = 0
     for item in range(len(data)):

@@ -159,7 +159,9 @@ def generate_samples(
     try:
         for batch, start in enumerate(range(0, num_samples, batch_size)):
             rows = min(batch_size, num_samples - start)
-            job = DecodeJob([config.bos_token_id], rows, replace(sampler, seed=sampler.seed + batch), guards, num_tokens)
+            job = DecodeJob(
+                [config.bos_token_id], rows, replace(sampler, seed=sampler.seed + batch), guards, num_tokens
+            )
             for row in decode(model, job).tokens:
                 row = np.asarray(row, dtype=np.int64)
                 ends = np.flatnonzero(row == config.eos_token_id)

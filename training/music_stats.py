@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from toccata.modeling.layout import VocabLayout
 
-
 DEFAULT_LAYOUT = VocabLayout()
 
 
