@@ -96,10 +96,7 @@ class DecodeBatch:
         self.layout = VocabLayout.from_config(config)
         self.pad_id, self.eos_id = config.pad_token_id, config.eos_token_id
         self.device = next(model.parameters()).device
-        if not int8:  # what `model.step` multiplies at every step: the model's float weights, bound once
-            with torch.inference_mode():
-                self.weights = model.step_weights()
-        else:  # int8 weights for the steps (the prompt pass stays float32): faster, not generate()'s tokens
+        if int8:  # int8 weights for the steps (the prompt pass stays float32): faster, not generate()'s tokens
             from .quantized import Int8Cells, int8_available
 
             if not int8_available(self.device):
@@ -108,6 +105,9 @@ class DecodeBatch:
                     "decode in float32"
                 )
             self.weights = Int8Cells(model)
+        else:  # what `model.step` multiplies at every step: the model's float weights, bound once
+            with torch.inference_mode():
+                self.weights = model.step_weights()
         self.prompt_cache: OrderedDict[tuple, tuple[list, torch.Tensor]] = OrderedDict()  # see `_read_prompt`
         self._clear()
 
