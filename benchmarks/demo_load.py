@@ -378,7 +378,7 @@ def generation_only(clients: int, requests: int, seconds: float) -> list[dict]:
     import torch
     from toccata.modeling import GenerationRequest, compose
     from toccata.modeling.batching import ContinuousBatcher
-    from toccata.modeling.sampling import preset_from_generation_config
+    from toccata.modeling.presets import preset_from_generation_config
 
     import toccata
 

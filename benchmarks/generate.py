@@ -46,7 +46,9 @@ import torch
 from toccata.modeling import GuardSettings, SamplerSettings
 from toccata.modeling.decoding import DecodeJob, decode
 from toccata.modeling.hub import random_model
-from toccata.modeling.sampling import SAMPLERS, generate_kwargs
+from toccata.modeling.modeling_notewise_lstm import lstm_cell
+from toccata.modeling.presets import generate_kwargs
+from toccata.modeling.sampling import SAMPLERS
 from toccata.tokenization import NotewiseTokenizer
 from toccata.tokenization.midi_io import music21_corpus_midi
 
@@ -102,7 +104,7 @@ def step_bytes(model) -> int:
 def bare_loop(model, batch: int, steps: int, use_nn_lstm: bool = False) -> float:
     """Tokens per second of a plain loop carrying (h, c) per layer; top-5 weighted draw like the default sampler."""
     layers = [layer.lstm for layer in model.model.layers]
-    weights = [(lstm.weight_ih_l0.t(), lstm.weight_hh_l0.t(), lstm.bias_ih_l0 + lstm.bias_hh_l0) for lstm in layers]
+    weights = [layer.step_weights() for layer in model.model.layers]
     h = [torch.zeros(batch, lstm.hidden_size) for lstm in layers]
     c = [torch.zeros(batch, lstm.hidden_size) for lstm in layers]
     token = torch.full((batch,), model.config.bos_token_id, dtype=torch.long)
@@ -116,11 +118,7 @@ def bare_loop(model, batch: int, steps: int, use_nn_lstm: bool = False) -> float
                 out, (hn, cn) = layers[i](x.unsqueeze(1), (h[i].unsqueeze(0), c[i].unsqueeze(0)))
                 h[i], c[i] = hn[0], cn[0]
             else:
-                gates = torch.addmm(b, x, w_ih).addmm_(h[i], w_hh)
-                size = h[i].shape[1]
-                ig, fg, _, og = gates.sigmoid().chunk(4, 1)
-                c[i] = torch.addcmul(fg * c[i], ig, gates[:, 2 * size : 3 * size].tanh())
-                h[i] = og * c[i].tanh()
+                h[i], c[i] = lstm_cell(torch.addmm(b, x, w_ih).addmm_(h[i], w_hh), c[i])
             x = h[i]
         logits = head(x)
         top = logits.topk(5, dim=-1)

@@ -44,7 +44,7 @@ def int8_log2probs(model, sequences: list[np.ndarray]) -> list[np.ndarray]:
     states = [(torch.zeros(len(sequences), size), torch.zeros(len(sequences), size)) for size in cells.state_sizes]
     scores = np.zeros((len(sequences), length - 1))
     for t in range(length - 1):
-        logp = torch.log_softmax(cells(ids[:, t], states).float(), dim=-1)
+        logp = torch.log_softmax(model.step(ids[:, t], states, cells), dim=-1)
         scores[:, t] = logp.gather(1, ids[:, t + 1 : t + 2])[:, 0].double().numpy() / math.log(2.0)
     return [scores[row, : len(seq) - 1] for row, seq in enumerate(sequences)]
 

@@ -15,8 +15,8 @@ from toccata.modeling import GeneratedPiece, GuardSettings, SamplerSettings, com
 from toccata.modeling.pipeline import NO_NEW_NOTES, describe_prompt
 from toccata.modeling.batching import ContinuousBatcher
 from toccata.modeling.decoding import set_decoding_threads
+from toccata.modeling.presets import preset_from_generation_config
 from toccata.modeling.quantized import int8_available
-from toccata.modeling.sampling import preset_from_generation_config
 
 import toccata
 from toccata.audio import SYNTH_MISSING, Synth

@@ -9,6 +9,7 @@ without `trust_remote_code` wherever toccata is installed, and the `"music-gener
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
 from .configuration_notewise_lstm import NotewiseLSTMConfig
+from .guards import GuardSettings
 from .modeling_notewise_lstm import (
     NotewiseLSTMCache,
     NotewiseLSTMForCausalLM,
@@ -23,7 +24,8 @@ from .pipeline import (
     compose,
     register_pipeline,
 )
-from .sampling import SAMPLERS, GuardSettings, SamplerSettings, default_generation_config, generate_kwargs
+from .presets import default_generation_config, generate_kwargs
+from .sampling import SAMPLERS, SamplerSettings
 
 AutoConfig.register(NotewiseLSTMConfig.model_type, NotewiseLSTMConfig, exist_ok=True)
 AutoModelForCausalLM.register(NotewiseLSTMConfig, NotewiseLSTMForCausalLM, exist_ok=True)

@@ -1,4 +1,4 @@
-"""The lean decoding loop behind `compose()`: the LSTM's one-step function, with the guards and samplers applied to
+"""The lean decoding loop behind `compose()`: the model's one-token `step()`, with the guards and samplers applied to
 the logits in place, vectorised over a batch whose rows may belong to different requests.
 
 `model.generate()` with `generate_kwargs()` gives the same tokens for the same seed and settings (tested); this loop
@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .sampling import GuardRows, GuardSettings, SamplerSettings, VocabLayout, sampler_processors
+from .guards import GuardRows, GuardSettings
+from .layout import VocabLayout
+from .sampling import SamplerSettings, sampler_processors
 
 ProgressCallback = Callable[[int, int], None]  # (tokens generated so far, token budget)
-NEG_INF = float("-inf")
 PROMPT_CACHE_SIZE = 32  # prompts (with their row counts) whose state after reading a batch keeps
 
 
@@ -96,15 +96,6 @@ class DecodeBatch:
         self.layout = VocabLayout.from_config(config)
         self.pad_id, self.eos_id = config.pad_token_id, config.eos_token_id
         self.device = next(model.parameters()).device
-        self.embedding = model.get_input_embeddings().weight
-        self.head = model.get_output_embeddings()
-        self.cells = []  # per layer: (W_ih^T, W_hh^T, bias, hidden size), the maths of NotewiseLSTMLayer._step
-        with torch.inference_mode():
-            for layer in model.model.layers:
-                lstm = layer.lstm
-                bias = lstm.bias_ih_l0 + lstm.bias_hh_l0
-                self.cells.append((lstm.weight_ih_l0.t(), lstm.weight_hh_l0.t(), bias, lstm.hidden_size))
-        self.next_logits = self._lstm_step
         if int8:  # int8 weights for the steps (the prompt pass stays float32): faster, not generate()'s tokens
             from .quantized import Int8Cells, int8_available
 
@@ -113,7 +104,10 @@ class DecodeBatch:
                     f"int8 decoding needs a CPU with torch's quantized kernels (the model is on {self.device}): "
                     "decode in float32"
                 )
-            self.next_logits = Int8Cells(model)
+            self.weights = Int8Cells(model)
+        else:  # what `model.step` multiplies at every step: the model's float weights, bound once
+            with torch.inference_mode():
+                self.weights = model.step_weights()
         self.prompt_cache: OrderedDict[tuple, tuple[list, torch.Tensor]] = OrderedDict()  # see `_read_prompt`
         self._clear()
 
@@ -124,7 +118,6 @@ class DecodeBatch:
         self.guards = GuardRows(self.layout, self.model.config.vocab_size)
         self.done = np.zeros(0, dtype=bool)  # rows that have ended (they wait for the rest of their job)
         self.done_count = 0  # how many of them: one numpy call per step instead of an any() and an all() per job
-        self.stop_at = np.zeros(0, dtype=np.int64)  # elapsed steps at which each row ends
         self.running: list[_Running] = []
         self.pending_logits: torch.Tensor | None = None  # logits of rows that joined since the last step
 
@@ -143,10 +136,7 @@ class DecodeBatch:
             self.states = [(torch.cat([h, nh]), torch.cat([c, nc])) for (h, c), (nh, nc) in zip(self.states, states)]
         else:
             self.states = states
-        first = self.rows
-        self.guards.append(job.guards, job.prompt_ids, job.rows)
-        target = GuardRows.LATE if job.target_steps is None else job.target_steps
-        self.stop_at = np.concatenate([self.stop_at, self.guards.now[first:] + target])
+        self.guards.append(job.guards, job.prompt_ids, job.rows, job.target_steps)
         self.done = np.concatenate([self.done, np.zeros(job.rows, dtype=bool)])
         placeholder = torch.full((job.rows,), self.pad_id, dtype=torch.long, device=self.device)
         self.next_input = torch.cat([self.next_input, placeholder])
@@ -172,29 +162,16 @@ class DecodeBatch:
         states, logits = kept
         return [(h.clone(), c.clone()) for h, c in states], logits.clone()  # the step masks logits in place
 
-    def _lstm_step(self, ids: torch.Tensor, states: list) -> torch.Tensor:
-        """Logits after reading `ids` (one per row); `states` is updated in place (the maths of `_step`)."""
-        x = self.embedding[ids]
-        for index, (w_ih, w_hh, bias, size) in enumerate(self.cells):
-            h, c = states[index]
-            gates = torch.addmm(bias, x, w_ih).addmm_(h, w_hh)
-            i, f, _, o = gates.sigmoid().chunk(4, dim=1)
-            c = torch.addcmul(f * c, i, gates[:, 2 * size : 3 * size].tanh())
-            x = h = o * c.tanh()
-            states[index] = (h, c)
-        logits = F.linear(x, self.head.weight, self.head.bias)  # what the head module computes, without its call
-        return logits if logits.dtype == torch.float32 else logits.float()
-
     def _logits(self) -> torch.Tensor:
         """Next-token logits of every row: one LSTM step for rows that have run, the prompt pass for new ones."""
         if self.pending_logits is None:
-            return self.next_logits(self.next_input, self.states)
+            return self.model.step(self.next_input, self.states, self.weights)
         fresh, self.pending_logits = self.pending_logits, None
         old = self.rows - fresh.shape[0]
         if not old:
             return fresh
         states = [(h[:old], c[:old]) for h, c in self.states]
-        logits = self.next_logits(self.next_input[:old], states)
+        logits = self.model.step(self.next_input[:old], states, self.weights)
         self.states = [
             (torch.cat([h, hs[old:]]), torch.cat([c, cs[old:]])) for (h, c), (hs, cs) in zip(states, self.states)
         ]
@@ -208,14 +185,7 @@ class DecodeBatch:
         if not self.running:
             return []
         scores = self._logits()
-        forbidden = self.guards.forbidden()
-        if scores.is_cpu:
-            np.copyto(scores.numpy(), NEG_INF, where=forbidden)  # in place, as masked_fill_, without a torch call
-        else:
-            scores.masked_fill_(torch.from_numpy(forbidden).to(scores.device), NEG_INF)
-        if self.guards.any_calm:
-            lay = self.layout
-            scores[:, lay.wait_offset : lay.wait_offset + lay.max_wait] += self.guards.calm_bias.to(scores.device)
+        self.guards.apply(scores)
         if len(self.running) == 1:
             chosen = self.running[0].rule.choose(scores)
         else:
@@ -230,7 +200,7 @@ class DecodeBatch:
         """Record the drawn ids, update the guard state, finish rows and jobs, feed the ids to the next step."""
         fed = np.where(self.done, self.pad_id, drawn) if self.done_count else drawn  # as generate() pads
         self.guards.consume(fed.tolist())
-        self.done |= (fed == self.eos_id) | (self.guards.now >= self.stop_at)
+        self.done |= (fed == self.eos_id) | self.guards.out_of_time()
         self.done_count = np.count_nonzero(self.done)
         alone = len(self.running) == 1
         finished: list[_Running] = []
@@ -268,7 +238,7 @@ class DecodeBatch:
         self.states = [(h[rows], c[rows]) for h, c in self.states]
         self.next_input = self.next_input[rows]
         self.guards.keep(index)
-        self.done, self.stop_at = self.done[index], self.stop_at[index]
+        self.done = self.done[index]
         self.done_count = np.count_nonzero(self.done)
         self.running = [run for run in self.running if run not in finished]
 

@@ -22,8 +22,11 @@ from huggingface_hub import HfApi, ModelCard, ModelCardData
 from transformers import PreTrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from .configuration_notewise_lstm import NotewiseLSTMConfig
+from .guards import GuardSettings
+from .layout import VocabLayout
 from .modeling_notewise_lstm import NotewiseLSTMForCausalLM, NotewiseLSTMForSequenceClassification
-from .sampling import GuardSettings, SamplerSettings, VocabLayout, default_generation_config
+from .presets import default_generation_config
+from .sampling import SamplerSettings
 
 MODEL_TAGS = ["music", "midi", "music-generation", "piano", "lstm", "notewise", "toccata"]
 MODEL_AUTO_CLASSES = {  # the transformers Auto class each of our model classes loads through (config.json's auto_map)
@@ -207,7 +210,7 @@ def random_model(tokenizer=None, **config_kwargs) -> NotewiseLSTMForCausalLM:
         parts = getattr(tokenizer, "instrument_layout", None)
         if parts and len(parts) > 1:  # violin or cello beside the piano: the guards need every part's ids
             layout["instrument_layout"] = parts
-        config_kwargs = {**layout, "min_pitch": tokenizer.min_pitch, **config_kwargs}
+        config_kwargs = {**layout, **config_kwargs}
     model = NotewiseLSTMForCausalLM(NotewiseLSTMConfig(**config_kwargs))
     model.generation_config = default_generation_config(model.config)
     return model.eval()

@@ -6,7 +6,9 @@ default). The recurrent state (h, c) of every layer travels in a `NotewiseLSTMCa
 `NotewiseLSTMForSequenceClassification` puts a pooled classification head on the same encoder (critic, composer).
 
 At sequence length 1 in eval mode (every decoding step) the layers skip `nn.LSTM` and run the cell by hand with two
-`addmm`s on the same weights: on a CPU that is several times faster than `nn.LSTM`'s per-call overhead.
+`addmm`s on the same weights: on a CPU that is several times faster than `nn.LSTM`'s per-call overhead. `lstm_cell`
+is that cell, written once; `NotewiseLSTMForCausalLM.step` is one token through every layer and the head, which the
+lean decoding loop calls with these weights (`step_weights()`) and int8 decoding with its quantized ones.
 This file imports only torch, transformers and its configuration module, so it travels to the Hub with the weights.
 """
 
@@ -197,16 +199,52 @@ class NotewiseLSTMLayer(nn.Module):
         empty = (lengths == 0).unsqueeze(-1)  # all padding: the state stays as it was
         return out, (torch.where(empty, h0, h_n[0]), torch.where(empty, c0, c_n[0]))
 
+    def step_weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(W_ih^T, W_hh^T, b_ih + b_hh): what one inference step multiplies (weight drop acts in training only)."""
+        lstm = self.lstm
+        return lstm.weight_ih_l0.t(), lstm.weight_hh_l0.t(), lstm.bias_ih_l0 + lstm.bias_hh_l0
+
     def _step(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, LSTMState]:
-        """One time step by hand, same maths and weights as `nn.LSTM` (gate order i, f, g, o), fewest kernel calls."""
-        lstm, (h, c) = self.lstm, state
-        gates = torch.addmm(lstm.bias_ih_l0 + lstm.bias_hh_l0, x[:, 0], lstm.weight_ih_l0.t())
-        gates = gates.addmm_(h, lstm.weight_hh_l0.t())
-        size = self.hidden_size
-        i, f, _, o = gates.sigmoid().chunk(4, dim=1)
-        c = torch.addcmul(f * c, i, gates[:, 2 * size : 3 * size].tanh())
-        h = o * c.tanh()
+        """One time step by hand, same maths and weights as `nn.LSTM`, fewest kernel calls."""
+        w_ih, w_hh, bias = self.step_weights()
+        h, c = lstm_cell(torch.addmm(bias, x[:, 0], w_ih).addmm_(state[0], w_hh), state[1])
         return h.unsqueeze(1), (h, c)
+
+
+def lstm_cell(gates: torch.Tensor, c: torch.Tensor) -> LSTMState:
+    """(h, c) from the gates' pre-activations (batch, 4 * hidden), in `nn.LSTM`'s order i, f, g, o, and the previous
+    c (batch, hidden): the cell's maths, written once for every one-token path (forward, lean loop, int8)."""
+    size = c.shape[1]
+    i, f, _, o = gates.sigmoid().chunk(4, dim=1)
+    c = torch.addcmul(f * c, i, gates[:, 2 * size : 3 * size].tanh())
+    return o * c.tanh(), c
+
+
+class StepWeights:
+    """The matrix products of one decoding step in the model's float weights, bound once (no per-step attribute
+    walk): the embedding lookup, each layer's gates (two `addmm`s, as `NotewiseLSTMLayer._step`), the head.
+    `NotewiseLSTMForCausalLM.step` calls these three; int8 decoding (`quantized.Int8Cells`) supplies its own."""
+
+    def __init__(self, model: NotewiseLSTMForCausalLM):
+        if model.training:
+            raise ValueError("NotewiseLSTMForCausalLM.step is an inference step: call model.eval() first")
+        self.embedding = model.get_input_embeddings().weight
+        self.layers = [layer.step_weights() for layer in model.model.layers]
+        self.head_weight, self.head_bias = model.lm_head.weight, model.lm_head.bias
+
+    def input(self, input_ids: torch.LongTensor) -> torch.Tensor:
+        """(batch,) ids -> (batch, embedding size)."""
+        return self.embedding[input_ids]
+
+    def gates(self, index: int, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """Layer `index`'s gate pre-activations (batch, 4 * hidden) from its input x and previous h."""
+        w_ih, w_hh, bias = self.layers[index]
+        return torch.addmm(bias, x, w_ih).addmm_(h, w_hh)
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """Float32 logits (batch, vocab) of the top layer's h (what `lm_head` computes, without its module call)."""
+        logits = F.linear(x, self.head_weight, self.head_bias)
+        return logits if logits.dtype == torch.float32 else logits.float()
 
 
 class NotewiseLSTMPreTrainedModel(PreTrainedModel):
@@ -352,6 +390,26 @@ class NotewiseLSTMForCausalLM(NotewiseLSTMPreTrainedModel, GenerationMixin):
 
     def set_output_embeddings(self, value: nn.Linear) -> None:
         self.lm_head = value
+
+    def step_weights(self) -> StepWeights:
+        """The weights `step()` multiplies, bound once for a decoding loop (the model in eval mode)."""
+        return StepWeights(self)
+
+    def step(
+        self, input_ids: torch.LongTensor, states: list[LSTMState], weights: StepWeights | None = None
+    ) -> torch.Tensor:
+        """One token per row through every layer and the head: (batch,) ids -> float32 logits (batch, vocab).
+
+        `states` holds each layer's (h, c), each (batch, hidden), and is updated in place. The maths of `forward` at
+        sequence length 1 in eval mode (the same tokens from `generate()`; tested), without its cache and output
+        objects: the lean decoding loop calls it at every step with `weights` from `step_weights()`, int8 decoding
+        with its quantized `Int8Cells`. Without `weights`, the model's own (bound at each call)."""
+        weights = weights if weights is not None else StepWeights(self)
+        x = weights.input(input_ids)
+        for index, (h, c) in enumerate(states):
+            x, c = lstm_cell(weights.gates(index, x, h), c)
+            states[index] = (x, c)
+        return weights.head(x)
 
     def prepare_inputs_for_generation(
         self,
@@ -537,4 +595,6 @@ __all__ = [
     "NotewiseLSTMOutput",
     "NotewiseLSTMPreTrainedModel",
     "NotewiseLSTMSequenceClassifierOutput",
+    "StepWeights",
+    "lstm_cell",
 ]

@@ -22,7 +22,10 @@ from transformers import Pipeline
 
 from .batching import ContinuousBatcher
 from .decoding import DecodeJob, ProgressCallback, decode
-from .sampling import GuardSettings, SamplerSettings, VocabLayout, preset_from_generation_config
+from .guards import GuardSettings
+from .layout import VocabLayout
+from .presets import preset_from_generation_config
+from .sampling import SamplerSettings
 
 Critic = Callable[[list[list[str]]], Sequence[float]]  # token lists -> probability that each is human-composed
 

@@ -51,28 +51,22 @@ def _pinned_linear(weight: torch.Tensor, bias: torch.Tensor | None):
 
 
 class Int8Cells:
-    """`(ids, states) -> logits` like `DecodeBatch`'s float32 step: the first layer's input gates from a float32 table
-    and its h through int8; each later layer's gates from one int8 matrix on [x, h, pins] (W_ih and W_hh side by
-    side); the head in int8. `state_sizes`: each layer's hidden size."""
+    """The matrix products of `NotewiseLSTMForCausalLM.step` in int8, in place of its float32 `StepWeights`: the first
+    layer's input gates from a float32 table (`input` looks them up) and its h through int8; each later layer's gates
+    from one int8 matrix on [x, h, pins] (W_ih and W_hh side by side); the head in int8. The cell itself is the
+    model's (`lstm_cell`). `state_sizes`: each layer's hidden size."""
 
     def __init__(self, model):
-        lstms = [layer.lstm for layer in model.model.layers]
-        first = lstms[0]
         with torch.no_grad():
+            layers = [layer.step_weights() for layer in model.model.layers]  # (W_ih^T, W_hh^T, bias) per layer
+            (w_ih, w_hh, bias), later = layers[0], layers[1:]
             embedding = model.get_input_embeddings().weight.detach().float()
-            self.input_gates = F.linear(
-                embedding, first.weight_ih_l0.float(), (first.bias_ih_l0 + first.bias_hh_l0).float()
-            )
-            self.first = _pinned_linear(first.weight_hh_l0, None)
-            self.later = [
-                _pinned_linear(
-                    torch.cat([lstm.weight_ih_l0, lstm.weight_hh_l0], dim=1), lstm.bias_ih_l0 + lstm.bias_hh_l0
-                )
-                for lstm in lstms[1:]
-            ]
+            self.input_gates = F.linear(embedding, w_ih.t().float(), bias.float())
+            self.first = _pinned_linear(w_hh.t(), None)
+            self.later = [_pinned_linear(torch.cat([w_ih.t(), w_hh.t()], dim=1), bias) for w_ih, w_hh, bias in later]
             head = model.get_output_embeddings()
-            self.head = _pinned_linear(head.weight, head.bias)
-        self.state_sizes = [lstm.hidden_size for lstm in lstms]
+            self.head_weights = _pinned_linear(head.weight, head.bias)
+        self.state_sizes = [w_hh.shape[0] for _, w_hh, _ in layers]
         self._pins: dict[int, torch.Tensor] = {}
 
     def pins(self, rows: int) -> torch.Tensor:
@@ -82,25 +76,20 @@ class Int8Cells:
             block = self._pins[rows] = torch.tensor([PINS]).expand(rows, len(PINS))
         return block
 
-    @staticmethod
-    def _cell(gates: torch.Tensor, c: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(h, c) from the gates, as `DecodeBatch._lstm_step` computes them."""
-        i, f, _, o = gates.sigmoid().chunk(4, dim=1)
-        c = torch.addcmul(f * c, i, gates[:, 2 * size : 3 * size].tanh())
-        return o * c.tanh(), c
+    def input(self, input_ids: torch.LongTensor) -> torch.Tensor:
+        """(batch,) ids -> the first layer's input gates (batch, 4 * hidden), from the float32 table."""
+        return self.input_gates[input_ids]
 
-    def __call__(self, ids: torch.Tensor, states: list) -> torch.Tensor:
-        pins = self.pins(ids.shape[0])
-        h, c = states[0]
-        gates = _LINEAR_DYNAMIC(torch.cat([h, pins], dim=1), self.first, True).add_(self.input_gates[ids])
-        x, c = self._cell(gates, c, self.state_sizes[0])
-        states[0] = (x, c)
-        for index, weights in enumerate(self.later, start=1):
-            h, c = states[index]
-            gates = _LINEAR_DYNAMIC(torch.cat([x, h, pins], dim=1), weights, True)
-            x, c = self._cell(gates, c, self.state_sizes[index])
-            states[index] = (x, c)
-        return _LINEAR_DYNAMIC(torch.cat([x, pins], dim=1), self.head, True)  # reduce_range, as the module has it
+    def gates(self, index: int, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """Layer `index`'s gate pre-activations: the first adds its h's int8 product to the table's input gates `x`."""
+        pins = self.pins(h.shape[0])
+        if index == 0:
+            return _LINEAR_DYNAMIC(torch.cat([h, pins], dim=1), self.first, True).add_(x)
+        return _LINEAR_DYNAMIC(torch.cat([x, h, pins], dim=1), self.later[index - 1], True)
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """Float32 logits of the top layer's h."""
+        return _LINEAR_DYNAMIC(torch.cat([x, self.pins(x.shape[0])], dim=1), self.head_weights, True)  # reduce_range
 
 
 __all__ = ["Int8Cells", "int8_available"]

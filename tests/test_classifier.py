@@ -17,6 +17,7 @@ import pytest
 import torch
 from toccata.modeling import NotewiseLSTMForCausalLM, NotewiseLSTMForSequenceClassification
 from toccata.modeling.hub import copy_checkpoint, random_model, save_checkpoint
+from toccata.modeling.layout import VocabLayout
 from toccata.tokenization import NotewiseTokenizer
 from toccata.training.classifier import (
     FitSettings,
@@ -28,14 +29,13 @@ from toccata.training.classifier import (
 )
 from toccata.training.classifier_data import ExcerptSampler, Labelled, fixed_excerpts
 from toccata.training.classifier_tasks import metrics
-from toccata.training.data import PitchLayout
 from transformers import AutoModelForSequenceClassification
 
 import toccata
 from toccata.cli import main
 
 TOK = NotewiseTokenizer()
-LAYOUT = PitchLayout.of(TOK)
+LAYOUT = VocabLayout.from_config(TOK)
 TINY = {"embedding_size": 16, "hidden_size": 24, "num_hidden_layers": 2}
 
 

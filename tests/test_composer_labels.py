@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import make_score
+from toccata.modeling.layout import VocabLayout
 from toccata.tokenization import NotewiseTokenizer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -78,10 +79,10 @@ def test_vocabulary_appends_composer_words_and_decoding_skips_them():
 
 
 def test_windows_start_with_their_label_except_the_dropped_share():
-    from toccata.training.data import Piece, PitchLayout, WindowDataset
+    from toccata.training.data import Piece, WindowDataset
 
     tokenizer = NotewiseTokenizer(composers=["A", "other"])
-    layout = PitchLayout.of(tokenizer)
+    layout = VocabLayout.from_config(tokenizer)
     pieces = [Piece(f"r{i}", f"p{i}", np.arange(4, 4 + 60) % 180 + 4, composer="A") for i in range(20)]
     special = {"bos_id": 1, "eos_id": 2, "pad_id": 0}
     plain = WindowDataset(pieces, 16, layout, **special)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from toccata.modeling.layout import VocabLayout
 from toccata.tokenization import NotewiseTokenizer
 from toccata.training.critic import critic_score, excerpt_features, excerpts, feature_names
-from toccata.training.music_stats import TokenLayout
 
 TOK = NotewiseTokenizer()
-LAYOUT = TokenLayout.of(TOK)
+LAYOUT = VocabLayout.from_config(TOK)
 
 
 def ids(text: str) -> np.ndarray:

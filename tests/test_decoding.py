@@ -12,7 +12,8 @@ from test_pipeline import tiny_model
 from toccata.modeling import GuardSettings, SamplerSettings, generate_kwargs
 from toccata.modeling.batching import ContinuousBatcher
 from toccata.modeling.decoding import DecodeBatch, DecodeJob, decode
-from toccata.modeling.sampling import StopAfterSteps, VocabLayout
+from toccata.modeling.guards import StopAfterSteps
+from toccata.modeling.layout import VocabLayout
 from toccata.tokenization import NotewiseTokenizer
 from toccata.tokenization.midi_io import music21_corpus_midi
 from transformers import StoppingCriteriaList
@@ -201,7 +202,7 @@ def test_int8_decoding_keeps_the_guards_and_scores_a_real_piece_like_float32(tra
         exact = torch.log_softmax(trained(input_ids=ids).logits[0, :-1].float(), dim=-1)
         cells = Int8Cells(trained)
         states = [(torch.zeros(1, s), torch.zeros(1, s)) for s in cells.state_sizes]
-        rows = [torch.log_softmax(cells(ids[:, t], states).float(), dim=-1)[0] for t in range(ids.shape[1] - 1)]
+        rows = [torch.log_softmax(trained.step(ids[:, t], states, cells), dim=-1)[0] for t in range(ids.shape[1] - 1)]
     targets = ids[0, 1:, None]
     exact_nats = -exact.gather(1, targets).mean().item()
     difference = torch.stack(rows).gather(1, targets) - exact.gather(1, targets)

@@ -13,7 +13,7 @@ import pytest
 import symusic
 import torch
 from demo_support import require_fluidsynth, audio_peak
-from toccata.modeling.sampling import preset_from_generation_config
+from toccata.modeling.presets import preset_from_generation_config
 from toccata.tokenization.midi_io import music21_corpus_midi
 
 import toccata
@@ -134,7 +134,7 @@ def test_busy_music_still_lasts_as_long_as_asked(loaded, guards):
     from dataclasses import replace
 
     from toccata.modeling import GenerationRequest, compose
-    from toccata.modeling.sampling import preset_from_generation_config
+    from toccata.modeling.presets import preset_from_generation_config
 
     model, tokenizer = loaded
     sampler, preset = preset_from_generation_config(model.generation_config)

@@ -9,8 +9,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from toccata.modeling.guards import GuardSettings
 from toccata.modeling.hub import random_model, save_checkpoint
-from toccata.modeling.sampling import GuardSettings, SamplerSettings
+from toccata.modeling.sampling import SamplerSettings
 from toccata.tokenization import NotewiseTokenizer
 from toccata.training.data import load_pieces
 from toccata.training.evaluation import SamplerResult, evaluate, generate_samples, quality_goals

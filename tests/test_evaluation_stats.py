@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from toccata.modeling.layout import VocabLayout
 from toccata.tokenization import NotewiseTokenizer
 from toccata.training.copy_index import CopyIndex
 from toccata.training.data import load_pieces
 from toccata.training.music_stats import (
-    TokenLayout,
     histogram_overlap,
     ratio_overlap,
     sample_stats,
@@ -16,7 +16,7 @@ from toccata.training.music_stats import (
 )
 
 TOK = NotewiseTokenizer()
-LAYOUT = TokenLayout.of(TOK)
+LAYOUT = VocabLayout.from_config(TOK)
 
 
 def ids(text: str) -> np.ndarray:

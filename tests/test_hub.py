@@ -260,7 +260,7 @@ def test_the_pipeline_takes_a_prompt_of_tokens_as_a_list_or_text_and_a_list_of_p
     words = "p60 p64 wait12 endp60 endp64 p62 wait6 endp62".split()
     settings = {"sampler": "top_k", "seed": 2, "beats": 4, "prompt_beats": None}
     model, tokenizer = load_checkpoint(checkpoint)
-    sampler, guards = toccata.modeling.sampling.preset_from_generation_config(model.generation_config)
+    sampler, guards = toccata.modeling.presets.preset_from_generation_config(model.generation_config)
     request = GenerationRequest(sampler=replace(sampler, sampler="top_k", seed=2), guards=guards, beats=4)
     (expected,) = compose(model, tokenizer, request, prompt=words)
     assert expected.tokens[: len(words)] == words

@@ -18,8 +18,8 @@ from toccata.modeling import GenerationRequest, GuardSettings, SamplerSettings, 
 from toccata.modeling.configuration_notewise_lstm import NotewiseLSTMConfig
 from toccata.modeling.decoding import DecodeJob, decode
 from toccata.modeling.hub import random_model, save_checkpoint, saving_code
+from toccata.modeling.layout import VocabLayout
 from toccata.modeling.modeling_notewise_lstm import NotewiseLSTMForCausalLM
-from toccata.modeling.sampling import VocabLayout
 from toccata.tokenization import NotewiseTokenizer
 from toccata.training.parts import part_checks
 from toccata.training.warm_start import warm_start
@@ -283,10 +283,10 @@ def test_chamber_publish_writes_a_folder_without_code_whose_config_returns_the_s
 
 
 def test_transposition_moves_every_part_together_and_keeps_each_in_its_range():
-    from toccata.training.data import Piece, PitchLayout, WindowDataset
+    from toccata.training.data import Piece, WindowDataset
 
-    layout = PitchLayout.of(DUO)
-    assert layout.other_parts == ((228, 277, 49),) and PitchLayout.of(PIANO).other_parts == ()
+    layout = VocabLayout.from_config(DUO)
+    assert layout.parts[1:] == (("violin", 228, 277, 49),) and len(VocabLayout.from_config(PIANO).parts) == 1
     words = ["p40", "v100", "wait12", "endp40", "endv100"]  # the violin 3 semitones below its top (G7 = 103)
     ids = np.asarray(DUO.convert_tokens_to_ids(words))
     data = WindowDataset([Piece("a", "a", ids)], 16, layout, bos_id=1, eos_id=2, pad_id=0, max_transpose=6, seed=1)

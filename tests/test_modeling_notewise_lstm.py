@@ -283,6 +283,23 @@ def test_state_equivalence_train_mode_without_dropout(tied):
     torch.testing.assert_close(stepwise, full, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("tied", [True, False], ids=["tied", "untied"])
+def test_the_decoding_step_gives_the_one_token_forwards_logits_and_state_bit_for_bit(tied):
+    """`step()` (what the lean loop and int8 decoding call) is the maths of forward at sequence length 1, to the bit:
+    that is why the lean loop draws `generate()`'s tokens."""
+    tester = NotewiseLSTMModelTester(num_hidden_layers=3)
+    model, ids = tester.model(tie_word_embeddings=tied), tester.input_ids()
+    with torch.inference_mode():
+        out = model(ids[:, :4], use_cache=True)
+        cache, states, weights = out.cache, list(out.cache.states), model.step_weights()
+        for t in range(4, ids.shape[1]):
+            expected = model(ids[:, t : t + 1], cache=cache, use_cache=True).logits[:, 0]
+            assert torch.equal(model.step(ids[:, t], states, weights), expected)
+            assert all(torch.equal(a, b) for mine, theirs in zip(states, cache.states) for a, b in zip(mine, theirs))
+        with pytest.raises(ValueError, match="eval"):
+            model.train().step_weights()
+
+
 def test_state_equivalence_with_three_layers_and_chunks():
     tester = NotewiseLSTMModelTester(num_hidden_layers=3, seq_length=20)
     model = tester.model()

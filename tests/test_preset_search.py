@@ -4,7 +4,8 @@ winner is the hardest to tell from real music among those that do not collapse i
 from __future__ import annotations
 
 import pytest
-from toccata.modeling.sampling import GuardSettings, SamplerSettings
+from toccata.modeling.guards import GuardSettings
+from toccata.modeling.sampling import SamplerSettings
 from toccata.training import preset_search
 
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 from toccata.modeling.hub import load_checkpoint
-from toccata.modeling.sampling import preset_from_generation_config
+from toccata.modeling.presets import preset_from_generation_config
 from toccata.training import preset, publish
 
 from toccata.cli import main

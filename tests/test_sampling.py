@@ -18,18 +18,10 @@ from toccata.modeling import (
     default_generation_config,
     generate_kwargs,
 )
-from toccata.modeling.sampling import (
-    Calmness,
-    Mixed,
-    SeededDraw,
-    StopAfterSteps,
-    TopK,
-    TopN,
-    VocabLayout,
-    Weighted,
-    preset_from_generation_config,
-    sampler_processors,
-)
+from toccata.modeling.guards import GuardMask, StopAfterSteps
+from toccata.modeling.layout import VocabLayout
+from toccata.modeling.presets import preset_from_generation_config
+from toccata.modeling.sampling import Mixed, SeededDraw, TopK, TopN, Weighted, sampler_processors
 from toccata.tokenization import NotewiseTokenizer
 
 TOK = NotewiseTokenizer()
@@ -532,15 +524,19 @@ def test_calmness_lowers_note_density_and_negative_calmness_raises_it(sampler):
 
 
 def test_calmness_moves_score_to_waits_and_most_to_long_waits():
-    layout = VocabLayout.from_config(MODEL.config)
+    layout, read = VocabLayout.from_config(MODEL.config), torch.ones(2, 1, dtype=torch.long)  # <bos> read so far
+
+    def calmness(value: float) -> GuardMask:  # the guards' processor with calmness alone
+        return GuardMask(layout, GuardSettings(grammar=False, rest_guard=False, calmness=value))
+
     scores = torch.zeros(2, 228)
-    calm = Calmness(layout, 1.5)(None, scores)
+    calm = calmness(1.5)(read, scores)
     assert torch.equal(calm[:, :WAIT], scores[:, :WAIT])
     bias = calm[0, WAIT : WAIT + MAX_WAIT]
     assert (bias > 0).all() and (bias.diff() > 0).all()
     torch.testing.assert_close(bias[0], torch.tensor(1.5))  # wait1: log2(1) = 0, so just the calmness
     torch.testing.assert_close(bias[SPQ - 1], torch.tensor(3.0))  # wait12 (a quarter): twice the calmness
-    assert (Calmness(layout, -1.0)(None, scores)[0, WAIT:] < 0).all()
+    assert (calmness(-1.0)(read, scores)[0, WAIT:] < 0).all()
     assert torch.equal(scores, torch.zeros(2, 228))  # the input is not modified
 
 

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from toccata.modeling.layout import VocabLayout
 from toccata.tokenization import NotewiseTokenizer
 from toccata.tokenization.schemes import SCHEMES, ChordwiseScheme, grid_notes, load_scheme, make_scheme
 
@@ -96,13 +97,19 @@ def test_chordwise_vocabulary_comes_from_training_pieces(train_notes):
 
 
 def test_transposing_remi_windows_shifts_only_pitches(trained_schemes, tiny_dataset):
-    from toccata.training.data import PitchLayout, WindowDataset, load_scheme_pieces
+    from toccata.training.data import WindowDataset, load_scheme_pieces
 
     scheme = trained_schemes["remi"]
     pieces = load_scheme_pieces(tiny_dataset, "train", scheme)
     special = scheme.special_ids
     data = WindowDataset(
-        pieces, 200, PitchLayout(*scheme.pitch_ids()), special["bos"], special["eos"], special["pad"], max_transpose=5
+        pieces,
+        200,
+        VocabLayout.from_pitch_ids(scheme.pitch_ids()),
+        special["bos"],
+        special["eos"],
+        special["pad"],
+        max_transpose=5,
     )
     shifted = 0
     for item in range(len(data)):

@@ -15,12 +15,13 @@ import pytest
 import torch
 
 from toccata.cli import main
+from toccata.modeling.layout import VocabLayout
 from toccata.tokenization import NotewiseTokenizer
-from toccata.training.data import EpochSampler, Piece, PitchLayout, WindowDataset, load_pieces
+from toccata.training.data import EpochSampler, Piece, WindowDataset, load_pieces
 from toccata.training.trainer import last_checkpoint, read_metrics
 
 TOKENIZER = NotewiseTokenizer()
-LAYOUT = PitchLayout.of(TOKENIZER)
+LAYOUT = VocabLayout.from_config(TOKENIZER)
 SPECIAL = {"bos_id": TOKENIZER.bos_token_id, "eos_id": TOKENIZER.eos_token_id, "pad_id": TOKENIZER.pad_token_id}
 TINY_MODEL = ["--embedding-size", "24", "--hidden-size", "32", "--num-hidden-layers", "1"]
 SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

@@ -152,7 +152,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from toccata.modeling import GenerationRequest, compose
     from toccata.modeling.decoding import set_decoding_threads
     from toccata.modeling.pipeline import describe_prompt
-    from toccata.modeling.sampling import preset_from_generation_config
+    from toccata.modeling.presets import preset_from_generation_config
 
     from toccata.cli import output_file  # imported here: cli imports this module
 

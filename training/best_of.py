@@ -16,10 +16,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from toccata.modeling.layout import VocabLayout
 
 from .critic import EXCERPT_TOKENS, critic_score, excerpts
 from .data import load_pieces
-from .music_stats import TokenLayout
 
 
 def _samples(model, tokenizer, preset, samples: int, best_of: int, beats: float, seed: int, critic) -> list:
@@ -41,13 +41,13 @@ def _samples(model, tokenizer, preset, samples: int, best_of: int, beats: float,
 
 def compare(model, tokenizer, dataset: str, split: str, samples: int, best_of: int, beats: float, seed: int = 0):
     """The judge's AUC for plain samples and for best-of-`best_of` samples, against `split`'s pieces."""
-    from toccata.modeling.sampling import preset_from_generation_config
+    from toccata.modeling.presets import preset_from_generation_config
 
     import toccata
 
     critic = toccata.default_critic_scorer()
     preset = preset_from_generation_config(model.generation_config)
-    layout = TokenLayout.of(tokenizer)
+    layout = VocabLayout.from_config(tokenizer)
     held = load_pieces(dataset, split, tokenizer, original_key_only=True)
     real, real_groups = excerpts([p.ids for p in held], EXCERPT_TOKENS, 4, seed)
     result = {"dataset": dataset, "split": split, "samples": samples, "best_of": best_of, "beats": beats}

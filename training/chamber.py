@@ -82,7 +82,9 @@ def table(comparison: dict) -> list[str]:
 
 def publish(comparison: dict, dest: str | Path) -> Path:
     """Copy the winning run's weights and tokenizer into `dest` and give it the chamber preset."""
-    from toccata.modeling.sampling import GuardSettings, SamplerSettings, default_generation_config
+    from toccata.modeling.guards import GuardSettings
+    from toccata.modeling.presets import default_generation_config
+    from toccata.modeling.sampling import SamplerSettings
     from transformers import GenerationConfig
 
     src, dest = Path(comparison["runs"][comparison["winner"]]["folder"]), Path(dest)

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from toccata.modeling.layout import VocabLayout
 
-from .data import PitchLayout, read_rows
+from .data import read_rows
 
 ROW_COLUMNS = ("id", "piece_id", "composer", "notewise", "transposition")
 
@@ -70,7 +71,7 @@ def composer_sequences(rows: list[tuple[dict, np.ndarray]], classes: list[str]) 
     ]
 
 
-def transpose(ids: np.ndarray, layout: PitchLayout, shift: int) -> np.ndarray:
+def transpose(ids: np.ndarray, layout: VocabLayout, shift: int) -> np.ndarray:
     """`ids` with every note-on and note-off moved by `shift` semitones (the caller keeps it on the keyboard)."""
     out = ids.copy()
     out[layout.pitch_index(ids) >= 0] += shift
@@ -85,7 +86,7 @@ class ExcerptSampler:
         self,
         sequences: list[Labelled],
         length: int,
-        layout: PitchLayout,
+        layout: VocabLayout,
         pad_id: int,
         max_transpose: int = 6,
         balance_labels: bool = False,

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from toccata.modeling.layout import VocabLayout
 
 from .classifier import CRITIC_LABELS, FitSettings, classifier_from_generator, fit, predict_proba, save_classifier
 from .classifier_data import (
@@ -30,7 +31,6 @@ from .classifier_data import (
     dataset_rows,
     fixed_excerpts,
 )
-from .data import PitchLayout
 
 # Overrides of the generator's preset sampler: the critic must not learn one sampler's quirks only.
 SAMPLER_SPREAD = (
@@ -101,7 +101,8 @@ def generated_samples(generator, tokenizer, folder: Path, split: str, count: int
     """`count` samples of the generator (lists of words), batch by batch over `SAMPLER_SPREAD`; each batch is cached
     as OUT/samples/SPLIT-NNN.json, so a rerun (or a resumed run) generates only what is missing."""
     from toccata.modeling import GenerationRequest, compose
-    from toccata.modeling.sampling import SamplerSettings, preset_from_generation_config
+    from toccata.modeling.presets import preset_from_generation_config
+    from toccata.modeling.sampling import SamplerSettings
 
     preset, guards = preset_from_generation_config(generator.generation_config)
     folder.mkdir(parents=True, exist_ok=True)
@@ -222,9 +223,8 @@ def features_baseline(task: ClassifierTask, train: list[Labelled], test: Excerpt
     from sklearn.preprocessing import StandardScaler
 
     from .critic import excerpt_features
-    from .music_stats import TokenLayout
 
-    layout = TokenLayout.of(tokenizer)
+    layout = VocabLayout.from_config(tokenizer)
     fit_on = fixed_excerpts(train, task.excerpt_tokens, task.eval_windows, tokenizer.pad_token_id)
 
     def features(ex: Excerpts) -> np.ndarray:
@@ -260,7 +260,7 @@ def train_task(task: ClassifierTask, log=print) -> dict:
     pad = tokenizer.pad_token_id
     valid = _eval_excerpts(task, data["validation"], pad)
     test = _eval_excerpts(task, data["test"], pad)
-    layout = PitchLayout.of(tokenizer)
+    layout = VocabLayout.from_config(tokenizer)
     sampler = ExcerptSampler(
         data["train"], task.excerpt_tokens, layout, pad, task.max_transpose, task.task == "critic", task.seed
     )

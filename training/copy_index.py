@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from toccata.modeling.layout import VocabLayout
 
-from .music_stats import DEFAULT_LAYOUT, TokenLayout
+from .music_stats import DEFAULT_LAYOUT
 
 NO_MATCH = -1  # kind of separators and padding in the index; the query's special tokens get -2, so never equal
 _PITCH_ON, _PITCH_OFF = 1, 2
@@ -40,7 +41,7 @@ class CopyMatch:
     transposition: int | None = None  # semitones from the training span to the copy (None without pitches)
 
 
-def _encode(ids: np.ndarray, layout: TokenLayout, other: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _encode(ids: np.ndarray, layout: VocabLayout, other: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(kind, interval to the previous pitch token, pitch or -1) of every token; `other` is the kind of the rest."""
     ids = np.asarray(ids, dtype=np.int64)
     on = (ids >= layout.note_on_offset) & (ids < layout.note_on_offset + layout.num_pitches)
@@ -85,7 +86,7 @@ class CopyIndex:
     def __init__(
         self,
         sequences: Sequence[np.ndarray],
-        layout: TokenLayout = DEFAULT_LAYOUT,
+        layout: VocabLayout = DEFAULT_LAYOUT,
         k: int = 16,
         names: Sequence[str] | None = None,
         max_candidates: int = 256,

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from .music_stats import TokenLayout
+from toccata.modeling.layout import VocabLayout
 
 EXCERPT_TOKENS = 600
 IOI_BINS = (1, 2, 3, 4, 6, 8, 12, 18, 24, 48)  # steps (12 per quarter): upper edges; longer gaps in the last bin
@@ -37,7 +36,7 @@ def _histogram(values: np.ndarray, edges: Sequence[int]) -> np.ndarray:
     return counts / counts.sum() if counts.sum() else counts.astype(np.float64)
 
 
-def excerpt_features(ids: Sequence[int] | np.ndarray, layout: TokenLayout) -> np.ndarray:
+def excerpt_features(ids: Sequence[int] | np.ndarray, layout: VocabLayout) -> np.ndarray:
     """The feature vector (`feature_names`) of one token id excerpt, read as the decoder reads it."""
     on0, off0, wait0 = layout.note_on_offset, layout.note_off_offset, layout.wait_offset
     n, grid = layout.num_pitches, layout.steps_per_quarter
@@ -132,7 +131,7 @@ def critic_score(
     real_groups: Sequence[int],
     generated: Sequence[np.ndarray],
     generated_groups: Sequence[int],
-    layout: TokenLayout,
+    layout: VocabLayout,
     *,
     folds: int = 5,
     seed: int = 0,

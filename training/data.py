@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from toccata.modeling.layout import VocabLayout
 from torch.utils.data import Dataset, Sampler
 
 from . import DEFAULT_WINDOW
@@ -31,48 +32,6 @@ class Piece:
     qpm: float = 120.0
     time_signature: str = "4/4"
     composer: str = ""  # the dataset's `composer` (read when training with composer labels)
-
-
-@dataclass(frozen=True)
-class PitchLayout:
-    """Where note-on and note-off ids sit in the vocabulary; all transposition needs."""
-
-    note_on_offset: int
-    note_off_offset: int
-    num_pitches: int
-    other_parts: tuple[tuple[int, int, int], ...] = ()  # (note-on, note-off, pitches) of a violin or cello part
-
-    @classmethod
-    def of(cls, tokenizer_or_config) -> PitchLayout:
-        obj = tokenizer_or_config
-        parts = getattr(obj, "instrument_layout", None) or {}
-        others = tuple(
-            (int(p["note_on_offset"]), int(p["note_off_offset"]), int(p["num_pitches"]))
-            for name, p in parts.items()
-            if int(p["note_on_offset"]) != int(obj.note_on_offset)
-        )
-        return cls(int(obj.note_on_offset), int(obj.note_off_offset), int(obj.num_pitches), others)
-
-    def _parts(self) -> tuple[tuple[int, int, int], ...]:
-        return ((self.note_on_offset, self.note_off_offset, self.num_pitches), *self.other_parts)
-
-    def pitch_index(self, ids: np.ndarray) -> np.ndarray:
-        """Key index within its part (0 = the part's lowest key) of every note-on/off id; -1 for other tokens."""
-        out = np.full(ids.shape, -1, dtype=np.int64)
-        for on, off, size in self._parts():
-            for offset in (on, off):
-                mask = (ids >= offset) & (ids < offset + size)
-                out[mask] = ids[mask] - offset
-        return out
-
-    def shift_bounds(self, ids: np.ndarray, pitch: np.ndarray, limit: int) -> tuple[int, int]:
-        """(lowest, highest) transposition in ±`limit` that keeps every part's notes in `ids` inside its range."""
-        low, high = -limit, limit
-        for on, off, size in self._parts():
-            mask = (pitch >= 0) & (((ids >= on) & (ids < on + size)) | ((ids >= off) & (ids < off + size)))
-            if mask.any():
-                low, high = max(low, -int(pitch[mask].min())), min(high, size - 1 - int(pitch[mask].max()))
-        return low, high
 
 
 PIECE_COLUMNS = ("id", "piece_id", "transposition", "notewise", "qpm", "time_signature")
@@ -173,7 +132,7 @@ class WindowDataset(Dataset):
         self,
         pieces: list[Piece],
         window: int,
-        layout: PitchLayout,
+        layout: VocabLayout,
         bos_id: int,
         eos_id: int,
         pad_id: int,
@@ -270,7 +229,6 @@ __all__ = [
     "SPLITS",
     "EpochSampler",
     "Piece",
-    "PitchLayout",
     "WindowDataset",
     "collate_windows",
     "load_pieces",

@@ -19,20 +19,18 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
+from toccata.modeling.decoding import DecodeJob, decode
+from toccata.modeling.guards import GuardSettings
+from toccata.modeling.layout import VocabLayout
 from toccata.modeling.pipeline import check_compatible
-from toccata.modeling.sampling import (
-    SAMPLERS,
-    GuardSettings,
-    SamplerSettings,
-    generate_kwargs,
-    preset_from_generation_config,
-)
+from toccata.modeling.presets import preset_from_generation_config
+from toccata.modeling.sampling import SAMPLERS, SamplerSettings
 
 from .copy_index import CopyIndex, CopyMatch
 from .critic import EXCERPT_TOKENS, CriticResult, critic_score, excerpts
 from .data import load_pieces
 from .likelihood import LikelihoodResult, likelihood_table, piece_sequences
-from .music_stats import SetSummary, TokenLayout, sample_stats, summarise_set
+from .music_stats import SetSummary, sample_stats, summarise_set
 from .parts import is_instrumented, merge_table, note_on_ids, part_checks
 from .parts import summarise as summarise_parts
 
@@ -151,27 +149,21 @@ def generate_samples(
 ) -> list[np.ndarray]:
     """`num_samples` raw sequences of `num_tokens` ids from `<bos>` (no trimming); batch b uses seed `seed + b`.
 
-    A sequence is cut before an `<eos>` (only possible with the grammar guard off).
+    Decoded by the loop users run (`compose()`'s `decode`), which gives `generate()`'s tokens (tested). A sequence is
+    cut before an `<eos>` (only possible with the grammar guard off).
     """
     if sampler.seed is None:
         raise ValueError("generate_samples: give the sampler a seed (the report must be reproducible)")
-    config, device = model.config, next(model.parameters()).device
-    was_training, out = model.training, []
+    config, was_training, out = model.config, model.training, []
     model.eval()
     try:
         for batch, start in enumerate(range(0, num_samples, batch_size)):
             rows = min(batch_size, num_samples - start)
-            input_ids = torch.full((rows, 1), config.bos_token_id, dtype=torch.long, device=device)
-            output = model.generate(
-                input_ids,
-                attention_mask=torch.ones_like(input_ids),
-                max_new_tokens=num_tokens,
-                **generate_kwargs(config, replace(sampler, seed=sampler.seed + batch), guards, device),
-                pad_token_id=config.pad_token_id,
-                eos_token_id=config.eos_token_id,
-                use_cache=True,
+            job = DecodeJob(
+                [config.bos_token_id], rows, replace(sampler, seed=sampler.seed + batch), guards, num_tokens
             )
-            for row in output[:, 1:].cpu().numpy():
+            for row in decode(model, job).tokens:
+                row = np.asarray(row, dtype=np.int64)
                 ends = np.flatnonzero(row == config.eos_token_id)
                 out.append(row[: ends[0]] if ends.size else row)
     finally:
@@ -188,7 +180,7 @@ def evaluate_sampler(
     tokens: int,
     reference: SetSummary,
     index: CopyIndex,
-    layout: TokenLayout,
+    layout: VocabLayout,
     batch_size: int = 100,
     real_excerpts: tuple[list[np.ndarray], list[int]] | None = None,
     tokenizer=None,
@@ -259,7 +251,7 @@ def evaluate(
     if samples < 1 or tokens < 1:
         raise ValueError(f"samples and tokens must be >= 1, got {samples} and {tokens}")
     check_compatible(model.config, tokenizer)
-    layout, seconds = TokenLayout.of(tokenizer), {}
+    layout, seconds = VocabLayout.from_config(tokenizer), {}
     clock = time.perf_counter()
     train = load_pieces(dataset, "train", tokenizer, original_key_only=True)
     held = load_pieces(dataset, split, tokenizer, original_key_only=True)

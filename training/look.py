@@ -29,7 +29,7 @@ def describe(notes: np.ndarray) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from toccata.modeling import GenerationRequest, compose
-    from toccata.modeling.sampling import preset_from_generation_config
+    from toccata.modeling.presets import preset_from_generation_config
     from toccata.tokenization.midi_io import save_score
 
     import toccata

@@ -14,27 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from toccata.modeling.layout import VocabLayout
 
-
-@dataclass(frozen=True)
-class TokenLayout:
-    """Where note-on, note-off and wait ids start (same attribute names as the tokenizer and the model config)."""
-
-    note_on_offset: int = 4
-    note_off_offset: int = 92
-    wait_offset: int = 180
-    num_pitches: int = 88
-    max_wait: int = 48
-    steps_per_quarter: int = 12
-    min_pitch: int = 21
-
-    @classmethod
-    def of(cls, obj) -> TokenLayout:
-        """The layout of a `NotewiseTokenizer` or a `NotewiseLSTMConfig`."""
-        return cls(**{name: int(getattr(obj, name)) for name in cls.__dataclass_fields__})
-
-
-DEFAULT_LAYOUT = TokenLayout()
+DEFAULT_LAYOUT = VocabLayout()
 
 
 @dataclass
@@ -74,7 +56,7 @@ class SampleStats:
         return self.longest_silence > max_silence or self.trailing_silence >= tail
 
 
-def sample_stats(ids: Sequence[int] | np.ndarray, layout: TokenLayout = DEFAULT_LAYOUT) -> SampleStats:
+def sample_stats(ids: Sequence[int] | np.ndarray, layout: VocabLayout = DEFAULT_LAYOUT) -> SampleStats:
     """Statistics of one token id sequence (see the module docstring for how ids are read)."""
     on0, off0, wait0 = layout.note_on_offset, layout.note_off_offset, layout.wait_offset
     pitches, waits, grid = layout.num_pitches, layout.max_wait, layout.steps_per_quarter
@@ -211,7 +193,6 @@ __all__ = [
     "DEFAULT_LAYOUT",
     "SampleStats",
     "SetSummary",
-    "TokenLayout",
     "histogram_overlap",
     "ratio_overlap",
     "sample_stats",

@@ -15,7 +15,9 @@ import sys
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
-from toccata.modeling.sampling import GuardSettings, SamplerSettings, transformers_sampling
+from toccata.modeling.guards import GuardSettings
+from toccata.modeling.presets import transformers_sampling
+from toccata.modeling.sampling import SamplerSettings
 
 
 def _parse(value: str, like: object) -> object:

@@ -16,13 +16,14 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from toccata.modeling.sampling import preset_from_generation_config
+from toccata.modeling.layout import VocabLayout
+from toccata.modeling.presets import preset_from_generation_config
 
 from .copy_index import CopyIndex
 from .critic import EXCERPT_TOKENS, excerpts
 from .data import load_pieces
 from .evaluation import REAL_EXCERPTS_PER_PIECE, evaluate_sampler
-from .music_stats import TokenLayout, sample_stats, summarise_set
+from .music_stats import sample_stats, summarise_set
 from .preset import apply_values as apply  # candidates are applied as `preset` applies NAME=VALUE
 
 
@@ -46,7 +47,7 @@ def search(
     seed: int = 0,
 ) -> list[dict]:
     """One row per candidate: critic AUC, overlaps, rest collapse with and without the rest guard, density."""
-    layout = TokenLayout.of(tokenizer)
+    layout = VocabLayout.from_config(tokenizer)
     train = load_pieces(dataset, "train", tokenizer, original_key_only=True)
     held = load_pieces(dataset, split, tokenizer, original_key_only=True)
     index = CopyIndex([p.ids for p in train], layout, 16, names=[p.piece_id for p in train])

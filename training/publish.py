@@ -174,7 +174,7 @@ def publish(
     The weights' licence follows the training data: non-commercial share-alike data make CC BY-NC-SA 4.0 weights.
     `half`: store the weights in float16 (half the bytes); they load as float32, the config's dtype."""
     from toccata.modeling.hub import CardInfo, save_checkpoint
-    from toccata.modeling.sampling import preset_from_generation_config
+    from toccata.modeling.presets import preset_from_generation_config
 
     import toccata
 

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from toccata.modeling.layout import VocabLayout
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from .data import (
     DEFAULT_WINDOW,
     EpochSampler,
-    PitchLayout,
     WindowDataset,
     collate_windows,
     load_pieces,
@@ -285,7 +285,7 @@ def _label_ids(tokenizer, pieces) -> list[int] | None:
     return [label(piece.composer) for piece in pieces]
 
 
-def _datasets(config: TrainConfig, tokenizer, layout: PitchLayout) -> tuple[WindowDataset, WindowDataset, dict]:
+def _datasets(config: TrainConfig, tokenizer, layout: VocabLayout) -> tuple[WindowDataset, WindowDataset, dict]:
     if hasattr(tokenizer, "special_ids"):  # a TokenScheme
         ids = tokenizer.special_ids
         special = {"bos_id": ids["bos"], "eos_id": ids["eos"], "pad_id": ids["pad"]}
@@ -389,7 +389,7 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list[TrainerCall
 
     `callbacks` are extra `TrainerCallback`s (progress reporting, custom logging, ...)."""
     from toccata.modeling.hub import CardInfo, save_checkpoint
-    from toccata.modeling.sampling import preset_from_generation_config
+    from toccata.modeling.presets import preset_from_generation_config
 
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -460,19 +460,17 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list[TrainerCall
     return summary
 
 
-def _layout(config: TrainConfig, tokenizer, scheme) -> PitchLayout:
+def _layout(config: TrainConfig, tokenizer, scheme) -> VocabLayout:
     """Where the pitch ids are, for on-the-fly transposition; a clear error when a scheme's tokens merge pitches."""
     if scheme is None:
-        return PitchLayout.of(tokenizer)
+        return VocabLayout.from_config(tokenizer)
     pitch_ids = scheme.pitch_ids()
-    if pitch_ids is None:
-        if config.max_transpose:
-            raise ValueError(
-                f"the {scheme.name} tokenizer has no pitch-only tokens (merges or chords hold pitches), so windows "
-                "cannot be transposed on the fly: pass --max-transpose 0, or build the dataset with transpositions"
-            )
-        return PitchLayout(0, 0, 0)
-    return PitchLayout(*pitch_ids)
+    if pitch_ids is None and config.max_transpose:
+        raise ValueError(
+            f"the {scheme.name} tokenizer has no pitch-only tokens (merges or chords hold pitches), so windows "
+            "cannot be transposed on the fly: pass --max-transpose 0, or build the dataset with transpositions"
+        )
+    return VocabLayout.from_pitch_ids(pitch_ids)
 
 
 def _machine() -> str:
