@@ -59,6 +59,9 @@ def test_a_saved_scheme_loads_back_from_its_folder(tmp_path, pieces, name, optio
     assert (folder / SCHEME_FILE).is_file()
     loaded = load_scheme(folder)
     assert type(loaded) is type(scheme) and loaded.name == name
+    again = loaded.save(tmp_path / "again")  # the same settings (instruments, chamber, merges, ...) come back
+    assert (again / SCHEME_FILE).read_text() == (folder / SCHEME_FILE).read_text()
+    assert sorted(path.name for path in again.iterdir()) == sorted(path.name for path in folder.iterdir())
     assert loaded.tokenize(pieces[0]).tokens == scheme.tokenize(pieces[0]).tokens
     if isinstance(scheme, TokenScheme):
         assert loaded.vocab_size == scheme.vocab_size and loaded.special_ids == scheme.special_ids
@@ -77,7 +80,7 @@ def test_the_header_of_token_text_names_its_scheme(pieces):
 def test_unknown_names_and_options_are_errors_that_name_the_choices(tmp_path):
     with pytest.raises(ValueError, match="unknown scheme 'rem': give one of notewise, notewise-bpe, .*clara"):
         load_scheme("rem")
-    with pytest.raises(ValueError, match=r"scheme remi takes the option\(s\) miditok_defaults, not bpe_vocab_size=1024"):
+    with pytest.raises(ValueError, match=r"remi takes the option\(s\) miditok_defaults, not bpe_vocab_size=1024"):
         load_scheme("remi", bpe_vocab_size=1024)
     with pytest.raises(ValueError, match="above notewise's 228 base tokens .* got 100"):
         load_scheme("notewise-bpe", bpe_vocab_size=100)

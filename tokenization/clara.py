@@ -360,7 +360,8 @@ class ClaraScheme(Scheme):
 
     def tokenize(self, src: MidiSource, *, safe: bool = False) -> TokenEncoding:
         """Her words of `src`; with `chamber`, pitched tracks that are not piano-like become ``v``/``endv``."""
-        return TokenEncoding(midi_to_clara_text(src, self.fmt, chamber=self.chamber, safe=safe).split(), scheme=self.name)
+        text = midi_to_clara_text(src, self.fmt, chamber=self.chamber, safe=safe)
+        return TokenEncoding(text.split(), scheme=self.name)
 
     def to_text(self, encoding: TokenEncoding) -> str:
         """Her words separated by spaces, as her files hold them (no header line)."""

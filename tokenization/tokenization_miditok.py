@@ -40,7 +40,6 @@ from .midi_io import (
     MidiLimits,
     MidiSource,
     NoteArrays,
-    ScoreMeta,
     build_score,
     check_score,
     load_score,
@@ -49,7 +48,7 @@ from .midi_io import (
     score_notes,
     source_name,
 )
-from .tokenization_base import TokenEncoding, check_range, quantize_notes
+from .tokenization_base import check_range, quantize_notes
 from .tokenization_notewise import NotewiseTokenizer
 
 SETTINGS = {"steps_per_quarter": 12, "min_pitch": 21, "max_pitch": 108, "max_wait": 48, "sustain_pedal": False}
