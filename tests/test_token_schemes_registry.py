@@ -84,6 +84,8 @@ def test_unknown_names_and_options_are_errors_that_name_the_choices(tmp_path):
         load_scheme("remi", bpe_vocab_size=1024)
     with pytest.raises(ValueError, match="above notewise's 228 base tokens .* got 100"):
         load_scheme("notewise-bpe", bpe_vocab_size=100)
+    with pytest.raises(ValueError, match="instruments must be a sequence of names .* got 'piano,violin'"):
+        load_scheme("notewise", instruments="piano,violin")
     with pytest.raises(ValueError, match="notewise-miditok has miditok's own settings only"):
         load_scheme("notewise-miditok", miditok_defaults=False)
     with pytest.raises(ValueError, match=f"no {SCHEME_FILE}"):

@@ -34,12 +34,15 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .midi_io import MidiSource, NoteArrays, ScoreMeta, build_score, load_score, score_meta, score_notes
 from .tokenization_base import TokenEncoding, parse_token_text, quantize_notes
+
+if TYPE_CHECKING:
+    import symusic
 
 STEPS_PER_QUARTER = 12
 MIN_PITCH, MAX_PITCH = 21, 108
@@ -74,7 +77,7 @@ class Scheme(ABC):
         signature; `safe` parses in a child process (untrusted files), bad input raises `MidiError` naming it."""
 
     @abstractmethod
-    def detokenize(self, text: str, qpm: float | None = None) -> Any:
+    def detokenize(self, text: str, qpm: float | None = None) -> "symusic.Score":
         """The `symusic.Score` of token text as `to_text` writes it, at `qpm` if given, else at the text's tempo."""
 
     def to_text(self, encoding: TokenEncoding) -> str:
@@ -174,7 +177,7 @@ class TokenScheme(Scheme):
         score = load_score(src, safe=safe)
         return TokenEncoding(self.words(self.encode(grid_notes(score))), score_meta(score), self.name)
 
-    def detokenize(self, text: str, qpm: float | None = None) -> Any:
+    def detokenize(self, text: str, qpm: float | None = None) -> "symusic.Score":
         """One piano track of the text's words; a word the scheme lacks is an error naming it (`ids`)."""
         encoding = parse_token_text(text)
         meta = encoding.meta if qpm is None else ScoreMeta(qpm=qpm, time_signature=encoding.meta.time_signature)
@@ -235,7 +238,7 @@ class NotewiseScheme(_WordTokenizerScheme):
         """The tokenizer's words of `src`, a part per instrument of an instrumented tokenizer (`encode_midi`)."""
         return self.tokenizer.encode_midi(src, safe=safe)
 
-    def detokenize(self, text: str, qpm: float | None = None) -> Any:
+    def detokenize(self, text: str, qpm: float | None = None) -> "symusic.Score":
         """The tokenizer's lenient decoding (`tokens_to_midi`): a track per part, unknown words skipped."""
         encoding = parse_token_text(text)
         return self.tokenizer.tokens_to_midi(encoding.tokens, meta=encoding.meta, qpm=qpm)
@@ -383,7 +386,10 @@ def _new_scheme(name: str, options: dict[str, Any]) -> Scheme:
     if name == "notewise":
         from .tokenization_notewise import NotewiseTokenizer
 
-        return NotewiseScheme(NotewiseTokenizer(instruments=tuple(options["instruments"])) if options else None)
+        instruments = options.get("instruments")
+        if isinstance(instruments, str):
+            raise ValueError(f"instruments must be a sequence of names such as ('piano', 'violin'), got {instruments!r}")
+        return NotewiseScheme(NotewiseTokenizer(instruments=tuple(instruments)) if instruments else None)
     if name == "chordwise":
         return ChordwiseScheme(**options)
     if name == "clara":
