@@ -37,7 +37,7 @@ from datasets.utils.file_utils import is_remote_url
 from datasets.utils.tqdm import tqdm as hf_tqdm
 from toccata.tokenization import NotewiseTokenizer
 from toccata.tokenization.midi_io import NoteArrays, load_score, standard_midi_bytes
-from toccata.tokenization.schemes import TokenScheme, grid_notes, load_scheme, make_scheme
+from toccata.tokenization.schemes import TokenScheme, grid_notes, load_scheme
 
 from .analysis import AnalysisSettings, analyse_item, load_tokens, tokenizer_for
 from .card import REJECTS_FILE, license_summary, write_card
@@ -208,7 +208,7 @@ class ToccataBuilder(datasets.GeneratorBasedBuilder):
                 config.tokenizer, config.bpe_vocab_size, hf_tqdm(pieces(), total=train_rows, desc=desc)
             )
         else:  # nothing to learn (remi, midilike, tsd), or nothing kept at all (the build then says so)
-            scheme = make_scheme(config.tokenizer, config.bpe_vocab_size)
+            scheme = load_scheme(config.tokenizer, bpe_vocab_size=config.bpe_vocab_size)
         self.tokens_info = scheme_summary(scheme, train_rows)
         return save_scheme(scheme, out)
 

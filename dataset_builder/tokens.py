@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 from toccata.tokenization.midi_io import NoteArrays
-from toccata.tokenization.schemes import SCHEMES, TokenScheme, grid_notes, load_scheme, make_scheme
+from toccata.tokenization.schemes import SCHEMES, TokenScheme, grid_notes, load_scheme
 
 DEFAULT_TOKENIZER = "notewise"  # the `notewise` column only: no `tokens` column, no tokenizer folder
 TOKENIZER_FOLDER = "tokenizer"  # where a build saves the scheme of its `tokens` column
@@ -51,7 +51,7 @@ def check_tokenizer(tokenizer: str, bpe_vocab_size: int | None, instruments: tup
 
 def learn_scheme(name: str, bpe_vocab_size: int | None, pieces: Iterable[NoteArrays]) -> TokenScheme:
     """A fresh scheme; those in `LEARNED` learn from `pieces` (grid notes of the train rows), the others need none."""
-    scheme = make_scheme(name, bpe_vocab_size)
+    scheme = load_scheme(name, bpe_vocab_size=bpe_vocab_size)
     if name in LEARNED:
         scheme.train(pieces)
     return scheme

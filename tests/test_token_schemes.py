@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from toccata.modeling.layout import VocabLayout
 from toccata.tokenization import NotewiseTokenizer
-from toccata.tokenization.schemes import SCHEMES, ChordwiseScheme, grid_notes, load_scheme, make_scheme
+from toccata.tokenization.schemes import SCHEMES, ChordwiseScheme, grid_notes, load_scheme
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -35,7 +35,7 @@ def train_notes(tiny_dataset):
 def trained_schemes(train_notes):
     schemes = {}
     for name in SCHEMES:
-        scheme = make_scheme(name, bpe_vocab_size=400 if name == "notewise-bpe" else None)
+        scheme = load_scheme(name, bpe_vocab_size=400 if name == "notewise-bpe" else None)
         if name == "chordwise":  # every word of these pieces, so they round-trip (the study keeps the top 4,096)
             scheme = ChordwiseScheme(max_vocab=None, min_frequency=1)
         scheme.train(train_notes)
@@ -87,7 +87,7 @@ def test_errors_count_broken_sequences(trained_schemes, train_notes, name):
 
 
 def test_chordwise_vocabulary_comes_from_training_pieces(train_notes):
-    scheme = make_scheme("chordwise")
+    scheme = load_scheme("chordwise")
     with pytest.raises(ValueError, match="no vocabulary"):
         scheme.encode(train_notes[0])
     scheme.train(train_notes[:1])

@@ -20,7 +20,7 @@ from toccata.dataset_builder.pipeline import SPLITS
 from toccata.dataset_builder.tokens import TOKENIZER_FOLDER, scheme_of, token_ids
 from toccata.tokenization import NotewiseTokenizer, parse_token_text
 from toccata.tokenization.midi_io import NoteArrays, music21_corpus_midi
-from toccata.tokenization.schemes import grid_notes, load_scheme, make_scheme
+from toccata.tokenization.schemes import grid_notes, load_scheme
 from toccata.tokenization.tokenization_base import quantize_notes
 
 from toccata.cli import main
@@ -159,11 +159,11 @@ def test_bpe_tokens_decode_and_the_merges_come_from_the_train_split_only(
         assert _key(scheme.decode(token_ids(scheme, row["tokens"]))) == _notewise_notes(row), row["id"]
 
     # What the build learnt is what the train rows alone teach (transposed copies included, in row order) ...
-    train_only = make_scheme("notewise-bpe", 260)
+    train_only = load_scheme("notewise-bpe", bpe_vocab_size=260)
     train_only.train(grid_notes(row["midi"]) for row in rows["train"])
     assert _vocabulary(scheme) == _vocabulary(train_only)
     # ... and not what all rows teach: validation and test rows would change the merges.
-    everything = make_scheme("notewise-bpe", 260)
+    everything = load_scheme("notewise-bpe", bpe_vocab_size=260)
     everything.train(grid_notes(row["midi"]) for row in _all(bpe_build))
     assert _vocabulary(everything) != _vocabulary(scheme)
 
@@ -190,9 +190,9 @@ def test_chordwise_vocabulary_comes_from_the_train_split_only(folder: Path, tmp_
     build_dataset(out, sources=[str(folder)], tokenizer="chordwise", **OPTIONS)
     rows = _rows(out)
     scheme = load_scheme(out / TOKENIZER_FOLDER)
-    train_only = make_scheme("chordwise")
+    train_only = load_scheme("chordwise")
     train_only.train(grid_notes(row["midi"]) for row in rows["train"])
-    everything = make_scheme("chordwise")
+    everything = load_scheme("chordwise")
     everything.train(grid_notes(row["midi"]) for row in _all(out))
     assert _vocabulary(scheme) == _vocabulary(train_only) != _vocabulary(everything)
     for row in _all(out):

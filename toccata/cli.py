@@ -17,7 +17,6 @@ bundled corpus (e.g. ``corpus:bach/bwv66.6``).
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import warnings
 from pathlib import Path
@@ -29,7 +28,7 @@ from toccata.cli_generate import add_generate_parser
 from toccata.cli_train import add_train_parser
 
 CORPUS_PREFIX = "corpus:"
-MIDITOK_CHOICES = ("notewise-miditok", "remi", "midilike", "tsd")  # `encode_with_miditok`, no scheme folder needed
+MIDITOK_CHOICES = ("notewise-miditok", "remi", "midilike", "tsd")  # miditok's own settings, no scheme folder needed
 LEARNED_CHOICES = ("notewise-bpe", "chordwise")  # token schemes that learn from data: need --scheme FOLDER
 
 
@@ -45,72 +44,57 @@ def _read_source(source: str) -> object:
 
 
 def _tokenize_scheme(args: argparse.Namespace):
-    """The token scheme of ``--scheme FOLDER`` (None without it), checked against ``--tokenizer``."""
-    if args.scheme is None:
-        if args.tokenizer in LEARNED_CHOICES:
-            raise ValueError(
-                f"--tokenizer {args.tokenizer} learns its vocabulary from data: give --scheme FOLDER, a scheme saved "
-                f"by TokenScheme.save, e.g. the tokenizer/ folder of a dataset built with `toccata build-dataset "
-                f"--tokenizer {args.tokenizer}`"
-            )
-        return None
-    from toccata.tokenization.schemes import load_scheme
+    """The token scheme `tokenize` writes: ``--scheme FOLDER`` (checked against ``--tokenizer``), Clara's text, notewise
+    (with ``--instruments``) or a miditok tokenizer with its own settings; flags that do not fit are refused."""
+    from toccata.tokenization import load_scheme
 
-    if not Path(args.scheme).is_dir():
-        raise ValueError(f"--scheme {args.scheme}: no such folder (give a folder saved by TokenScheme.save)")
-    scheme = load_scheme(args.scheme)
-    if args.tokenizer is not None and args.tokenizer != scheme.name:
+    name = args.tokenizer or "notewise"
+    if args.scheme is not None:
+        if not Path(args.scheme).is_dir():
+            raise ValueError(f"--scheme {args.scheme}: no such folder (give a folder saved by TokenScheme.save)")
+        scheme = load_scheme(Path(args.scheme))
+        if args.tokenizer is not None and args.tokenizer != scheme.name:
+            raise ValueError(
+                f"--scheme {args.scheme} holds a {scheme.name} scheme, not {args.tokenizer}: leave out --tokenizer "
+                "or give a folder of that scheme"
+            )
+        name = scheme.name
+    elif name in LEARNED_CHOICES:
         raise ValueError(
-            f"--scheme {args.scheme} holds a {scheme.name} scheme, not {args.tokenizer}: leave out --tokenizer "
-            "or give a folder of that scheme"
+            f"--tokenizer {name} learns its vocabulary from data: give --scheme FOLDER, a scheme saved by "
+            f"TokenScheme.save, e.g. the tokenizer/ folder of a dataset built with `toccata build-dataset "
+            f"--tokenizer {name}`"
         )
-    return scheme
+    if args.format == "clara" and (name != "notewise" or args.scheme is not None):
+        raise ValueError(f"--tokenizer {name} writes its own tokens: leave out --format clara")
+    if args.instruments and (args.format == "clara" or name != "notewise" or args.scheme is not None):
+        raise ValueError("--instruments is for notewise tokens (Clara's format has --chamber)")
+    if args.scheme is not None:
+        return scheme
+    if args.format == "clara":
+        return load_scheme("clara", chamber=args.chamber)
+    if name == "notewise":
+        from toccata import _instrument_names
+
+        return load_scheme("notewise", instruments=_instrument_names(args.instruments))
+    return load_scheme(name, miditok_defaults=True)
 
 
 def _cmd_tokenize(args: argparse.Namespace) -> int:
     scheme = _tokenize_scheme(args)
-    tokenizer = scheme.name if scheme is not None else args.tokenizer or "notewise"
     out = output_file(args.output, "token text") if args.output else None
-    src = _read_source(args.source)
-    if args.format == "clara" and (tokenizer != "notewise" or scheme is not None):
-        raise ValueError(f"--tokenizer {tokenizer} writes its own tokens: leave out --format clara")
-    if args.instruments and (args.format == "clara" or tokenizer != "notewise" or scheme is not None):
-        raise ValueError("--instruments is for notewise tokens (Clara's format has --chamber)")
-    if scheme is not None:  # the scheme's words, exactly as a dataset's `tokens` column holds them
-        from toccata.tokenization.midi_io import load_score, score_meta
-        from toccata.tokenization.schemes import grid_notes
-        from toccata.tokenization.tokenization_base import TokenEncoding
-
-        score = load_score(src, safe=args.safe)
-        words = scheme.words(scheme.encode(grid_notes(score)))
-        text, count = TokenEncoding(words, score_meta(score), scheme.name).to_text(), len(words)
-    elif args.format == "clara":
-        from toccata.tokenization.clara import midi_to_clara_text
-
-        text = midi_to_clara_text(src, chamber=args.chamber, safe=args.safe) + "\n"
-        count = len(text.split())
-    elif tokenizer != "notewise":
-        from toccata.tokenization.tokenization_miditok import encode_with_miditok
-
-        encoding = encode_with_miditok(tokenizer, src, safe=args.safe)
-        text, count = encoding.to_text(), len(encoding.tokens)
-    else:
-        from toccata import _instrument_names
-        from toccata.tokenization import NotewiseTokenizer
-
-        encoding = NotewiseTokenizer(instruments=_instrument_names(args.instruments)).encode_midi(src, safe=args.safe)
-        text, count = encoding.to_text(), len(encoding.tokens)
-    if not count:
+    encoding = scheme.tokenize(_read_source(args.source), safe=args.safe)
+    if not encoding.tokens:
         raise ValueError(
             f"{args.source}: no notes to tokenize (drum tracks and empty tracks are left out); nothing written"
         )
+    text = scheme.to_text(encoding)
     if out is None:
         sys.stdout.write(text)
         return 0
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
-    kind = args.format if args.format == "clara" else tokenizer
-    print(f"wrote {count} {kind} tokens of {args.source} to {out}", file=sys.stderr)
+    print(f"wrote {len(encoding.tokens)} {scheme.name} tokens of {args.source} to {out}", file=sys.stderr)
     return 0
 
 
@@ -142,6 +126,7 @@ def _cmd_roll(args: argparse.Namespace) -> int:
 
 
 def _cmd_detokenize(args: argparse.Namespace) -> int:
+    from toccata.tokenization import load_scheme, scheme_of_text
     from toccata.tokenization.midi_io import save_score
 
     path = Path(args.source)
@@ -150,9 +135,15 @@ def _cmd_detokenize(args: argparse.Namespace) -> int:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: cannot read token text ({err})") from None
-    try:
-        score = _decode_token_text(text, args)
-    except ValueError as err:  # a malformed header, a tempo or time signature no MIDI file can carry
+    try:  # a malformed header, a tempo or time signature no MIDI file can carry, words of another scheme
+        if args.scheme is not None and args.format == "clara":
+            raise ValueError("--scheme reads a scheme's own tokens: leave out --format clara")
+        if args.scheme is not None:  # text of `toccata tokenize --scheme` (or a dataset's tokens column)
+            scheme = load_scheme(Path(args.scheme))
+        else:  # Clara's text has no header to say so; every other text's header names its scheme
+            scheme = load_scheme("clara") if args.format == "clara" else scheme_of_text(text)
+        score = scheme.detokenize(text, qpm=args.qpm)
+    except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
     if not score.note_num():
         raise ValueError(
@@ -162,59 +153,6 @@ def _cmd_detokenize(args: argparse.Namespace) -> int:
     written = save_score(score, args.output)
     print(f"wrote {score.note_num()} notes from {path} to {written}", file=sys.stderr)
     return 0
-
-
-def _decode_token_text(text: str, args: argparse.Namespace):
-    """The score of token text in the format and scheme `args` name, at `args.qpm` if given."""
-    from toccata.tokenization.midi_io import ScoreMeta
-
-    if args.scheme is not None:  # text of `toccata tokenize --scheme` (or a dataset's tokens column)
-        from toccata.tokenization import parse_token_text
-        from toccata.tokenization.midi_io import build_score
-        from toccata.tokenization.schemes import load_scheme
-
-        if args.format == "clara":
-            raise ValueError("--scheme reads a scheme's own tokens: leave out --format clara")
-        encoding, scheme = parse_token_text(text), load_scheme(args.scheme)
-        meta = (
-            encoding.meta if args.qpm is None else ScoreMeta(qpm=args.qpm, time_signature=encoding.meta.time_signature)
-        )
-        return build_score([(scheme.decode(scheme.ids(encoding.tokens)), "Piano", 0)], meta)
-    if args.format == "clara":
-        from toccata.tokenization.clara import clara_text_to_midi
-
-        return clara_text_to_midi(text, qpm=ScoreMeta(qpm=120.0 if args.qpm is None else args.qpm).qpm)
-    from toccata.tokenization import NotewiseTokenizer, parse_token_text
-    from toccata.tokenization.tokenization_miditok import MIDITOK_SCHEMES, decode_with_miditok
-
-    encoding = parse_token_text(text)
-    if encoding.scheme in MIDITOK_SCHEMES:  # `tokenize --tokenizer remi` and friends: miditok decodes its own words
-        meta = encoding.meta if args.qpm is None else ScoreMeta(args.qpm, encoding.meta.time_signature)
-        try:
-            return decode_with_miditok(encoding.scheme, encoding.tokens, meta)
-        except KeyError as err:
-            raise ValueError(f"{err} is not a {encoding.scheme} token") from None
-    if encoding.scheme != "notewise":
-        raise ValueError(
-            f"the text's header says it is in the {encoding.scheme!r} tokenization: pass --scheme FOLDER, the folder "
-            "of the token scheme that wrote it"
-        )
-    tokenizer = NotewiseTokenizer(instruments=_instruments_in(encoding.tokens))
-    return tokenizer.tokens_to_midi(encoding.tokens, meta=encoding.meta, qpm=args.qpm)
-
-
-def _instruments_in(tokens: list[str]) -> tuple[str, ...]:
-    """The piano, and each other part whose words (`v67`, `endc48`) the tokens hold: a duo model's text decodes to
-    a track per instrument instead of losing the string part."""
-    from toccata.tokenization.tokenization_notewise import INSTRUMENTS
-
-    words = set(tokens)
-    found = [
-        name
-        for name, spec in INSTRUMENTS.items()
-        if name != "piano" and any(re.fullmatch(rf"(?:end)?{spec['prefix']}\d+", word) for word in words)
-    ]
-    return ("piano", *found)
 
 
 def _cmd_build_dataset(args: argparse.Namespace) -> int:

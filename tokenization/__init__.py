@@ -1,7 +1,9 @@
 """MIDI <-> tokens. `NotewiseTokenizer` is the main vocabulary; `ChordwiseTokenizer` is the seed's earlier one;
-`toccata.tokenization.clara` reads and writes the seed author's own notewise text."""
+`toccata.tokenization.clara` reads and writes the seed author's own notewise text. `load_scheme(name_or_folder)` is
+the one front door to all of them (and miditok's): `available_schemes()` lists the names."""
 
 from .midi_io import MidiError, MidiLimits, ScoreMeta, load_score
+from .schemes import Scheme, TokenScheme, available_schemes, load_scheme, scheme_of_text
 from .tokenization_base import TokenEncoding, parse_token_text
 from .tokenization_chordwise import ChordwiseTokenizer
 from .tokenization_miditok import NotewiseMidiTok, notewise_config
@@ -30,9 +32,14 @@ __all__ = [
     "MidiLimits",
     "NotewiseMidiTok",
     "NotewiseTokenizer",
+    "Scheme",
     "ScoreMeta",
     "TokenEncoding",
+    "TokenScheme",
+    "available_schemes",
+    "load_scheme",
     "load_score",
     "notewise_config",
     "parse_token_text",
+    "scheme_of_text",
 ]

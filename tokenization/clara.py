@@ -28,7 +28,9 @@ Her chamber text reads into and writes from an instrumented `NotewiseTokenizer` 
 34, is MIDI 67: the tokenizer's ``v67``). Her format has one "violin-like" part, so a cello part is
 written as ``v`` too, as her own chamber encoder does with every pitched track that is not a piano.
 
-This module imports only the standard library, numpy and its siblings `midi_io`, `tokenization_base` and
+`ClaraScheme` is her text behind Toccata's one front door (``load_scheme("clara")``, see `schemes`).
+
+This module imports only the standard library, numpy and its siblings `midi_io`, `schemes`, `tokenization_base` and
 `tokenization_notewise`.
 """
 
@@ -50,7 +52,8 @@ from .midi_io import (
     load_score,
     score_notes,
 )
-from .tokenization_base import Tokens, fold_pitches
+from .schemes import Scheme
+from .tokenization_base import TokenEncoding, Tokens, fold_pitches
 from .tokenization_notewise import NotewiseTokenizer
 
 _TOKEN_RE = re.compile(r"^(endp|endv|p|v|wait)(\d+)$")
@@ -343,8 +346,38 @@ def tokens_to_clara_text(
     return notes_to_clara_text(parts["piano"], NoteArrays.merge(others, tokenizer.steps_per_quarter), fmt)
 
 
+# ---------------------------------------------------------------------------------------------------- scheme
+
+
+class ClaraScheme(Scheme):
+    """Her text as a scheme: `midi_to_clara_text` and `clara_text_to_midi`; plain words, no header line (her format
+    has no tempo: decoding is at 120 quarter notes per minute unless `qpm` is given)."""
+
+    name = "clara"
+
+    def __init__(self, chamber: bool = False, fmt: ClaraFormat = DEFAULT_FORMAT) -> None:
+        self.chamber, self.fmt = bool(chamber), fmt
+
+    def tokenize(self, src: MidiSource, *, safe: bool = False) -> TokenEncoding:
+        """Her words of `src`; with `chamber`, pitched tracks that are not piano-like become ``v``/``endv``."""
+        text = midi_to_clara_text(src, self.fmt, chamber=self.chamber, safe=safe)
+        return TokenEncoding(text.split(), scheme=self.name)
+
+    def to_text(self, encoding: TokenEncoding) -> str:
+        """Her words separated by spaces, as her files hold them (no header line)."""
+        return " ".join(encoding.tokens) + "\n"
+
+    def detokenize(self, text: str, qpm: float | None = None) -> "symusic.Score":  # noqa: F821
+        """`clara_text_to_midi` of the text, lenient as it is, at `qpm` (120 if not given)."""
+        return clara_text_to_midi(text, self.fmt, qpm=ScoreMeta(qpm=120.0 if qpm is None else qpm).qpm)
+
+    def _settings(self) -> dict:
+        return {"chamber": self.chamber}
+
+
 __all__ = [
     "DEFAULT_FORMAT",
+    "ClaraScheme",
     "PIANO_LIKE_PROGRAMS",
     "ClaraFormat",
     "clara_text_to_midi",

@@ -1,40 +1,53 @@
-"""Token schemes: one interface over every tokenization the LSTM can be trained on, for `toccata train --tokenizer`
-and the tokenization study (docs/tokenizations.md).
+"""Token schemes: the one front door to every tokenization Toccata reads or writes, by name or saved folder
+(`load_scheme`), for the command line (`toccata tokenize` / `detokenize`), datasets, training and the tokenization
+study (docs/tokenizations.md).
 
-A scheme turns the notes of a piece, on a grid of `STEPS_PER_QUARTER` steps per quarter note, into token ids and
-back. All schemes see the same notes: a MIDI file is read once (pitched tracks merged, drums dropped), put on the
-grid and folded into the piano's range by `grid_notes`, and only then encoded, so their numbers compare. The
-schemes:
+Every scheme (`Scheme`) turns a MIDI file or score into words with the piece's first tempo and time signature
+(`tokenize`), writes them as token text (`to_text`), reads such text back into a score (`detokenize`) and saves
+itself to a folder (`save`, read back by `load_scheme(folder)`). The schemes an LSTM trains on (`TokenScheme`) also
+turn the notes of a piece, on a grid of `STEPS_PER_QUARTER` steps per quarter note, into token ids and back. All of
+those see the same notes: a MIDI file is read once (pitched tracks merged, drums dropped), put on the grid and folded
+into the piano's range by `grid_notes`, and only then encoded, so their numbers compare. The schemes
+(`available_schemes()`):
 
-    notewise        Toccata's words (p60, endp60, wait12), `NotewiseTokenizer`: 228 ids, fixed
-    notewise-bpe    notewise with learned BPE merges (`NotewiseMidiTok` + miditok's `train`), e.g. 1,024 ids
-    chordwise       one word per step (which keys are struck or held), `ChordwiseTokenizer`, vocabulary from data
-    remi            miditok REMI: Bar, Position, Pitch, Duration
-    midilike        miditok MIDILike: NoteOn, NoteOff, TimeShift
-    tsd             miditok TSD: TimeShift, Pitch, Duration
+    notewise          Toccata's words (p60, endp60, wait12), `NotewiseTokenizer`: 228 ids, fixed; option instruments
+    notewise-bpe      notewise with learned BPE merges (`NotewiseMidiTok` + miditok's `train`), e.g. 1,024 ids
+    chordwise         one word per step (which keys are struck or held), `ChordwiseTokenizer`, vocabulary from data
+    remi              miditok REMI: Bar, Position, Pitch, Duration
+    midilike          miditok MIDILike: NoteOn, NoteOff, TimeShift
+    tsd               miditok TSD: TimeShift, Pitch, Duration
+    notewise-miditok  notewise words as miditok token strings (NoteOn_60, Wait_12), text only
+    clara             Christine McLeavey Payne's notewise text (`clara.py`), text only; option chamber
 
-miditok's schemes are configured to carry what notewise carries and no more: no velocities, tempos, time
+Here miditok's schemes are configured to carry what notewise carries and no more: no velocities, tempos, time
 signatures or programs; 12 steps per quarter (its beat resolution) for positions, time shifts and durations up
-to 12 beats (longer notes are cut by miditok there).
+to 12 beats (longer notes are cut by miditok there). With ``miditok_defaults=True`` REMI, MIDILike and TSD keep
+miditok's own settings instead (velocities, all tracks in one stream with Program tokens), text only: what
+`toccata tokenize --tokenizer remi` writes.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import warnings
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .midi_io import MidiSource, NoteArrays, ScoreMeta, build_score, load_score, score_notes
-from .tokenization_base import quantize_notes
+from .midi_io import MidiSource, NoteArrays, ScoreMeta, build_score, load_score, score_meta, score_notes
+from .tokenization_base import TokenEncoding, parse_token_text, quantize_notes
+
+if TYPE_CHECKING:
+    import symusic
 
 STEPS_PER_QUARTER = 12
 MIN_PITCH, MAX_PITCH = 21, 108
-SCHEMES = ("notewise", "notewise-bpe", "chordwise", "remi", "midilike", "tsd")
+SCHEMES = ("notewise", "notewise-bpe", "chordwise", "remi", "midilike", "tsd")  # the ones an LSTM trains on
+MIDITOK_DEFAULTS = ("notewise-miditok", "remi", "midilike", "tsd")  # also with miditok's own settings, text only
 SCHEME_FILE = "token_scheme.json"
 BPE_CHUNK = 256  # base tokens per text when learning BPE merges
 
@@ -53,10 +66,41 @@ def grid_notes(src: MidiSource | NoteArrays, transpose: int = 0) -> NoteArrays:
     return quantize_notes(notes, STEPS_PER_QUARTER, MIN_PITCH, MAX_PITCH)
 
 
-class TokenScheme(ABC):
-    """Notes on the grid <-> token ids, with the special ids a language model needs and a way to save itself."""
+class Scheme(ABC):
+    """A MIDI file or score <-> token text, and a folder to keep the scheme in (`load_scheme` makes one)."""
 
     name: str
+
+    @abstractmethod
+    def tokenize(self, src: MidiSource, *, safe: bool = False) -> TokenEncoding:
+        """The words of a MIDI source (path, bytes, `symusic.Score`, music21 stream) with its first tempo and time
+        signature; `safe` parses in a child process (untrusted files), bad input raises `MidiError` naming it."""
+
+    @abstractmethod
+    def detokenize(self, text: str, qpm: float | None = None) -> "symusic.Score":
+        """The `symusic.Score` of token text as `to_text` writes it, at `qpm` if given, else at the text's tempo."""
+
+    def to_text(self, encoding: TokenEncoding) -> str:
+        """The token text of `encoding`: a header line (scheme, tempo, time signature), then the words."""
+        return encoding.to_text()
+
+    def _settings(self) -> dict:
+        return {}
+
+    def _info(self) -> dict:
+        """What `token_scheme.json` holds besides the scheme's name."""
+        return self._settings()
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write `token_scheme.json` (and a scheme's tokenizer files) in `folder`; `load_scheme(folder)` reads it."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / SCHEME_FILE).write_text(json.dumps({"scheme": self.name, **self._info()}, indent=2) + "\n")
+        return folder
+
+
+class TokenScheme(Scheme):
+    """Notes on the grid <-> token ids, with the special ids a language model needs and a way to save itself."""
 
     @property
     @abstractmethod
@@ -108,19 +152,16 @@ class TokenScheme(ABC):
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write the tokenizer files and `token_scheme.json` (read back by `load_scheme`)."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self._save_tokenizer(folder)
-        info = {"scheme": self.name, "vocab_size": self.vocab_size, **self.special_ids, **self._settings()}
-        (folder / SCHEME_FILE).write_text(json.dumps(info, indent=2) + "\n")
-        return folder
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        self._save_tokenizer(Path(folder))
+        return super().save(folder)
+
+    def _info(self) -> dict:
+        return {"vocab_size": self.vocab_size, **self.special_ids, **self._settings()}
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """`save`, under the name transformers' `Trainer` and Toccata's `save_checkpoint` call."""
         return self.save(folder)
-
-    def _settings(self) -> dict:
-        return {}
 
     def pitch_ids(self) -> tuple[int, int, int] | None:
         """(first note-on id, first note-off id, number of pitches) when pitches are contiguous ids that a
@@ -130,6 +171,17 @@ class TokenScheme(ABC):
     def encode_midi(self, src: MidiSource, transpose: int = 0) -> np.ndarray:
         """Token ids of a MIDI source (path, bytes, `symusic.Score`), transposed by `transpose` semitones."""
         return self.encode(grid_notes(src, transpose))
+
+    def tokenize(self, src: MidiSource, *, safe: bool = False) -> TokenEncoding:
+        """The scheme's words of the grid notes of `src`, exactly as a dataset's `tokens` column holds them."""
+        score = load_score(src, safe=safe)
+        return TokenEncoding(self.words(self.encode(grid_notes(score))), score_meta(score), self.name)
+
+    def detokenize(self, text: str, qpm: float | None = None) -> "symusic.Score":
+        """One piano track of the text's words; a word the scheme lacks is an error naming it (`ids`)."""
+        encoding = parse_token_text(text)
+        meta = encoding.meta if qpm is None else ScoreMeta(qpm=qpm, time_signature=encoding.meta.time_signature)
+        return build_score([(self.decode(self.ids(encoding.tokens)), "Piano", 0)], meta)
 
 
 # ------------------------------------------------------------------------------------------------------ notewise
@@ -181,6 +233,15 @@ class NotewiseScheme(_WordTokenizerScheme):
     def pitch_ids(self) -> tuple[int, int, int]:
         tok = self.tokenizer
         return tok.note_on_offset, tok.note_off_offset, tok.num_pitches
+
+    def tokenize(self, src: MidiSource, *, safe: bool = False) -> TokenEncoding:
+        """The tokenizer's words of `src`, a part per instrument of an instrumented tokenizer (`encode_midi`)."""
+        return self.tokenizer.encode_midi(src, safe=safe)
+
+    def detokenize(self, text: str, qpm: float | None = None) -> "symusic.Score":
+        """The tokenizer's lenient decoding (`tokens_to_midi`): a track per part, unknown words skipped."""
+        encoding = parse_token_text(text)
+        return self.tokenizer.tokens_to_midi(encoding.tokens, meta=encoding.meta, qpm=qpm)
 
 
 def notewise_repairs(tokens: Sequence[str]) -> int:
@@ -266,182 +327,94 @@ def _chord_sets(word: str) -> tuple[set[int] | None, set[int]]:
     return struck, held
 
 
-# ------------------------------------------------------------------------------------------------------ miditok
+
+# ------------------------------------------------------------------------------------------------------ registry
+
+_OPTIONS = {
+    "notewise": ("instruments",),
+    "notewise-bpe": ("bpe_vocab_size",),
+    "chordwise": ("max_vocab", "min_frequency"),
+    "remi": ("miditok_defaults",),
+    "midilike": ("miditok_defaults",),
+    "tsd": ("miditok_defaults",),
+    "notewise-miditok": ("miditok_defaults",),
+    "clara": ("chamber",),
+}
+"""Every scheme `load_scheme` makes by name, with the options it takes."""
 
 
-def _miditok_config(scheme: str):
-    from miditok import TokenizerConfig
-
-    return TokenizerConfig(
-        pitch_range=(MIN_PITCH, MAX_PITCH + 1),  # miditok's range excludes the top
-        beat_res={(0, 12): STEPS_PER_QUARTER},
-        num_velocities=1,
-        use_velocities=False,
-        use_programs=False,
-        use_time_signatures=False,
-        use_tempos=False,
-        use_rests=False,
-        use_chords=False,
-        special_tokens=["PAD", "BOS", "EOS"],
-        encode_ids_split="no",
-    )
+def available_schemes() -> tuple[str, ...]:
+    """The names `load_scheme` knows (the module docstring says what each is)."""
+    return tuple(_OPTIONS)
 
 
-class MiditokScheme(TokenScheme):
-    """A miditok tokenizer (REMI, MIDILike, TSD, or the notewise adapter with BPE) over the one merged piano track."""
+def load_scheme(name_or_folder: str | os.PathLike, **options: Any) -> Scheme:
+    """A scheme by name, or the one `save` wrote in a folder (a dataset's ``tokenizer/``, a training run, a study).
 
-    def __init__(self, name: str, tokenizer=None, bpe_vocab_size: int | None = None) -> None:
-        from miditok import REMI, TSD, MIDILike
-
-        from .tokenization_miditok import NotewiseMidiTok
-
-        self.name, self.bpe_vocab_size = name, bpe_vocab_size
-        if tokenizer is None:
-            if name == "notewise-bpe":
-                tokenizer = NotewiseMidiTok()
-            else:
-                classes = {"remi": REMI, "midilike": MIDILike, "tsd": TSD}
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # miditok warns about settings it ignores without velocities
-                    tokenizer = classes[name](_miditok_config(name))
-        self.tokenizer = tokenizer
-
-    @property
-    def is_notewise(self) -> bool:
-        return self.name == "notewise-bpe"
-
-    def train(self, pieces: Iterable[NoteArrays]) -> None:
-        """BPE merges learnt from the pieces (notewise-bpe only; the miditok families are used without BPE)."""
-        if not self.bpe_vocab_size:
-            return
-        # Pieces are cut into chunks of `BPE_CHUNK` base tokens for learning (the trainer is slow on very long
-        # "words"); merges learnt there apply anywhere when a whole piece is encoded.
-        texts = []
-        for notes in pieces:
-            ids = self._sequence(notes, encode_ids=False).ids
-            texts += [
-                self.tokenizer._ids_to_bytes(ids[i : i + BPE_CHUNK], as_one_str=True)
-                for i in range(0, len(ids), BPE_CHUNK)
-            ]
-
-        class _Texts:  # what miditok's trainer reads: a sized iterable of lists of strings
-            def __len__(self) -> int:
-                return len(texts)
-
-            def __iter__(self):
-                return iter([text] for text in texts)
-
-        self._word_ids = None
-        self.tokenizer.train(vocab_size=self.bpe_vocab_size, model="BPE", iterator=_Texts())
-
-    def _score(self, notes: NoteArrays):
-        return build_score([(notes, "Piano", 0)], ScoreMeta())
-
-    def _sequence(self, notes: NoteArrays, encode_ids: bool):
-        seq = self.tokenizer.encode(self._score(notes), encode_ids=encode_ids)
-        if isinstance(seq, list):  # per-track tokenizers: our score has exactly one track
-            seq = seq[0]
-        return seq
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.tokenizer)
-
-    @property
-    def special_ids(self) -> dict[str, int]:
-        vocab = self.tokenizer.vocab
-        return {"pad": vocab["PAD_None"], "bos": vocab["BOS_None"], "eos": vocab["EOS_None"]}
-
-    def encode(self, notes: NoteArrays) -> np.ndarray:
-        return np.asarray(self._sequence(notes, encode_ids=True).ids, dtype=np.int64)
-
-    def _tokseq(self, ids: Sequence[int]):
-        from miditok import TokSequence
-
-        skip = set(self.special_ids.values())
-        seq = TokSequence(ids=[int(i) for i in ids if int(i) not in skip and 0 <= int(i) < self.vocab_size])
-        seq.are_ids_encoded = self.tokenizer.is_trained
-        if seq.are_ids_encoded:
-            self.tokenizer.decode_token_ids(seq)
-        seq.tokens = [self.tokenizer[i] for i in seq.ids]
-        return seq
-
-    def decode(self, ids: Sequence[int]) -> NoteArrays:
-        seq = self._tokseq(ids)
-        if not seq.tokens:
-            return NoteArrays.merge([], STEPS_PER_QUARTER)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            score = self.tokenizer._tokens_to_score(seq if self.tokenizer.one_token_stream else [seq])
-        tracks = score_notes(score, drop_drums=False, merge_tracks=True)
-        notes = tracks[0] if tracks else NoteArrays.merge([], score.ticks_per_quarter)
-        return quantize_notes(notes, STEPS_PER_QUARTER, MIN_PITCH, MAX_PITCH)
-
-    def errors(self, ids: Sequence[int]) -> int:
-        tokens = self._tokseq(ids).tokens
-        if not tokens:
-            return 0
-        if self.is_notewise or self.name == "midilike":  # miditok's MIDILike check also counts notes left sounding
-            return notewise_repairs(tokens)
-        result = self.tokenizer._tokens_errors(tokens)
-        return int(result if not isinstance(result, list) else sum(result))
-
-    def words(self, ids: Sequence[int]) -> list[str]:
-        if self.tokenizer.is_trained:  # a BPE id stands for several base tokens: show them joined
-            return ["+".join(self.tokenizer[b] for b in self._base_ids(int(i))) for i in ids]
-        return [self.tokenizer[int(i)] for i in ids]
-
-    def _base_ids(self, token_id: int) -> list[int]:
-        from miditok import TokSequence
-
-        seq = TokSequence(ids=[token_id], are_ids_encoded=True)
-        self.tokenizer.decode_token_ids(seq)
-        return list(seq.ids)
-
-    def pitch_ids(self) -> tuple[int, int, int] | None:
-        if self.tokenizer.is_trained:
-            return None  # merged tokens hold pitches inside them
-        vocab = self.tokenizer.vocab
-        first_on = vocab.get(f"Pitch_{MIN_PITCH}", vocab.get(f"NoteOn_{MIN_PITCH}"))
-        first_off = vocab.get(f"NoteOff_{MIN_PITCH}", first_on)
-        return first_on, first_off, MAX_PITCH - MIN_PITCH + 1
-
-    def _save_tokenizer(self, folder: Path) -> None:
-        self.tokenizer.save(folder / "miditok.json")
-
-    def _settings(self) -> dict:
-        return {"bpe_vocab_size": self.bpe_vocab_size}
+    A `str` that is one of `available_schemes()` is a name; anything else is a folder. Options by name (None means
+    not given): notewise `instruments` (e.g. ``("piano", "violin")``); notewise-bpe `bpe_vocab_size` (required, above
+    228); chordwise `max_vocab`, `min_frequency`; remi, midilike, tsd `miditok_defaults` (miditok's own settings, text
+    only); clara `chamber`. Schemes that learn from data come back empty by name: call `train(pieces)` first.
+    """
+    given = {key: value for key, value in options.items() if value is not None}
+    if isinstance(name_or_folder, str) and name_or_folder in _OPTIONS:
+        return _new_scheme(name_or_folder, given)
+    folder = Path(name_or_folder)
+    if isinstance(name_or_folder, str) and not folder.is_dir():
+        raise ValueError(
+            f"unknown scheme {name_or_folder!r}: give one of {', '.join(_OPTIONS)}, or a folder saved by "
+            "Scheme.save"
+        )
+    if given:
+        raise ValueError(f"{folder}: a saved scheme keeps its own settings; leave out {', '.join(sorted(given))}")
+    path = folder / SCHEME_FILE
+    if not path.is_file():
+        raise ValueError(f"{folder}: no {SCHEME_FILE}; save a scheme there with TokenScheme.save(folder)")
+    info = json.loads(path.read_text())
+    name = info.get("scheme")
+    if name not in _OPTIONS:
+        raise ValueError(f"{path}: unknown scheme {name!r}; this Toccata knows {', '.join(_OPTIONS)}")
+    return _saved_scheme(name, folder, info)
 
 
-# ------------------------------------------------------------------------------------------------------ factory
-
-
-def make_scheme(name: str, bpe_vocab_size: int | None = None) -> TokenScheme:
-    """A fresh scheme by name (see `SCHEMES`); `notewise-bpe` needs `bpe_vocab_size` and then `train`."""
+def _new_scheme(name: str, options: dict[str, Any]) -> Scheme:
+    """A fresh scheme by name, its options checked first (errors name the option, the allowed ones and the value)."""
+    allowed = _OPTIONS[name]
+    for key, value in options.items():
+        if key not in allowed:
+            raise ValueError(f"scheme {name} takes the option(s) {', '.join(allowed)}, not {key}={value!r}")
     if name == "notewise":
-        return NotewiseScheme()
+        from .tokenization_notewise import NotewiseTokenizer
+
+        instruments = options.get("instruments")
+        if isinstance(instruments, str):
+            raise ValueError(f"instruments must be a sequence of names such as ('piano', 'violin'), got {instruments!r}")
+        return NotewiseScheme(NotewiseTokenizer(instruments=tuple(instruments)) if instruments else None)
     if name == "chordwise":
-        return ChordwiseScheme()
+        return ChordwiseScheme(**options)
+    if name == "clara":
+        from .clara import ClaraScheme
+
+        return ClaraScheme(**options)
+    from .schemes_miditok import MiditokScheme, MiditokText
+
+    if name == "notewise-miditok" and not options.get("miditok_defaults", True):
+        raise ValueError("scheme notewise-miditok has miditok's own settings only: leave out miditok_defaults")
+    if name == "notewise-miditok" or options.get("miditok_defaults"):
+        return MiditokText(name)
     if name == "notewise-bpe":
+        bpe_vocab_size = options.get("bpe_vocab_size")
         if not bpe_vocab_size or bpe_vocab_size <= 228:
             raise ValueError(
                 f"notewise-bpe needs a vocabulary size above notewise's 228 base tokens "
                 f"(e.g. --bpe-vocab-size 1024), got {bpe_vocab_size!r}"
             )
         return MiditokScheme(name, bpe_vocab_size=bpe_vocab_size)
-    if name in ("remi", "midilike", "tsd"):
-        return MiditokScheme(name)
-    raise ValueError(f"unknown tokenizer {name!r}: choose one of {', '.join(SCHEMES)}")
+    return MiditokScheme(name)
 
 
-def load_scheme(folder: str | os.PathLike) -> TokenScheme:
-    """The scheme saved in `folder` by `TokenScheme.save` (a training run or a study folder)."""
-    folder = Path(folder)
-    path = folder / SCHEME_FILE
-    if not path.is_file():
-        raise ValueError(f"{folder}: no {SCHEME_FILE}; save a scheme there with TokenScheme.save(folder)")
-    info = json.loads(path.read_text())
-    name = info["scheme"]
+def _saved_scheme(name: str, folder: Path, info: dict[str, Any]) -> Scheme:
+    """The scheme `save` wrote in `folder`, whose `token_scheme.json` holds `info`."""
     if name == "notewise":
         from .tokenization_notewise import NotewiseTokenizer
 
@@ -450,27 +423,55 @@ def load_scheme(folder: str | os.PathLike) -> TokenScheme:
         from .tokenization_chordwise import ChordwiseTokenizer
 
         return ChordwiseScheme(ChordwiseTokenizer.from_pretrained(folder), info["max_vocab"], info["min_frequency"])
-    from miditok import REMI, TSD, MIDILike
+    if name == "clara" or name == "notewise-miditok" or info.get("miditok_defaults"):
+        return _new_scheme(name, {key: info[key] for key in _OPTIONS[name] if key in info})  # settings only
+    from .schemes_miditok import MiditokScheme
 
-    from .tokenization_miditok import NotewiseMidiTok
+    return MiditokScheme.from_folder(name, folder, info.get("bpe_vocab_size"))
 
-    classes = {"notewise-bpe": NotewiseMidiTok, "remi": REMI, "midilike": MIDILike, "tsd": TSD}
-    if name not in classes:
-        raise ValueError(f"{path}: unknown scheme {name!r}; this Toccata knows {', '.join(SCHEMES)}")
-    tokenizer = classes[name](params=folder / "miditok.json")
-    return MiditokScheme(name, tokenizer, bpe_vocab_size=info.get("bpe_vocab_size"))
+
+def scheme_of_text(text: str) -> Scheme:
+    """The scheme of token text, from the header `Scheme.to_text` writes (``# toccata-remi ...``; notewise without
+    one): notewise with a part per instrument its words hold, or a miditok tokenizer with its own settings (what
+    `toccata tokenize --tokenizer` writes). A scheme learnt from data needs its folder (`load_scheme(folder)`)."""
+    encoding = parse_token_text(text)
+    if encoding.scheme == "notewise":
+        return load_scheme("notewise", instruments=instruments_in(encoding.tokens))
+    if encoding.scheme in MIDITOK_DEFAULTS:
+        return load_scheme(encoding.scheme, miditok_defaults=True)
+    raise ValueError(
+        f"the text's header says it is in the {encoding.scheme!r} tokenization: pass --scheme FOLDER "
+        "(load_scheme(FOLDER) in Python), the folder of the token scheme that wrote it"
+    )
+
+
+def instruments_in(words: Sequence[str]) -> tuple[str, ...]:
+    """The piano, and each other part whose notewise words (`v67`, `endc48`) `words` hold: a duo model's text
+    decodes to a track per instrument instead of losing the string part."""
+    from .tokenization_notewise import INSTRUMENTS
+
+    found = set(words)
+    others = [
+        name
+        for name, spec in INSTRUMENTS.items()
+        if name != "piano" and any(re.fullmatch(rf"(?:end)?{spec['prefix']}\d+", word) for word in found)
+    ]
+    return ("piano", *others)
 
 
 __all__ = [
+    "MIDITOK_DEFAULTS",
     "SCHEMES",
     "STEPS_PER_QUARTER",
     "ChordwiseScheme",
-    "MiditokScheme",
     "NotewiseScheme",
+    "Scheme",
     "TokenScheme",
+    "available_schemes",
     "grid_notes",
+    "instruments_in",
     "load_scheme",
-    "make_scheme",
     "notewise_repairs",
     "read_notes",
+    "scheme_of_text",
 ]

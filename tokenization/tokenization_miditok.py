@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import symusic
-from miditok import REMI, TSD, MIDILike, MusicTokenizer, TokenizerConfig, TokSequence
+from miditok import MusicTokenizer, TokenizerConfig, TokSequence
 from miditok.classes import Event
 from symusic.core import ScoreTick
 
@@ -40,7 +40,6 @@ from .midi_io import (
     MidiLimits,
     MidiSource,
     NoteArrays,
-    ScoreMeta,
     build_score,
     check_score,
     load_score,
@@ -49,7 +48,7 @@ from .midi_io import (
     score_notes,
     source_name,
 )
-from .tokenization_base import TokenEncoding, check_range, quantize_notes
+from .tokenization_base import check_range, quantize_notes
 from .tokenization_notewise import NotewiseTokenizer
 
 SETTINGS = {"steps_per_quarter": 12, "min_pitch": 21, "max_pitch": 108, "max_wait": 48, "sustain_pedal": False}
@@ -328,58 +327,9 @@ class NotewiseMidiTok(MusicTokenizer):
         return errors
 
 
-# ---------------------------------------------------------------------------------------------------- other schemes
-
-MIDITOK_SCHEMES = ("notewise-miditok", "remi", "midilike", "tsd")
-"""Tokenizers `encode_with_miditok` knows: the notewise adapter and three of miditok's own."""
-
-
-def miditok_tokenizer(scheme: str) -> MusicTokenizer:
-    """A miditok tokenizer by name: the notewise adapter, or miditok's REMI / MIDILike / TSD at 12 steps per quarter.
-
-    miditok's own keep their defaults (velocities, durations, time signatures) except the grid of 12 steps per
-    quarter over 12 beats and one token stream for all tracks (``use_programs``, so Program tokens appear).
-    """
-    if scheme == "notewise-miditok":
-        return NotewiseMidiTok()
-    classes = {"remi": REMI, "midilike": MIDILike, "tsd": TSD}
-    if scheme not in classes:
-        raise ValueError(f"unknown tokenizer {scheme!r}: choose one of {', '.join(MIDITOK_SCHEMES)}")
-    config = TokenizerConfig(beat_res={(0, 4): 12, (4, 12): 12}, use_programs=True, one_token_stream_for_programs=True)
-    return classes[scheme](config)
-
-
-def encode_with_miditok(
-    scheme: str, src: MidiSource, *, safe: bool = False, limits: MidiLimits = DEFAULT_LIMITS
-) -> TokenEncoding:
-    """The miditok token strings of `src` in one stream, with the first tempo and time signature (for token text)."""
-    tokenizer = miditok_tokenizer(scheme)
-    score = load_score(src, safe=safe, limits=limits)
-    sequence = tokenizer.encode(score, encode_ids=False)
-    sequences = sequence if isinstance(sequence, list) else [sequence]  # every scheme here makes one stream
-    return TokenEncoding([token for seq in sequences for token in seq.tokens], score_meta(score), scheme)
-
-
-def decode_with_miditok(scheme: str, tokens: Sequence[str], meta: ScoreMeta | None = None) -> symusic.Score:
-    """The score of miditok token strings of `scheme` (as `encode_with_miditok` gives them), at `meta`'s tempo and
-    time signature (miditok's own text carries neither)."""
-    sequence = TokSequence(tokens=list(tokens))
-    tokenizer = miditok_tokenizer(scheme)
-    tokenizer.complete_sequence(sequence)
-    score = tokenizer.decode(sequence)
-    if meta is not None:
-        score.tempos = [symusic.Tempo(0, float(meta.qpm))]
-        score.time_signatures = [symusic.TimeSignature(0, *meta.time_signature)]
-    return score
-
-
 __all__ = [
-    "MIDITOK_SCHEMES",
     "NotewiseMidiTok",
-    "decode_with_miditok",
-    "encode_with_miditok",
     "miditok_token",
-    "miditok_tokenizer",
     "notewise_config",
     "notewise_word",
 ]

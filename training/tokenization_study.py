@@ -35,7 +35,6 @@ from toccata.tokenization.schemes import (
     TokenScheme,
     grid_notes,
     load_scheme,
-    make_scheme,
     read_notes,
 )
 
@@ -121,7 +120,7 @@ def prepare(dataset: str, out: str | Path, labels: Sequence[str] = tuple(RUNS)) 
     for label in labels:
         began = time.perf_counter()
         name, bpe = RUNS[label]
-        scheme = make_scheme(name, bpe_vocab_size=bpe)
+        scheme = load_scheme(name, bpe_vocab_size=bpe)
         scheme.train(train[0])  # original keys of the training split only
         folder = out / label
         scheme.save(folder / "scheme")

@@ -198,7 +198,7 @@ def _scheme(config: TrainConfig, out: Path, resume: bool):
     """The run's token scheme: the one saved in `out` when resuming (same merges), else the dataset's own (built with
     `--tokenizer`, in DATASET/tokenizer/) when it is the same kind, else a new one learnt from the training split's
     original keys (BPE merges, the chordwise vocabulary); saved in `out` at once."""
-    from toccata.tokenization.schemes import SCHEME_FILE, grid_notes, load_scheme, make_scheme
+    from toccata.tokenization.schemes import SCHEME_FILE, grid_notes, load_scheme
 
     from .data import read_rows
 
@@ -211,7 +211,7 @@ def _scheme(config: TrainConfig, out: Path, resume: bool):
             scheme = load_scheme(built)
             scheme.save(out)
             return scheme
-    scheme = make_scheme(config.tokenizer, bpe_vocab_size=config.bpe_vocab_size)
+    scheme = load_scheme(config.tokenizer, bpe_vocab_size=config.bpe_vocab_size)
     rows = read_rows(config.dataset, "train", columns=("midi", "transposition"))
     scheme.train([grid_notes(row["midi"]) for row in rows if not row["transposition"]])
     scheme.save(out)
