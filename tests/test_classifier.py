@@ -18,9 +18,9 @@ import torch
 from toccata.modeling import NotewiseLSTMForCausalLM, NotewiseLSTMForSequenceClassification
 from toccata.modeling.hub import random_model, save_checkpoint
 from toccata.tokenization import NotewiseTokenizer
-from toccata.training.classifier import FitSettings, classifier_from_generator, critic_scores, fit, load_classifier
-from toccata.training.classifier_data import ExcerptSampler, Labelled, fixed_excerpts
-from toccata.training.classifier_tasks import metrics
+from toccata.classifiers.model import FitSettings, classifier_from_generator, critic_scores, fit, load_classifier
+from toccata.classifiers.data import ExcerptSampler, Labelled, fixed_excerpts
+from toccata.classifiers.tasks import metrics
 from toccata.training.data import PitchLayout
 from transformers import AutoModelForSequenceClassification
 
@@ -176,7 +176,7 @@ def test_a_tiny_critic_separates_trivially_separable_music(tiny_generator):
 
 
 def _probs(model, ex):
-    from toccata.training.classifier import predict_proba
+    from toccata.classifiers.model import predict_proba
 
     return predict_proba(model, ex.ids, ex.mask)
 
@@ -268,7 +268,7 @@ def test_critic_and_composer_commands_end_to_end(two_composers, tiny_generator, 
 
 
 def test_embedded_classifiers_load_through_the_auto_class():
-    from toccata.training.publish import code_sources
+    from toccata.release.publish import code_sources
 
     for folder in (toccata.default_critic(), toccata.default_composer()):
         if folder is None:
@@ -280,5 +280,5 @@ def test_embedded_classifiers_load_through_the_auto_class():
         assert (folder / "README.md").is_file()
         for copy, source in code_sources(folder).items():  # the code that travels with the weights is current
             assert copy.is_file() and copy.read_bytes() == source.read_bytes(), (
-                f"{copy} differs from {source}: run `python -m toccata.training.publish --refresh-code {folder}`"
+                f"{copy} differs from {source}: run `toccata publish --refresh-code {folder}`"
             )

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from toccata.tokenization import NotewiseTokenizer
-from toccata.training.critic import critic_score, excerpt_features, excerpts, feature_names
-from toccata.training.music_stats import TokenLayout
+from toccata.evaluation.feature_critic import critic_score, excerpt_features, excerpts, feature_names
+from toccata.evaluation.music_stats import TokenLayout
 
 TOK = NotewiseTokenizer()
 LAYOUT = TokenLayout.of(TOK)

@@ -52,7 +52,7 @@ def test_is_small_and_ships_its_card_and_evaluation(loaded):
 
 def test_code_beside_the_weights_is_the_packages_own():
     """`trust_remote_code` users run the .py files beside the weights: they must be today's modules, byte for byte."""
-    from toccata.training.publish import code_sources
+    from toccata.release.publish import code_sources
 
     pairs = code_sources(FOLDER)
     assert {p.name for p in pairs} >= {"modeling_notewise_lstm.py", "configuration_notewise_lstm.py"}
@@ -61,7 +61,7 @@ def test_code_beside_the_weights_is_the_packages_own():
     ]
     assert not stale, (
         f"{stale} differ from the package's modules: run "
-        "`python -m toccata.training.publish --refresh-code toccata/checkpoints/default`"
+        "`toccata publish --refresh-code toccata/checkpoints/default`"
     )
 
 

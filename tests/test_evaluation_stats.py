@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from toccata.tokenization import NotewiseTokenizer
-from toccata.training.copy_index import CopyIndex
+from toccata.evaluation.copy_index import CopyIndex
 from toccata.training.data import load_pieces
-from toccata.training.music_stats import (
+from toccata.evaluation.music_stats import (
     TokenLayout,
     histogram_overlap,
     ratio_overlap,

@@ -21,7 +21,7 @@ from toccata.modeling.hub import random_model, save_checkpoint
 from toccata.modeling.modeling_notewise_lstm import NotewiseLSTMForCausalLM
 from toccata.modeling.sampling import VocabLayout
 from toccata.tokenization import NotewiseTokenizer
-from toccata.training.parts import part_checks
+from toccata.evaluation.parts import part_checks
 from toccata.training.warm_start import warm_start
 
 import toccata
@@ -225,8 +225,8 @@ def test_default_checkpoint_names_what_is_available():
 
 
 def test_evaluate_reports_each_part_and_counts_notes_of_every_part(tmp_path):
-    from toccata.training.evaluation import evaluate
-    from toccata.training.report import render_markdown
+    from toccata.evaluation.evaluation import evaluate
+    from toccata.evaluation.report import render_markdown
 
     data = tiny_duo_dataset(tmp_path / "duo-data")
     model = string_heavy(DUO, seed=5)

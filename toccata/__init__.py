@@ -5,6 +5,8 @@ Subpackages: `toccata.tokenization` (MIDI <-> tokens), `toccata.modeling`, `tocc
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
 from pkgutil import extend_path
 
 __version__ = "0.1.0"
@@ -15,10 +17,16 @@ __path__ = extend_path(__path__, __name__)
 
 
 def _register_auto_classes() -> None:
-    """Register NotewiseLSTM (AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification) and
-    NotewiseTokenizer (AutoTokenizer)."""
-    import toccata.modeling
+    """Register NotewiseLSTM (AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification), NotewiseTokenizer
+    (AutoTokenizer), and the embedded checkpoint and critic as the "music-generation" pipeline's defaults.
+
+    Imported here, not at the top: `import toccata` (and so every `toccata.*` import, and `toccata --help`) stays
+    quick without torch and transformers."""
     import toccata.tokenization  # noqa: F401
+    from toccata.modeling.pipeline import register_pipeline
+
+    folder = Path(__file__).parent / "checkpoints" / "default"
+    register_pipeline(folder if (folder / "config.json").is_file() else None, critic=default_critic_scorer)
 
 
 CHAMBER_CHECKPOINTS = {("piano", "violin"): "piano-violin", ("piano", "cello"): "piano-cello"}
@@ -34,22 +42,18 @@ def _instrument_names(instruments) -> tuple[str, ...]:
 
 def available_instruments() -> list[str]:
     """The instrument sets with an embedded checkpoint in this install, e.g. ["piano", "piano,violin"]."""
-    from pathlib import Path
-
     folders = {("piano",): "default", **CHAMBER_CHECKPOINTS}
     root = Path(__file__).parent / "checkpoints"
     return [",".join(names) for names, name in folders.items() if (root / name / "config.json").is_file()]
 
 
-def default_checkpoint(instruments=None) -> Path | None:  # noqa: F821 - Path is imported inside
+def default_checkpoint(instruments=None) -> Path | None:
     """The folder of the checkpoint embedded in the package for `instruments` (None or "piano": the piano default;
     "piano,violin" or ("piano", "cello"): a chamber checkpoint), or None while the package ships none.
     Instruments without an embedded checkpoint raise a ValueError naming the available ones.
 
     Registers the model and tokenizer with the Auto classes, so that `AutoModelForCausalLM.from_pretrained(folder)` and
     `AutoTokenizer.from_pretrained(folder)` load it as it is."""
-    from pathlib import Path
-
     _register_auto_classes()
     names = _instrument_names(instruments)
     if names == ("piano",):
@@ -64,17 +68,15 @@ def default_checkpoint(instruments=None) -> Path | None:  # noqa: F821 - Path is
 
 
 def _embedded(name: str):
-    from pathlib import Path
-
     _register_auto_classes()
     folder = Path(__file__).parent / "checkpoints" / name
     return folder if (folder / "config.json").is_file() else None
 
 
-def default_critic() -> Path | None:  # noqa: F821 - Path is imported inside
+def default_critic() -> Path | None:
     """The folder of the embedded critic of the default checkpoint (P(human) of an excerpt), or None if absent.
 
-    Load it with `toccata.training.classifier.load_classifier(folder)` and score with `critic_scores`."""
+    Load it with `toccata.classifiers.model.load_classifier(folder)` and score with `critic_scores`."""
     return _embedded("critic")
 
 
@@ -85,9 +87,7 @@ def default_critic_scorer(folder=None):
     """A function token lists -> P(human) each, from the embedded critic (or the critic `folder`), loaded once.
 
     What `compose(..., critic=...)` takes for best-of-N generation."""
-    import threading
-
-    from toccata.training.classifier import critic_scores, load_classifier
+    from toccata.classifiers.model import critic_scores, load_classifier  # here: torch, for start-up time
 
     folder = folder or default_critic()
     if folder is None:
@@ -105,7 +105,7 @@ def default_critic_scorer(folder=None):
     return _CRITICS[key]
 
 
-def default_composer() -> Path | None:  # noqa: F821 - Path is imported inside
+def default_composer() -> Path | None:
     """The folder of the embedded composer classifier, or None if the package ships none."""
     return _embedded("composer")
 
