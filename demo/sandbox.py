@@ -87,5 +87,5 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # an internal child process (the demo parses uploads in it), not a user-facing command
     sys.exit(main(sys.argv[1:]))

@@ -90,10 +90,10 @@ def _cmd_tokenize(args: argparse.Namespace) -> int:
         encoding = encode_with_miditok(tokenizer, src, safe=args.safe)
         text, count = encoding.to_text(), len(encoding.tokens)
     else:
-        from toccata import _instrument_names
+        from toccata import instrument_names
         from toccata.tokenization import NotewiseTokenizer
 
-        encoding = NotewiseTokenizer(instruments=_instrument_names(args.instruments)).encode_midi(src, safe=args.safe)
+        encoding = NotewiseTokenizer(instruments=instrument_names(args.instruments)).encode_midi(src, safe=args.safe)
         text, count = encoding.to_text(), len(encoding.tokens)
     if not count:
         raise ValueError(

@@ -114,7 +114,7 @@ def _load(args: argparse.Namespace):
     if args.random_weights:  # the same untrained weights every time, so that a printed command makes its piece again
         import torch
 
-        tokenizer = NotewiseTokenizer(instruments=toccata._instrument_names(instruments))
+        tokenizer = NotewiseTokenizer(instruments=toccata.instrument_names(instruments))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             return random_model(tokenizer), tokenizer

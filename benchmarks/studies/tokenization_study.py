@@ -4,6 +4,9 @@
     python benchmarks/studies/study_train.py runs/tokstudy/* --steps 2400          # CPU or GPU; see study_train.py
     python benchmarks/studies/tokenization_study.py evaluate --dataset data/piano --out runs/tokstudy
 
+A study, not part of the package: run it as a script with the package installed (`make setup`); it imports
+`study_train.py` from beside it.
+
 `prepare` reads every piece of the dataset's `midi` column once, puts its notes on the 12-step grid
 (`schemes.grid_notes`), learns what a scheme learns from the *training* split only (BPE merges, the chordwise
 vocabulary), and writes per tokenization LABEL: the token streams (`tokens.npz`), the scheme (`scheme/`) and the
