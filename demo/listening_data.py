@@ -17,6 +17,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from toccata.tokenization import NotewiseTokenizer
+from toccata.tokenization.midi_io import NoteArrays, ScoreMeta
+from toccata.tokenization.tokenization_base import TokenEncoding, parse_token_text
+from toccata.training.data import read_rows
 
 FOLDER = Path(__file__).resolve().parent / "listening"  # shipped as package data (pyproject.toml)
 MANIFEST = "excerpts.json"
@@ -64,8 +68,6 @@ def load_excerpts(folder: str | os.PathLike = FOLDER) -> list[Excerpt]:
 
 def read_tokens(excerpt: Excerpt, folder: str | os.PathLike = FOLDER) -> list[str]:
     """The excerpt's notewise tokens (its header's tempo and time signature are in the manifest too)."""
-    from toccata.tokenization.tokenization_base import parse_token_text
-
     return parse_token_text((Path(folder) / excerpt.file).read_text(encoding="utf-8")).tokens
 
 
@@ -85,8 +87,6 @@ def _bars(qpm: float, bar_quarters: float) -> int:
 
 def opening(tokenizer, tokens: list[str], quarters: float) -> list[str]:
     """The first `quarters` quarter notes of `tokens` from the first note on; notes are cut at the end."""
-    from toccata.tokenization.midi_io import NoteArrays
-
     notes = tokenizer.tokens_to_notes(tokens)
     if not len(notes):
         return []
@@ -99,11 +99,6 @@ def opening(tokenizer, tokens: list[str], quarters: float) -> list[str]:
 
 def extract(dataset: str | os.PathLike, split: str, out: str | os.PathLike, limit: int = 40) -> list[Excerpt]:
     """Write one opening per piece of `split` (original key only, at most `limit`) and the manifest into `out`."""
-    from toccata.tokenization import NotewiseTokenizer
-    from toccata.tokenization.midi_io import ScoreMeta
-    from toccata.tokenization.tokenization_base import TokenEncoding, parse_token_text
-    from toccata.training.data import read_rows
-
     tokenizer = NotewiseTokenizer()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
