@@ -34,7 +34,7 @@ system-packages:
 PACKAGE_FILES := $(VENV)/.package-files
 $(PACKAGE_FILES): FORCE
 	@mkdir -p $(VENV)
-	@find toccata tokenization modeling dataset_builder training demo -type f \
+	@find toccata tokenization modeling dataset_builder training evaluation classifiers release demo -type f \
 		-not -path '*/__pycache__/*' -not -name '*.pyc' -not -name '*.pyi' | LC_ALL=C sort > $@.new
 	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
 
@@ -110,13 +110,13 @@ default-train: default-dataset
 		$(FINETUNE_ARGS) $(if $(wildcard $(RUN)/checkpoints/checkpoint-*),--resume)
 
 default-checkpoint: default-train
-	OMP_NUM_THREADS=1 $(BIN)/python -m toccata.training.preset_search $(RUN) --dataset $(PIANO) $(PRESET_SEARCH_ARGS) \
+	OMP_NUM_THREADS=1 $(BIN)/toccata preset-search $(RUN) --dataset $(PIANO) $(PRESET_SEARCH_ARGS) \
 		--candidates $(PRESET_CANDIDATES) > $(RUN)/preset.txt
-	$(BIN)/python -m toccata.training.preset $(RUN) $$(cat $(RUN)/preset.txt)
+	$(BIN)/toccata preset $(RUN) $$(cat $(RUN)/preset.txt)
 	OMP_NUM_THREADS=2 $(BIN)/toccata evaluate --model $(RUN) --dataset $(PIANO) --split unseen_composers \
 		--out $(RUN)/evaluation-unseen-composers
 	OMP_NUM_THREADS=2 $(BIN)/toccata evaluate --model $(RUN) --dataset $(PIANO) --split test --out $(RUN)/evaluation
-	$(BIN)/python -m toccata.training.publish $(RUN) toccata/checkpoints/default --half \
+	$(BIN)/toccata publish $(RUN) toccata/checkpoints/default --half \
 		--title "Toccata default checkpoint (NotewiseLSTM, classical piano)"
 	cp $(RUN)/preset_search.md $(RUN)/preset_search.json toccata/checkpoints/default/evaluation/
 

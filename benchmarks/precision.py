@@ -6,7 +6,7 @@ For each precision, in the same run and on one thread:
                  bf16: the model cast to bfloat16; int8: `DecodeBatch(int8=True)` (`modeling/quantized.py`:
                  dynamically quantized linear layers for the cells and the head);
   bits per note  of every test piece scored whole, with exactly the arithmetic that decodes: float32 and bf16 through
-                 the model (`training.likelihood`), int8 through `Int8Cells` one token at a time (teacher forcing).
+                 the model (`evaluation.likelihood`), int8 through `Int8Cells` one token at a time (teacher forcing).
 The rule for adopting one (issue 16): bits per note within 1% of float32.
 
     python benchmarks/precision.py --dataset data/piano --split test
@@ -27,7 +27,7 @@ import torch
 from generate import compose_rate  # benchmarks/ is on the path when this script runs
 from toccata.modeling.quantized import Int8Cells
 from toccata.training.data import load_pieces
-from toccata.training.likelihood import model_log2probs, piece_sequences, summarise
+from toccata.evaluation.likelihood import model_log2probs, piece_sequences, summarise
 
 import toccata
 

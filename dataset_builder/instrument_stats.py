@@ -1,6 +1,6 @@
 """Sizes of an instrumented ("instrument + piano") dataset: pieces, tokens, and how much the instrument plays.
 
-    python -m toccata.dataset_builder.instrument_stats data/chamber-violin [--json out.json]
+    toccata instrument-stats data/chamber-violin [--json out.json]
 
 Counts rows as they are (transposition 0 only for the music measures): per split the pieces, rows and tokens; over
 all pieces the notes of each part, the notes the ensemble mapping moved to the piano (out of range, beyond a double
@@ -9,15 +9,12 @@ stop), and the share of time steps (12 per quarter) in which each part sounds.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from toccata.tokenization import NotewiseTokenizer
 
 from .pipeline import SPLITS
@@ -67,26 +64,3 @@ def instrument_stats(folder: str | Path) -> dict[str, Any]:
     out["steps"] = total_steps
     out["sounding_share"] = {name: count / total_steps for name, count in out["sounding_steps"].items()}
     return {key: dict(value) if isinstance(value, Counter) else value for key, value in out.items()}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", help="a dataset folder built with instruments (toccata build-dataset)")
-    parser.add_argument("--json", help="also write the numbers here")
-    args = parser.parse_args(argv)
-    stats = instrument_stats(args.dataset)
-    print("| split | pieces | rows | tokens |\n|---|---:|---:|---:|")
-    for split, row in [*stats["splits"].items(), ("total", stats["total"])]:
-        print(f"| {split} | {row['pieces']} | {row['rows']} | {row['tokens']:,} |")
-    print(f"\nsteps (12 per quarter, transposition 0): {stats['steps']:,}")
-    for name, share in stats["sounding_share"].items():
-        moved = stats["moved_to_piano"].get(name)
-        extra = f", {moved:,} notes moved to the piano" if moved is not None else ""
-        print(f"{name}: {stats['notes'][name]:,} notes, sounds in {share:.1%} of the steps{extra}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(stats, indent=1) + "\n", encoding="utf-8")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,11 +12,13 @@ from typing import Any
 import numpy as np
 import torch
 from toccata.modeling import GeneratedPiece, GuardSettings, SamplerSettings, compose
-from toccata.modeling.pipeline import NO_NEW_NOTES, describe_prompt
 from toccata.modeling.batching import ContinuousBatcher
 from toccata.modeling.decoding import set_decoding_threads
+from toccata.modeling.hub import load_checkpoint, random_model
+from toccata.modeling.pipeline import NO_NEW_NOTES, describe_prompt
 from toccata.modeling.presets import preset_from_generation_config
 from toccata.modeling.quantized import int8_available
+from toccata.tokenization import NotewiseTokenizer
 
 import toccata
 from toccata.audio import SYNTH_MISSING, Synth
@@ -230,9 +232,6 @@ def load_engine(
     faster, and a request still gets the same music alone or in company and from `toccata generate --int8`;
     False: float32, the tokens of `model.generate()`.
     """
-    from toccata.modeling.hub import load_checkpoint, random_model
-    from toccata.tokenization import NotewiseTokenizer
-
     set_decoding_threads(torch_threads)
     source = model or toccata.default_checkpoint()
     if source is None:

@@ -1,7 +1,7 @@
 """The real excerpts of the "Human or AI?" tab: short openings of the test split's pieces, shipped as notewise token
 text beside a JSON manifest with each piece's attribution, so the demo works from a fresh clone with no dataset.
 
-    python -m toccata.demo.listening_data --dataset data/piano --split test --out demo/listening   # rebuild them
+    toccata listening-data --dataset data/piano --split test --out demo/listening   # rebuild them
     excerpts = load_excerpts()                                                                     # what the demo reads
 
 Each excerpt is a piece's opening (from its first note) of 8 to 16 whole bars, as many as make at least
@@ -10,15 +10,17 @@ Each excerpt is a piece's opening (from its first note) of 8 to 16 whole bars, a
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from toccata.tokenization import NotewiseTokenizer
+from toccata.tokenization.midi_io import NoteArrays, ScoreMeta
+from toccata.tokenization.tokenization_base import TokenEncoding, parse_token_text
+from toccata.training.data import read_rows
 
 FOLDER = Path(__file__).resolve().parent / "listening"  # shipped as package data (pyproject.toml)
 MANIFEST = "excerpts.json"
@@ -58,7 +60,7 @@ def load_excerpts(folder: str | os.PathLike = FOLDER) -> list[Excerpt]:
     if not manifest.is_file():
         raise FileNotFoundError(
             f"{manifest}: no excerpt manifest; make one with "
-            "`python -m toccata.demo.listening_data --dataset data/piano --split test --out FOLDER`"
+            "`toccata listening-data --dataset data/piano --split test --out FOLDER`"
         )
     entries = json.loads(manifest.read_text(encoding="utf-8"))["excerpts"]
     return [Excerpt(**{**entry, "time_signature": tuple(entry["time_signature"])}) for entry in entries]
@@ -66,8 +68,6 @@ def load_excerpts(folder: str | os.PathLike = FOLDER) -> list[Excerpt]:
 
 def read_tokens(excerpt: Excerpt, folder: str | os.PathLike = FOLDER) -> list[str]:
     """The excerpt's notewise tokens (its header's tempo and time signature are in the manifest too)."""
-    from toccata.tokenization.tokenization_base import parse_token_text
-
     return parse_token_text((Path(folder) / excerpt.file).read_text(encoding="utf-8")).tokens
 
 
@@ -87,8 +87,6 @@ def _bars(qpm: float, bar_quarters: float) -> int:
 
 def opening(tokenizer, tokens: list[str], quarters: float) -> list[str]:
     """The first `quarters` quarter notes of `tokens` from the first note on; notes are cut at the end."""
-    from toccata.tokenization.midi_io import NoteArrays
-
     notes = tokenizer.tokens_to_notes(tokens)
     if not len(notes):
         return []
@@ -101,11 +99,6 @@ def opening(tokenizer, tokens: list[str], quarters: float) -> list[str]:
 
 def extract(dataset: str | os.PathLike, split: str, out: str | os.PathLike, limit: int = 40) -> list[Excerpt]:
     """Write one opening per piece of `split` (original key only, at most `limit`) and the manifest into `out`."""
-    from toccata.tokenization import NotewiseTokenizer
-    from toccata.tokenization.midi_io import ScoreMeta
-    from toccata.tokenization.tokenization_base import TokenEncoding, parse_token_text
-    from toccata.training.data import read_rows
-
     tokenizer = NotewiseTokenizer()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -141,7 +134,7 @@ def extract(dataset: str | os.PathLike, split: str, out: str | os.PathLike, limi
     manifest = {
         "description": (
             f"Openings of the {split} split of a Toccata piano dataset for the demo's 'Human or AI?' tab; "
-            "written by `python -m toccata.demo.listening_data`."
+            "written by `toccata listening-data`."
         ),
         "dataset": Path(dataset).name,
         "split": split,
@@ -150,20 +143,3 @@ def extract(dataset: str | os.PathLike, split: str, out: str | os.PathLike, limi
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return excerpts
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="data/piano", help="a built dataset folder or Hub id")
-    parser.add_argument("--split", default="test", help="the split to take pieces from (default: %(default)s)")
-    parser.add_argument("--out", default=str(FOLDER), help="folder for the token files and the manifest")
-    parser.add_argument("--limit", type=int, default=40, help="at most this many pieces (default: %(default)s)")
-    args = parser.parse_args(argv)
-    excerpts = extract(args.dataset, args.split, args.out, args.limit)
-    size = sum(path.stat().st_size for path in Path(args.out).iterdir() if path.is_file())
-    print(f"wrote {len(excerpts)} excerpts and {MANIFEST} to {args.out} ({size / 1024:.0f} KB)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -20,6 +20,8 @@ from typing import Any
 
 import gradio as gr
 
+import toccata
+
 from .answers import AnswerStore, default_answers_path
 from .background import Finished, run_in_background
 from .components import RenderedAudio
@@ -285,8 +287,6 @@ def _generate(engine: Engine, outputs: Outputs, values: dict[str, Any]) -> Itera
 
 def _instrument_choices(engine: Engine) -> list[tuple[str, str]]:
     """The instrument sets this demo can serve: the embedded checkpoints' with the default model, else the model's."""
-    import toccata
-
     if engine.model_args:  # --model or random weights: that model only
         return [(engine.instruments.replace(",", " and "), engine.instruments)]
     available = set(toccata.available_instruments())

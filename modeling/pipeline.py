@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import Pipeline
+from transformers import AutoModelForCausalLM, Pipeline
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .batching import ContinuousBatcher
 from .decoding import DecodeJob, ProgressCallback, decode
@@ -323,6 +324,8 @@ class MusicGenerationPipeline(Pipeline):
     _load_image_processor = False
     _load_feature_extractor = False
     _load_tokenizer = True
+    # Makes the critic that `best_of` > 1 chooses with (token lists -> P(human)); set by `register_pipeline`.
+    critic_factory: Callable[[], Critic] | None = None
 
     def _sanitize_parameters(self, **kwargs):
         sampler_fields = {f.name for f in fields(SamplerSettings)}
@@ -362,33 +365,26 @@ class MusicGenerationPipeline(Pipeline):
         return words if words and all(word in vocabulary for word in words) else None
 
     def _forward(self, inputs: dict, request: GenerationRequest) -> dict:
-        critic = None
-        if request.best_of > 1:
-            from toccata import default_critic_scorer
-
-            critic = default_critic_scorer()
+        factory = type(self).critic_factory
+        critic = factory() if request.best_of > 1 and factory is not None else None
         return {"pieces": compose(self.model, self.tokenizer, request, prompt=inputs["prompt"], critic=critic)}
 
     def postprocess(self, outputs: dict) -> list[GeneratedPiece]:
         return outputs["pieces"]
 
 
-def register_pipeline() -> None:
-    """Make `transformers.pipeline("music-generation", model=checkpoint)` build a `MusicGenerationPipeline`;
-    without `model=`, it loads the checkpoint embedded in the package."""
-    from transformers import AutoModelForCausalLM
-    from transformers.pipelines import PIPELINE_REGISTRY
+def register_pipeline(default_model: str | os.PathLike | None = None, critic: Callable[[], Critic] | None = None) -> None:
+    """Make `transformers.pipeline("music-generation", model=checkpoint)` build a `MusicGenerationPipeline`.
 
-    from toccata import default_checkpoint
-
-    if "music-generation" not in PIPELINE_REGISTRY.get_supported_tasks():
-        folder = default_checkpoint()
-        PIPELINE_REGISTRY.register_pipeline(
-            "music-generation",
-            pipeline_class=MusicGenerationPipeline,
-            pt_model=AutoModelForCausalLM,
-            default={"model": (str(folder), "main")} if folder else None,
-        )
+    The caller (toccata's embedded checkpoints: modeling knows no checkpoint) may give the model that
+    `pipeline("music-generation")` loads without `model=`, and `critic`, which makes the scorer of `best_of` > 1."""
+    task = "music-generation"
+    if task not in PIPELINE_REGISTRY.get_supported_tasks():
+        PIPELINE_REGISTRY.register_pipeline(task, pipeline_class=MusicGenerationPipeline, pt_model=AutoModelForCausalLM)
+    if default_model is not None:
+        PIPELINE_REGISTRY.supported_tasks[task]["default"] = {"model": (str(default_model), "main")}
+    if critic is not None:
+        MusicGenerationPipeline.critic_factory = critic
 
 
 __all__ = [

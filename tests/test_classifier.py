@@ -19,7 +19,8 @@ from toccata.modeling import NotewiseLSTMForCausalLM, NotewiseLSTMForSequenceCla
 from toccata.modeling.hub import copy_checkpoint, random_model, save_checkpoint
 from toccata.modeling.layout import VocabLayout
 from toccata.tokenization import NotewiseTokenizer
-from toccata.training.classifier import (
+from toccata.classifiers.data import ExcerptSampler, Labelled, fixed_excerpts
+from toccata.classifiers.model import (
     FitSettings,
     classifier_from_generator,
     critic_scores,
@@ -27,8 +28,7 @@ from toccata.training.classifier import (
     load_classifier,
     save_classifier,
 )
-from toccata.training.classifier_data import ExcerptSampler, Labelled, fixed_excerpts
-from toccata.training.classifier_tasks import metrics
+from toccata.classifiers.tasks import metrics
 from transformers import AutoModelForSequenceClassification
 
 import toccata
@@ -190,7 +190,7 @@ def test_a_tiny_critic_separates_trivially_separable_music(tiny_generator):
 
 
 def _probs(model, ex):
-    from toccata.training.classifier import predict_proba
+    from toccata.classifiers.model import predict_proba
 
     return predict_proba(model, ex.ids, ex.mask)
 

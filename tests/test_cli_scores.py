@@ -1,5 +1,5 @@
 """Scores where users have them, and piano rolls of any piece: every command that takes a MIDI file takes a score
-(read by the dataset builder's safe score reader), and `toccata roll` and `training.look` draw with the demo's roll."""
+(read by the dataset builder's safe score reader), and `toccata roll` and `toccata look` draw with the demo's roll."""
 
 from __future__ import annotations
 
@@ -124,11 +124,10 @@ def test_the_cli_says_in_one_line_how_many_notes_a_file_never_switched_off(tmp_p
 
 def test_look_labels_held_out_pieces_as_such_not_as_a_continuation(tiny_dataset, tmp_path):
     from toccata.modeling.hub import random_model, save_checkpoint
-    from toccata.training import look
 
     checkpoint = save_checkpoint(tmp_path / "ckpt", random_model(TOK, hidden_size=16, embedding_size=8), TOK)
     out = tmp_path / "look"
     args = [str(checkpoint), "--dataset", str(tiny_dataset), "--samples", "1", "--beats", "4", "--out", str(out)]
-    assert look.main(args) == 0
+    assert main(["look", *args]) == 0
     assert legend_reads(out / "heldout-0.png", "test piece")
     assert legend_reads(out / "sample-0.png", "generated")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from toccata.tokenization import NotewiseTokenizer
 from toccata.tokenization.midi_io import NoteArrays
-from toccata.training.corruptions import CORRUPTIONS, corrupt
+from toccata.classifiers.corruptions import CORRUPTIONS, corrupt
 
 
 @pytest.fixture(scope="module")

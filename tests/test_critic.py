@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from toccata.modeling.layout import VocabLayout
 from toccata.tokenization import NotewiseTokenizer
-from toccata.training.critic import critic_score, excerpt_features, excerpts, feature_names
+from toccata.evaluation.feature_critic import critic_score, excerpt_features, excerpts, feature_names
 
 TOK = NotewiseTokenizer()
 LAYOUT = VocabLayout.from_config(TOK)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from toccata.tokenization import NotewiseTokenizer
-from toccata.training.critic_check import check_critic, real_excerpts
+from toccata.classifiers.critic_check import check_critic, real_excerpts
 
 MAJOR = np.array([1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1], dtype=bool)
 

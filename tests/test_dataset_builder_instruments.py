@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import symusic
 
+from toccata.cli import main
 from toccata.dataset_builder.builder import build_dataset
 from toccata.dataset_builder.config import ToccataConfig
 from toccata.dataset_builder.instrument_stats import instrument_stats
@@ -86,6 +87,8 @@ def test_instrument_build_maps_ensembles_and_tokenizes_the_mapped_midi(folder, t
     assert stats["total"]["pieces"] == len(expected_paths) and stats["total"]["rows"] == len(rows)
     assert stats["total"]["tokens"] == sum(row["num_tokens"] for row in rows)
     assert 0.9 < stats["sounding_share"][target] <= 1.0  # eighths without a rest, bar the sonata's notes over G7
+    assert main(["instrument-stats", str(out), "--json", str(tmp_path / "stats.json")]) == 0  # the same numbers
+    assert json.loads((tmp_path / "stats.json").read_text())["total"] == stats["total"]
 
 
 def test_instrument_options_are_checked_and_piano_builds_keep_their_settings(tmp_path):

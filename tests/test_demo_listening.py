@@ -161,6 +161,17 @@ def test_toccata_demo_takes_the_answers_path():
     assert build_parser().parse_args(["demo"]).answers is None, "None: $TOCCATA_ANSWERS or the user's cache"
 
 
+def test_toccata_listening_data_writes_openings_that_load(tiny_dataset, tmp_path, capsys):
+    """The maintainers' command that rebuilds the shipped excerpts (it was `python -m toccata.demo.listening_data`)."""
+    from toccata.cli import main
+
+    out = tmp_path / "listening"
+    assert main(["listening-data", "--dataset", str(tiny_dataset), "--split", "test", "--out", str(out)]) == 0
+    excerpts = load_excerpts(out)
+    assert excerpts and f"wrote {len(excerpts)} excerpts" in capsys.readouterr().out
+    assert all(read_tokens(e, out) for e in excerpts)
+
+
 # ------------------------------------------------------------------------------------------ rounds with the model
 
 

@@ -14,8 +14,8 @@ from toccata.modeling.hub import random_model, save_checkpoint
 from toccata.modeling.sampling import SamplerSettings
 from toccata.tokenization import NotewiseTokenizer
 from toccata.training.data import load_pieces
-from toccata.training.evaluation import SamplerResult, evaluate, generate_samples, quality_goals
-from toccata.training.likelihood import LikelihoodResult, likelihood_table, model_log2probs, piece_sequences
+from toccata.evaluation.evaluation import SamplerResult, evaluate, generate_samples, quality_goals
+from toccata.evaluation.likelihood import LikelihoodResult, likelihood_table, model_log2probs, piece_sequences
 
 from toccata.cli import main
 
@@ -129,7 +129,7 @@ def test_evaluate_reports_every_sampler_and_the_goals(trained_model, tiny_datase
 
 
 def test_sampler_result_copy_share():
-    from toccata.training.copy_index import CopyMatch
+    from toccata.evaluation.copy_index import CopyMatch
 
     copies = [CopyMatch(0, 200, 16.0), CopyMatch(0, 50, 4.0), CopyMatch(0, 0, 0.0), CopyMatch(0, 180, 15.9)]
     result = SamplerResult("x", {}, {}, 4, 4, 10, None, {}, copies, 0.0)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from toccata.tokenization import NotewiseTokenizer
 from toccata.training.data import load_pieces
-from toccata.training.likelihood import likelihood_table, piece_sequences
-from toccata.training.ngram import KneserNeyModel, UnigramModel
+from toccata.evaluation.likelihood import likelihood_table, piece_sequences
+from toccata.evaluation.ngram import KneserNeyModel, UnigramModel
 
 VOCAB = 12
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from toccata.modeling.layout import VocabLayout
 from toccata.tokenization import NotewiseTokenizer
-from toccata.training.copy_index import CopyIndex
+from toccata.evaluation.copy_index import CopyIndex
 from toccata.training.data import load_pieces
-from toccata.training.music_stats import (
+from toccata.evaluation.music_stats import (
     histogram_overlap,
     ratio_overlap,
     sample_stats,

@@ -21,7 +21,7 @@ from toccata.modeling.hub import random_model, save_checkpoint, saving_code
 from toccata.modeling.layout import VocabLayout
 from toccata.modeling.modeling_notewise_lstm import NotewiseLSTMForCausalLM
 from toccata.tokenization import NotewiseTokenizer
-from toccata.training.parts import part_checks
+from toccata.evaluation.parts import part_checks
 from toccata.training.warm_start import warm_start
 
 import toccata
@@ -225,8 +225,8 @@ def test_default_checkpoint_names_what_is_available():
 
 
 def test_evaluate_reports_each_part_and_counts_notes_of_every_part(tmp_path):
-    from toccata.training.evaluation import evaluate
-    from toccata.training.report import render_markdown
+    from toccata.evaluation.evaluation import evaluate
+    from toccata.evaluation.report import render_markdown
 
     data = tiny_duo_dataset(tmp_path / "duo-data")
     model = string_heavy(DUO, seed=5)
@@ -264,7 +264,7 @@ def test_the_embedded_chamber_checkpoints_are_small_carry_their_card_and_compose
 def test_chamber_publish_writes_a_folder_without_code_whose_config_returns_the_state(tmp_path):
     """The winning run's folder may hold code and `use_cache: false` (as `Trainer` saves it): the published folder has
     neither the code nor an auto_map naming it, and use_cache on (the edited config was never written back)."""
-    from toccata.training.chamber import publish
+    from toccata.release.chamber import publish
 
     tokenizer = NotewiseTokenizer()
     model = random_model(tokenizer, **TINY)

@@ -105,12 +105,12 @@ def test_the_installed_package_imports_the_same_from_the_working_directory(where
         cwd = tmp_path
     else:
         cwd = REPO if where == "the repository root" else REPO / "toccata"
-    script = "import toccata.modeling, toccata.training.look; from toccata import default_checkpoint; print('ok')"
+    script = "import toccata.modeling, toccata.look; from toccata import default_checkpoint; print('ok')"
     imported = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=cwd)
     assert imported.returncode == 0 and imported.stdout.strip() == "ok", imported.stderr[-2000:]
     cli = subprocess.run([sys.executable, "-m", "toccata", "--help"], capture_output=True, text=True, cwd=cwd)
     assert cli.returncode == 0 and "tokenize" in cli.stdout, cli.stderr[-2000:]
     look = subprocess.run(
-        [sys.executable, "-m", "toccata.training.look", "--help"], capture_output=True, text=True, cwd=cwd
+        [sys.executable, "-m", "toccata", "look", "--help"], capture_output=True, text=True, cwd=cwd
     )
     assert look.returncode == 0 and "--dataset" in look.stdout, look.stderr[-2000:]

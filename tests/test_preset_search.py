@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from toccata.modeling.guards import GuardSettings
 from toccata.modeling.sampling import SamplerSettings
-from toccata.training import preset_search
+from toccata.release import preset_search
 
 
 def test_candidates_are_parsed_and_applied():
@@ -53,7 +53,7 @@ def test_set_preset_also_sets_transformers_sampling_for_a_plain_generate(tmp_pat
 
     from toccata.modeling.hub import random_model, save_checkpoint
     from toccata.tokenization import NotewiseTokenizer
-    from toccata.training.preset import set_preset
+    from toccata.release.preset import set_preset
 
     tokenizer = NotewiseTokenizer()
     folder = save_checkpoint(tmp_path, random_model(tokenizer, embedding_size=8, hidden_size=8), tokenizer)

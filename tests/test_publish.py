@@ -8,7 +8,7 @@ import json
 import pytest
 from toccata.modeling.hub import load_checkpoint
 from toccata.modeling.presets import preset_from_generation_config
-from toccata.training import preset, publish
+from toccata.release import publish
 
 from toccata.cli import main
 
@@ -39,7 +39,7 @@ def _evaluate(run, dataset) -> None:
 
 
 def test_publish_ships_the_preset_its_report_measured(run, tiny_dataset, tmp_path):
-    assert preset.main([str(run), "temperature=0.8", "calmness=0.5", "max_polyphony=6"]) == 0
+    assert main(["preset", str(run), "temperature=0.8", "calmness=0.5", "max_polyphony=6"]) == 0
     _evaluate(run, tiny_dataset)
     dest = publish.publish(run, tmp_path / "published")
 
@@ -58,8 +58,8 @@ def test_publish_ships_the_preset_its_report_measured(run, tiny_dataset, tmp_pat
 
 def test_publish_refuses_a_report_measured_with_another_preset(run, tiny_dataset, tmp_path, capsys):
     _evaluate(run, tiny_dataset)
-    assert preset.main([str(run), "temperature=1.1"]) == 0  # changed after the evaluation
-    assert publish.main([str(run), str(tmp_path / "published")]) == 2
+    assert main(["preset", str(run), "temperature=1.1"]) == 0  # changed after the evaluation
+    assert main(["publish", str(run), str(tmp_path / "published")]) == 2
     assert "another sampler or guard preset" in capsys.readouterr().err
     assert not (tmp_path / "published").exists()
 
@@ -70,7 +70,7 @@ def test_publish_refuses_a_report_measured_with_another_preset(run, tiny_dataset
 )
 def test_bad_preset_values_are_clear_errors(run, values, message, capsys):
     before = (run / "generation_config.json").read_text()
-    assert preset.main([str(run), *values]) == 2
+    assert main(["preset", str(run), *values]) == 2
     assert message in capsys.readouterr().err
     assert (run / "generation_config.json").read_text() == before
 

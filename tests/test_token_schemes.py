@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -155,8 +156,19 @@ def test_toccata_train_on_another_tokenization(tiny_dataset, tmp_path):
     assert "notewise-bpe tokenization" in card
 
 
+def study_modules():
+    """(study_train, tokenization_study): scripts in benchmarks/studies/ (not installed), imported as they run."""
+    folder = str(Path(__file__).parents[1] / "benchmarks" / "studies")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    import study_train
+    import tokenization_study
+
+    return study_train, tokenization_study
+
+
 def test_study_prepares_trains_and_compares(tiny_dataset, tmp_path):
-    from toccata.training import study_train, tokenization_study
+    study_train, tokenization_study = study_modules()
 
     out = tmp_path / "study"
     prepared = tokenization_study.prepare(str(tiny_dataset), out, ["notewise", "tsd"])
@@ -177,9 +189,7 @@ def test_study_prepares_trains_and_compares(tiny_dataset, tmp_path):
 
 def test_study_train_runs_without_toccata(tiny_dataset, tmp_path):
     """study_train.py is the part that travels to a GPU box: it must run as a plain script, Toccata blocked."""
-    from pathlib import Path
-
-    from toccata.training import study_train, tokenization_study
+    study_train, tokenization_study = study_modules()
 
     out = tmp_path / "study"
     tokenization_study.prepare(str(tiny_dataset), out, ["remi"])

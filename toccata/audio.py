@@ -359,5 +359,5 @@ def serve_renders() -> None:
         sys.stdout.flush()
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # an internal worker process (`RenderWorkers` starts it), not a user-facing command
     serve_renders()

@@ -9,6 +9,11 @@
     toccata crawl URL ... --out DIR
     toccata save SOURCE DEST [--for-hub]   (a checkpoint folder, or an embedded one by name: default, critic, ...)
     toccata critic train|score ...; toccata composer train|predict ...   (cli_critic.py)
+    toccata preset|preset-search|publish|chamber ...                     (cli_release.py)
+    toccata look|best-of|instrument-stats ...                            (cli_inspect.py)
+
+Each subcommand imports its work when it runs, not at the top: torch, transformers and music21 take seconds to load,
+and `toccata --help` or `toccata tokenize` should not wait for them.
 
 A source may be a MIDI path, a score (read as the dataset builder reads them) or ``corpus:WORK``, a work of music21's
 bundled corpus (e.g. ``corpus:bach/bwv66.6``).
@@ -25,22 +30,13 @@ from toccata.cli_critic import add_classifier_parsers
 from toccata.cli_demo import add_demo_parser
 from toccata.cli_evaluate import add_evaluate_parser
 from toccata.cli_generate import add_generate_parser
+from toccata.cli_inspect import add_inspect_parsers
+from toccata.cli_io import CORPUS_PREFIX, output_file, read_source
+from toccata.cli_release import add_release_parsers
 from toccata.cli_train import add_train_parser
 
-CORPUS_PREFIX = "corpus:"
 MIDITOK_CHOICES = ("notewise-miditok", "remi", "midilike", "tsd")  # miditok's own settings, no scheme folder needed
 LEARNED_CHOICES = ("notewise-bpe", "chordwise")  # token schemes that learn from data: need --scheme FOLDER
-
-
-def _read_source(source: str) -> object:
-    """The MIDI source the tokenizer takes for a MIDI file, a score (converted by music21 in a limited child, as the
-    dataset builder reads scores) or ``corpus:WORK``."""
-    from toccata.tokenization.midi_io import music21_corpus_midi
-    from toccata.tokenization.score_io import read_music_file
-
-    if source.startswith(CORPUS_PREFIX):
-        return music21_corpus_midi(source[len(CORPUS_PREFIX) :])
-    return read_music_file(source)
 
 
 def _tokenize_scheme(args: argparse.Namespace):
@@ -74,16 +70,16 @@ def _tokenize_scheme(args: argparse.Namespace):
     if args.format == "clara":
         return load_scheme("clara", chamber=args.chamber)
     if name == "notewise":
-        from toccata import _instrument_names
+        from toccata import instrument_names
 
-        return load_scheme("notewise", instruments=_instrument_names(args.instruments))
+        return load_scheme("notewise", instruments=instrument_names(args.instruments))
     return load_scheme(name, miditok_defaults=True)
 
 
 def _cmd_tokenize(args: argparse.Namespace) -> int:
     scheme = _tokenize_scheme(args)
     out = output_file(args.output, "token text") if args.output else None
-    encoding = scheme.tokenize(_read_source(args.source), safe=args.safe)
+    encoding = scheme.tokenize(read_source(args.source), safe=args.safe)
     if not encoding.tokens:
         raise ValueError(
             f"{args.source}: no notes to tokenize (drum tracks and empty tracks are left out); nothing written"
@@ -111,7 +107,7 @@ def _cmd_roll(args: argparse.Namespace) -> int:
     reader = NotewiseTokenizer(instruments=tuple(INSTRUMENTS))  # violin and cello tracks in their own colours
     rolls = []
     for source in [args.source, *args.compare]:
-        parts, _ = reader.read_parts(_read_source(source))
+        parts, _ = reader.read_parts(read_source(source))
         notes = {
             name: np.column_stack([found.start, found.end, found.pitch]) / [found.tpq, found.tpq, 1]
             for name, found in parts.items()
@@ -379,20 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_parser(commands)
     add_train_parser(commands)
     add_classifier_parsers(commands)
+    add_release_parsers(commands)
+    add_inspect_parsers(commands)
     return parser
-
-
-def output_file(name: str, kind: str = "file") -> Path:
-    """`name` as a file to write, checked before any work: not a folder, and no file where a folder must be."""
-    path = Path(name)
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder: give the {kind} a file name (a path inside the folder)")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ValueError(f"cannot write {path}: {parent} is a file, not a folder")
-            break
-    return path
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""`toccata critic` and `toccata composer`: arguments -> `training.classifier_tasks` / `training.classifier`.
+"""`toccata critic` and `toccata composer`: arguments -> `classifiers.tasks` / `classifiers.model`.
 
 toccata critic train --generator toccata/checkpoints/default --dataset data/piano --out runs/critic [--from-scratch]
 toccata critic score piece.mid other.mid [--model runs/critic]          # P(human) per file (default: embedded)
@@ -12,6 +12,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from toccata.cli_io import read_source
 
 
 def add_classifier_parsers(commands: argparse._SubParsersAction) -> None:
@@ -64,7 +66,7 @@ def _add_train(cmd: argparse.ArgumentParser, task: str) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     import toccata
-    from toccata.training.classifier_tasks import ClassifierTask, train_task
+    from toccata.classifiers.tasks import ClassifierTask, train_task
 
     generator = args.generator or toccata.default_checkpoint()
     if generator is None:
@@ -103,16 +105,15 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _tokens(source: str, tokenizer) -> list[str]:
-    from toccata.cli import _read_source
 
     if not source.startswith("corpus:") and not Path(source).is_file():
         raise ValueError(f"{source}: no such file; give a MIDI file, a score or corpus:WORK")
-    return tokenizer.midi_to_tokens(_read_source(source), safe=True)
+    return tokenizer.midi_to_tokens(read_source(source), safe=True)
 
 
 def run_use(args: argparse.Namespace) -> int:
     import toccata
-    from toccata.training.classifier import critic_scores, load_classifier, sequence_probabilities
+    from toccata.classifiers.model import critic_scores, load_classifier, sequence_probabilities
 
     source = args.model or (toccata.default_critic() if args.task == "critic" else toccata.default_composer())
     if source is None:

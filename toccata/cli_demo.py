@@ -3,11 +3,15 @@
 toccata demo                                  # http://127.0.0.1:7860, the default checkpoint (or random weights)
 toccata demo --host 0.0.0.0 --port 8080 --model PATH_OR_REPO
 toccata demo --answers answers.sqlite         # where the "Human or AI?" tab records answers
+toccata listening-data --dataset data/piano --split test --out demo/listening   # rebuild the tab's real excerpts
+
+The only module outside demo/ that imports it (tests/test_import_graph.py allows it by name): these commands start it.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_demo_parser(commands: argparse._SubParsersAction) -> None:
@@ -39,6 +43,13 @@ def add_demo_parser(commands: argparse._SubParsersAction) -> None:
     )
     demo.set_defaults(run=run_demo)
 
+    data = commands.add_parser("listening-data", help="rebuild the real excerpts of the demo's 'Human or AI?' tab")
+    data.add_argument("--dataset", default="data/piano", help="a built dataset folder or Hub id")
+    data.add_argument("--split", default="test", help="the split to take pieces from (default: %(default)s)")
+    data.add_argument("--out", help="folder for the token files and the manifest (default: the package's own)")
+    data.add_argument("--limit", type=int, default=40, help="at most this many pieces (default: %(default)s)")
+    data.set_defaults(run=run_listening_data)
+
 
 def run_demo(args: argparse.Namespace) -> int:
     from toccata.demo.engine import load_engine
@@ -51,4 +62,14 @@ def run_demo(args: argparse.Namespace) -> int:
     )
     demo = build_demo(engine, concurrency=args.concurrency, max_queue=args.max_queue, answers=args.answers)
     serve(demo, host=args.host, port=args.port)
+    return 0
+
+
+def run_listening_data(args: argparse.Namespace) -> int:
+    from toccata.demo.listening_data import FOLDER, MANIFEST, extract
+
+    out = Path(args.out or FOLDER)
+    excerpts = extract(args.dataset, args.split, out, args.limit)
+    size = sum(path.stat().st_size for path in out.iterdir() if path.is_file())
+    print(f"wrote {len(excerpts)} excerpts and {MANIFEST} to {out} ({size / 1024:.0f} KB)")
     return 0

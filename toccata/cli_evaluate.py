@@ -1,4 +1,4 @@
-"""`toccata evaluate`: arguments -> `training.evaluation.evaluate()` -> report.md, report.json and PNG plots.
+"""`toccata evaluate`: arguments -> `evaluation.evaluation.evaluate()` -> report.md, report.json and PNG plots.
 
 toccata evaluate --model PATH_OR_REPO --dataset data/toccata-corpus --split test --out out/eval
 toccata evaluate --dataset data/toccata-corpus --no-generation        # likelihood only, the default checkpoint
@@ -44,8 +44,8 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     import toccata
-    from toccata.training.evaluation import evaluate
-    from toccata.training.report import write_report
+    from toccata.evaluation.evaluation import evaluate
+    from toccata.evaluation.report import write_report
 
     source = None if args.model == "default" else args.model
     model, tokenizer = toccata.load_checkpoint(

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, fields, replace
 
+from toccata.cli_io import output_file, read_source
+
 
 def add_generate_parser(commands: argparse._SubParsersAction) -> None:
     """Register the `generate` subcommand (without importing torch: `toccata tokenize` stays quick)."""
@@ -112,7 +114,7 @@ def _load(args: argparse.Namespace):
     if args.random_weights:  # the same untrained weights every time, so that a printed command makes its piece again
         import torch
 
-        tokenizer = NotewiseTokenizer(instruments=toccata._instrument_names(instruments))
+        tokenizer = NotewiseTokenizer(instruments=toccata.instrument_names(instruments))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             return random_model(tokenizer), tokenizer
@@ -127,9 +129,8 @@ def _load(args: argparse.Namespace):
 
 def _prompt(source: str | None):
     """The prompt as the tokenizer takes it: a MIDI path, or the MIDI bytes of a score or ``corpus:WORK``."""
-    from toccata.cli import _read_source  # imported here: cli imports this module
 
-    return None if source is None else _read_source(source)
+    return None if source is None else read_source(source)
 
 
 def _synth(wanted: bool | None):
@@ -154,7 +155,6 @@ def run_generate(args: argparse.Namespace) -> int:
     from toccata.modeling.pipeline import describe_prompt
     from toccata.modeling.presets import preset_from_generation_config
 
-    from toccata.cli import output_file  # imported here: cli imports this module
 
     output = output_file(args.output, "MIDI file")  # before composing: a bad path costs nothing
     if output.suffix.lower() in (".txt", ".wav", ".flac"):

@@ -1,4 +1,4 @@
-"""The piano roll the demo shows, `toccata roll` draws for any MIDI file or score and `training.look` draws for
+"""The piano roll the demo shows, `toccata roll` draws for any MIDI file or score and `toccata look` draws for
 samples (audio comes from `toccata.audio`): the piano's prompt and the rest in two colours, a violin or cello part in
 its own.
 

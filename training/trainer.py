@@ -18,7 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from toccata.modeling.hub import CardInfo, load_checkpoint, random_model, save_checkpoint
 from toccata.modeling.layout import VocabLayout
+from toccata.modeling.presets import preset_from_generation_config
+from toccata.tokenization import NotewiseTokenizer
+from toccata.tokenization.schemes import SCHEME_FILE, SCHEMES, grid_notes, load_scheme
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from .data import (
@@ -28,7 +32,9 @@ from .data import (
     collate_windows,
     load_pieces,
     load_scheme_pieces,
+    read_rows,
 )
+from .warm_start import parse_instruments, warm_start
 
 CHECKPOINTS = "checkpoints"
 METRICS = "metrics.jsonl"
@@ -79,8 +85,6 @@ class TrainConfig:
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device cuda asked for, but torch sees no CUDA GPU; use --device cpu")
-        from toccata.tokenization.schemes import SCHEMES
-
         if self.tokenizer not in SCHEMES:
             raise ValueError(f"unknown tokenizer {self.tokenizer!r}: choose one of {', '.join(SCHEMES)}")
         if self.tokenizer != "notewise" and self.init_from:
@@ -198,10 +202,6 @@ def _scheme(config: TrainConfig, out: Path, resume: bool):
     """The run's token scheme: the one saved in `out` when resuming (same merges), else the dataset's own (built with
     `--tokenizer`, in DATASET/tokenizer/) when it is the same kind, else a new one learnt from the training split's
     original keys (BPE merges, the chordwise vocabulary); saved in `out` at once."""
-    from toccata.tokenization.schemes import SCHEME_FILE, grid_notes, load_scheme
-
-    from .data import read_rows
-
     if resume and (out / SCHEME_FILE).is_file():
         return load_scheme(out)
     built = Path(config.dataset) / "tokenizer"  # a dataset built with --tokenizer keeps its scheme there: reuse it
@@ -219,8 +219,6 @@ def _scheme(config: TrainConfig, out: Path, resume: bool):
 
 
 def _model_and_tokenizer(config: TrainConfig, scheme=None):
-    from toccata.modeling.hub import load_checkpoint, random_model
-
     if scheme is not None:  # a tokenization other than notewise: the LSTM only needs its vocabulary size and ids
         ids = scheme.special_ids
         model = random_model(
@@ -230,8 +228,6 @@ def _model_and_tokenizer(config: TrainConfig, scheme=None):
         model.config.token_scheme = scheme.name
         return model.train(), scheme
 
-    from .warm_start import parse_instruments, warm_start
-
     instruments = parse_instruments(config.instruments)
     if config.init_from:
         model, tokenizer = load_checkpoint(config.init_from)
@@ -240,8 +236,6 @@ def _model_and_tokenizer(config: TrainConfig, scheme=None):
         if config.model:
             model.config.update(config.model)  # e.g. dropouts for fine-tuning; sizes come from the checkpoint
         return model.train(), tokenizer
-    from toccata.tokenization import NotewiseTokenizer
-
     composers = composer_labels(config.dataset, config.composer_min_pieces) if config.composer_min_pieces else ()
     tokenizer = NotewiseTokenizer(instruments=instruments or ("piano",), composers=composers)
     return random_model(tokenizer, **config.model).train(), tokenizer
@@ -254,8 +248,6 @@ UNLABELLED = ("", "unknown", "Anonymous")  # no composer to learn a style from: 
 def composer_labels(dataset: str, min_pieces: int) -> tuple[str, ...]:
     """The composer labels of a run: composers with at least `min_pieces` pieces in the train split, most pieces
     first, then `other` for the rest."""
-    from .data import read_rows
-
     pieces: dict[str, set[str]] = {}
     for row in read_rows(dataset, "train", ("piece_id", "composer")):
         pieces.setdefault(row["composer"] or "", set()).add(row["piece_id"])
@@ -388,14 +380,11 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list[TrainerCall
     """Train (or resume, or fine-tune) and write the best model to `config.output_dir`; returns the run summary.
 
     `callbacks` are extra `TrainerCallback`s (progress reporting, custom logging, ...)."""
-    from toccata.modeling.hub import CardInfo, save_checkpoint
-    from toccata.modeling.presets import preset_from_generation_config
-
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     if config.tensorboard:
         try:
-            import tensorboard  # noqa: F401
+            import tensorboard  # noqa: F401  an optional dependency, checked only when asked for
         except ImportError:
             raise ValueError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
     resume_from = last_checkpoint(out) if resume else None

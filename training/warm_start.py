@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from toccata.tokenization import NotewiseTokenizer
 
 
 def parse_instruments(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
@@ -25,8 +26,6 @@ def parse_instruments(value: str | Sequence[str] | None) -> tuple[str, ...] | No
 
 def instrumented_tokenizer(tokenizer, instruments: Sequence[str]):
     """A `NotewiseTokenizer` with `tokenizer`'s settings and the parts `instruments`."""
-    from toccata.tokenization import NotewiseTokenizer
-
     kwargs = {
         name: getattr(tokenizer, name)
         for name in ("steps_per_quarter", "max_wait", "min_pitch", "max_pitch", "sustain_pedal")

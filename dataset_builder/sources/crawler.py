@@ -20,6 +20,7 @@ import uuid
 from collections import deque
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Self, TextIO
 from urllib.parse import urlsplit
@@ -27,8 +28,6 @@ from urllib.parse import urlsplit
 import httpx
 from protego import Protego
 from tqdm.auto import tqdm
-
-from toccata import __version__
 
 from .html_links import PageParser, parse_page
 from .http_retry import RetryableStatus, retry_after, retrying
@@ -41,7 +40,7 @@ except ImportError:  # pragma: no cover - Windows: no lock
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_USER_AGENT = f"ToccataCrawler/{__version__} (+https://github.com/toccata-music/toccata)"
+DEFAULT_USER_AGENT = f"ToccataCrawler/{version('toccata')} (+https://github.com/toccata-music/toccata)"
 MAX_PAGE_BYTES = 10_000_000  # an HTML page larger than this is not an index of MIDI files
 MAX_ROBOTS_BYTES = 500 * 1024  # the least RFC 9309 asks crawlers to parse
 STATE_FILE, METADATA_FILE, SKIPPED_FILE = "crawl_state.json", "metadata.jsonl", "skipped.jsonl"

@@ -1,7 +1,7 @@
 """Set the sampler and guard preset that a checkpoint folder generates with by default (its generation_config.json),
 and transformers' own sampling fields nearest to it (`do_sample`, `top_k`, `temperature`) for a plain `generate()`.
 
-    python -m toccata.training.preset FOLDER temperature=0.9 calmness=1.0
+    toccata preset FOLDER temperature=0.9 calmness=1.0
 
 `make default-checkpoint` sets the default checkpoint's preset this way before evaluating it, so that the numbers in
 its card are those of the settings users get. Names are fields of `SamplerSettings` or `GuardSettings`.
@@ -9,9 +9,7 @@ its card are those of the settings users get. Names are fields of `SamplerSettin
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
@@ -67,24 +65,3 @@ def set_preset(folder: str | Path, values: dict[str, str]) -> tuple[SamplerSetti
     config.update(transformers_sampling(sampler))  # a plain `model.generate()` samples like the preset
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return sampler, guards
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", help="a checkpoint folder (a `toccata train` output)")
-    parser.add_argument("values", nargs="+", metavar="NAME=VALUE", help="e.g. temperature=0.9 calmness=1.0")
-    args = parser.parse_args(argv)
-    try:
-        pairs = dict(item.split("=", 1) for item in args.values if "=" in item)
-        if len(pairs) != len(args.values):
-            raise ValueError(f"write each setting as NAME=VALUE, got {' '.join(args.values)}")
-        sampler, guards = set_preset(args.folder, pairs)
-    except ValueError as err:
-        print(f"preset: error: {err}", file=sys.stderr)
-        return 2
-    print(f"preset of {args.folder}: {asdict(sampler)}, {asdict(guards)}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """`evaluate()`: likelihood on a split against two baselines, and a generation report per sampler, with the goals.
 
     >>> report = evaluate(model, tokenizer, "data/toccata-corpus", split="test")
-    >>> write_report(report, "out/eval")            # report.md, report.json, PNG plots (training.report)
+    >>> write_report(report, "out/eval")            # report.md, report.json, PNG plots (evaluation.report)
     >>> card = CardInfo(metrics=report.card_metrics())
 
 Generation starts from `<bos>` alone with the checkpoint's preset (sampler settings and guards), changing only the
@@ -25,10 +25,10 @@ from toccata.modeling.layout import VocabLayout
 from toccata.modeling.pipeline import check_compatible
 from toccata.modeling.presets import preset_from_generation_config
 from toccata.modeling.sampling import SAMPLERS, SamplerSettings
+from toccata.training.data import load_pieces
 
 from .copy_index import CopyIndex, CopyMatch
-from .critic import EXCERPT_TOKENS, CriticResult, critic_score, excerpts
-from .data import load_pieces
+from .feature_critic import EXCERPT_TOKENS, CriticResult, critic_score, excerpts
 from .likelihood import LikelihoodResult, likelihood_table, piece_sequences
 from .music_stats import SetSummary, sample_stats, summarise_set
 from .parts import is_instrumented, merge_table, note_on_ids, part_checks
@@ -58,7 +58,7 @@ class SamplerResult:
     copies: list[CopyMatch]  # the longest copy in each generated sequence
     seconds: float
     critic: CriticResult | None = None  # None: too few distinct samples (greedy) or held-out excerpts
-    parts: dict | None = None  # with a violin or cello: per part violations and sounding share (`training.parts`)
+    parts: dict | None = None  # with a violin or cello: per part violations and sounding share (`evaluation.parts`)
 
     @property
     def longest_copy(self) -> float:
@@ -84,7 +84,7 @@ class Goal:
 
 @dataclass
 class EvaluationReport:
-    """Everything `toccata evaluate` measured; `training.report.write_report` turns it into files."""
+    """Everything `toccata evaluate` measured; `evaluation.report.write_report` turns it into files."""
 
     model: str
     dataset: str
@@ -187,7 +187,7 @@ def evaluate_sampler(
 ) -> SamplerResult:
     """Generate, measure and compare one sampler's samples (and score them with the critic against `real_excerpts`).
 
-    With an instrumented `tokenizer`, every part is checked (`training.parts`) and the statistics, copies and critic
+    With an instrumented `tokenizer`, every part is checked (`evaluation.parts`) and the statistics, copies and critic
     read the texture with every part merged into the piano's words."""
     start = time.perf_counter()
     distinct = 1 if sampler.sampler == "greedy" else samples

@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedGroupKFold
 from toccata.modeling.layout import VocabLayout
 
 EXCERPT_TOKENS = 600
@@ -138,10 +141,6 @@ def critic_score(
     top: int = 5,
 ) -> CriticResult:
     """Cross-validated gradient boosting on the excerpts' features; folds grouped so no piece or sample is split."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedGroupKFold
-
     if len(real) < folds or len(generated) < folds:
         raise ValueError(
             f"critic: need at least {folds} excerpts on each side, got {len(real)} real and {len(generated)} generated"

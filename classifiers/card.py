@@ -6,6 +6,8 @@ from pathlib import Path
 
 from huggingface_hub import ModelCardData
 
+from .data import SAMPLER_SPREAD
+
 TAGS = ["music", "midi", "piano", "lstm", "notewise", "toccata", "text-classification"]
 
 WHAT = {
@@ -42,20 +44,18 @@ def card_text(task, summary: dict) -> str:
         keys = ["excerpt_roc_auc", "excerpt_accuracy", "piece_roc_auc", "piece_accuracy"]
         table = _rows(result, keys) + "\n" + _rows(result, [f"features_lr_{k}" for k in keys])
         use = "toccata critic score piece.mid other.mid --model FOLDER    # P(human) per file"
-        api = "from toccata.training.classifier import critic_scores\nprint(critic_scores(model, tokenizer, [tokens]))"
+        api = "from toccata.classifiers.model import critic_scores\nprint(critic_scores(model, tokenizer, [tokens]))"
     else:
         keys = ["piece_top1", "piece_top3", "excerpt_top1"]
         table = _rows(result, keys) + "\n" + _rows(result, [f"majority_{k}" for k in keys])
         table += "\n" + _rows(result, [f"features_lr_{k}" for k in keys])
         use = "toccata composer predict piece.mid --model FOLDER"
         api = (
-            "from toccata.training.classifier import sequence_probabilities\n"
+            "from toccata.classifiers.model import sequence_probabilities\n"
             "probs = sequence_probabilities(model, tokenizer, [tokens])  # (1, num_labels); model.config.id2label"
         )
     samples = ""
     if task.task == "critic":
-        from .classifier_tasks import SAMPLER_SPREAD
-
         spread = "; ".join(", ".join(f"{k}={v}" for k, v in o.items()) or "the preset" for o in SAMPLER_SPREAD)
         samples = (
             f"Generated samples: {task.sample_beats:g} quarter notes each from scratch, the generator's preset guards, "
@@ -87,7 +87,7 @@ def card_text(task, summary: dict) -> str:
 ```
 
 ```python
-from toccata.training.classifier import load_classifier
+from toccata.classifiers.model import load_classifier
 model, tokenizer = load_classifier("FOLDER")
 {api}
 ```

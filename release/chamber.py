@@ -1,21 +1,30 @@
 """The chamber checkpoints: compare a warm-started run with one trained from scratch on a held-out split, and write
 the winner as an embedded checkpoint folder with its preset, evaluation and model card.
 
-    python -m toccata.training.chamber compare --dataset data/chamber-violin --split test \
+    toccata chamber compare --dataset data/chamber-violin --split test \
         --run warm=runs/chamber/violin-warm --run scratch=runs/chamber/violin-scratch --out runs/chamber/violin.json
-    python -m toccata.training.chamber publish runs/chamber/violin.json toccata/checkpoints/piano-violin
+    toccata chamber publish runs/chamber/violin.json toccata/checkpoints/piano-violin
     toccata evaluate --model toccata/checkpoints/piano-violin --dataset data/chamber-violin --split test \
         --out toccata/checkpoints/piano-violin/evaluation
-    python -m toccata.training.chamber card runs/chamber/violin.json toccata/checkpoints/piano-violin
+    toccata chamber card runs/chamber/violin.json toccata/checkpoints/piano-violin
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
+
+import toccata.tokenization  # noqa: F401  registers NotewiseTokenizer with AutoTokenizer, for load_checkpoint
+from toccata.evaluation.likelihood import likelihood_table, model_log2probs, piece_sequences, summarise
+from toccata.evaluation.parts import note_on_ids
+from toccata.evaluation.report import goal_table
+from toccata.modeling.guards import GuardSettings
+from toccata.modeling.hub import load_checkpoint
+from toccata.modeling.presets import default_generation_config
+from toccata.modeling.sampling import SamplerSettings
+from toccata.training.data import load_pieces
+from transformers import GenerationConfig
 
 WEIGHTS_AND_TOKENIZER = ("config.json", "model.safetensors", "vocab.json", "tokenizer_config.json")  # no code
 PRESET_SAMPLER = {"sampler": "top_k", "k": 8, "temperature": 1.0}  # the piano default's preset
@@ -24,15 +33,9 @@ PRESET_GUARDS = {"max_polyphony": 8}  # the default's 6, plus room for a double 
 
 def compare(dataset: str, split: str, runs: dict[str, str], ngram_order: int = 5) -> dict:
     """Bits per note (every part's note-ons) and per token of each run on `split`, with the unigram and n-gram."""
-    import toccata
-
-    from .data import load_pieces
-    from .likelihood import likelihood_table, model_log2probs, piece_sequences, summarise
-    from .parts import note_on_ids
-
     rows, baselines = {}, None
     for name, folder in runs.items():
-        model, tok = toccata.load_checkpoint(folder)
+        model, tok = load_checkpoint(folder)
         bos, eos = tok.bos_token_id, tok.eos_token_id
         held = piece_sequences(load_pieces(dataset, split, tok, original_key_only=True), bos, eos)
         notes = note_on_ids(tok.instrument_layout)
@@ -82,11 +85,6 @@ def table(comparison: dict) -> list[str]:
 
 def publish(comparison: dict, dest: str | Path) -> Path:
     """Copy the winning run's weights and tokenizer into `dest` and give it the chamber preset."""
-    from toccata.modeling.guards import GuardSettings
-    from toccata.modeling.presets import default_generation_config
-    from toccata.modeling.sampling import SamplerSettings
-    from transformers import GenerationConfig
-
     src, dest = Path(comparison["runs"][comparison["winner"]]["folder"]), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     for name in WEIGHTS_AND_TOKENIZER:
@@ -104,8 +102,6 @@ def publish(comparison: dict, dest: str | Path) -> Path:
 
 def card(comparison: dict, dest: str | Path) -> Path:
     """README.md of a chamber checkpoint: data and licences, the comparison, the evaluation it ships with."""
-    from .report import goal_table
-
     dest = Path(dest)
     config = json.loads((dest / "config.json").read_text())
     part = next(name for name in config["instrument_layout"] if name != "piano")
@@ -218,42 +214,13 @@ toccata train --dataset data/{dataset} --instruments piano,{part} --learning-rat
     --input-dropout 0.1 --hidden-dropout 0.1 --output-dropout 0.2 --weight-dropout 0.1 --max-transpose 0 \\
     --max-steps {win["max_steps"]} --batch-size 16 --window 512 --eval-steps 100 --patience 5 --seed 0 --device cpu \\
     --out runs/chamber/{part}-scratch
-python -m toccata.training.chamber compare --dataset data/{dataset} --split test \\
+toccata chamber compare --dataset data/{dataset} --split test \\
     --run warm=runs/chamber/{part}-warm --run scratch=runs/chamber/{part}-scratch --out runs/chamber/{part}.json
-python -m toccata.training.chamber publish runs/chamber/{part}.json toccata/checkpoints/piano-{part}
+toccata chamber publish runs/chamber/{part}.json toccata/checkpoints/piano-{part}
 toccata evaluate --model toccata/checkpoints/piano-{part} --dataset data/{dataset} --split test --samplers top_k \\
     --out toccata/checkpoints/piano-{part}/evaluation
-python -m toccata.training.chamber card runs/chamber/{part}.json toccata/checkpoints/piano-{part}
+toccata chamber card runs/chamber/{part}.json toccata/checkpoints/piano-{part}
 ```
 """
     (dest / "README.md").write_text(text, encoding="utf-8")
     return dest / "README.md"
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m toccata.training.chamber", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    cmp = commands.add_parser("compare")
-    cmp.add_argument("--dataset", required=True)
-    cmp.add_argument("--split", default="test")
-    cmp.add_argument("--run", action="append", required=True, help="NAME=RUN_FOLDER (repeat)")
-    cmp.add_argument("--out", required=True)
-    for name in ("publish", "card"):
-        cmd = commands.add_parser(name)
-        cmd.add_argument("comparison")
-        cmd.add_argument("dest")
-    args = parser.parse_args(argv)
-    if args.command == "compare":
-        runs = dict(item.split("=", 1) for item in args.run)
-        result = compare(args.dataset, args.split, runs)
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-        print("\n".join(table(result)))
-        return 0
-    comparison = json.loads(Path(args.comparison).read_text())
-    done = publish(comparison, args.dest) if args.command == "publish" else card(comparison, args.dest)
-    print(f"wrote {done}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

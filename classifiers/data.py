@@ -14,10 +14,20 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from toccata.modeling.layout import VocabLayout
-
-from .data import read_rows
+from toccata.training.data import read_rows
 
 ROW_COLUMNS = ("id", "piece_id", "composer", "notewise", "transposition")
+
+# Overrides of the generator's preset sampler: the critic must not learn one sampler's quirks only.
+SAMPLER_SPREAD = (
+    {},  # the preset itself
+    {"sampler": "top_k", "k": 5, "temperature": 0.8},
+    {"sampler": "top_k", "k": 12, "temperature": 1.2},
+    {"sampler": "top_n", "n": 3, "p_best": 0.95, "temperature": 1.0},
+    {"sampler": "weighted", "temperature": 0.9},
+    {"sampler": "weighted", "temperature": 1.1},
+    {"sampler": "mixed", "random_freq": 0.5, "trunc": 5, "temperature": 1.0},
+)
 
 
 @dataclass(frozen=True)
@@ -170,6 +180,7 @@ def windows(ids: np.ndarray, length: int, most: int) -> list[np.ndarray]:
 
 
 __all__ = [
+    "SAMPLER_SPREAD",
     "ExcerptSampler",
     "Excerpts",
     "Labelled",

@@ -1,6 +1,6 @@
 """Turn a trained and evaluated run into a shippable checkpoint folder whose model card carries the measured numbers.
 
-    python -m toccata.training.publish RUN DEST [--report RUN/evaluation]
+    toccata publish RUN DEST [--report RUN/evaluation] [--half]
 
 Used by `make default-checkpoint` to write `toccata/checkpoints/default`. The card's numbers come only from the
 report that `toccata evaluate` wrote (report.json); report.md and its plots are copied into DEST/evaluation/.
@@ -8,15 +8,19 @@ report that `toccata evaluate` wrote (report.json); report.md and its plots are 
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from collections import Counter
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from .report import goal_table, likelihood_table
+import toccata.tokenization  # noqa: F401  registers NotewiseTokenizer with AutoTokenizer, for load_checkpoint
+import torch
+from safetensors.torch import load_file, save_file
+from toccata.evaluation.report import goal_table, likelihood_table
+from toccata.modeling.hub import CardInfo, load_checkpoint, save_checkpoint
+from toccata.modeling.presets import preset_from_generation_config
+from toccata.training.data import read_rows
 
 REPORT_FILES = ("report.md", "report.json", "*.png")  # what `toccata evaluate` writes: the report and its plots
 NON_COMMERCIAL = ("NC", "non-commercial", "noncommercial")  # a data licence naming any of these binds the weights
@@ -25,8 +29,6 @@ WEIGHTS_NC_LICENSE = "cc-by-nc-sa-4.0"
 
 def data_summary(dataset: str, split: str = "train") -> dict[str, Counter]:
     """Pieces of `split` per composer, per licence and per source (original keys only), read from the dataset."""
-    from .data import read_rows
-
     counts: dict[str, Counter] = {"composer": Counter(), "license": Counter(), "source": Counter()}
     for row in read_rows(dataset, split, ("transposition", "composer", "license", "source")):
         if row["transposition"]:
@@ -173,11 +175,6 @@ def publish(
 
     The weights' licence follows the training data: non-commercial share-alike data make CC BY-NC-SA 4.0 weights.
     `half`: store the weights in float16 (half the bytes); they load as float32, the config's dtype."""
-    from toccata.modeling.hub import CardInfo, save_checkpoint
-    from toccata.modeling.presets import preset_from_generation_config
-
-    import toccata
-
     run, dest = Path(run_dir), Path(dest)
     report_dir = Path(report_dir) if report_dir else run / "evaluation"
     for needed in (run / "train_summary.json", run / "train_config.json", report_dir / "report.json"):
@@ -188,7 +185,7 @@ def publish(
     config = json.loads((run / "train_config.json").read_text())
     data = data_summary(config["dataset"])
     metrics, evaluation, training = card_sections(report, summary, config, data)
-    model, tokenizer = toccata.load_checkpoint(str(run))
+    model, tokenizer = load_checkpoint(str(run))
     sampler, guards = preset_from_generation_config(model.generation_config)
     measured = report.get("settings", {})
     if (measured.get("preset_sampler"), measured.get("preset_guards")) != (asdict(sampler), asdict(guards)):
@@ -218,31 +215,9 @@ def publish(
 def store_half(weights: Path) -> None:
     """Rewrite a safetensors file with its float32 tensors in float16. `from_pretrained` casts them back to the
     config's dtype (float32) on load: the package ships half the bytes, the model computes as before."""
-    import torch
-    from safetensors.torch import load_file, save_file
-
     tensors = load_file(weights)
     save_file(
         {name: t.half() if t.dtype == torch.float32 else t for name, t in tensors.items()}, weights, {"format": "pt"}
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", help="a `toccata train` output folder")
-    parser.add_argument("dest", help="the checkpoint folder to write (replaced)")
-    parser.add_argument("--report", help="the `toccata evaluate` output folder (default: RUN/evaluation)")
-    parser.add_argument("--title", default="Toccata NotewiseLSTM", help="the model card's title")
-    parser.add_argument("--half", action="store_true", help="store the weights in float16 (they load as float32)")
-    args = parser.parse_args(argv)
-    try:
-        dest = publish(args.run, args.dest, args.report, args.title, half=args.half)
-    except ValueError as err:
-        print(f"publish: error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {dest}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

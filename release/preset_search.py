@@ -2,28 +2,27 @@
 by the feature critic against validation excerpts and compared with validation music; the best is the one the critic
 finds hardest to tell from real music among those that never collapse into rests with the rest guard off.
 
-    python -m toccata.training.preset_search RUN --dataset data/piano \\
+    toccata preset-search RUN --dataset data/piano \\
         --candidates "sampler=top_k temperature=1.0" "sampler=weighted temperature=0.9 calmness=0.5" ...
 
-Writes RUN/preset_search.json and .md; `python -m toccata.training.preset RUN <the winner's settings>` applies it.
+Writes RUN/preset_search.json and .md; `toccata preset RUN <the winner's settings>` applies it.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from toccata.evaluation.copy_index import CopyIndex
+from toccata.evaluation.evaluation import REAL_EXCERPTS_PER_PIECE, evaluate_sampler
+from toccata.evaluation.feature_critic import EXCERPT_TOKENS, excerpts
+from toccata.evaluation.music_stats import sample_stats, summarise_set
 from toccata.modeling.layout import VocabLayout
 from toccata.modeling.presets import preset_from_generation_config
+from toccata.training.data import load_pieces
 
-from .copy_index import CopyIndex
-from .critic import EXCERPT_TOKENS, excerpts
-from .data import load_pieces
-from .evaluation import REAL_EXCERPTS_PER_PIECE, evaluate_sampler
-from .music_stats import sample_stats, summarise_set
 from .preset import apply_values as apply  # candidates are applied as `preset` applies NAME=VALUE
 
 
@@ -122,36 +121,9 @@ def render(rows: list[dict], chosen: dict, dataset: str, split: str, samples: in
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    import toccata
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", help="a checkpoint folder (a `toccata train` output)")
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--split", default="validation", choices=["validation", "test"])
-    parser.add_argument("--candidates", nargs="+", required=True, help='e.g. "sampler=top_k temperature=1.0"')
-    parser.add_argument("--samples", type=int, default=40)
-    parser.add_argument("--tokens", type=int, default=2000)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    model, tokenizer = toccata.load_checkpoint(args.run)
-    rows = search(
-        model,
-        tokenizer,
-        args.dataset,
-        [parse_candidate(c) for c in args.candidates],
-        split=args.split,
-        samples=args.samples,
-        tokens=args.tokens,
-        seed=args.seed,
-    )
-    chosen = best(rows)
-    out = Path(args.run)
+def save(folder: str | Path, rows: list[dict], chosen: dict, dataset: str, split: str, samples: int, tokens: int):
+    """Write FOLDER/preset_search.json (every row and the choice) and FOLDER/preset_search.md (the table)."""
+    out = Path(folder)
     (out / "preset_search.json").write_text(json.dumps({"rows": rows, "chosen": chosen}, indent=2, default=str))
-    (out / "preset_search.md").write_text(render(rows, chosen, args.dataset, args.split, args.samples, args.tokens))
-    print(" ".join(f"{k}={v}" for k, v in chosen["values"].items()))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    (out / "preset_search.md").write_text(render(rows, chosen, dataset, split, samples, tokens))
+    return out / "preset_search.md"

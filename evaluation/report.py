@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from .evaluation import COPY_QUARTERS, EvaluationReport
 from .music_stats import SetSummary
@@ -233,8 +234,6 @@ def _series(report: EvaluationReport) -> list[tuple[str, SetSummary, dict]]:
 
 def write_plots(report: EvaluationReport, out_dir: str | os.PathLike) -> list[str]:
     """PNG plots (generated vs held-out): pitch classes, onset grid positions, inter-onset intervals, densities."""
-    from matplotlib.figure import Figure
-
     out_dir = Path(out_dir)
     written = []
     histograms = (

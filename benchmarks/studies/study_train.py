@@ -3,10 +3,10 @@
 Self-contained on purpose (torch, numpy and transformers only, no Toccata imports), so that a prepared study folder
 can be trained on a machine without Toccata's other dependencies, e.g. a GPU box:
 
-    python training/study_train.py STUDY/notewise --steps 2400 --device cuda
+    python benchmarks/studies/study_train.py STUDY/notewise --steps 2400 --device cuda
 
 reads STUDY/LABEL/train.xz (the training stream, uint16, xz-compressed), tokens.npz and STUDY/LABEL/init/ (config.json + the model's code, written by
-`toccata.training.tokenization_study prepare`) and writes STUDY/LABEL/model.safetensors (the weights of the evaluation with the best validation loss, as
+`benchmarks/studies/tokenization_study.py prepare`) and writes STUDY/LABEL/model.safetensors (the weights of the evaluation with the best validation loss, as
 `toccata train` keeps) and train_log.json. The
 model is built from the config with a fixed seed; each step takes `batch` windows of `window` tokens at random
 offsets of the training stream (pieces as ``<bos> ids <eos>``, one after another, every prepared transposition),

@@ -1,6 +1,6 @@
 """Look and listen before calling a checkpoint good: piano rolls and WAVs of a few samples beside held-out excerpts.
 
-    python -m toccata.training.look RUN --dataset data/piano --split test --out out/look [--samples 4 --beats 48]
+    toccata look RUN --dataset data/piano --split test --out out/look [--samples 4 --beats 48]
 
 Writes `sample-N.mid/.wav/.png` (the checkpoint's preset, seeds 0..N-1, from `<bos>`) and `heldout-N.mid/.wav/.png`
 (the first `--beats` of N held-out pieces), and `look.md` with their note density, polyphony and range side by side.
@@ -8,12 +8,17 @@ Writes `sample-N.mid/.wav/.png` (the checkpoint's preset, seeds 0..N-1, from `<b
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+
+from toccata.audio import Synth
+from toccata.modeling import GenerationRequest, compose
+from toccata.modeling.presets import preset_from_generation_config
+from toccata.render import piano_roll
+from toccata.tokenization.midi_io import save_score
+from toccata.training.data import read_rows
 
 
 def describe(notes: np.ndarray) -> str:
@@ -27,31 +32,14 @@ def describe(notes: np.ndarray) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    from toccata.modeling import GenerationRequest, compose
-    from toccata.modeling.presets import preset_from_generation_config
-    from toccata.tokenization.midi_io import save_score
-
-    import toccata
-    from toccata.audio import Synth
-    from toccata.render import piano_roll
-
-    from .data import read_rows
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", help="a checkpoint folder")
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--out", default="out/look")
-    parser.add_argument("--samples", type=int, default=4)
-    parser.add_argument("--beats", type=float, default=48.0)
-    args = parser.parse_args(argv)
-    out = Path(args.out)
+def look(model, tokenizer, title: str, dataset: str, split: str, out: str | Path, samples: int, beats: float) -> Path:
+    """Write `samples` samples of `model` (named `title` in the page) and the openings of as many `split` pieces of
+    `dataset` into `out` (MIDI, WAV when a synthesizer is installed, piano-roll PNG), and out/look.md; its path."""
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model, tokenizer = toccata.load_checkpoint(args.run)
     sampler, guards = preset_from_generation_config(model.generation_config)
     synth = Synth.find()
-    lines = [f"# {args.run}: samples beside {args.split} excerpts", ""]
+    lines = [f"# {title}: samples beside {split} excerpts", ""]
 
     def emit(name: str, tokens: list[str], caption: str) -> None:
         midi = save_score(tokenizer.tokens_to_midi(tokens, qpm=100.0), out / f"{name}.mid")
@@ -62,23 +50,18 @@ def main(argv: list[str] | None = None) -> int:
             synth.render(midi, out / f"{name}.wav")
         lines.append(f"- `{name}`: {describe(notes)}  \n  ![{name}]({name}.png)")
 
-    for seed in range(args.samples):
-        request = GenerationRequest(sampler=replace(sampler, seed=seed), guards=guards, beats=args.beats, qpm=100.0)
+    for seed in range(samples):
+        request = GenerationRequest(sampler=replace(sampler, seed=seed), guards=guards, beats=beats, qpm=100.0)
         (piece,) = compose(model, tokenizer, request)
         emit(f"sample-{seed}", list(piece.tokens), "generated")
-    rows = [r for r in read_rows(args.dataset, args.split) if not r["transposition"]][: args.samples]
+    rows = [r for r in read_rows(dataset, split) if not r["transposition"]][:samples]
     for i, row in enumerate(rows):
         words, kept, steps = row["notewise"].split(), [], 0
         for word in words:  # the first `beats` quarter notes of the piece
             kept.append(word)
             steps += int(word[4:]) if word.startswith("wait") else 0
-            if steps >= args.beats * tokenizer.steps_per_quarter:
+            if steps >= beats * tokenizer.steps_per_quarter:
                 break
-        emit(f"heldout-{i}", kept, f"{args.split} piece")  # real music, not a continuation
+        emit(f"heldout-{i}", kept, f"{split} piece")  # real music, not a continuation
     (out / "look.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"wrote {out}/look.md", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return out / "look.md"

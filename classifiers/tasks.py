@@ -19,10 +19,22 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from toccata.evaluation.feature_critic import excerpt_features
+from toccata.modeling import GenerationRequest, compose
+from toccata.modeling.hub import load_checkpoint
 from toccata.modeling.layout import VocabLayout
+from toccata.modeling.presets import preset_from_generation_config
+from toccata.modeling.sampling import SamplerSettings
+from toccata.training.trainer import _machine as machine
 
-from .classifier import CRITIC_LABELS, FitSettings, classifier_from_generator, fit, predict_proba, save_classifier
-from .classifier_data import (
+from .card import card_text
+from .data import (
+    SAMPLER_SPREAD,
     Excerpts,
     ExcerptSampler,
     Labelled,
@@ -31,17 +43,8 @@ from .classifier_data import (
     dataset_rows,
     fixed_excerpts,
 )
+from .model import CRITIC_LABELS, FitSettings, classifier_from_generator, fit, predict_proba, save_classifier
 
-# Overrides of the generator's preset sampler: the critic must not learn one sampler's quirks only.
-SAMPLER_SPREAD = (
-    {},  # the preset itself
-    {"sampler": "top_k", "k": 5, "temperature": 0.8},
-    {"sampler": "top_k", "k": 12, "temperature": 1.2},
-    {"sampler": "top_n", "n": 3, "p_best": 0.95, "temperature": 1.0},
-    {"sampler": "weighted", "temperature": 0.9},
-    {"sampler": "weighted", "temperature": 1.1},
-    {"sampler": "mixed", "random_freq": 0.5, "trunc": 5, "temperature": 1.0},
-)
 SEED_BASE = {"train": 0, "validation": 100_000, "test": 200_000}  # sample seeds never shared between splits
 SAMPLE_BATCH = 16
 
@@ -100,10 +103,6 @@ class ClassifierTask:
 def generated_samples(generator, tokenizer, folder: Path, split: str, count: int, beats: float, log=print) -> list:
     """`count` samples of the generator (lists of words), batch by batch over `SAMPLER_SPREAD`; each batch is cached
     as OUT/samples/SPLIT-NNN.json, so a rerun (or a resumed run) generates only what is missing."""
-    from toccata.modeling import GenerationRequest, compose
-    from toccata.modeling.presets import preset_from_generation_config
-    from toccata.modeling.sampling import SamplerSettings
-
     preset, guards = preset_from_generation_config(generator.generation_config)
     folder.mkdir(parents=True, exist_ok=True)
     samples, batch = [], 0
@@ -152,7 +151,6 @@ def _task_data(task: ClassifierTask, tokenizer, log) -> tuple[list[str], dict[st
             split: f"{len(data[split])} of {len(r)} pieces in the {len(classes)} classes" for split, r in rows.items()
         }
         return classes, data, notes
-    from toccata.modeling.hub import load_checkpoint
 
     generator, _ = load_checkpoint(task.generator)
     counts = {"train": task.train_samples, "validation": task.validation_samples, "test": task.test_samples}
@@ -193,8 +191,6 @@ def by_group(probs: np.ndarray, labels: np.ndarray, groups: list[str]) -> tuple[
 def metrics(task: str, probs: np.ndarray, labels: np.ndarray, groups: list[str], prefix: str = "") -> dict:
     """Critic: ROC AUC and accuracy of P(human) per excerpt and per piece/sample. Composer: top-1/top-3 per piece
     and top-1 per excerpt."""
-    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
-
     piece_probs, piece_labels = by_group(probs, labels, groups)
     if task == "critic":
         out = {}
@@ -218,12 +214,6 @@ def metrics(task: str, probs: np.ndarray, labels: np.ndarray, groups: list[str],
 def features_baseline(task: ClassifierTask, train: list[Labelled], test: Excerpts, tokenizer) -> np.ndarray:
     """Class probabilities of the test excerpts from a logistic regression on the feature critic's musical features
     of untransposed training excerpts (up to `eval_windows` per training sequence)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from .critic import excerpt_features
-
     layout = VocabLayout.from_config(tokenizer)
     fit_on = fixed_excerpts(train, task.excerpt_tokens, task.eval_windows, tokenizer.pad_token_id)
 
@@ -245,11 +235,6 @@ def majority_baseline(train: list[Labelled], test: Excerpts, num_labels: int) ->
 
 def train_task(task: ClassifierTask, log=print) -> dict:
     """Train, evaluate (with baselines) and save a classifier to `task.output_dir`; returns the summary."""
-    import torch
-    from toccata.modeling.hub import load_checkpoint
-
-    from .classifier_card import card_text
-
     out = Path(task.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "task_config.json").write_text(json.dumps(asdict(task), indent=2) + "\n")
@@ -307,7 +292,6 @@ def train_task(task: ClassifierTask, log=print) -> dict:
 
 
 def _machine() -> str:
-    from .trainer import _machine as machine
 
     return machine()
 

@@ -5,7 +5,7 @@ fine-tuning with gradual unfreezing and discriminative learning rates (ULMFiT), 
     fit(model, sampler, valid, FitSettings(steps=300))                                         # head first, then down
     critic_scores(model, tokenizer, [tokens, ...])                                             # P(human) per piece
 
-The tasks (critic, composer), their data and their evaluation are in `classifier_tasks.py`.
+The tasks (critic, composer), their data and their evaluation are in `tasks.py`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import toccata.tokenization  # noqa: F401  registers NotewiseTokenizer with AutoTokenizer
 import torch
 import torch.nn.functional as F
+from toccata.modeling import NotewiseLSTMConfig, NotewiseLSTMForSequenceClassification  # registers the model too
+from toccata.modeling.hub import hub_load_options
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from .classifier_data import Excerpts, ExcerptSampler, windows
+from .data import Excerpts, ExcerptSampler, windows
 
 HUMAN = "human"
 GENERATED = "generated"
@@ -33,10 +37,6 @@ def classifier_from_generator(
 ):
     """A `NotewiseLSTMForSequenceClassification` with the generator's sizes and vocabulary; with `pretrained`, its
     embedding and LSTM weights too (the head is new either way)."""
-    from toccata.modeling import NotewiseLSTMConfig, NotewiseLSTMForSequenceClassification
-
-    import toccata  # noqa: F401  registers the model with the Auto classes
-
     options = {
         "num_labels": len(labels),
         "id2label": dict(enumerate(labels)),
@@ -194,13 +194,6 @@ def critic_scores(model, tokenizer, token_lists) -> list[float]:
 
 def load_classifier(source: str | os.PathLike, trust_remote_code: bool = False):
     """(model, tokenizer) of a classifier folder or Hub id, in eval mode; a clear error if it is not one."""
-    from toccata.modeling.hub import hub_load_options
-
-    import toccata
-
-    toccata._register_auto_classes()
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
     name = str(source)
     options = {"trust_remote_code": trust_remote_code, **hub_load_options(name, kind="classifier")}
     try:

@@ -1,8 +1,11 @@
 """Which tokenization serves the LSTM best? Prepare, train and compare one model per tokenization (issue 15).
 
-    python -m toccata.training.tokenization_study prepare --dataset data/piano --out runs/tokstudy
-    python training/study_train.py runs/tokstudy/* --steps 2400          # CPU or GPU; see study_train.py
-    python -m toccata.training.tokenization_study evaluate --dataset data/piano --out runs/tokstudy
+    python benchmarks/studies/tokenization_study.py prepare --dataset data/piano --out runs/tokstudy
+    python benchmarks/studies/study_train.py runs/tokstudy/* --steps 2400          # CPU or GPU; see study_train.py
+    python benchmarks/studies/tokenization_study.py evaluate --dataset data/piano --out runs/tokstudy
+
+A study, not part of the package: run it as a script with the package installed (`make setup`); it imports
+`study_train.py` from beside it.
 
 `prepare` reads every piece of the dataset's `midi` column once, puts its notes on the 12-step grid
 (`schemes.grid_notes`), learns what a scheme learns from the *training* split only (BPE merges, the chordwise
@@ -72,7 +75,7 @@ class Prepared:
 
 
 def _split_notes(dataset: str, split: str, shifts: Sequence[int] = (0,)) -> dict[int, list[NoteArrays]]:
-    from .data import read_rows
+    from toccata.training.data import read_rows
 
     raw = [read_notes(row["midi"]) for row in read_rows(dataset, split, columns=("id", "midi"))]
     return {shift: [grid_notes(notes, shift) for notes in raw] for shift in shifts}
@@ -161,7 +164,7 @@ def load_model(folder: Path, device: str = "cpu"):
     """The trained model of a study folder (init/ config + model.safetensors), in eval mode."""
     from safetensors.torch import load_file
 
-    from .study_train import build_model
+    from study_train import build_model
 
     model = build_model(folder / "init", seed=0)
     missing, unexpected = model.load_state_dict(load_file(str(folder / "model.safetensors")), strict=False)
@@ -229,8 +232,8 @@ class RealReference:
 
         import toccata
 
-        from .critic import EXCERPT_TOKENS, excerpts
-        from .music_stats import DEFAULT_LAYOUT, sample_stats, summarise_set
+        from toccata.evaluation.feature_critic import EXCERPT_TOKENS, excerpts
+        from toccata.evaluation.music_stats import DEFAULT_LAYOUT, sample_stats, summarise_set
 
         ids = [np.asarray(NotewiseTokenizer().notes_to_ids(n)) for n in test]
         real_ex, groups = excerpts(ids, EXCERPT_TOKENS, per_sequence=10, seed=seed)
@@ -244,7 +247,7 @@ class RealReference:
 def evaluate_run(folder: Path, real: RealReference, samples: int = 64, quarters: int = 96, seed: int = 0) -> dict:
     """Every measure of one trained tokenization on the test split (see the module docstring)."""
 
-    from .likelihood import model_log2probs
+    from toccata.evaluation.likelihood import model_log2probs
 
     prepared = json.loads((folder / "prepared.json").read_text())
     log = json.loads((folder / "train_log.json").read_text())
@@ -298,8 +301,8 @@ def _judge_samples(
     """Draw `samples` pieces with one sampler and measure them: repairs, rest collapse, critic AUC, a piano roll."""
     from toccata.tokenization import NotewiseTokenizer
 
-    from .critic import EXCERPT_TOKENS, critic_score, excerpts
-    from .music_stats import DEFAULT_LAYOUT, sample_stats, summarise_set
+    from toccata.evaluation.feature_critic import EXCERPT_TOKENS, critic_score, excerpts
+    from toccata.evaluation.music_stats import DEFAULT_LAYOUT, sample_stats, summarise_set
 
     special = scheme.special_ids
     drawn, _ = sample(model, special["bos"], special["eos"], samples, length, top_k=top_k, seed=seed)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from .classifier_data import dataset_rows, windows
+from .data import dataset_rows, windows
 from .corruptions import CORRUPTIONS, corrupt
 
 Scorer = Callable[[list[list[str]]], list[float]]  # token lists -> P(human) each

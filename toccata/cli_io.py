@@ -1,0 +1,32 @@
+"""What the `toccata` subcommands share: reading a source (a MIDI file, a score or ``corpus:WORK``) and checking a
+file to write before any work. A module of its own so that every `cli_*.py` imports it and none imports `cli.py`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CORPUS_PREFIX = "corpus:"
+
+
+def read_source(source: str) -> object:
+    """The MIDI source the tokenizer takes for a MIDI file, a score (converted by music21 in a limited child, as the
+    dataset builder reads scores) or ``corpus:WORK``."""
+    from toccata.tokenization.midi_io import music21_corpus_midi  # here: music21 slows `toccata --help`
+    from toccata.tokenization.score_io import read_music_file
+
+    if source.startswith(CORPUS_PREFIX):
+        return music21_corpus_midi(source[len(CORPUS_PREFIX) :])
+    return read_music_file(source)
+
+
+def output_file(name: str, kind: str = "file") -> Path:
+    """`name` as a file to write, checked before any work: not a folder, and no file where a folder must be."""
+    path = Path(name)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder: give the {kind} a file name (a path inside the folder)")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"cannot write {path}: {parent} is a file, not a folder")
+            break
+    return path
