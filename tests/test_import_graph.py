@@ -129,3 +129,16 @@ def test_arrows_run_down_the_layers():
         if layer(target) > layer(source) and not target.startswith(LAUNCHERS.get(source, "\0"))
     ]
     assert not upward, f"imports against the layer order {' -> '.join(LAYERS)}: " + ", ".join(upward)
+
+
+def test_modeling_and_tokenization_never_import_each_other():
+    """They agree on token ids and `vocab_size`, which the caller passes in, so the modeling file travels alone."""
+    edges = graph()
+    crossing = [
+        f"{source} -> {target}"
+        for source, targets in edges.items()
+        for target in sorted(targets)
+        for a, b in (("toccata.modeling", "toccata.tokenization"), ("toccata.tokenization", "toccata.modeling"))
+        if source.startswith(a) and target.startswith(b)
+    ]
+    assert not crossing, crossing

@@ -52,7 +52,7 @@ from .midi_io import (
     load_score,
     score_notes,
 )
-from .schemes import Scheme
+from .scheme_base import Scheme
 from .tokenization_base import TokenEncoding, Tokens, fold_pitches
 from .tokenization_notewise import NotewiseTokenizer
 

@@ -18,7 +18,7 @@ import symusic
 from miditok import REMI, TSD, MIDILike, MusicTokenizer, TokenizerConfig, TokSequence
 
 from .midi_io import MidiSource, NoteArrays, ScoreMeta, build_score, load_score, score_meta, score_notes
-from .schemes import (
+from .scheme_base import (
     BPE_CHUNK,
     MAX_PITCH,
     MIDITOK_DEFAULTS,
