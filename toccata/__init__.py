@@ -22,6 +22,7 @@ from toccata.embedded import (  # noqa: E402  after __path__, which finds the in
     default_composer,
     default_critic,
     default_critic_scorer,
+    embedded_checkpoint,
     instrument_names,
     load_checkpoint,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "default_composer",
     "default_critic",
     "default_critic_scorer",
+    "embedded_checkpoint",
     "instrument_names",
     "load_checkpoint",
 ]

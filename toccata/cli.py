@@ -229,7 +229,7 @@ def _cmd_save(args: argparse.Namespace) -> int:
     hf_logging.disable_progress_bar()
     source = Path(args.source)
     if not source.is_dir():
-        source = toccata._embedded(args.source) or source  # "default", "critic", "piano-violin": a shipped one
+        source = toccata.embedded_checkpoint(args.source) or source  # "default", "critic", "piano-violin": a shipped one
     dest = copy_checkpoint(source, args.dest, for_hub=args.for_hub)
     code = sorted(path.name for path in dest.glob("*.py"))
     print(f"wrote {dest}" + (f" with its code ({', '.join(code)})" if code else ""), file=sys.stderr)

@@ -62,7 +62,9 @@ def default_checkpoint(instruments=None) -> Path | None:
     return folder if (folder / "config.json").is_file() else None
 
 
-def _embedded(name: str):
+def embedded_checkpoint(name: str) -> Path | None:
+    """The folder of the checkpoint shipped under `name` ("default", "critic", "composer", "piano-violin",
+    "piano-cello"), or None if this install has none by that name."""
     _register_auto_classes()
     folder = Path(__file__).parent / "checkpoints" / name
     return folder if (folder / "config.json").is_file() else None
@@ -72,7 +74,7 @@ def default_critic() -> Path | None:
     """The folder of the embedded critic of the default checkpoint (P(human) of an excerpt), or None if absent.
 
     Load it with `toccata.classifiers.model.load_classifier(folder)` and score with `critic_scores`."""
-    return _embedded("critic")
+    return embedded_checkpoint("critic")
 
 
 _CRITICS: dict = {}
@@ -102,7 +104,7 @@ def default_critic_scorer(folder=None):
 
 def default_composer() -> Path | None:
     """The folder of the embedded composer classifier, or None if the package ships none."""
-    return _embedded("composer")
+    return embedded_checkpoint("composer")
 
 
 def load_checkpoint(source: str | None = None, trust_remote_code: bool = False, instruments=None):
