@@ -43,7 +43,8 @@ from .analysis import AnalysisSettings, analyse_item, load_tokens, tokenizer_for
 from .card import REJECTS_FILE, license_summary, write_card
 from .config import ToccataConfig, is_url
 from .items import SCORE, SourceItem, metadata_json
-from .pipeline import ALL_SPLITS, SPLITS, BuildStats, Planner, ordered_map, read_plan, row_id, splits_of
+from .engines import ENGINES, Engine, LocalEngine
+from .pipeline import ALL_SPLITS, SPLITS, BuildStats, Planner, read_plan, row_id, splits_of
 from .sources.corpus import Music21CorpusSource, is_corpus_spec
 from .sources.folder import FolderSource
 from .tokens import LEARNED, TOKENIZER_FOLDER, learn_scheme, row_tokens, save_scheme, scheme_summary
@@ -70,6 +71,7 @@ FEATURES = datasets.Features(
         "content_hash": datasets.Value("string"),
     }
 )
+BUILDING = ".toccata-building"  # the mark of a Ray build in progress (`engines.ray_engine`): a rerun may replace it
 DESCRIPTION = "Piano MIDI with notewise tokens (Toccata), deduplicated by bytes and by notes, split by piece."
 
 
@@ -152,32 +154,12 @@ class ToccataBuilder(datasets.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager: Any, num_proc: int = 1) -> list[datasets.SplitGenerator]:
         work = self.work_dir()
-        own = (str(work), self._output_dir, self._final_output_dir or self._output_dir)  # never read our own files
-        sources = _resolve_sources(self.config, work, own)
-        settings = self.config.analysis_settings(str(work))
         out = Path(self._output_dir)
         _clear_incomplete(out)
-        out.mkdir(parents=True, exist_ok=True)
-        config = self.config
-        with open(out / REJECTS_FILE, "w", encoding="utf-8") as rejects:
-            planner = Planner(
-                work / "plan",
-                rejects,
-                seed=self.config.seed,
-                fractions=self.config.split_fractions(),
-                min_quarters=self.config.min_quarters,
-                transpositions=self.config.transpositions,
-                pitch_range=(self.config.min_pitch, self.config.max_pitch),
-                fixed_splits=splits_of(self.config.splits_from) if self.config.splits_from else None,
-                licenses=self.config.licenses,
-                unseen=(config.unseen_composers, config.unseen_composer_count, config.unseen_composer_pieces),
-            )
-            analyse = functools.partial(_analyse_pair, settings=settings, default_license=self.config.default_license)
-            items: Iterable[SourceItem] = itertools.chain.from_iterable(sources)
-            results = ordered_map(analyse, items, num_proc=max(1, int(num_proc)))
-            for item, result in hf_tqdm(results, unit=" files", desc="Reading and tokenizing MIDI and scores"):
-                planner.add(item, result)
-            self.stats = planner.close()
+        own = (self._output_dir, self._final_output_dir or self._output_dir)  # never read our own files
+        planner = plan_build(self.config, work, own, out / REJECTS_FILE, LocalEngine(max(1, int(num_proc))))
+        self.stats = planner.stats
+        settings = self.config.analysis_settings(str(work))
         kept = [name for name in ALL_SPLITS if self.stats.pieces[name] or name == "train"]
         extra: dict[str, str] = {}
         if self.config.has_tokens_column:  # after the splits, before any row: learn from the train split only
@@ -245,14 +227,33 @@ class ToccataBuilder(datasets.GeneratorBasedBuilder):
             )
 
 
-def build_dataset(out_dir: str | os.PathLike, *, num_proc: int = 1, **config_kwargs: Any) -> ToccataBuilder:
+def build_dataset(
+    out_dir: str | os.PathLike,
+    *,
+    num_proc: int = 1,
+    engine: str = "local",
+    address: str | None = None,
+    **config_kwargs: Any,
+) -> ToccataBuilder:
     """Build (or rebuild) a Toccata dataset as parquet shards + card + rejects manifest in `out_dir`.
 
     `config_kwargs` are `ToccataConfig` fields (sources, transpositions, seed, ...). The work folder (default
     ``<out_dir>.work``) keeps per-file results, so a rebuild, or a restart after a crash, redoes only what it lacks.
+    `engine`: "local" (`num_proc` processes) or "ray" (`engines.ray_engine`: the cluster at `address`, or a local one
+    of `num_proc` CPUs; `out_dir` may then be an fsspec URL). Both give the same rows, splits and rejects.
     """
     if not isinstance(num_proc, int) or num_proc < 1:
         raise ValueError(f"num_proc must be a whole number of processes, 1 or more; got {num_proc!r}")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
+    if engine == "ray":
+        try:
+            from .engines.ray_engine import build_with_ray
+        except ImportError as err:
+            raise ValueError(f"--engine ray needs Ray ({err}): pip install 'toccata[ray]'") from None
+        return build_with_ray(os.fspath(out_dir), address=address, num_cpus=num_proc, **config_kwargs)
+    if address is not None:
+        raise ValueError("address is for engine='ray' (a Ray cluster); the local engine runs on this machine")
     out = Path(out_dir).expanduser()
     config_kwargs.setdefault("work_dir", str(out) + ".work")
     work = Path(config_kwargs["work_dir"]).expanduser()
@@ -266,6 +267,38 @@ def build_dataset(out_dir: str | os.PathLike, *, num_proc: int = 1, **config_kwa
         _remove_unused(new_paths, work)
         raise
     return builder
+
+
+def plan_build(config: ToccataConfig, work: Path, own: tuple[str, ...], rejects: Path, engine: Engine) -> Planner:
+    """The build's global step, the same for every engine: `engine` analyses every source file (`_analyse_pair`,
+    results in source order), and one `Planner` in this process dedups, splits and writes the plans (in
+    ``<work>/plan/``) and the rejects manifest (`rejects`). Only per-file summaries reach this process, never rows.
+
+    `own` are the build's output folders: a source folder that holds them does not read them back.
+    """
+    sources = _resolve_sources(config, work, (str(work), *own))
+    settings = config.analysis_settings(str(work))
+    rejects.parent.mkdir(parents=True, exist_ok=True)
+    with open(rejects, "w", encoding="utf-8") as manifest:
+        planner = Planner(
+            work / "plan",
+            manifest,
+            seed=config.seed,
+            fractions=config.split_fractions(),
+            min_quarters=config.min_quarters,
+            transpositions=config.transpositions,
+            pitch_range=(config.min_pitch, config.max_pitch),
+            fixed_splits=splits_of(config.splits_from) if config.splits_from else None,
+            licenses=config.licenses,
+            unseen=(config.unseen_composers, config.unseen_composer_count, config.unseen_composer_pieces),
+        )
+        analyse = functools.partial(_analyse_pair, settings=settings, default_license=config.default_license)
+        items: Iterable[SourceItem] = itertools.chain.from_iterable(sources)
+        results = engine.map_ordered(analyse, items)
+        for item, result in hf_tqdm(results, unit=" files", desc="Reading and tokenizing MIDI and scores"):
+            planner.add(item, result)
+        planner.close()
+    return planner
 
 
 def push_to_hub(
@@ -361,7 +394,8 @@ def _crawl(url: str, work: Path, config: ToccataConfig) -> FolderSource:
 
 def _check_replaceable(path: Path) -> None:
     """datasets replaces the output folder wholesale: refuse unless it is empty or an earlier dataset."""
-    if path.is_file() or (path.is_dir() and any(path.iterdir()) and not (path / "dataset_info.json").is_file()):
+    done = (path / "dataset_info.json").is_file() or (path / BUILDING).is_file()
+    if path.is_file() or (path.is_dir() and any(path.iterdir()) and not done):
         raise ValueError(
             f"output {str(path)!r} exists and is not a dataset built here; building would replace it. "
             "Choose a new or empty folder"
