@@ -161,11 +161,11 @@ def run_scale(args: argparse.Namespace) -> list[dict]:
         for engine in args.engines:
             with tempfile.TemporaryDirectory(prefix="toccata-scale-bench-") as tmp:
                 config = {"sources": [str(folder)], "safe": not args.unsafe}
-                spec = {"out": f"{tmp}/out", "num_proc": args.num_proc, "engine": engine, "config": config}
+                spec = {"out": f"{tmp}/out", "num_proc": args.num_proc[-1], "engine": engine, "config": config}
                 label = f"{count} files, {engine}"
                 print(f"{label} ...", file=sys.stderr, flush=True)
                 result = run_child({**spec, "label": label})
-                rows.append({"label": label, "engine": engine, "files": count, "num_proc": args.num_proc, "result": result})
+                rows.append({"label": label, "engine": engine, "files": count, "num_proc": args.num_proc[-1], "result": result})
                 print(render_scale(rows[-1:]), file=sys.stderr, flush=True)
     return rows
 
