@@ -21,6 +21,7 @@ import ray
 import symusic
 from datasets import load_dataset
 from helpers import make_score
+from toccata.cli import main
 from toccata.dataset_builder import build_dataset
 from toccata.dataset_builder.engines.ray_engine import DELAY_ENV
 from toccata.dataset_builder.pipeline import ALL_SPLITS
@@ -200,3 +201,19 @@ def test_a_killed_driver_resumes(cluster, folder: Path, local: Path, tmp_path: P
     build_dataset(out, engine="ray", sources=[str(folder)], **OPTIONS)  # the same command again
     _assert_same_build(out, local)
     assert {path: path.stat().st_mtime_ns for path in analysed} == analysed  # files analysed before are not redone
+
+
+def test_cli_builds_on_ray_to_an_fsspec_url(cluster, folder: Path, local: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "ray"
+    argv = ["build-dataset", "--source", str(folder), "--out", f"file://{out}", "--engine", "ray"]
+    argv += ["--splits", "0.6,0.2,0.2", "--seed", "3", "--transpositions", "0,2"]
+    assert main(argv) == 0
+    assert "read 19 files" in capsys.readouterr().err
+    _assert_same_build(out, local)
+
+
+def test_cli_address_without_the_ray_engine_is_refused(folder: Path, tmp_path: Path, capsys) -> None:
+    argv = ["build-dataset", "--source", str(folder), "--out", str(tmp_path / "out"), "--address", "auto"]
+    assert main(argv) == 2
+    assert "address is for engine='ray'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

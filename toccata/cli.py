@@ -6,6 +6,7 @@
     toccata roll FILE.mid|FILE.musicxml|... -o ROLL.png [--compare OTHER.mid]
     toccata build-dataset [--source DIR|corpus[:PATTERN]|URL ...] --out OUT [--num-proc N] [--push-to-hub ORG/NAME]
                           [--tokenizer remi|midilike|tsd|chordwise|notewise-bpe [--bpe-vocab-size N]]
+                          [--engine ray [--address auto|ray://HOST:PORT]]   (a Ray cluster; OUT may be an fsspec URL)
     toccata crawl URL ... --out DIR
     toccata critic train|score ...; toccata composer train|predict ...   (cli_critic.py)
 
@@ -346,7 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a folder of MIDI and score files (.mid, .krn, .musicxml/.mxl/.xml, .abc, .mei), "
         "corpus[:PATTERN,...] (music21's corpus; default: corpus) or an http(s) URL to crawl; repeat for several",
     )
-    build.add_argument("--out", required=True, help="the dataset folder to write (replaced if it is a dataset)")
+    build.add_argument(
+        "--out",
+        required=True,
+        help="the dataset folder to write (replaced if it is a dataset); with --engine ray also an fsspec URL (s3://...)",
+    )
     build.add_argument("--num-proc", type=int, default=1, help="worker processes for reading and tokenizing")
     build.add_argument(
         "--engine",
