@@ -253,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, nargs="+", help="folders of this many files: local vs Ray")
     parser.add_argument("--engines", nargs="+", default=["local", "ray"], choices=["local", "ray"])
     parser.add_argument("--base", type=int, default=60, help="--scale: real corpus works the files are made from")
-    parser.add_argument("--data", type=Path, default=Path("data/build-bench"), help="--scale: where the folders go")
+    parser.add_argument(  # not in the repository: test_packaging copies the tree, and 100k files weigh 500 MB
+        "--data", type=Path, default=Path(tempfile.gettempdir(), "toccata-build-bench"), help="--scale: folders, kept"
+    )
     parser.add_argument("--unsafe", action="store_true", help="--scale: parse in the worker (no child per file)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -133,7 +133,7 @@ def build_with_ray(
             "build with the local engine"
         )
     fs, root = fsspec.core.url_to_fs(out)
-    _prepare_output(fs, root, out)
+    _check_output(fs, root, out)
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False)
@@ -141,6 +141,7 @@ def build_with_ray(
         engine = RayEngine(delay_s=float(os.environ.get(DELAY_ENV, "0") or 0))
         planner = plan_build(config, work, (out,), work / REJECTS_FILE, engine)
         builder.stats = planner.stats
+        _reset_output(fs, root)  # only now: a build refused for a bad source leaves OUT as it was
         sizes = _write_splits(planner, config.analysis_settings(str(work)), out, pieces_per_shard)
         _write_card(builder, sizes, work, fs, root, out)
     finally:
@@ -149,15 +150,21 @@ def build_with_ray(
     return builder
 
 
-def _prepare_output(fs: fsspec.AbstractFileSystem, root: str, out: str) -> None:
-    """Empty the output (refusing a folder that is neither a dataset nor a build in progress) and mark it."""
+def _check_output(fs: fsspec.AbstractFileSystem, root: str, out: str) -> None:
+    """Refuse an output that is neither absent, empty, a dataset nor a Ray build in progress (it would be replaced)."""
+    if not fs.exists(root):
+        return
+    names = {_name(path) for path in fs.ls(root, detail=False)}
+    if not fs.isdir(root) or (names and not names & {"dataset_info.json", BUILDING}):
+        raise ValueError(
+            f"output {out!r} exists and is not a dataset built here; building would replace it. "
+            "Choose a new or empty folder"
+        )
+
+
+def _reset_output(fs: fsspec.AbstractFileSystem, root: str) -> None:
+    """Empty the output and mark it as a build in progress (a rerun may replace it; `_write_card` takes the mark)."""
     if fs.exists(root):
-        names = {posix_name(path) for path in fs.ls(root, detail=False)}
-        if not fs.isdir(root) or (names and not names & {"dataset_info.json", BUILDING}):
-            raise ValueError(
-                f"output {out!r} exists and is not a dataset built here; building would replace it. "
-                "Choose a new or empty folder"
-            )
         fs.rm(root, recursive=True)
     fs.makedirs(root, exist_ok=True)
     with fs.open(f"{root}/{BUILDING}", "w") as marker:
@@ -219,7 +226,7 @@ def _write_card(
     fs.rm(f"{root}/{BUILDING}")
 
 
-def posix_name(path: str) -> str:
+def _name(path: str) -> str:
     """The last part of a path or URL."""
     return path.rstrip("/").rsplit("/", 1)[-1]
 
