@@ -7,7 +7,8 @@ Use it directly, as loading scripts are gone since datasets 4::
 
 or through `build_dataset` / ``toccata build-dataset``. The build runs in two passes. `_split_generators` streams every
 source through the per-file analysis (`analysis.py`, in `num_proc` worker processes, results in source order), then
-dedups and assigns splits in this process (`pipeline.py`), writing a plan per split and the rejects manifest.
+dedups and assigns splits in this process (`planning.plan_build`, shared with the Ray engine; `pipeline.py`), writing
+a plan per split and the rejects manifest.
 With a second tokenizer (``tokenizer="remi"``, ``"notewise-bpe"``, ...; `tokens.py`), the scheme is made between the
 two passes, learning from the train split's rows only where it learns (BPE merges, the chordwise vocabulary), and saved
 in the dataset's ``tokenizer/`` folder; each row then gets a `tokens` column beside `notewise`.
@@ -19,17 +20,13 @@ a LICENSE summary and ``rejects.jsonl`` are written next to the shards; `load_da
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import hashlib
-import itertools
 import json
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import datasets
 from datasets.builder import Key
@@ -39,14 +36,13 @@ from toccata.tokenization import NotewiseTokenizer
 from toccata.tokenization.midi_io import NoteArrays, load_score, standard_midi_bytes
 from toccata.tokenization.schemes import TokenScheme, grid_notes, load_scheme, make_scheme
 
-from .analysis import AnalysisSettings, analyse_item, load_tokens, tokenizer_for
+from .analysis import AnalysisSettings, load_tokens, tokenizer_for
 from .card import REJECTS_FILE, license_summary, write_card
-from .config import ToccataConfig, is_url
-from .items import SCORE, SourceItem, metadata_json
-from .engines import ENGINES, Engine, LocalEngine
-from .pipeline import ALL_SPLITS, SPLITS, BuildStats, Planner, read_plan, row_id, splits_of
-from .sources.corpus import Music21CorpusSource, is_corpus_spec
-from .sources.folder import FolderSource
+from .config import ToccataConfig
+from .engines import ENGINES, LocalEngine
+from .items import metadata_json
+from .pipeline import ALL_SPLITS, SPLITS, BuildStats, read_plan, row_id
+from .planning import plan_build
 from .tokens import LEARNED, TOKENIZER_FOLDER, learn_scheme, row_tokens, save_scheme, scheme_summary
 
 FEATURES = datasets.Features(
@@ -269,38 +265,6 @@ def build_dataset(
     return builder
 
 
-def plan_build(config: ToccataConfig, work: Path, own: tuple[str, ...], rejects: Path, engine: Engine) -> Planner:
-    """The build's global step, the same for every engine: `engine` analyses every source file (`_analyse_pair`,
-    results in source order), and one `Planner` in this process dedups, splits and writes the plans (in
-    ``<work>/plan/``) and the rejects manifest (`rejects`). Only per-file summaries reach this process, never rows.
-
-    `own` are the build's output folders: a source folder that holds them does not read them back.
-    """
-    sources = _resolve_sources(config, work, (str(work), *own))
-    settings = config.analysis_settings(str(work))
-    rejects.parent.mkdir(parents=True, exist_ok=True)
-    with open(rejects, "w", encoding="utf-8") as manifest:
-        planner = Planner(
-            work / "plan",
-            manifest,
-            seed=config.seed,
-            fractions=config.split_fractions(),
-            min_quarters=config.min_quarters,
-            transpositions=config.transpositions,
-            pitch_range=(config.min_pitch, config.max_pitch),
-            fixed_splits=splits_of(config.splits_from) if config.splits_from else None,
-            licenses=config.licenses,
-            unseen=(config.unseen_composers, config.unseen_composer_count, config.unseen_composer_pieces),
-        )
-        analyse = functools.partial(_analyse_pair, settings=settings, default_license=config.default_license)
-        items: Iterable[SourceItem] = itertools.chain.from_iterable(sources)
-        results = engine.map_ordered(analyse, items)
-        for item, result in hf_tqdm(results, unit=" files", desc="Reading and tokenizing MIDI and scores"):
-            planner.add(item, result)
-        planner.close()
-    return planner
-
-
 def push_to_hub(
     out_dir: str | os.PathLike, repo_id: str, *, private: bool | None = None, token: str | None = None
 ) -> str:
@@ -328,68 +292,6 @@ def push_to_hub(
 
 
 # ---------------------------------------------------------------------------------------------------- private
-
-
-def _analyse_pair(
-    item: SourceItem, settings: AnalysisSettings, default_license: str
-) -> tuple[SourceItem, dict[str, Any]]:
-    """`analyse_item` that hands its item back, so the parent pairs them without keeping a queue of items.
-
-    A score file's own metadata fills what its source left empty (composer, title, licence; the movement and how
-    its repeats were played go to `metadata`).
-    """
-    result = analyse_item(item, settings)
-    if item.kind == SCORE:
-        item = with_score_metadata(item, result.get("score") or {}, default_license)
-    return item, result
-
-
-def with_score_metadata(item: SourceItem, score: dict[str, Any], default_license: str) -> SourceItem:
-    """`item` with the blanks its source left filled from the score's own metadata, then from the folder layout
-    (`names.py`) and the defaults."""
-    extra = json.loads(item.metadata)
-    for key in ("movement", "repeats"):
-        if score.get(key) and key not in extra:
-            extra[key] = score[key]
-    if score.get("scores_in_file", 1) > 1:
-        extra["scores_in_file"] = f"{score['scores_in_file']} (the first is read)"
-    title = item.title or score.get("title") or item.folder_title or Path(item.path).stem
-    if score.get("movement") and not item.title and score.get("title"):
-        title = f"{title}: {score['movement']}"
-    return dataclasses.replace(
-        item,
-        composer=item.composer or score.get("composer") or item.folder_composer,
-        title=title,
-        license=item.license or score.get("license") or default_license,
-        metadata=metadata_json(extra),
-    )
-
-
-def _resolve_sources(config: ToccataConfig, work: Path, own: tuple[str, ...]) -> list[Iterable[SourceItem]]:
-    """One item stream per source string; URLs are crawled (resumably) into ``<work>/crawl/`` first.
-
-    `own` are the build's output and work folders: a source folder that contains them does not walk them, or a
-    rebuild would read its own cache (converted corpus works, crawls) as the folder's files.
-    """
-    streams: list[Iterable[SourceItem]] = []
-    for spec in config.sources:
-        if is_corpus_spec(spec):
-            streams.append(Music21CorpusSource.from_spec(spec))
-        elif is_url(spec):
-            streams.append(_crawl(spec, work, config))
-        else:
-            streams.append(FolderSource(Path(spec), default_license=config.default_license, exclude=own))
-    return streams
-
-
-def _crawl(url: str, work: Path, config: ToccataConfig) -> FolderSource:
-    """Crawl `url` politely into the work folder (a rerun resumes it) and read what it fetched as a folder."""
-    from .sources.crawler import CrawlConfig, crawl
-
-    slug = f"{urlsplit(url).hostname or 'site'}-{hashlib.sha256(url.encode()).hexdigest()[:8]}"
-    out = work / "crawl" / slug
-    crawl(CrawlConfig(start_urls=[url], out_dir=out, **config.crawl_options), progress=True)
-    return FolderSource(out, label=f"crawl:{url}", default_license=config.default_license, names_from_folders=False)
 
 
 def _check_replaceable(path: Path) -> None:

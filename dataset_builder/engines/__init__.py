@@ -2,7 +2,7 @@
 
 An engine maps a function over the source's items and hands the results back in source order (`Engine.map_ordered`):
 everything that depends on order (which of two duplicates is kept) then happens in one `Planner`, the same for every
-engine (`builder.plan_build`). The local engine runs `ordered_map` over worker processes and writes rows with the
+engine (`planning.plan_build`). The local engine runs `ordered_map` over worker processes and writes rows with the
 `datasets` builder; the Ray engine (`ray_engine`, ``pip install toccata[ray]``) runs the same per-file analysis and
 the same row making (`builder._rows`) as Ray tasks, and its tasks write the parquet shards themselves.
 """

@@ -2,9 +2,9 @@
 
 The local build's steps, with the per-file and per-row work spread over the cluster:
 
-1. per-file analysis (`builder._analyse_pair`: read, safe parse with limits, tokenize, fingerprint) as Ray tasks over
+1. per-file analysis (`planning._analyse_pair`: read, safe parse with limits, tokenize, fingerprint) as Ray tasks over
    chunks of `CHUNK` files, a bounded number of chunks in flight, results back in source order (`RayEngine`);
-2. dedup by bytes, notes and work, near-duplicates, splits and unseen composers: `builder.plan_build`'s one `Planner`
+2. dedup by bytes, notes and work, near-duplicates, splits and unseen composers: `planning.plan_build`'s one `Planner`
    on the driver, as in the local build, fed per-file summaries (hashes, fingerprint, 64-value sketch, provenance; no
    tokens, no MIDI). It writes the plans (JSON lines) and the rejects manifest in the work folder;
 3. rows: a Ray task per shard of `PIECES_PER_SHARD` plan lines makes the rows (`builder._rows`: cached tokens, MIDI
@@ -40,9 +40,10 @@ import pyarrow.parquet as pq
 import ray
 
 from ..analysis import AnalysisSettings, tokenizer_for
-from ..builder import BUILDING, FEATURES, ToccataBuilder, _rows, plan_build
+from ..builder import BUILDING, FEATURES, ToccataBuilder, _rows
 from ..card import REJECTS_FILE, license_summary, write_card
 from ..pipeline import ALL_SPLITS, Planner, read_plan
+from ..planning import plan_build
 
 T = TypeVar("T")
 R = TypeVar("R")
