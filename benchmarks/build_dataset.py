@@ -1,8 +1,17 @@
 #!/usr/bin/env python
-"""Dataset build speed and memory: files/s, tokens/s and peak memory of `build_dataset` with num_proc 1 and 2.
+"""Dataset build speed and memory: files/s, tokens/s and peak memory of `build_dataset` with num_proc 1 and 2, or
+of the local and Ray engines on folders of 1k to 100k files (--scale).
 
 Usage:
     python benchmarks/build_dataset.py [--works N] [--num-proc 1 2] [--out benchmarks/results/build_dataset.json]
+    python benchmarks/build_dataset.py --scale 1000 10000 [100000] [--engines local ray] [--num-proc 2] [--unsafe]
+
+--scale N ...: folders of N distinct pieces made from `--base` real works of music21's corpus (`scale_folder`): each
+file a base work transposed (-5..+6), re-timed (onsets stretched by 1, 1.25 or 1.5) and with one or two notes left out,
+which makes its notes a piece of its own (no duplicate), under a composer of its own per variant (no near-duplicate).
+Each build runs in a fresh child process: the local engine with --num-proc processes, the Ray engine on a local
+cluster of --num-proc CPUs (`ray.init(num_cpus=...)`). Memory: the build process (the driver) by ``ru_maxrss``,
+every other process by sampling (psutil, every 0.2 s): the largest one and the largest sum of all at one time.
 
 What it does:
 1. Picks N works (default 300), evenly spaced, from the default music21-corpus selection (Bach chorales, Chopin,
@@ -52,26 +61,129 @@ def select_works(n: int) -> list[str]:
 def child(spec: dict) -> dict:
     """Run one build in this process and measure it (called in a fresh interpreter)."""
     import resource
+    import threading
 
     import datasets
+    import psutil
     from toccata.dataset_builder import build_dataset
 
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
+    peaks = {"largest_other_mb": 0.0, "all_others_mb": 0.0}
+    done = threading.Event()
+
+    def sample() -> None:  # Ray's workers are not this process's children to `wait` for: sample every process
+        me = psutil.Process()
+        while not done.wait(0.2):
+            sizes = []
+            for process in me.children(recursive=True):
+                try:
+                    sizes.append(process.memory_info().rss / 2**20)
+                except psutil.Error:
+                    continue
+            peaks["largest_other_mb"] = max(peaks["largest_other_mb"], max(sizes, default=0.0))
+            peaks["all_others_mb"] = max(peaks["all_others_mb"], sum(sizes))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     start = time.perf_counter()
-    builder = build_dataset(spec["out"], num_proc=spec["num_proc"], **spec["config"])
+    builder = build_dataset(spec["out"], num_proc=spec["num_proc"], engine=spec.get("engine", "local"), **spec["config"])
     seconds = time.perf_counter() - start
+    done.set()
+    sampler.join()
     stats = builder.stats
     kib = 1024  # ru_maxrss is in KiB on Linux
     return {
         "seconds": seconds,
         "files": stats.files,
+        "pieces": sum(stats.pieces.values()),
         "rows": sum(stats.rows.values()),
         "tokens": sum(stats.tokens.values()),
         "rejects": dict(stats.rejects),
         "peak_parent_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * kib / 2**20,
-        "peak_worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * kib / 2**20,
+        "peak_worker_mb": max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * kib / 2**20, peaks["largest_other_mb"]),
+        "peak_all_others_mb": peaks["all_others_mb"],
     }
+
+
+def scale_folder(folder: Path, count: int, bases: list[bytes]) -> Path:
+    """`count` MIDI files, each a distinct piece made from a base work (see the module's text), and a metadata.csv
+    giving each variant its own composer; made once per folder (a rerun reuses it)."""
+    import symusic
+
+    done = folder / "metadata.csv"
+    if done.is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["file_name,composer"]
+    for index in range(count):
+        variant, base = divmod(index, len(bases))
+        score = symusic.Score.from_midi(bases[base])
+        notes = sorted({(n.time, n.pitch) for track in score.tracks for n in track.notes})  # doubled notes once
+        total = len(notes)
+        drop = {notes[variant % total], notes[(variant // total + variant) % total]} if variant else set()
+        stretch = (1.0, 1.25, 1.5)[(variant // 12) % 3]
+        for track in score.tracks:
+            kept = [(n.time, n.duration, n.pitch, n.velocity) for n in track.notes if (n.time, n.pitch) not in drop]
+            track.notes.clear()
+            for time_, duration, pitch, velocity in kept:  # re-timed: onsets and ends stretched
+                start, end = round(time_ * stretch), round((time_ + duration) * stretch)
+                track.notes.append(symusic.Note(start, max(1, end - start), pitch, velocity))
+            track.shift_pitch(variant % 12 - 5, inplace=True)
+        name = f"v{variant:05d}/w{base:03d}.mid"
+        (folder / name).parent.mkdir(exist_ok=True)
+        (folder / name).write_bytes(bytes(score.dumps_midi()))
+        lines.append(f"{name},Variant {variant:05d}")
+    done.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def base_works(count: int, cache: Path) -> list[bytes]:
+    """MIDI of `count` works of the default corpus selection (music21 exports, kept in `cache`)."""
+    from toccata.tokenization.midi_io import music21_corpus_midi
+
+    cache.mkdir(parents=True, exist_ok=True)
+    found = []
+    for index, work in enumerate(select_works(count)):
+        path = cache / f"{index:03d}.mid"
+        if not path.is_file():
+            path.write_bytes(music21_corpus_midi(work))
+        found.append(path.read_bytes())
+    return found
+
+
+def run_scale(args: argparse.Namespace) -> list[dict]:
+    """The --scale builds: every size, every engine, in order of size."""
+    bases = base_works(args.base, args.data / "base")
+    rows = []
+    for count in args.scale:
+        folder = scale_folder(args.data / f"scale-{count}", count, bases)
+        for engine in args.engines:
+            with tempfile.TemporaryDirectory(prefix="toccata-scale-bench-") as tmp:
+                config = {"sources": [str(folder)], "safe": not args.unsafe}
+                spec = {"out": f"{tmp}/out", "num_proc": args.num_proc[-1], "engine": engine, "config": config}
+                label = f"{count} files, {engine}"
+                print(f"{label} ...", file=sys.stderr, flush=True)
+                result = run_child({**spec, "label": label})
+                rows.append({"label": label, "engine": engine, "files": count, "num_proc": args.num_proc[-1], "result": result})
+                print(render_scale(rows[-1:]), file=sys.stderr, flush=True)
+    return rows
+
+
+def render_scale(rows: list[dict]) -> str:
+    lines = [
+        "| files | engine | CPUs | pieces kept | seconds | files/s | peak driver MB | largest other process MB "
+        "| all others MB |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        r = row["result"]
+        lines.append(
+            f"| {row['files']:,} | {row['engine']} | {row['num_proc']} | {r['pieces']:,} | {r['seconds']:.0f} | "
+            f"{r['files'] / r['seconds']:.1f} | {r['peak_parent_mb']:.0f} | {r['peak_worker_mb']:.0f} | "
+            f"{r['peak_all_others_mb']:.0f} |"
+        )
+    return "\n".join(lines)
 
 
 def run_child(spec: dict) -> dict:
@@ -138,10 +250,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--works", type=int, default=300, help="corpus works to build from (default 300)")
     parser.add_argument("--num-proc", type=int, nargs="+", default=[1, 2], help="values of num_proc (default 1 2)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/build_dataset.json"))
+    parser.add_argument("--scale", type=int, nargs="+", help="folders of this many files: local vs Ray")
+    parser.add_argument("--engines", nargs="+", default=["local", "ray"], choices=["local", "ray"])
+    parser.add_argument("--base", type=int, default=60, help="--scale: real corpus works the files are made from")
+    parser.add_argument(  # not in the repository: test_packaging copies the tree, and 100k files weigh 500 MB
+        "--data", type=Path, default=Path(tempfile.gettempdir(), "toccata-build-bench"), help="--scale: folders, kept"
+    )
+    parser.add_argument("--unsafe", action="store_true", help="--scale: parse in the worker (no child per file)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
+        return 0
+    if args.scale:
+        rows = run_scale(args)
+        print(render_scale(rows))
+        payload = {"benchmark": "build_dataset --scale", "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+                   "command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine_info(),
+                   "load_average": os.getloadavg(), "builds": rows}
+        out = args.out.with_name("build_dataset_scale.json") if args.out.name == "build_dataset.json" else args.out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        print(f"\nwrote {out}", file=sys.stderr)
         return 0
     if args.works < 1 or any(n < 1 for n in args.num_proc):
         parser.error("--works and --num-proc must be >= 1")

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,11 +180,11 @@ def note_sketch(grid: NoteArrays) -> list[int]:
     return [int(value) for value in mixed.min(axis=1) >> np.uint64(11)]  # 53 bits: exact in JSON readers
 
 
-def sketch_similarity(a: list[int], b: list[int]) -> float:
+def sketch_similarity(a: Sequence[int], b: Sequence[int]) -> float:
     """The estimated share of note n-grams two pieces have in common (Jaccard index), from their `note_sketch`."""
     if not a or not b or len(a) != len(b):
         return 0.0
-    return float(np.mean(np.asarray(a) == np.asarray(b)))
+    return float(np.mean(np.asarray(a, dtype=np.uint64) == np.asarray(b, dtype=np.uint64)))  # a list or an array
 
 
 def classify(problem: str) -> str:

@@ -7,7 +7,8 @@ Use it directly, as loading scripts are gone since datasets 4::
 
 or through `build_dataset` / ``toccata build-dataset``. The build runs in two passes. `_split_generators` streams every
 source through the per-file analysis (`analysis.py`, in `num_proc` worker processes, results in source order), then
-dedups and assigns splits in this process (`pipeline.py`), writing a plan per split and the rejects manifest.
+dedups and assigns splits in this process (`planning.plan_build`, shared with the Ray engine; `pipeline.py`), writing
+a plan per split and the rejects manifest.
 With a second tokenizer (``tokenizer="remi"``, ``"notewise-bpe"``, ...; `tokens.py`), the scheme is made between the
 two passes, learning from the train split's rows only where it learns (BPE merges, the chordwise vocabulary), and saved
 in the dataset's ``tokenizer/`` folder; each row then gets a `tokens` column beside `notewise`.
@@ -19,17 +20,13 @@ a LICENSE summary and ``rejects.jsonl`` are written next to the shards; `load_da
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import hashlib
-import itertools
 import json
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import datasets
 from datasets.builder import Key
@@ -39,13 +36,13 @@ from toccata.tokenization import NotewiseTokenizer
 from toccata.tokenization.midi_io import NoteArrays, load_score, standard_midi_bytes
 from toccata.tokenization.schemes import TokenScheme, grid_notes, load_scheme
 
-from .analysis import AnalysisSettings, analyse_item, load_tokens, tokenizer_for
+from .analysis import AnalysisSettings, load_tokens, tokenizer_for
 from .card import REJECTS_FILE, license_summary, write_card
-from .config import ToccataConfig, is_url
-from .items import SCORE, SourceItem, metadata_json
-from .pipeline import ALL_SPLITS, SPLITS, BuildStats, Planner, ordered_map, read_plan, row_id, splits_of
-from .sources.corpus import Music21CorpusSource, is_corpus_spec
-from .sources.folder import FolderSource
+from .config import ToccataConfig
+from .engines import ENGINES, LocalEngine
+from .items import metadata_json
+from .pipeline import ALL_SPLITS, SPLITS, BuildStats, read_plan, row_id
+from .planning import plan_build
 from .tokens import LEARNED, TOKENIZER_FOLDER, learn_scheme, row_tokens, save_scheme, scheme_summary
 
 FEATURES = datasets.Features(
@@ -70,6 +67,7 @@ FEATURES = datasets.Features(
         "content_hash": datasets.Value("string"),
     }
 )
+BUILDING = ".toccata-building"  # the mark of a Ray build in progress (`engines.ray_engine`): a rerun may replace it
 DESCRIPTION = "Piano MIDI with notewise tokens (Toccata), deduplicated by bytes and by notes, split by piece."
 
 
@@ -152,32 +150,12 @@ class ToccataBuilder(datasets.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager: Any, num_proc: int = 1) -> list[datasets.SplitGenerator]:
         work = self.work_dir()
-        own = (str(work), self._output_dir, self._final_output_dir or self._output_dir)  # never read our own files
-        sources = _resolve_sources(self.config, work, own)
-        settings = self.config.analysis_settings(str(work))
         out = Path(self._output_dir)
         _clear_incomplete(out)
-        out.mkdir(parents=True, exist_ok=True)
-        config = self.config
-        with open(out / REJECTS_FILE, "w", encoding="utf-8") as rejects:
-            planner = Planner(
-                work / "plan",
-                rejects,
-                seed=self.config.seed,
-                fractions=self.config.split_fractions(),
-                min_quarters=self.config.min_quarters,
-                transpositions=self.config.transpositions,
-                pitch_range=(self.config.min_pitch, self.config.max_pitch),
-                fixed_splits=splits_of(self.config.splits_from) if self.config.splits_from else None,
-                licenses=self.config.licenses,
-                unseen=(config.unseen_composers, config.unseen_composer_count, config.unseen_composer_pieces),
-            )
-            analyse = functools.partial(_analyse_pair, settings=settings, default_license=self.config.default_license)
-            items: Iterable[SourceItem] = itertools.chain.from_iterable(sources)
-            results = ordered_map(analyse, items, num_proc=max(1, int(num_proc)))
-            for item, result in hf_tqdm(results, unit=" files", desc="Reading and tokenizing MIDI and scores"):
-                planner.add(item, result)
-            self.stats = planner.close()
+        own = (self._output_dir, self._final_output_dir or self._output_dir)  # never read our own files
+        planner = plan_build(self.config, work, own, out / REJECTS_FILE, LocalEngine(max(1, int(num_proc))))
+        self.stats = planner.stats
+        settings = self.config.analysis_settings(str(work))
         kept = [name for name in ALL_SPLITS if self.stats.pieces[name] or name == "train"]
         extra: dict[str, str] = {}
         if self.config.has_tokens_column:  # after the splits, before any row: learn from the train split only
@@ -245,14 +223,33 @@ class ToccataBuilder(datasets.GeneratorBasedBuilder):
             )
 
 
-def build_dataset(out_dir: str | os.PathLike, *, num_proc: int = 1, **config_kwargs: Any) -> ToccataBuilder:
+def build_dataset(
+    out_dir: str | os.PathLike,
+    *,
+    num_proc: int = 1,
+    engine: str = "local",
+    address: str | None = None,
+    **config_kwargs: Any,
+) -> ToccataBuilder:
     """Build (or rebuild) a Toccata dataset as parquet shards + card + rejects manifest in `out_dir`.
 
     `config_kwargs` are `ToccataConfig` fields (sources, transpositions, seed, ...). The work folder (default
     ``<out_dir>.work``) keeps per-file results, so a rebuild, or a restart after a crash, redoes only what it lacks.
+    `engine`: "local" (`num_proc` processes) or "ray" (`engines.ray_engine`: the cluster at `address`, or a local one
+    of `num_proc` CPUs; `out_dir` may then be an fsspec URL). Both give the same rows, splits and rejects.
     """
     if not isinstance(num_proc, int) or num_proc < 1:
         raise ValueError(f"num_proc must be a whole number of processes, 1 or more; got {num_proc!r}")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
+    if engine == "ray":
+        try:
+            from .engines.ray_engine import build_with_ray
+        except ImportError as err:
+            raise ValueError(f"--engine ray needs Ray ({err}): pip install 'toccata[ray]'") from None
+        return build_with_ray(os.fspath(out_dir), address=address, num_cpus=num_proc, **config_kwargs)
+    if address is not None:
+        raise ValueError("address is for engine='ray' (a Ray cluster); the local engine runs on this machine")
     out = Path(out_dir).expanduser()
     config_kwargs.setdefault("work_dir", str(out) + ".work")
     work = Path(config_kwargs["work_dir"]).expanduser()
@@ -297,71 +294,10 @@ def push_to_hub(
 # ---------------------------------------------------------------------------------------------------- private
 
 
-def _analyse_pair(
-    item: SourceItem, settings: AnalysisSettings, default_license: str
-) -> tuple[SourceItem, dict[str, Any]]:
-    """`analyse_item` that hands its item back, so the parent pairs them without keeping a queue of items.
-
-    A score file's own metadata fills what its source left empty (composer, title, licence; the movement and how
-    its repeats were played go to `metadata`).
-    """
-    result = analyse_item(item, settings)
-    if item.kind == SCORE:
-        item = with_score_metadata(item, result.get("score") or {}, default_license)
-    return item, result
-
-
-def with_score_metadata(item: SourceItem, score: dict[str, Any], default_license: str) -> SourceItem:
-    """`item` with the blanks its source left filled from the score's own metadata, then from the folder layout
-    (`names.py`) and the defaults."""
-    extra = json.loads(item.metadata)
-    for key in ("movement", "repeats"):
-        if score.get(key) and key not in extra:
-            extra[key] = score[key]
-    if score.get("scores_in_file", 1) > 1:
-        extra["scores_in_file"] = f"{score['scores_in_file']} (the first is read)"
-    title = item.title or score.get("title") or item.folder_title or Path(item.path).stem
-    if score.get("movement") and not item.title and score.get("title"):
-        title = f"{title}: {score['movement']}"
-    return dataclasses.replace(
-        item,
-        composer=item.composer or score.get("composer") or item.folder_composer,
-        title=title,
-        license=item.license or score.get("license") or default_license,
-        metadata=metadata_json(extra),
-    )
-
-
-def _resolve_sources(config: ToccataConfig, work: Path, own: tuple[str, ...]) -> list[Iterable[SourceItem]]:
-    """One item stream per source string; URLs are crawled (resumably) into ``<work>/crawl/`` first.
-
-    `own` are the build's output and work folders: a source folder that contains them does not walk them, or a
-    rebuild would read its own cache (converted corpus works, crawls) as the folder's files.
-    """
-    streams: list[Iterable[SourceItem]] = []
-    for spec in config.sources:
-        if is_corpus_spec(spec):
-            streams.append(Music21CorpusSource.from_spec(spec))
-        elif is_url(spec):
-            streams.append(_crawl(spec, work, config))
-        else:
-            streams.append(FolderSource(Path(spec), default_license=config.default_license, exclude=own))
-    return streams
-
-
-def _crawl(url: str, work: Path, config: ToccataConfig) -> FolderSource:
-    """Crawl `url` politely into the work folder (a rerun resumes it) and read what it fetched as a folder."""
-    from .sources.crawler import CrawlConfig, crawl
-
-    slug = f"{urlsplit(url).hostname or 'site'}-{hashlib.sha256(url.encode()).hexdigest()[:8]}"
-    out = work / "crawl" / slug
-    crawl(CrawlConfig(start_urls=[url], out_dir=out, **config.crawl_options), progress=True)
-    return FolderSource(out, label=f"crawl:{url}", default_license=config.default_license, names_from_folders=False)
-
-
 def _check_replaceable(path: Path) -> None:
     """datasets replaces the output folder wholesale: refuse unless it is empty or an earlier dataset."""
-    if path.is_file() or (path.is_dir() and any(path.iterdir()) and not (path / "dataset_info.json").is_file()):
+    done = (path / "dataset_info.json").is_file() or (path / BUILDING).is_file()
+    if path.is_file() or (path.is_dir() and any(path.iterdir()) and not done):
         raise ValueError(
             f"output {str(path)!r} exists and is not a dataset built here; building would replace it. "
             "Choose a new or empty folder"

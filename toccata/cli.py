@@ -6,6 +6,7 @@
     toccata roll FILE.mid|FILE.musicxml|... -o ROLL.png [--compare OTHER.mid]
     toccata build-dataset [--source DIR|corpus[:PATTERN]|URL ...] --out OUT [--num-proc N] [--push-to-hub ORG/NAME]
                           [--tokenizer remi|midilike|tsd|chordwise|notewise-bpe [--bpe-vocab-size N]]
+                          [--engine ray [--address auto|ray://HOST:PORT]]   (a Ray cluster; OUT may be an fsspec URL)
     toccata crawl URL ... --out DIR
     toccata save SOURCE DEST [--for-hub]   (a checkpoint folder, or an embedded one by name: default, critic, ...)
     toccata critic train|score ...; toccata composer train|predict ...   (cli_critic.py)
@@ -180,7 +181,7 @@ def _cmd_build_dataset(args: argparse.Namespace) -> int:
         options["licenses"] = args.licenses
     if args.tokenizer != "notewise" or args.bpe_vocab_size is not None:  # the default build passes neither
         options.update(tokenizer=args.tokenizer, bpe_vocab_size=args.bpe_vocab_size)
-    builder = build_dataset(args.out, num_proc=args.num_proc, **options)
+    builder = build_dataset(args.out, num_proc=args.num_proc, engine=args.engine, address=args.address, **options)
     print(builder.summary(), file=sys.stderr)
     print(f"wrote the dataset, its card and rejects.jsonl to {args.out}", file=sys.stderr)
     if not sum(builder.stats.rows.values()):
@@ -297,8 +298,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="a folder of MIDI and score files (.mid, .krn, .musicxml/.mxl/.xml, .abc, .mei), "
         "corpus[:PATTERN,...] (music21's corpus; default: corpus) or an http(s) URL to crawl; repeat for several",
     )
-    build.add_argument("--out", required=True, help="the dataset folder to write (replaced if it is a dataset)")
+    build.add_argument(
+        "--out",
+        required=True,
+        help="the dataset folder to write (replaced if it is a dataset); with --engine ray also an fsspec URL (s3://...)",
+    )
     build.add_argument("--num-proc", type=int, default=1, help="worker processes for reading and tokenizing")
+    build.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local (processes on this machine) or ray (a Ray cluster; pip install 'toccata[ray]'; docs/dataset.md)",
+    )
+    build.add_argument(
+        "--address",
+        help="with --engine ray: the cluster, auto or ray://HOST:PORT (default: a local one of --num-proc CPUs)",
+    )
     build.add_argument("--push-to-hub", metavar="ORG/NAME", help="then publish with datasets' push_to_hub")
     build.add_argument("--private", action="store_true", help="with --push-to-hub: a private repository")
     build.add_argument("--transpositions", default="0", help="0 (none), 0,5,-3, -5..6 or all: a row per shift")
