@@ -29,6 +29,7 @@ from toccata.training.data import load_pieces
 
 from .copy_index import CopyIndex, CopyMatch
 from .feature_critic import EXCERPT_TOKENS, CriticResult, critic_score, excerpts
+from .giveaways import GiveawayRow, giveaway_table, giveaway_values, real_windows
 from .likelihood import LikelihoodResult, likelihood_table, piece_sequences
 from .music_stats import SetSummary, sample_stats, summarise_set
 from .parts import is_instrumented, merge_table, note_on_ids, part_checks
@@ -59,6 +60,7 @@ class SamplerResult:
     seconds: float
     critic: CriticResult | None = None  # None: too few distinct samples (greedy) or held-out excerpts
     parts: dict | None = None  # with a violin or cello: per part violations and sounding share (`evaluation.parts`)
+    giveaways: list[GiveawayRow] = field(default_factory=list)  # per-sample spread of each giveaway vs real windows
 
     @property
     def longest_copy(self) -> float:
@@ -135,6 +137,7 @@ class EvaluationReport:
                     "longest_copy_quarters": s.longest_copy,
                     "copy_share": s.copy_share,
                     "copies": [asdict(c) for c in s.copies],
+                    "giveaways": [{**asdict(g), "within": g.within} for g in s.giveaways],
                 }
                 for s in self.samplers
             ],
@@ -184,11 +187,13 @@ def evaluate_sampler(
     batch_size: int = 100,
     real_excerpts: tuple[list[np.ndarray], list[int]] | None = None,
     tokenizer=None,
+    real_giveaways: Sequence[dict[str, float]] | None = None,
 ) -> SamplerResult:
     """Generate, measure and compare one sampler's samples (and score them with the critic against `real_excerpts`).
 
     With an instrumented `tokenizer`, every part is checked (`evaluation.parts`) and the statistics, copies and critic
-    read the texture with every part merged into the piano's words."""
+    read the texture with every part merged into the piano's words. `real_giveaways` (`giveaway_values` of real
+    windows as long as the samples): each giveaway's spread over the samples against the real one."""
     start = time.perf_counter()
     distinct = 1 if sampler.sampler == "greedy" else samples
     sequences = generate_samples(model, sampler, guards, distinct, tokens, batch_size)
@@ -208,6 +213,9 @@ def evaluate_sampler(
             critic = critic_score(*real_excerpts, generated, groups, layout, seed=sampler.seed or 0)
         except ValueError:  # too few excerpts on one side (tiny splits, short samples): not measured
             critic = None
+    giveaways = []
+    if real_giveaways:
+        giveaways = giveaway_table(real_giveaways, [giveaway_values(s, layout) for s in sequences])
     return SamplerResult(
         label=label,
         sampler=asdict(sampler),
@@ -221,6 +229,7 @@ def evaluate_sampler(
         seconds=time.perf_counter() - start,
         critic=critic,
         parts=parts,
+        giveaways=giveaways,
     )
 
 
@@ -286,6 +295,7 @@ def evaluate(
     reference = summarise_set([sample_stats(p.ids, layout) for p in held])
     reference_copies = [index.longest_copy(p.ids) for p in held]
     real_excerpts = excerpts([p.ids for p in held], EXCERPT_TOKENS, REAL_EXCERPTS_PER_PIECE, seed)
+    real_giveaways = [giveaway_values(w, layout) for w in real_windows([p.ids for p in held], tokens)]
     seconds["reference"] = time.perf_counter() - clock
 
     preset_sampler, preset_guards = preset_from_generation_config(model.generation_config)
@@ -309,6 +319,7 @@ def evaluate(
                 batch_size,
                 real_excerpts,
                 tokenizer,
+                real_giveaways,
             )
             seconds[f"generate {label}"] = result.seconds
             say(f"{label}: {result.distinct} x {tokens} tokens in {result.seconds:.1f} s")

@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .evaluation import COPY_QUARTERS, EvaluationReport
+from .giveaways import LONG_NOTE_QUARTERS, MAX_OUTSIDE, giveaway_markdown
 from .music_stats import SetSummary
 
 PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
@@ -154,6 +155,7 @@ def render_markdown(report: EvaluationReport, plots: list[str] | None = None) ->
             *_generation_table(report),
             "",
             *_critic_section(report),
+            *_giveaway_section(report),
             (
                 "Copies: the longest span of a sample that equals training music up to transposition (at least "
                 f"{s['copy_k_tokens']} tokens), in quarter notes; the held-out column shows how much real pieces "
@@ -195,6 +197,28 @@ def _parts_section(report: EvaluationReport) -> list[str]:
                 f"| {row['sounding_share']:.1%} |"
             )
     return [*lines, ""]
+
+
+def _giveaway_section(report: EvaluationReport) -> list[str]:
+    """Per sampler, each giveaway's spread over the samples against the held-out windows' (evaluation/giveaways.py)."""
+    runs = [run for run in report.samplers if run.giveaways]
+    if not runs:
+        return []
+    lines = [
+        "### What gives the samples away, sample by sample",
+        "",
+        (
+            f"Each measure per sample and per window of {report.settings['tokens']} tokens of a held-out piece (two "
+            "per piece, a short piece whole): the real windows' 5th percentile, median and 95th percentile against "
+            f"the samples', and the share of samples outside the real 5–95% band (within: the samples' median inside "
+            f"it and at most {MAX_OUTSIDE:.0%} of them outside). Notes held {LONG_NOTE_QUARTERS:g} quarters or more "
+            "count as long; the melody is the top note of each onset."
+        ),
+        "",
+    ]
+    for run in runs:
+        lines += [f"**{run.label}**", "", giveaway_markdown(run.giveaways), ""]
+    return lines
 
 
 def _critic_section(report: EvaluationReport) -> list[str]:

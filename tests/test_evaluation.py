@@ -15,6 +15,7 @@ from toccata.modeling.sampling import SamplerSettings
 from toccata.tokenization import NotewiseTokenizer
 from toccata.training.data import load_pieces
 from toccata.evaluation.evaluation import SamplerResult, evaluate, generate_samples, quality_goals
+from toccata.evaluation.giveaways import GIVEAWAYS
 from toccata.evaluation.likelihood import LikelihoodResult, likelihood_table, model_log2probs, piece_sequences
 
 from toccata.cli import main
@@ -126,6 +127,8 @@ def test_evaluate_reports_every_sampler_and_the_goals(trained_model, tiny_datase
     assert metrics["bits_per_token"] == report.result("model").bits_per_token
     assert "5gram_bits_per_token" in metrics and "pitch_class_overlap" in metrics
     json.dumps(report.to_dict(), allow_nan=False)  # plain JSON: no numpy values, no NaN
+    assert [row.measure for row in top_k.giveaways] == list(GIVEAWAYS)  # each measure, sample by sample
+    assert all(0.0 <= row.outside <= 1.0 for row in top_k.giveaways)
 
 
 def test_sampler_result_copy_share():
@@ -173,6 +176,7 @@ def test_cli_writes_the_report(tiny_dataset, tmp_path, capsys):
     assert data["likelihood"][0]["name"] == "model" and data["settings"]["tokens"] == 200
     text = (out / "report.md").read_text()
     assert "## Goals" in text and "| rest collapse |" in text and "![density](density.png)" in text
+    assert "### What gives the samples away, sample by sample" in text and "| notes per quarter |" in text
     assert "rest collapse" in capsys.readouterr().err
 
 
