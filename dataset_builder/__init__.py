@@ -14,7 +14,7 @@ from typing import Any
 _EXPORTS = {
     "ToccataBuilder": ".builder",
     "FEATURES": ".builder",
-    "build_dataset": ".builder",
+    "build_dataset": ".build",
     "push_to_hub": ".builder",
     "ToccataConfig": ".config",
     "SourceItem": ".items",

@@ -10,7 +10,7 @@ import pytest
 import symusic
 
 from toccata.cli import main
-from toccata.dataset_builder.builder import build_dataset
+from toccata.dataset_builder import build_dataset
 from toccata.dataset_builder.config import ToccataConfig
 from toccata.dataset_builder.instrument_stats import instrument_stats
 from toccata.dataset_builder.pipeline import SPLITS

@@ -153,7 +153,8 @@ def _cmd_detokenize(args: argparse.Namespace) -> int:
 
 
 def _cmd_build_dataset(args: argparse.Namespace) -> int:
-    from toccata.dataset_builder.builder import build_dataset, push_to_hub
+    from toccata.dataset_builder.build import build_dataset
+    from toccata.dataset_builder.builder import push_to_hub
     from toccata.dataset_builder.config import parse_fractions, parse_transpositions
 
     options = dict(
