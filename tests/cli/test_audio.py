@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from demo_support import audio_peak, audio_samples, require, require_fluidsynth
+from support.demo import audio_peak, audio_samples, require, require_fluidsynth
 from toccata.tokenization import NotewiseTokenizer
 
 from toccata.audio import FluidSynthLibrary, RenderWorkers, Synth

@@ -123,7 +123,7 @@ def test_detokenize_gives_a_duo_models_text_a_track_per_instrument(tmp_path):
 
 def test_empty_results_are_errors_not_silent_successes(tmp_path):
     """A drum-only file tokenized to 0 tokens, and text without notewise words detokenized to 0 notes, both exited 0."""
-    from helpers import make_score
+    from support.midi_files import make_score
 
     drums = tmp_path / "drums.mid"
     make_score([], drum_track=[(0, 240, 36), (480, 720, 38)]).dump_midi(str(drums))

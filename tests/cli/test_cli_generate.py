@@ -179,7 +179,7 @@ def test_the_prompt_keeps_whole_bars_from_its_start_or_end_and_the_output_says_w
 def test_a_drum_prompt_is_said_to_give_silence_and_an_empty_piece_is_not_written(checkpoint, tmp_path):
     """Both passed as success without a word: composing from silence for `--prompt drums.mid`, and writing a piece
     without notes for `--calmness 10 --no-rest-guard`."""
-    from helpers import make_score
+    from support.midi_files import make_score
 
     drums = tmp_path / "drums.mid"
     make_score([], drum_track=[(0, 240, 36), (480, 720, 38)]).dump_midi(str(drums))

@@ -12,7 +12,7 @@ from dataclasses import asdict
 import pytest
 import symusic
 import torch
-from demo_support import require_fluidsynth, audio_peak
+from support.demo import require_fluidsynth, audio_peak
 from toccata.modeling.presets import preset_from_generation_config
 from toccata.tokenization.midi_io import music21_corpus_midi
 

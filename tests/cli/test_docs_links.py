@@ -13,7 +13,7 @@ from urllib.parse import unquote
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # tests/cli/test_docs_links.py
 PAGES = sorted(
     [
         ROOT / "README.md",

@@ -16,7 +16,7 @@ import ast
 import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # tests/cli/test_import_graph.py
 LAYERS = (
     "toccata.tokenization",
     "toccata.modeling",

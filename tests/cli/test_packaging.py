@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # tests/cli/test_packaging.py
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_wheel_has_one_top_level_namespace(wheel):
     for module in ["tokenization/tokenization_notewise.py", "tokenization/midi_io.py", "modeling/__init__.py"]:
         assert f"toccata/{module}" in names
     assert not any(name.startswith(("tests/", "benchmarks/", "modeling/", "demo/")) for name in names)
-    root = Path(__file__).parents[1]
+    root = REPO
     embedded = {  # every file of the embedded checkpoints travels (the critic's evaluation/ once did not)
         f"toccata/{path.relative_to(root / 'toccata').as_posix()}"
         for path in (root / "toccata" / "checkpoints").rglob("*")

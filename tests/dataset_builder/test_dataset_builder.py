@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 import symusic
 from datasets import load_dataset
-from helpers import END_OF_TRACK, make_score, smf, vlq
+from support.midi_files import END_OF_TRACK, make_score, smf, vlq
 from huggingface_hub import DatasetCard
 from toccata.dataset_builder import (
     FEATURES,

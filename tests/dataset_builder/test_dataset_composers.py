@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from helpers import make_score
+from support.midi_files import make_score
 from toccata.dataset_builder import build_dataset
 from toccata.dataset_builder.analysis import note_sketch, sketch_similarity
 from toccata.dataset_builder.composers import normalize_composer

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
-from helpers import make_score
+from support.midi_files import make_score
 from toccata.dataset_builder import FEATURES, ToccataConfig, build_dataset
 from toccata.dataset_builder.pipeline import SPLITS
 from toccata.dataset_builder.tokens import TOKENIZER_FOLDER, scheme_of, token_ids

@@ -17,7 +17,7 @@ import gradio as gr
 import numpy as np
 import pytest
 import symusic
-from demo_support import require_fluidsynth, audio_peak
+from support.demo import require_fluidsynth, audio_peak
 from matplotlib.image import imread
 from toccata.demo import ui
 from toccata.demo.background import WORKER_NAME, Finished, Progress, run_in_background

@@ -3,7 +3,7 @@
 A user's path: pick a sampler (its own controls appear), move sliders, upload a prompt, press Generate, get an
 audio player, a piano roll and a MIDI download that parses. The screenshot goes to test-artifacts/demo.png, and with
 TOCCATA_UPDATE_SCREENSHOT=1 also to docs/images/demo.png, the picture of the demo in the README and docs/demo.md:
-    TOCCATA_UPDATE_SCREENSHOT=1 .venv/bin/python -m pytest tests/test_demo_browser.py -k downloads_the_midi
+    TOCCATA_UPDATE_SCREENSHOT=1 .venv/bin/python -m pytest tests/demo/test_demo_browser.py -k downloads_the_midi
 A listener's path in the "Human or AI?" tab: a round, two players, an answer, the reveal, the results, the row.
 """
 
@@ -16,7 +16,7 @@ import time
 
 import pytest
 import symusic
-from demo_support import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, require_chromium, require_fluidsynth
+from support.demo import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, require_chromium, require_fluidsynth
 from toccata.demo.answers import AnswerStore
 from toccata.demo.background import WORKER_NAME
 from toccata.demo.prompt import MAX_UPLOAD_BYTES, corpus_midi

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 import symusic
-from demo_support import require_fluidsynth, audio_peak
+from support.demo import require_fluidsynth, audio_peak
 from toccata.demo import listening_ui
 from toccata.demo.answers import AnswerStore, Summary, default_answers_path, wilson_interval
 from toccata.demo.engine import load_engine

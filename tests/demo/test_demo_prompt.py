@@ -7,7 +7,7 @@ import time
 
 import pytest
 import symusic
-from helpers import END_OF_TRACK, smf
+from support.midi_files import END_OF_TRACK, smf
 from toccata.demo.form import PromptChoice
 from toccata.demo.prompt import MAX_UPLOAD_BYTES, corpus_midi, midi_payload, parse_untrusted, read_prompt, read_upload
 from toccata.demo.sandbox import SandboxError, run_isolated
@@ -77,8 +77,8 @@ def test_only_listed_corpus_works_are_accepted():
         PromptChoice(source="corpus", work="../../etc/passwd")
 
 
-# The sandbox itself, with children that misbehave (tests/sandbox_targets.py).
-HERE = "sandbox_targets:"
+# The sandbox itself, with children that misbehave (tests/support/sandbox_targets.py).
+HERE = "support.sandbox_targets:"
 MB = 1024**2
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from demo_support import ROOT, demo_server, is_up, require_fluidsynth, audio_peak
+from support.demo import ROOT, demo_server, is_up, require_fluidsynth, audio_peak
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from helpers import END_OF_TRACK, smf
+from support.midi_files import END_OF_TRACK, smf
 from toccata.demo.prompt import MAX_UPLOAD_BYTES, corpus_midi
 from toccata.tokenization import NotewiseTokenizer
 

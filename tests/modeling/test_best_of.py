@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import symusic
-from test_pipeline import MODEL, TOK
+from support.models import MODEL, TOK
 from toccata.modeling import GenerationRequest, SamplerSettings, compose
 
 import toccata

@@ -8,19 +8,14 @@ import threading
 
 import pytest
 import torch
-from test_pipeline import tiny_model
-from toccata.modeling import GuardSettings, SamplerSettings, generate_kwargs
+from support.models import TOK, tiny_model, walk, with_generate
+from toccata.modeling import GuardSettings, SamplerSettings
 from toccata.modeling.batching import ContinuousBatcher
 from toccata.modeling.decoding import DecodeBatch, DecodeJob, decode
-from toccata.modeling.guards import StopAfterSteps
-from toccata.modeling.layout import VocabLayout
-from toccata.tokenization import NotewiseTokenizer
 from toccata.tokenization.midi_io import music21_corpus_midi
-from transformers import StoppingCriteriaList
 
 import toccata
 
-TOK = NotewiseTokenizer()
 GUARDS = {
     "default": GuardSettings(),
     "tight, calm": GuardSettings(max_polyphony=3, max_note_beats=2.0, max_silence_beats=1.0, calmness=0.8),
@@ -43,23 +38,6 @@ def trained():
 def prompt_ids() -> list[int]:
     tokens = TOK.tail(TOK.midi_to_tokens(music21_corpus_midi("bach/bwv66.6")), 8)
     return [TOK.bos_token_id, *TOK.convert_tokens_to_ids(tokens)]
-
-
-def with_generate(model, job: DecodeJob) -> list[list[int]]:
-    """What transformers' `generate()` makes of the same job: each row's new ids."""
-    layout = VocabLayout.from_config(model.config)
-    ids = torch.tensor([job.prompt_ids] * job.rows)
-    criteria = [StopAfterSteps(layout, ids.shape[1], job.target_steps)] if job.target_steps else []
-    out = model.generate(
-        ids,
-        attention_mask=torch.ones_like(ids),
-        max_new_tokens=job.budget,
-        **generate_kwargs(model.config, job.sampler, job.guards),
-        stopping_criteria=StoppingCriteriaList(criteria),
-        pad_token_id=model.config.pad_token_id,
-        eos_token_id=model.config.eos_token_id,
-    )
-    return out[:, ids.shape[1] :].tolist()
 
 
 def job(prompt: list[int], sampler="top_k", guards="default", seed=0, rows=3, steps=96, budget=300, **kw) -> DecodeJob:
@@ -189,7 +167,6 @@ def test_a_request_larger_than_the_batch_is_refused_with_advice(trained):
 
 
 def test_int8_decoding_keeps_the_guards_and_scores_a_real_piece_like_float32(trained, prompt_ids):
-    from test_sampling import walk
     from toccata.modeling.quantized import Int8Cells
 
     made = decode(trained, job(prompt_ids, rows=4, steps=240, budget=1000), int8=True)

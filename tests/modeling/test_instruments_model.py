@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import symusic
 import torch
-from test_decoding import with_generate
+from support.models import with_generate
 from toccata.modeling import GenerationRequest, GuardSettings, SamplerSettings, compose
 from toccata.modeling.configuration_notewise_lstm import NotewiseLSTMConfig
 from toccata.modeling.decoding import DecodeJob, decode

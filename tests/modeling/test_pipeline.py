@@ -8,7 +8,7 @@ import threading
 import pytest
 import symusic
 import torch
-from test_sampling import walk  # the strict grammar checker
+from support.models import MODEL, TOK, tiny_model, walk  # walk: the strict grammar checker
 from toccata.modeling import (
     SAMPLERS,
     GenerationCancelled,
@@ -23,17 +23,7 @@ from toccata.modeling.pipeline import EMPTY_PROMPT, describe_prompt
 from toccata.tokenization import NotewiseTokenizer
 from toccata.tokenization.midi_io import music21_corpus_midi
 
-TOK = NotewiseTokenizer()
 SPQ, MAX_WAIT = TOK.steps_per_quarter, TOK.max_wait
-
-
-def tiny_model(seed: int = 0, **overrides) -> NotewiseLSTMForCausalLM:
-    torch.manual_seed(seed)
-    config = NotewiseLSTMConfig(embedding_size=16, hidden_size=24, num_hidden_layers=2, **overrides)
-    return NotewiseLSTMForCausalLM(config).eval()
-
-
-MODEL = tiny_model()
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -181,7 +171,7 @@ def test_bars_follow_the_prompts_time_signature_and_an_opening_lasts_to_its_bar_
 
 
 def test_a_prompt_without_notes_is_said_to_be_silence_and_no_prompt_says_nothing():
-    from helpers import make_score
+    from support.midi_files import make_score
 
     drums = make_score([], drum_track=[(0, 240, 36)]).dumps_midi()
     piece = compose(MODEL, TOK, GenerationRequest(sampler=SamplerSettings("top_k", seed=1), beats=2), prompt=drums)[0]

@@ -1,18 +1,17 @@
 """Samplers and guards: settings validation, each sampler's statistics, seeded determinism, and the guards checked on
-thousands of tokens from random-weight models by a strict grammar checker written here, apart from the code under
-test."""
+thousands of tokens from random-weight models by a strict grammar checker written apart from the code under test
+(`walk` in tests/support/models.py)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import pytest
 import torch
+from support.models import MAX_WAIT, MODEL, ON, PITCHES, TOK, WAIT, tiny_model, walk
 from toccata.modeling import (
     SAMPLERS,
     GuardSettings,
-    NotewiseLSTMConfig,
     NotewiseLSTMForCausalLM,
     SamplerSettings,
     default_generation_config,
@@ -22,32 +21,12 @@ from toccata.modeling.guards import GuardMask, StopAfterSteps
 from toccata.modeling.layout import VocabLayout
 from toccata.modeling.presets import preset_from_generation_config
 from toccata.modeling.sampling import Mixed, SeededDraw, TopK, TopN, Weighted, sampler_processors
-from toccata.tokenization import NotewiseTokenizer
 
-TOK = NotewiseTokenizer()
-ON, OFF, WAIT = TOK.note_on_offset, TOK.note_off_offset, TOK.wait_offset
-PITCHES, MAX_WAIT, SPQ = TOK.num_pitches, TOK.max_wait, TOK.steps_per_quarter
+SPQ = TOK.steps_per_quarter
 NO_GUARDS = GuardSettings(grammar=False, rest_guard=False)
 
 
-def tiny_model(seed: int = 0, **overrides) -> NotewiseLSTMForCausalLM:
-    """A random-weight model over the default notewise vocabulary (228 ids), in eval mode."""
-    torch.manual_seed(seed)
-    config = NotewiseLSTMConfig(embedding_size=16, hidden_size=24, num_hidden_layers=2, **overrides)
-    return NotewiseLSTMForCausalLM(config).eval()
-
-
-MODEL = tiny_model()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matrices gain nothing from intra-op threads, and on a busy 2-core machine the threads' spinning makes
-    one-token steps many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def bos(rows: int = 1) -> torch.Tensor:
@@ -57,68 +36,6 @@ def bos(rows: int = 1) -> torch.Tensor:
 def generate(model, prompt, max_new_tokens, sampler, guards=None, **extra) -> torch.Tensor:
     kwargs = {**generate_kwargs(model.config, sampler, guards), **extra}
     return model.generate(prompt, max_new_tokens=max_new_tokens, pad_token_id=TOK.pad_token_id, **kwargs)
-
-
-# ------------------------------------------------------------------------------------------------ a strict checker
-
-
-def _kind(token: int) -> tuple[str, int]:
-    if ON <= token < ON + PITCHES:
-        return "on", token - ON
-    if OFF <= token < OFF + PITCHES:
-        return "off", token - OFF
-    if WAIT <= token < WAIT + MAX_WAIT:
-        return "wait", token - WAIT + 1
-    return "special", token
-
-
-@dataclass
-class Walk:
-    """What a walk over one token sequence found."""
-
-    violations: list[str]
-    longest_silence: int  # steps in a row without a sounding note (from the start of the sequence)
-    note_ons: int  # pN tokens after `start`
-
-
-def walk(ids: list[int], start: int = 0, max_polyphony: int = 10, max_note_steps: int = 192) -> Walk:
-    """Check the tokens from index `start` on (those before only set up the state) against the grammar:
-    `endpN` only when N sounds and not in the step it began, `pN` only when N is silent and at most `max_polyphony`
-    notes sound, no note lasts more than `max_note_steps`, no special tokens."""
-    sounding: dict[int, int] = {}  # pitch -> step it began
-    now = silence = longest = note_ons = 0
-    bad: list[str] = []
-    for index, token in enumerate(ids):
-        strict = index >= start
-        kind, value = _kind(token)
-        where = f"token {index} ({TOK.convert_ids_to_tokens(token)})"
-        if kind == "special":
-            if strict:
-                bad.append(f"{where}: special token")
-        elif kind == "on":
-            if strict and value in sounding:
-                bad.append(f"{where}: note-on of a sounding pitch")
-            sounding[value] = now
-            if strict and len(sounding) > max_polyphony:
-                bad.append(f"{where}: {len(sounding)} notes sound, more than {max_polyphony}")
-            silence = 0
-            note_ons += strict
-        elif kind == "off":
-            if value not in sounding:
-                if strict:
-                    bad.append(f"{where}: note-off of a silent pitch")
-            elif strict and sounding[value] == now:
-                bad.append(f"{where}: note-off in the step the note began")
-            sounding.pop(value, None)
-        else:
-            for pitch, began in sounding.items():
-                if strict and now + value - began > max_note_steps:
-                    bad.append(f"{where}: p{pitch + TOK.min_pitch} would last {now + value - began} steps")
-            now += value
-            if not sounding:
-                silence += value
-                longest = max(longest, silence)
-    return Walk(bad, longest, note_ons)
 
 
 def test_the_checker_catches_each_kind_of_violation():

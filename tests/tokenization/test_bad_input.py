@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import END_OF_TRACK, chunk, smf, vlq
+from support.midi_files import END_OF_TRACK, chunk, smf, vlq
 from toccata.tokenization import MidiError, MidiLimits, NotewiseTokenizer, load_score
 from toccata.tokenization.midi_io import music21_corpus_midi, score_notes
 

@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 
-from helpers import END_OF_TRACK, smf, vlq
+from support.midi_files import END_OF_TRACK, smf, vlq
 from toccata.tokenization import NotewiseTokenizer, ScoreMeta
 from toccata.tokenization.midi_io import HeldNotesWarning
 

@@ -289,7 +289,7 @@ def test_a_folder_of_scores_builds_a_dataset(collection, tmp_path):
 
 def test_a_rebuild_can_keep_the_splits_of_an_earlier_build(tmp_path):
     """A piece whose notes are read differently (a new Toccata) would hash to another split; splits_from pins it."""
-    from helpers import make_score
+    from support.midi_files import make_score
 
     folder = tmp_path / "midi"
     folder.mkdir()

@@ -158,7 +158,7 @@ def test_toccata_train_on_another_tokenization(tiny_dataset, tmp_path):
 
 def study_modules():
     """(study_train, tokenization_study): scripts in benchmarks/studies/ (not installed), imported as they run."""
-    folder = str(Path(__file__).parents[1] / "benchmarks" / "studies")
+    folder = str(Path(__file__).parents[2] / "benchmarks" / "studies")
     if folder not in sys.path:
         sys.path.insert(0, folder)
     import study_train

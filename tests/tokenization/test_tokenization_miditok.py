@@ -8,7 +8,7 @@ import pytest
 import symusic
 from miditok import TokenizerConfig
 
-from helpers import make_score
+from support.midi_files import make_score
 from toccata.cli import main as toccata_main
 from toccata.tokenization import MidiError, NotewiseTokenizer, parse_token_text
 from toccata.tokenization.midi_io import music21_corpus_midi

@@ -14,7 +14,7 @@ import symusic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import make_score, note_multiset
+from support.midi_files import make_score, note_multiset
 from toccata.tokenization import MidiError, NotewiseTokenizer, ScoreMeta, parse_token_text
 
 TOK = NotewiseTokenizer()

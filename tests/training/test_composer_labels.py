@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import make_score
+from support.midi_files import make_score
 from toccata.modeling.layout import VocabLayout
 from toccata.tokenization import NotewiseTokenizer
 
