@@ -5,7 +5,8 @@ toccata demo --host 0.0.0.0 --port 8080 --model PATH_OR_REPO
 toccata demo --answers answers.sqlite         # where the "Human or AI?" tab records answers
 toccata listening-data --dataset data/piano --split test --out demo/listening   # rebuild the tab's real excerpts
 
-The only module outside demo/ that imports it (tests/test_import_graph.py allows it by name): these commands start it.
+The only module outside demo/ that imports it (tests/cli/test_import_graph.py allows it by name): these commands
+start it.
 """
 
 from __future__ import annotations
