@@ -20,7 +20,7 @@ import pytest
 import ray
 import symusic
 from datasets import load_dataset
-from helpers import make_score
+from support.midi_files import make_score
 from toccata.cli import main
 from toccata.dataset_builder import build_dataset
 from toccata.dataset_builder.engines.ray_engine import DELAY_ENV
