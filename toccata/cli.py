@@ -226,6 +226,7 @@ def _cmd_save(args: argparse.Namespace) -> int:
     from transformers.utils import logging as hf_logging
 
     import toccata
+    import toccata.tokenization  # noqa: F401  registers NotewiseTokenizer with AutoTokenizer: the copy loads it
     from toccata.modeling.hub import copy_checkpoint
 
     hf_logging.disable_progress_bar()
