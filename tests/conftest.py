@@ -17,7 +17,7 @@ TINY_SOURCES = ("corpus:bach/bwv25*,bach/bwv26*",)  # 22 chorales
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A built dataset folder (parquet splits + card) of 22 Bach chorales, split by piece 60/20/20."""
-    from toccata.dataset_builder.builder import build_dataset
+    from toccata.dataset_builder import build_dataset
 
     out = tmp_path_factory.mktemp("tiny-dataset") / "toccata-tiny"
     build_dataset(out, sources=TINY_SOURCES, train_fraction=0.6, validation_fraction=0.2, test_fraction=0.2, seed=0)
