@@ -128,7 +128,7 @@ def forget_code(model, tokenizer) -> None:
     the code must not point `trust_remote_code` at files it does not hold."""
     if getattr(model.config, "auto_map", None) is not None:
         del model.config.auto_map
-    tokenizer.init_kwargs.pop("auto_map", None)
+    getattr(tokenizer, "init_kwargs", {}).pop("auto_map", None)  # a token scheme (REMI, ...) has none
 
 
 def _auto_class(obj) -> str:
