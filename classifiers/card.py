@@ -100,6 +100,11 @@ def card_text(task, summary: dict) -> str:
         + (f" --generator {task.generator}" if task.generator else "")
         + f" --steps {task.steps} --excerpt-tokens {task.excerpt_tokens} --seed {task.seed} --license {task.license}"
         + ("" if task.pretrained else " --from-scratch")
+        + (
+            f" --negatives {task.negatives} --weaker-temperature {task.weaker_temperature:g}"
+            if task.task == "critic"
+            else ""
+        )
     )
     body = f"""
 # Toccata {task.task} (NotewiseLSTM sequence classifier)
