@@ -98,7 +98,8 @@ def card_text(task, summary: dict) -> str:
     command = (
         f"toccata {task.task} train --dataset {task.dataset} --out {task.output_dir}"
         + (f" --generator {task.generator}" if task.generator else "")
-        + f" --steps {task.steps} --excerpt-tokens {task.excerpt_tokens} --seed {task.seed} --license {task.license}"
+        + f" --steps {task.steps} --eval-every {task.eval_every} --excerpt-tokens {task.excerpt_tokens} --seed {task.seed}"
+        + f" --license {task.license}"
         + ("" if task.pretrained else " --from-scratch")
         + (
             f" --negatives {task.negatives} --weaker-temperature {task.weaker_temperature:g}"
