@@ -12,8 +12,9 @@ TAGS = ["music", "midi", "piano", "lstm", "notewise", "toccata", "text-classific
 
 WHAT = {
     "critic": (
-        "Tells human-composed piano music from the generator's samples: `P(human)` per excerpt, averaged over a "
-        "piece's excerpts. Classes: 0 `generated`, 1 `human`."
+        "`P(human)`: the probability that a human wrote a piece of piano music, per excerpt, averaged over a "
+        "piece's excerpts. Trained on real music against the generator's samples, weaker models' samples and real "
+        "excerpts spoilt in ways a listener hears. Classes: 0 `generated`, 1 `human`."
     ),
     "composer": "Names the composer of a piano piece, from its excerpts (mean log-probability over them).",
 }
@@ -21,6 +22,32 @@ WHAT = {
 
 def _rows(result: dict, keys: list[str]) -> str:
     return "\n".join(f"| {key} | {result[key]:.3f} |" for key in keys if key in result)
+
+
+def _check_tables(checks: dict) -> str:
+    """The critic check per split: ROC AUC of real excerpts against each kind of negative, and mean P(human)."""
+    if not checks:
+        return ""
+    splits = list(checks)
+    kinds = list(next(iter(checks.values()))["auc"])
+    lines = [
+        "## Does it judge music?",
+        "",
+        (
+            "Real excerpts (512 tokens, two per piece) of pieces never seen in training against the same excerpts "
+            "spoilt, and against samples; ROC AUC of real against each kind (1: always prefers the real; 0.5: chance)."
+        ),
+        "",
+        "| negatives | " + " | ".join(f"ROC AUC, {s}" for s in splits) + " |",
+        "|---|" + "---:|" * len(splits),
+    ]
+    lines += [
+        f"| {k} | " + " | ".join(f"{checks[s]['auc'].get(k, float('nan')):.3f}" for s in splits) + " |" for k in kinds
+    ]
+    lines += ["", "Reliability (all excerpts of the first split, real and negatives weighted to equal totals):", ""]
+    lines += ["| mean P(human) | share real | excerpts |", "|---:|---:|---:|"]
+    lines += [f"| {p:.2f} | {share:.2f} | {n} |" for p, share, n in checks[splits[0]]["reliability"]]
+    return "\n".join(lines) + "\n"
 
 
 def card_text(task, summary: dict) -> str:
@@ -54,20 +81,31 @@ def card_text(task, summary: dict) -> str:
             "from toccata.classifiers.model import sequence_probabilities\n"
             "probs = sequence_probabilities(model, tokenizer, [tokens])  # (1, num_labels); model.config.id2label"
         )
-    samples = ""
+    samples, checks = "", ""
     if task.task == "critic":
         spread = "; ".join(", ".join(f"{k}={v}" for k, v in o.items()) or "the preset" for o in SAMPLER_SPREAD)
         samples = (
-            f"Generated samples: {task.sample_beats:g} quarter notes each from scratch, the generator's preset guards, "
-            f"batches of 16 cycling through these samplers: {spread}; test samples use seeds never used in training. "
+            f"Negatives in shares `{task.negatives}`: the generator's samples ({task.sample_beats:g} quarter notes "
+            f"each from scratch, the generator's preset guards, batches of 16 cycling through these samplers: "
+            f"{spread}); real training excerpts corrupted on the fly (pitches scrambled, rhythm shuffled, bars "
+            f"reordered, a hand a tritone off, reversed, random notes added, in turn); weaker models' samples (the "
+            f"generator at T {task.weaker_temperature:g}, an untrained model of its size, a 5-gram of the training "
+            f"pieces). Validation and test negatives use seeds never used in training. "
         )
+        checks = _check_tables(summary.get("check", {}))
     classes = ", ".join(f"{i} `{name}`" for i, name in enumerate(summary["classes"]))
     data_notes = "; ".join(f"{split}: {text}" for split, text in summary["data"].items())
     command = (
         f"toccata {task.task} train --dataset {task.dataset} --out {task.output_dir}"
         + (f" --generator {task.generator}" if task.generator else "")
-        + f" --steps {task.steps} --excerpt-tokens {task.excerpt_tokens} --seed {task.seed} --license {task.license}"
+        + f" --steps {task.steps} --eval-every {task.eval_every} --excerpt-tokens {task.excerpt_tokens} --seed {task.seed}"
+        + f" --license {task.license}"
         + ("" if task.pretrained else " --from-scratch")
+        + (
+            f" --negatives {task.negatives} --weaker-temperature {task.weaker_temperature:g}"
+            if task.task == "critic"
+            else ""
+        )
     )
     body = f"""
 # Toccata {task.task} (NotewiseLSTM sequence classifier)
@@ -109,6 +147,7 @@ Excerpt rows are per excerpt; piece rows average each piece's (or sample's) exce
 |---|---|
 {table}
 
+{checks}
 Reproduce: `{command}`
 """
     return f"---\n{data.to_yaml()}\n---\n{body}"

@@ -6,23 +6,33 @@ This check scores real excerpts of a held-out split, the same excerpts spoilt by
 AUC of real against it (1: the critic always prefers the real excerpt; 0.5: chance; below 0.5: it prefers the fake),
 with a reliability curve of its probabilities (calibration: of the excerpts given P(human) near p, about p should be
 real, with real and spoilt excerpts weighted to equal totals).
+
+Every excerpt, real or not, is read as notes and written back before it is scored, so that only the music differs
+between them, not how the excerpt's edges were cut (notes sounding at the cut, releases of notes begun before it).
+`check_folder` runs the check on a critic folder and a dataset split (`toccata critic check`).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
+from toccata.modeling.hub import load_checkpoint
 
-from .data import dataset_rows, windows
 from .corruptions import CORRUPTIONS, corrupt
+from .data import dataset_rows, windows
+from .model import critic_scores, load_classifier
+from .negatives import generated_samples
 
 Scorer = Callable[[list[list[str]]], list[float]]  # token lists -> P(human) each
 EXCERPT_TOKENS = 512
 CALIBRATION_BINS = 10
+CHECK_SPLITS = ("test", "unseen_composers")  # the splits a trained critic is checked on (those the dataset has)
 
 
 @dataclass
@@ -56,13 +66,15 @@ def real_excerpts(
     return out
 
 
-def corrupted(excerpts: Sequence[list[str]], tokenizer, kind: str, seed: int = 0) -> list[list[str]]:
-    """Each excerpt spoilt by `kind`, read and written back as the tokenizer does (a seed per excerpt)."""
+def corrupted(excerpts: Sequence[list[str]], tokenizer, kind: str | None, seed: int = 0) -> list[list[str]]:
+    """Each excerpt spoilt by `kind` (None: not spoilt), read and written back as the tokenizer does (a seed per
+    excerpt)."""
     out = []
     for index, tokens in enumerate(excerpts):
-        rng = np.random.default_rng([seed, index])
         notes = tokenizer.tokens_to_notes(tokens)
-        out.append(tokenizer.notes_to_tokens(corrupt(notes, kind, rng)))
+        if kind is not None:
+            notes = corrupt(notes, kind, np.random.default_rng([seed, index]))
+        out.append(tokenizer.notes_to_tokens(notes))
     return out
 
 
@@ -91,7 +103,8 @@ def check_critic(
     if not real:
         raise ValueError("no real excerpts to check the critic on")
     kinds = {kind: corrupted(real, tokenizer, kind, seed) for kind in corruptions}
-    kinds.update(negatives or {})
+    kinds.update({kind: corrupted(excerpts, tokenizer, None) for kind, excerpts in (negatives or {}).items()})
+    real = corrupted(real, tokenizer, None)  # written back like the others: only the music differs
     real_p = np.asarray(score(list(real)), dtype=np.float64)
     result = CriticCheck(real=len(real), mean_p_human={"real": float(real_p.mean())})
     all_p, all_labels = [real_p], [np.ones(len(real_p))]
@@ -107,3 +120,28 @@ def check_critic(
         all_labels.append(np.zeros(len(fake_p)))
     result.reliability = _reliability(np.concatenate(all_p), np.concatenate(all_labels), CALIBRATION_BINS)
     return result
+
+
+def check_folder(
+    critic: str | os.PathLike,
+    dataset: str | os.PathLike,
+    split: str = "test",
+    generator: str | os.PathLike | None = None,
+    samples: int = 0,
+    beats: float = 96.0,
+    log=print,
+) -> CriticCheck:
+    """`check_critic` of the critic in folder `critic` on `split` of `dataset`, with `samples` samples of `generator`
+    (its preset mix of samplers, test seeds; their first `EXCERPT_TOKENS` tokens) as one more kind."""
+    model, tokenizer = load_classifier(critic)
+    if (getattr(model.config, "toccata_classifier", None) or {}).get("task", "critic") != "critic":
+        raise ValueError(f"{critic}: is a {model.config.toccata_classifier['task']} checkpoint, not a critic")
+    score = lambda lists: critic_scores(model, tokenizer, lists)
+    score([["wait12"]])  # fails early with a clear line if the labels are not a critic's
+    negatives = {}
+    if samples:
+        lm, lm_tokenizer = load_checkpoint(str(generator))
+        with tempfile.TemporaryDirectory() as folder:
+            texts = generated_samples(lm, lm_tokenizer, Path(folder), "test", samples, beats, log)
+        negatives[f"samples of {Path(str(generator)).name}"] = [words[:EXCERPT_TOKENS] for words in texts]
+    return check_critic(score, tokenizer, real_excerpts(dataset, split, tokenizer), negatives)

@@ -158,7 +158,10 @@ def excerpt_tokens(model, default: int = 256) -> int:
     return int((getattr(model.config, "toccata_classifier", None) or {}).get("excerpt_tokens", default))
 
 
-def sequence_probabilities(model, tokenizer, token_lists, max_windows: int = 16) -> np.ndarray:
+MAX_WINDOWS = 16  # excerpts a long sequence is scored by (their mean)
+
+
+def sequence_probabilities(model, tokenizer, token_lists, max_windows: int = MAX_WINDOWS) -> np.ndarray:
     """Class probabilities (n, num_labels) per token sequence: the mean over up to `max_windows` excerpts of the
     length the classifier was trained on. A sequence is a list of words (`p60`) or of token ids."""
     length, pad, first = excerpt_tokens(model), tokenizer.pad_token_id, int(model.config.note_on_offset)
@@ -199,7 +202,7 @@ def load_classifier(source: str | os.PathLike, trust_remote_code: bool = False):
     try:
         model = AutoModelForSequenceClassification.from_pretrained(name, **options)
         tokenizer = AutoTokenizer.from_pretrained(name, **options)
-    except OSError as err:
+    except (OSError, ValueError) as err:  # ValueError: a folder with a config.json of no known model
         raise ValueError(f"{name}: not a Toccata classifier folder ({str(err).splitlines()[0]})") from None
     return model.eval(), tokenizer
 
@@ -222,6 +225,7 @@ def save_classifier(folder: str | os.PathLike, model, tokenizer, info: dict, car
 
 __all__ = [
     "CRITIC_LABELS",
+    "MAX_WINDOWS",
     "FitSettings",
     "classifier_from_generator",
     "critic_scores",

@@ -1,8 +1,10 @@
 """The two classifier tasks, from data to a saved, evaluated checkpoint folder.
 
-- **critic**: real excerpts (a built dataset's splits, by piece) against the generator's own samples (its preset
-  guards, a spread of samplers and temperatures, cached under OUT/samples so an interrupted run reuses them);
-  class 1 is "human". Tested on the test split's pieces and on samples drawn with seeds never used in training.
+- **critic**: real excerpts (a built dataset's splits, by piece) against negatives of three kinds in set shares
+  (`negatives.py`): the generator's own samples (its preset guards, a spread of samplers and temperatures, cached
+  under OUT/samples so an interrupted run reuses them), real excerpts corrupted in ways a listener hears, and
+  weaker composers' samples; class 1 is "human". Tested on the test split's pieces and on negatives drawn with seeds
+  never used in training, and checked kind by kind (`critic_check.py`) on the test and unseen-composer splits.
 - **composer**: the composer column of a built dataset (composers with at least `min_pieces` training pieces);
   tested on the test split's pieces, by piece (mean log-probability over its excerpts).
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -25,14 +28,13 @@ from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from toccata.evaluation.feature_critic import excerpt_features
-from toccata.modeling import GenerationRequest, compose
 from toccata.modeling.hub import load_checkpoint
 from toccata.modeling.layout import VocabLayout
-from toccata.modeling.presets import preset_from_generation_config
-from toccata.modeling.sampling import SamplerSettings
 from toccata.training.trainer import _machine as machine
 
 from .card import card_text
+from .critic_check import CHECK_SPLITS, check_critic, real_excerpts
+from .critic_check import EXCERPT_TOKENS as CHECK_TOKENS
 from .data import (
     SAMPLER_SPREAD,
     Excerpts,
@@ -43,10 +45,23 @@ from .data import (
     dataset_rows,
     fixed_excerpts,
 )
-from .model import CRITIC_LABELS, FitSettings, classifier_from_generator, fit, predict_proba, save_classifier
-
-SEED_BASE = {"train": 0, "validation": 100_000, "test": 200_000}  # sample seeds never shared between splits
-SAMPLE_BATCH = 16
+from .model import (
+    CRITIC_LABELS,
+    FitSettings,
+    classifier_from_generator,
+    critic_scores,
+    fit,
+    predict_proba,
+    save_classifier,
+)
+from .negatives import (
+    DEFAULT_NEGATIVES,
+    CriticSampler,
+    corrupted_excerpts,
+    generated_samples,
+    negative_shares,
+    weaker_samples,
+)
 
 
 @dataclass
@@ -71,6 +86,9 @@ class ClassifierTask:
     validation_samples: int = 64
     test_samples: int = 128
     sample_beats: float = 96.0
+    negatives: str = DEFAULT_NEGATIVES  # critic: shares of the negative class, kind=share (see negatives.py)
+    weaker_temperature: float = 1.8  # critic: the temperature of the generator's "hot" weaker samples
+    corrupted_per_piece: int = 4  # critic: spoilt excerpts per validation/test piece
     min_pieces: int = 5  # composer: a composer needs this many training pieces to be a class
     license: str = "unknown"
     seed: int = 0
@@ -83,6 +101,8 @@ class ClassifierTask:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.excerpt_tokens < 16:
             raise ValueError(f"excerpt_tokens must be at least 16, got {self.excerpt_tokens}")
+        if self.task == "critic":
+            negative_shares(self.negatives)  # a clear error now, not after generating samples
 
     def fit_settings(self) -> FitSettings:
         unfreeze = (
@@ -100,45 +120,53 @@ class ClassifierTask:
         )
 
 
-def generated_samples(generator, tokenizer, folder: Path, split: str, count: int, beats: float, log=print) -> list:
-    """`count` samples of the generator (lists of words), batch by batch over `SAMPLER_SPREAD`; each batch is cached
-    as OUT/samples/SPLIT-NNN.json, so a rerun (or a resumed run) generates only what is missing."""
-    preset, guards = preset_from_generation_config(generator.generation_config)
-    folder.mkdir(parents=True, exist_ok=True)
-    samples, batch = [], 0
-    while len(samples) < count:
-        path = folder / f"{split}-{batch:03d}.json"
-        if not path.is_file():
-            overrides = SAMPLER_SPREAD[batch % len(SAMPLER_SPREAD)]
-            sampler = SamplerSettings(**{**asdict(preset), **overrides, "seed": SEED_BASE[split] + batch})
-            size = min(SAMPLE_BATCH, count - len(samples))
-            request = GenerationRequest(sampler=sampler, guards=guards, beats=beats, num_samples=size)
-            pieces = compose(generator, tokenizer, request)
-            record = {"sampler": asdict(sampler), "samples": [" ".join(p.tokens) for p in pieces]}
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(record) + "\n", encoding="utf-8")
-            tmp.replace(path)
-            log(f"generated {split} batch {batch} ({sampler.sampler}, T={sampler.temperature}): {size} samples")
-        record = json.loads(path.read_text(encoding="utf-8"))
-        samples += [text.split() for text in record["samples"]][: count - len(samples)]
-        batch += 1
-    return samples
-
-
-def _critic_split(task, tokenizer, generator, split: str, count: int, log) -> list[Labelled]:
+def _critic_split(task, tokenizer, generator, split: str, count: int, train_real: list[Labelled], log) -> list:
+    """Labelled sequences of one split: real pieces (group "piece:..."), the generator's samples ("sample:..."),
+    weaker composers' samples ("weaker:MODEL:..."), and outside training fixed corrupted excerpts
+    ("corrupted:KIND:..."; training corrupts on the fly). Training makes only the kinds with a share."""
     human = CRITIC_LABELS.index("human")
-    real = [
-        Labelled(ids, human, "piece:" + row["piece_id"]) for row, ids in dataset_rows(task.dataset, split, tokenizer)
-    ]
-    texts = generated_samples(
-        generator, tokenizer, Path(task.output_dir) / "samples", split, count, task.sample_beats, log
-    )
-    fake = [
-        Labelled(np.asarray(tokenizer.convert_tokens_to_ids(words), dtype=np.int64), 1 - human, f"sample:{split}:{i}")
-        for i, words in enumerate(texts)
-    ]
+    shares = negative_shares(task.negatives) if split == "train" else dict.fromkeys(("generator", "weaker"), 1.0)
+    real = train_real if split == "train" else _real_sequences(task, tokenizer, split)
+    folder = Path(task.output_dir) / "samples"
+    fake = []
+    if "generator" in shares:
+        texts = generated_samples(generator, tokenizer, folder, split, count, task.sample_beats, log)
+        fake += [Labelled(_ids(tokenizer, words), 1 - human, f"sample:{split}:{i}") for i, words in enumerate(texts)]
+    if "weaker" in shares:
+        records = weaker_samples(
+            generator,
+            tokenizer,
+            train_real,
+            folder,
+            split,
+            _weaker_count(count),
+            task.sample_beats,
+            task.weaker_temperature,
+            log,
+        )
+        fake += [
+            Labelled(_ids(tokenizer, r["tokens"]), 1 - human, f"weaker:{r['model']}:{split}:{i}")
+            for i, r in enumerate(records)
+        ]
+    if split != "train":
+        fake += corrupted_excerpts(real, tokenizer, task.excerpt_tokens, task.corrupted_per_piece, split, 1 - human)
     short = task.excerpt_tokens
     return [s for s in real + fake if len(s.ids) >= short] or real + fake  # equal-length excerpts on both sides
+
+
+def _weaker_count(count: int) -> int:
+    return max(48, count // 2)  # at least one batch of each weaker model
+
+
+def _ids(tokenizer, words: list[str]) -> np.ndarray:
+    return np.asarray(tokenizer.convert_tokens_to_ids(words), dtype=np.int64)
+
+
+def _real_sequences(task, tokenizer, split: str) -> list[Labelled]:
+    human = CRITIC_LABELS.index("human")
+    return [
+        Labelled(ids, human, "piece:" + row["piece_id"]) for row, ids in dataset_rows(task.dataset, split, tokenizer)
+    ]
 
 
 def _task_data(task: ClassifierTask, tokenizer, log) -> tuple[list[str], dict[str, list[Labelled]], dict]:
@@ -154,18 +182,25 @@ def _task_data(task: ClassifierTask, tokenizer, log) -> tuple[list[str], dict[st
 
     generator, _ = load_checkpoint(task.generator)
     counts = {"train": task.train_samples, "validation": task.validation_samples, "test": task.test_samples}
-    data = {split: _critic_split(task, tokenizer, generator, split, n, log) for split, n in counts.items()}
-    notes = {
-        split: f"{sum(s.label == 1 for s in seqs)} real pieces, {sum(s.label == 0 for s in seqs)} generated samples"
-        for split, seqs in data.items()
-    }
+    train_real = _real_sequences(task, tokenizer, "train")
+    data = {split: _critic_split(task, tokenizer, generator, split, n, train_real, log) for split, n in counts.items()}
+    notes = {split: _kinds_note(seqs) for split, seqs in data.items()}
     return list(CRITIC_LABELS), data, notes
+
+
+def _kinds_note(seqs: list[Labelled]) -> str:
+    """'N real pieces, N generator samples, ...' of one split."""
+    names = {"piece": "real pieces", "sample": "generator samples", "weaker": "weaker-model samples"}
+    names["corrupted"] = "corrupted excerpts"
+    counts = Counter(s.group.split(":")[0] for s in seqs)
+    return ", ".join(f"{counts[k]} {names[k]}" for k in names if counts[k])
 
 
 def _eval_excerpts(task: ClassifierTask, seqs: list[Labelled], pad_id: int) -> Excerpts:
     # generated samples are many and short: fewer excerpts each, so both sides weigh about the same
-    real = [s for s in seqs if not s.group.startswith("sample:")]
-    fake = [s for s in seqs if s.group.startswith("sample:")]
+    real = [s for s in seqs if not s.group.startswith(("sample:", "weaker:", "corrupted:"))]
+    fake = [s for s in seqs if s.group.startswith(("sample:", "weaker:"))]
+    fake += [s for s in seqs if s.group.startswith("corrupted:")]  # one excerpt each already
     parts = [fixed_excerpts(real, task.excerpt_tokens, task.eval_windows, pad_id)]
     if fake:
         parts.append(fixed_excerpts(fake, task.excerpt_tokens, max(1, task.eval_windows // 4), pad_id))
@@ -246,9 +281,19 @@ def train_task(task: ClassifierTask, log=print) -> dict:
     valid = _eval_excerpts(task, data["validation"], pad)
     test = _eval_excerpts(task, data["test"], pad)
     layout = VocabLayout.from_config(tokenizer)
-    sampler = ExcerptSampler(
-        data["train"], task.excerpt_tokens, layout, pad, task.max_transpose, task.task == "critic", task.seed
-    )
+    if task.task == "critic":
+        sampler = CriticSampler(
+            data["train"],
+            task.excerpt_tokens,
+            layout,
+            pad,
+            tokenizer,
+            negative_shares(task.negatives),
+            task.max_transpose,
+            task.seed,
+        )
+    else:
+        sampler = ExcerptSampler(data["train"], task.excerpt_tokens, layout, pad, task.max_transpose, False, task.seed)
     torch.manual_seed(task.seed)
     model = classifier_from_generator(task.generator, classes, pretrained=task.pretrained)
     settings = task.fit_settings()
@@ -268,6 +313,14 @@ def train_task(task: ClassifierTask, log=print) -> dict:
                 task.task, majority_baseline(data["train"], test, len(classes)), test.labels, test.groups, "majority_"
             )
         )
+    info = {
+        "task": task.task,
+        "excerpt_tokens": task.excerpt_tokens,
+        "generator": str(task.generator),
+        "pretrained_encoder": task.pretrained,
+    }
+    model.config.toccata_classifier = info  # the excerpt length the checks score with
+    checks = _critic_checks(task, model.eval(), tokenizer, data, log) if task.task == "critic" else {}
     summary = {
         "task": task.task,
         "classes": classes,
@@ -280,15 +333,35 @@ def train_task(task: ClassifierTask, log=print) -> dict:
         "torch_threads": torch.get_num_threads(),
         "machine": _machine(),
     }
-    info = {
-        "task": task.task,
-        "excerpt_tokens": task.excerpt_tokens,
-        "generator": str(task.generator),
-        "pretrained_encoder": task.pretrained,
-    }
+    if checks:
+        summary["check"] = checks
     save_classifier(out, model.eval(), tokenizer, info, card_text(task, summary))
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _critic_checks(task: ClassifierTask, model, tokenizer, data: dict[str, list[Labelled]], log) -> dict:
+    """`check_critic` on every split of `CHECK_SPLITS` the dataset has: real excerpts against each corruption and
+    against the test split's generated and weaker samples (the first excerpt of each), kind by kind."""
+    negatives: dict[str, list[list[str]]] = {}
+    names = {"sample": "generator's samples", "hot": f"generator at T {task.weaker_temperature:g}"}
+    names.update(untrained="untrained model", ngram="5-gram")
+    for seq in data["test"]:
+        head, *rest = seq.group.split(":")
+        kind = names.get(rest[0] if head == "weaker" else head)
+        if kind and head in ("sample", "weaker"):
+            negatives.setdefault(kind, []).append(tokenizer.convert_ids_to_tokens(seq.ids[:CHECK_TOKENS].tolist()))
+    checks = {}
+    for split in CHECK_SPLITS:
+        try:
+            real = real_excerpts(task.dataset, split, tokenizer, CHECK_TOKENS)
+        except ValueError as err:
+            log(f"critic check: no {split} split ({err})")
+            continue
+        check = check_critic(lambda lists: critic_scores(model, tokenizer, lists), tokenizer, real, negatives)
+        log(f"critic check on {split}:\n{check.markdown()}")
+        checks[split] = asdict(check)
+    return checks
 
 
 def _machine() -> str:

@@ -179,5 +179,20 @@ class KneserNeyModel:
             available.append(np.full(self.vocab_size, hist.size >= k - 1))
         return self._prob(histories, available, tokens)
 
+    def sample(self, rng: np.random.Generator, max_tokens: int, eos_id: int = 2, allowed: np.ndarray | None = None):
+        """Up to `max_tokens` ids drawn one by one from the model after `<bos>` (stops at `eos_id`, not included);
+        `allowed` (a boolean mask over the vocabulary) keeps only those ids. A weak composer to compare against."""
+        history, out = [self.bos_id], []
+        while len(out) < max_tokens:
+            p = self.next_distribution(history[-(self.order - 1) :] if self.order > 1 else [])
+            if allowed is not None:
+                p = np.where(allowed, p, 0.0)
+            token = int(rng.choice(self.vocab_size, p=p / p.sum()))
+            if token == eos_id:
+                break
+            out.append(token)
+            history.append(token)
+        return np.asarray(out, dtype=np.int64)
+
 
 __all__ = ["KneserNeyModel", "UnigramModel"]

@@ -2,6 +2,7 @@
 
 toccata critic train --generator toccata/checkpoints/default --dataset data/piano --out runs/critic [--from-scratch]
 toccata critic score piece.mid other.mid [--model runs/critic]          # P(human) per file (default: embedded)
+toccata critic check --critic runs/critic --dataset data/piano --split test [--generator G --samples N]
 toccata composer train --dataset data/piano --out runs/composer [--generator PATH] [--from-scratch]
 toccata composer predict piece.mid [--model runs/composer] [--top 3]
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from toccata.cli_io import read_source
@@ -19,7 +21,7 @@ from toccata.cli_io import read_source
 def add_classifier_parsers(commands: argparse._SubParsersAction) -> None:
     """Register `critic` and `composer` (imports torch only when they run)."""
     for task, help_text in (
-        ("critic", "tell human-composed excerpts from the generator's samples: train, score"),
+        ("critic", "tell human-composed music from generated or spoilt music: train, score, check"),
         ("composer", "name the composer of a piece: train, predict"),
     ):
         cmd = commands.add_parser(task, help=help_text)
@@ -27,7 +29,7 @@ def add_classifier_parsers(commands: argparse._SubParsersAction) -> None:
         _add_train(actions.add_parser("train", help=f"train a {task} on a built dataset"), task)
         use = actions.add_parser(
             "score" if task == "critic" else "predict",
-            help="P(human) per file"
+            help="P(human) per file: the critic's probability that a human wrote it"
             if task == "critic"
             else "the most likely composers per file, among those the classifier knows (it says which)",
         )
@@ -38,6 +40,34 @@ def add_classifier_parsers(commands: argparse._SubParsersAction) -> None:
         if task == "composer":
             use.add_argument("--top", type=int, default=3, help="composers listed per file (default %(default)s)")
         use.set_defaults(run=run_use, task=task)
+        if task == "critic":
+            use.description = SCORE_MEANING
+            _add_check(actions)
+
+
+SCORE_MEANING = (
+    "Prints, per file, P(human): the critic's probability that a human wrote the music (0..1), the mean over up to "
+    "16 evenly spread excerpts of the critic's excerpt length (in tokens). It was trained on real piano music against "
+    "generated samples and real music spoilt in ways a listener hears (scrambled pitches, shuffled rhythm, ...); "
+    "`toccata critic check` measures how well it tells them apart."
+)
+
+
+def _add_check(actions: argparse._SubParsersAction) -> None:
+    cmd = actions.add_parser(
+        "check",
+        help="ROC AUC of real excerpts against each kind of spoilt or generated one, and a reliability curve",
+        description="Scores real excerpts of a dataset split the critic never saw, the same excerpts spoilt in six "
+        "ways, and (with --generator/--samples) a generator's samples; prints the ROC AUC of real against each kind "
+        "(1: always prefers real, 0.5: chance) and the reliability curve of its P(human).",
+    )
+    cmd.add_argument("--critic", help="the critic folder or Hub id (default: the embedded one)")
+    cmd.add_argument("--dataset", required=True, help="built dataset folder or Hub id")
+    cmd.add_argument("--split", default="test", help="the split to check on (default %(default)s)")
+    cmd.add_argument("--generator", help="a generator checkpoint whose samples are one more kind (with --samples)")
+    cmd.add_argument("--samples", type=int, default=0, help="samples of --generator to score (default 0: none)")
+    cmd.add_argument("--json", action="store_true", help="print the check as JSON")
+    cmd.set_defaults(run=run_check, task="critic")
 
 
 def _add_train(cmd: argparse.ArgumentParser, task: str) -> None:
@@ -59,6 +89,15 @@ def _add_train(cmd: argparse.ArgumentParser, task: str) -> None:
         cmd.add_argument("--validation-samples", type=int, default=64)
         cmd.add_argument("--test-samples", type=int, default=128)
         cmd.add_argument("--sample-beats", type=float, default=96.0, help="length of each sample in quarter notes")
+        cmd.add_argument(
+            "--negatives",
+            help="shares of the negative class, kind=share: generator (its samples), corrupted (real excerpts "
+            "spoilt on the fly), weaker (the generator hot, an untrained model, a 5-gram) "
+            "(default generator=0.4,corrupted=0.4,weaker=0.2)",
+        )
+        cmd.add_argument(
+            "--weaker-temperature", type=float, default=1.8, help="temperature of the generator's weaker samples"
+        )
     else:
         cmd.add_argument("--min-pieces", type=int, default=5, help="training pieces a composer needs to be a class")
     cmd.set_defaults(run=run_train, task=task)
@@ -95,7 +134,10 @@ def run_train(args: argparse.Namespace) -> int:
             validation_samples=args.validation_samples,
             test_samples=args.test_samples,
             sample_beats=args.sample_beats,
+            weaker_temperature=args.weaker_temperature,
         )
+        if args.negatives is not None:
+            options["negatives"] = args.negatives
     else:
         options["min_pieces"] = args.min_pieces
     summary = train_task(ClassifierTask(**options), log=lambda line: print(line, file=sys.stderr))
@@ -112,8 +154,17 @@ def _tokens(source: str, tokenizer) -> list[str]:
 
 
 def run_use(args: argparse.Namespace) -> int:
+    import numpy as np
+
     import toccata
-    from toccata.classifiers.model import critic_scores, load_classifier, sequence_probabilities
+    from toccata.classifiers.data import windows
+    from toccata.classifiers.model import (
+        MAX_WINDOWS,
+        critic_scores,
+        excerpt_tokens,
+        load_classifier,
+        sequence_probabilities,
+    )
 
     source = args.model or (toccata.default_critic() if args.task == "critic" else toccata.default_composer())
     if source is None:
@@ -129,13 +180,20 @@ def run_use(args: argparse.Namespace) -> int:
             "after the nearest of them",
             file=sys.stderr,
         )
+    length = excerpt_tokens(model)
+    if args.task == "critic" and not args.json:
+        print(f"P(human): the critic's probability that a human wrote the file ({source})", file=sys.stderr)
     for path in args.files:
         tokens = _tokens(path, tokenizer)
         if not tokens:
             raise ValueError(f"{path}: no notes to score")
         if args.task == "critic":
             score = critic_scores(model, tokenizer, [tokens])[0]
-            print(json.dumps({"file": path, "p_human": score}) if args.json else f"{score:.3f}\t{path}")
+            if args.json:
+                print(json.dumps({"file": path, "p_human": score}))
+            else:
+                count = len(windows(np.arange(len(tokens)), length, MAX_WINDOWS))
+                print(f"{path}\tP(human) {score:.3f}, the mean over {count} excerpt(s) of {length} tokens")
             continue
         probs = sequence_probabilities(model, tokenizer, [tokens])[0]
         best = probs.argsort()[::-1][: max(1, args.top)]
@@ -145,3 +203,29 @@ def run_use(args: argparse.Namespace) -> int:
         else:
             print(f"{path}\t" + "\t".join(f"{c} {p:.3f}" for c, p in ranked))
     return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    import toccata
+    from toccata.classifiers.critic_check import EXCERPT_TOKENS, check_folder
+
+    critic = args.critic or toccata.default_critic()
+    if critic is None:
+        raise ValueError("no embedded critic in this install: pass --critic PATH")
+    if args.samples < 0 or (args.samples and not args.generator):
+        raise ValueError("--samples N needs N >= 0 and --generator PATH (the generator to sample)")
+    if not Path(args.dataset).exists() and "/" not in args.dataset:
+        raise ValueError(f"{args.dataset}: no such dataset folder; build one with `toccata build-dataset --out FOLDER`")
+    check = check_folder(critic, args.dataset, args.split, args.generator, args.samples, log=_stderr)
+    if args.json:
+        print(json.dumps(asdict(check), indent=2))
+    else:
+        print(
+            f"critic {critic} on {args.dataset} [{args.split}]; excerpts of {EXCERPT_TOKENS} tokens, P(human) per excerpt\n"
+        )
+        print(check.markdown())
+    return 0
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)

@@ -80,3 +80,16 @@ def test_baselines_beat_uniform_on_chorales(tiny_dataset):
     assert five.bits_per_token < unigram.bits_per_token - 1.0
     assert five.perplexity == pytest.approx(2**five.bits_per_token)
     assert five.bits_per_note == pytest.approx(five.total_bits / five.notes)
+
+
+def test_kneser_ney_samples_what_it_learnt_and_only_allowed_ids():
+    seqs = [np.array([1] + [3, 4, 5, 6] * 10 + [2])] * 5
+    model = KneserNeyModel(VOCAB, order=3, bos_id=1).fit(seqs)
+    drawn = model.sample(np.random.default_rng(0), 200, eos_id=2)
+    assert 0 < len(drawn) <= 200 and 2 not in drawn.tolist()
+    pairs = list(zip(drawn[:-1].tolist(), drawn[1:].tolist()))
+    assert sum(b == {3: 4, 4: 5, 5: 6, 6: 3}.get(a) for a, b in pairs) >= 0.8 * len(pairs)
+    allowed = np.arange(VOCAB) >= 7  # ids the model never saw: only those, and no <eos>
+    drawn = model.sample(np.random.default_rng(1), 50, eos_id=2, allowed=allowed)
+    assert len(drawn) == 50 and drawn.min() >= 7
+    np.testing.assert_array_equal(drawn, model.sample(np.random.default_rng(1), 50, eos_id=2, allowed=allowed))
