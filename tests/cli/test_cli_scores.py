@@ -67,7 +67,8 @@ def test_generate_continues_a_score_and_the_critic_scores_one(scores, tmp_path, 
     assert parse_token_text(out.with_suffix(".txt").read_text()).tokens[: len(prompt)] == prompt
     capsys.readouterr()
     assert main(["critic", "score", str(scores["krn"])]) == 0
-    probability, name = capsys.readouterr().out.split()
+    name, said = capsys.readouterr().out.strip().split("\t")  # "FILE<TAB>P(human) 0.412, the mean over ..."
+    probability = said.removeprefix("P(human) ").split(",")[0]
     assert 0.0 <= float(probability) <= 1.0 and name == str(scores["krn"])
 
 
