@@ -1,6 +1,7 @@
 """Choose a checkpoint's default preset on the validation split: every candidate sampler setting is generated, scored
 by the feature critic against validation excerpts and compared with validation music; the best is the one the critic
-finds hardest to tell from real music among those that never collapse into rests with the rest guard off.
+finds hardest to tell from real music among those that never collapse into rests with the rest guard off, preferring
+candidates whose samples stay within validation music's range on every giveaway (`evaluation.giveaways`).
 
     toccata preset-search RUN --dataset data/piano \\
         --candidates "sampler=top_k temperature=1.0" "sampler=weighted temperature=0.9 calmness=0.5" ...
@@ -18,6 +19,7 @@ from pathlib import Path
 from toccata.evaluation.copy_index import CopyIndex
 from toccata.evaluation.evaluation import REAL_EXCERPTS_PER_PIECE, evaluate_sampler
 from toccata.evaluation.feature_critic import EXCERPT_TOKENS, excerpts
+from toccata.evaluation.giveaways import giveaway_values, real_windows
 from toccata.evaluation.music_stats import sample_stats, summarise_set
 from toccata.modeling.layout import VocabLayout
 from toccata.modeling.presets import preset_from_generation_config
@@ -45,19 +47,22 @@ def search(
     tokens: int = 2000,
     seed: int = 0,
 ) -> list[dict]:
-    """One row per candidate: critic AUC, overlaps, rest collapse with and without the rest guard, density."""
+    """One row per candidate: critic AUC, overlaps, giveaways sample by sample, rest collapse with the rest guard off,
+    density."""
     layout = VocabLayout.from_config(tokenizer)
     train = load_pieces(dataset, "train", tokenizer, original_key_only=True)
     held = load_pieces(dataset, split, tokenizer, original_key_only=True)
     index = CopyIndex([p.ids for p in train], layout, 16, names=[p.piece_id for p in train])
     reference = summarise_set([sample_stats(p.ids, layout) for p in held])
     real = excerpts([p.ids for p in held], EXCERPT_TOKENS, REAL_EXCERPTS_PER_PIECE, seed)
+    real_giveaways = [giveaway_values(w, layout) for w in real_windows([p.ids for p in held], tokens)]
     base_sampler, base_guards = preset_from_generation_config(model.generation_config)
     rows = []
     for values in candidates:
         sampler, guards = apply(replace(base_sampler, seed=seed), base_guards, values)
         run = evaluate_sampler(
-            model, "candidate", sampler, guards, samples, tokens, reference, index, layout, real_excerpts=real
+            model, "candidate", sampler, guards, samples, tokens, reference, index, layout, real_excerpts=real,
+            real_giveaways=real_giveaways,
         )
         raw = evaluate_sampler(
             model,
@@ -83,9 +88,12 @@ def search(
             "reference_polyphony": reference.mean_polyphony,
             "rest_collapsed_no_guard": raw.summary.rest_collapsed,
             "copy_share": run.copy_share,
+            "giveaways": {g.measure: {"real": g.real, "samples": g.samples, "outside": g.outside, "within": g.within}
+                          for g in run.giveaways},
         }
         print(
-            json.dumps({k: row[k] for k in ("values", "critic_auc", "overlaps", "rest_collapsed_no_guard")}),
+            json.dumps({k: row[k] for k in ("values", "critic_auc", "overlaps", "rest_collapsed_no_guard")}
+                       | {"giveaways_outside": giveaways_outside(row)}),
             file=sys.stderr,
             flush=True,
         )
@@ -93,9 +101,17 @@ def search(
     return rows
 
 
+def giveaways_outside(row: dict) -> list[str]:
+    """The giveaways on which a candidate's samples leave validation music's range (`GiveawayRow.within`)."""
+    return [name for name, g in row.get("giveaways", {}).items() if not g["within"]]
+
+
 def best(rows: list[dict]) -> dict:
-    """The candidate with the lowest critic AUC among those without rest collapse (all of them if none is clean)."""
+    """The candidate with the lowest critic AUC among those without rest collapse (all of them if none is clean),
+    among those within range on every giveaway where some are, so that the critic's single number cannot pick a
+    sampler whose samples a listener gives away at once (notes held for bars, a melody that never leaps)."""
     clean = [r for r in rows if r["rest_collapsed_no_guard"] == 0 and r["critic_auc"] is not None] or rows
+    clean = [r for r in clean if not giveaways_outside(r)] or clean
     return min(clean, key=lambda r: r["critic_auc"] if r["critic_auc"] is not None else 2.0)
 
 
@@ -107,8 +123,8 @@ def render(rows: list[dict], chosen: dict, dataset: str, split: str, samples: in
         "(0.5 = indistinguishable); rest collapse measured with the rest guard off.",
         "",
         "| candidate | critic AUC | density (held-out) | polyphony (held-out) | pitch-class | inter-onset | "
-        "rest collapse, guard off | chosen |",
-        "|---|---|---|---|---|---|---|---|",
+        "rest collapse, guard off | giveaways outside the real range | chosen |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         auc = "—" if r["critic_auc"] is None else f"{r['critic_auc']:.3f}"
@@ -116,7 +132,7 @@ def render(rows: list[dict], chosen: dict, dataset: str, split: str, samples: in
             f"| {' '.join(f'{k}={v}' for k, v in r['values'].items())} | {auc} | {r['density']:.2f} "
             f"({r['reference_density']:.2f}) | {r['mean_polyphony']:.2f} ({r['reference_polyphony']:.2f}) | "
             f"{r['overlaps']['pitch_classes']:.3f} | {r['overlaps']['iois']:.3f} | {r['rest_collapsed_no_guard']} | "
-            f"{'**yes**' if r is chosen else ''} |"
+            f"{', '.join(giveaways_outside(r)) or 'none'} | {'**yes**' if r is chosen else ''} |"
         )
     return "\n".join(lines) + "\n"
 

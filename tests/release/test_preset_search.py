@@ -31,6 +31,20 @@ def test_the_best_is_the_lowest_auc_without_rest_collapse():
     assert preset_search.best([_row("a", 0.9, 1), _row("b", 0.8, 2)])["values"]["sampler"] == "b"  # none clean
 
 
+def _giveaways(*outside: str) -> dict:
+    names = ("notes per quarter", "wide leaps", "long notes")
+    return {name: {"outside": 0.5 if name in outside else 0.0, "within": name not in outside} for name in names}
+
+
+def test_the_best_stays_within_the_real_range_of_every_giveaway_where_a_candidate_does():
+    rows = [_row("a", 0.70, 0), _row("b", 0.80, 0), _row("c", 0.75, 3)]
+    rows[0]["giveaways"], rows[1]["giveaways"], rows[2]["giveaways"] = _giveaways("long notes"), _giveaways(), {}
+    assert preset_search.best(rows)["values"]["sampler"] == "b"  # a has the lower AUC but holds notes for bars
+    assert preset_search.giveaways_outside(rows[0]) == ["long notes"]
+    rows[1]["giveaways"] = _giveaways("wide leaps")
+    assert preset_search.best(rows)["values"]["sampler"] == "a"  # none within: the lowest AUC again
+
+
 def test_search_measures_every_candidate(tiny_dataset):
     import torch
     from toccata.modeling.hub import random_model
@@ -43,8 +57,9 @@ def test_search_measures_every_candidate(tiny_dataset):
     assert [r["values"] for r in rows] == candidates
     assert rows[1]["sampler"]["sampler"] == "weighted" and rows[1]["guards"]["calmness"] == 1.0
     assert all(0 <= r["overlaps"]["pitch_classes"] <= 1 and r["density"] > 0 for r in rows)
+    assert all("notes per quarter" in r["giveaways"] and 0 <= r["giveaways"]["long notes"]["outside"] <= 1 for r in rows)
     text = preset_search.render(rows, rows[0], "tiny", "validation", 3, 80)
-    assert text.count("\n| sampler=") == 2 and "**yes**" in text
+    assert text.count("\n| sampler=") == 2 and "**yes**" in text and "giveaways outside" in text
 
 
 def test_set_preset_also_sets_transformers_sampling_for_a_plain_generate(tmp_path):
