@@ -5,6 +5,7 @@ toccata critic score piece.mid other.mid [--model runs/critic]          # P(huma
 toccata critic check --critic runs/critic --dataset data/piano --split test [--generator G --samples N]
 toccata composer train --dataset data/piano --out runs/composer [--generator PATH] [--from-scratch]
 toccata composer predict piece.mid [--model runs/composer] [--top 3]
+toccata composer control --generator RUN --dataset data/piano100 [--model runs/composer] [--samples 10]
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def add_classifier_parsers(commands: argparse._SubParsersAction) -> None:
         if task == "critic":
             use.description = SCORE_MEANING
             _add_check(actions)
+        else:
+            _add_control(actions)
 
 
 SCORE_MEANING = (
@@ -68,6 +71,51 @@ def _add_check(actions: argparse._SubParsersAction) -> None:
     cmd.add_argument("--samples", type=int, default=0, help="samples of --generator to score (default 0: none)")
     cmd.add_argument("--json", action="store_true", help="print the check as JSON")
     cmd.set_defaults(run=run_check, task="critic")
+
+
+def _add_control(actions: argparse._SubParsersAction) -> None:
+    cmd = actions.add_parser(
+        "control",
+        help="does --composer NAME work? the classifier names the composer of samples asked for each label",
+        description="Generates --samples pieces per composer label of a generator trained with labels (its preset), "
+        "and as many unconditioned, and prints how often the composer classifier names the composer asked for "
+        "(top-1, top-3) against chance and against the same classifier on that composer's real held-out pieces.",
+    )
+    cmd.add_argument("--generator", required=True, help="a generator checkpoint trained with composer labels")
+    cmd.add_argument("--model", help="the composer classifier folder or Hub id (default: the embedded one)")
+    cmd.add_argument("--dataset", help="built dataset: the classifier on real pieces of --split, the ceiling")
+    cmd.add_argument("--split", default="test", help="the split of --dataset (default %(default)s)")
+    cmd.add_argument("--composers", help="comma-separated labels to ask for (default: every label both know)")
+    cmd.add_argument("--samples", type=int, default=10, help="samples per composer (default %(default)s)")
+    cmd.add_argument("--tokens", type=int, default=1000, help="tokens per sample (default %(default)s)")
+    cmd.add_argument("--seed", type=int, default=0)
+    cmd.add_argument("--out", help="also write the report here: FILE.md (the table) and FILE.json")
+    cmd.add_argument("--json", action="store_true", help="print the report as JSON")
+    cmd.set_defaults(run=run_control, task="composer")
+
+
+def run_control(args: argparse.Namespace) -> int:
+    import toccata
+    from toccata.classifiers.composer_control import composer_control
+    from toccata.classifiers.model import load_classifier
+
+    folder = args.model or toccata.default_composer()
+    if folder is None:
+        raise ValueError("no embedded composer classifier in this install: pass --model PATH")
+    classifier, classifier_tokenizer = load_classifier(folder)
+    generator, tokenizer = toccata.load_checkpoint(args.generator)
+    composers = [name.strip() for name in args.composers.split(",")] if args.composers else None
+    report = composer_control(
+        generator, tokenizer, classifier, classifier_tokenizer, samples=args.samples, tokens=args.tokens,
+        seed=args.seed, composers=composers, dataset=args.dataset, split=args.split,
+    )  # fmt: skip
+    if args.out:
+        out = Path(args.out).with_suffix("")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".md").write_text(report.markdown())
+        out.with_suffix(".json").write_text(json.dumps(report.to_dict(), indent=2))
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.markdown())
+    return 0
 
 
 def _add_train(cmd: argparse.ArgumentParser, task: str) -> None:
