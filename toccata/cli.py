@@ -98,7 +98,7 @@ def _cmd_tokenize(args: argparse.Namespace) -> int:
 def _cmd_roll(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from toccata.render import piano_rolls
+    from toccata.rendering import piano_rolls
     from toccata.tokenization import NotewiseTokenizer
     from toccata.tokenization.tokenization_notewise import INSTRUMENTS
 

@@ -135,7 +135,7 @@ def _prompt(source: str | None):
 
 def _synth(wanted: bool | None):
     """The synthesizer for --audio: None when audio is off or (by default) unavailable; an error when asked for."""
-    from toccata.audio import INSTALL_HINT, Synth
+    from toccata.rendering import INSTALL_HINT, Synth
 
     if wanted is False:
         return None

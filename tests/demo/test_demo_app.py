@@ -30,12 +30,11 @@ from toccata.demo.form import (
     default_values,
     settings_from_values,
 )
-from toccata.render import CONTINUATION_COLOUR, PROMPT_COLOUR
 from toccata.modeling import SAMPLERS, GuardSettings, SamplerSettings
 from toccata.modeling.hub import random_model, save_checkpoint
 
 import toccata
-from toccata.audio import SYNTH_MISSING, Synth
+from toccata.rendering import CONTINUATION_COLOUR, PROMPT_COLOUR, SYNTH_MISSING, Synth
 
 CHORALE = PromptChoice(source="corpus", work="bach/bwv66.6", beats=8)
 
@@ -93,7 +92,7 @@ def test_each_sampler_gives_midi_audio_and_a_two_colour_piano_roll(engine, sampl
 def test_the_piano_rolls_stamped_labels_are_the_pixels_pillow_draws(anchor):
     from PIL import Image, ImageDraw, ImageFont
 
-    from toccata.render import TEXT, _label
+    from toccata.rendering.roll import TEXT, _label
 
     labels = [("C4", (40, 120)), ("quarter notes", (500, 336)), ("piano continuation", (700, 336)), ("128", (9, 9))]
     for text, xy in labels:
@@ -317,7 +316,7 @@ def test_concurrent_requests_share_the_batcher_and_each_gets_the_music_it_gets_a
 def test_piano_and_violin_continue_an_uploaded_duo_with_two_tracks_and_a_three_colour_roll(engine, tmp_path):
     """The instrument choice: its own model, MIDI with the violin on GM 40, the violin drawn in its own colour, and
     an uploaded chamber MIDI (a violin track over a piano track) continued with both parts."""
-    from toccata.render import PART_COLOURS
+    from toccata.rendering import PART_COLOURS
 
     duo = symusic.Score(480)
     for name, program, pitches in (("Piano", 0, [48, 55, 60]), ("Violin", 40, [72, 74, 76, 77])):
