@@ -27,6 +27,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import toccata
 from toccata.cli_critic import add_classifier_parsers
 from toccata.cli_demo import add_demo_parser
 from toccata.cli_evaluate import add_evaluate_parser
@@ -43,6 +44,7 @@ LEARNED_CHOICES = ("notewise-bpe", "chordwise")  # token schemes that learn from
 def _tokenize_scheme(args: argparse.Namespace):
     """The token scheme `tokenize` writes: ``--scheme FOLDER`` (checked against ``--tokenizer``), Clara's text, notewise
     (with ``--instruments``) or a miditok tokenizer with its own settings; flags that do not fit are refused."""
+    # start-up: toccata.tokenization loads transformers and miditok (seconds); `toccata --help` must not wait
     from toccata.tokenization import load_scheme
 
     name = args.tokenizer or "notewise"
@@ -71,9 +73,7 @@ def _tokenize_scheme(args: argparse.Namespace):
     if args.format == "clara":
         return load_scheme("clara", chamber=args.chamber)
     if name == "notewise":
-        from toccata import instrument_names
-
-        return load_scheme("notewise", instruments=instrument_names(args.instruments))
+        return load_scheme("notewise", instruments=toccata.instrument_names(args.instruments))
     return load_scheme(name, miditok_defaults=True)
 
 
@@ -96,6 +96,7 @@ def _cmd_tokenize(args: argparse.Namespace) -> int:
 
 
 def _cmd_roll(args: argparse.Namespace) -> int:
+    # start-up: numpy, Pillow and toccata.tokenization (seconds) load only for this command, not for `toccata --help`
     import numpy as np
 
     from toccata.rendering import piano_rolls
@@ -123,6 +124,7 @@ def _cmd_roll(args: argparse.Namespace) -> int:
 
 
 def _cmd_detokenize(args: argparse.Namespace) -> int:
+    # start-up: toccata.tokenization loads transformers and miditok (seconds); `toccata --help` must not wait
     from toccata.tokenization import load_scheme, scheme_of_text
     from toccata.tokenization.midi_io import save_score
 
@@ -153,6 +155,7 @@ def _cmd_detokenize(args: argparse.Namespace) -> int:
 
 
 def _cmd_build_dataset(args: argparse.Namespace) -> int:
+    # start-up: the dataset builder loads datasets and toccata.tokenization (seconds); `toccata --help` must not wait
     from toccata.dataset_builder.build import build_dataset
     from toccata.dataset_builder.builder import push_to_hub
     from toccata.dataset_builder.config import parse_fractions, parse_transpositions
@@ -202,7 +205,7 @@ def _unseen_composers(text: str) -> tuple[int, tuple[str, ...]]:
 
 
 def _cmd_crawl(args: argparse.Namespace) -> int:
-    from toccata.dataset_builder.sources.crawler import CrawlConfig, crawl
+    from toccata.dataset_builder.sources.crawler import CrawlConfig, crawl  # start-up: as build-dataset's
 
     config = CrawlConfig(
         start_urls=args.url,
@@ -223,9 +226,9 @@ def _cmd_crawl(args: argparse.Namespace) -> int:
 
 
 def _cmd_save(args: argparse.Namespace) -> int:
+    # start-up: transformers, torch and toccata.tokenization take seconds; `toccata --help` must not wait
     from transformers.utils import logging as hf_logging
 
-    import toccata
     import toccata.tokenization  # noqa: F401  registers NotewiseTokenizer with AutoTokenizer: the copy loads it
     from toccata.modeling.hub import copy_checkpoint
 

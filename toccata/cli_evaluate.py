@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import toccata
+
 
 def add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
     """Register the `evaluate` subcommand (imports nothing heavy until it runs)."""
@@ -43,7 +45,7 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    import toccata
+    # start-up: torch, transformers and scikit-learn take seconds; `toccata --help` must not wait
     from toccata.evaluation.evaluation import evaluate
     from toccata.evaluation.report import write_report
 

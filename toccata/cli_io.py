@@ -11,7 +11,8 @@ CORPUS_PREFIX = "corpus:"
 def read_source(source: str) -> object:
     """The MIDI source the tokenizer takes for a MIDI file, a score (converted by music21 in a limited child, as the
     dataset builder reads scores) or ``corpus:WORK``."""
-    from toccata.tokenization.midi_io import music21_corpus_midi  # here: music21 slows `toccata --help`
+    # start-up: toccata.tokenization loads transformers and miditok (seconds); `toccata --help` must not wait
+    from toccata.tokenization.midi_io import music21_corpus_midi
     from toccata.tokenization.score_io import read_music_file
 
     if source.startswith(CORPUS_PREFIX):

@@ -16,6 +16,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+import toccata
+
 
 def add_release_parsers(commands: argparse._SubParsersAction) -> None:
     """Register `preset`, `preset-search`, `publish` and `chamber`."""
@@ -65,7 +67,7 @@ def _pairs(values: list[str]) -> dict[str, str]:
 
 
 def run_preset(args: argparse.Namespace) -> int:
-    from toccata.release.preset import set_preset
+    from toccata.release.preset import set_preset  # start-up: torch and transformers; see the module docstring
 
     sampler, guards = set_preset(args.folder, _pairs(args.values))
     print(f"preset of {args.folder}: {asdict(sampler)}, {asdict(guards)}", file=sys.stderr)
@@ -73,8 +75,7 @@ def run_preset(args: argparse.Namespace) -> int:
 
 
 def run_preset_search(args: argparse.Namespace) -> int:
-    import toccata
-    from toccata.release import preset_search
+    from toccata.release import preset_search  # start-up: as run_preset's
 
     model, tokenizer = toccata.load_checkpoint(args.run_dir)
     candidates = [preset_search.parse_candidate(c) for c in args.candidates]
@@ -95,7 +96,7 @@ def run_preset_search(args: argparse.Namespace) -> int:
 
 
 def run_publish(args: argparse.Namespace) -> int:
-    from toccata.release.publish import publish
+    from toccata.release.publish import publish  # start-up: as run_preset's
 
     dest = publish(args.run_dir, args.dest, args.report, args.title, half=args.half)
     print(f"wrote {dest}", file=sys.stderr)
@@ -103,7 +104,7 @@ def run_publish(args: argparse.Namespace) -> int:
 
 
 def run_chamber(args: argparse.Namespace) -> int:
-    from toccata.release import chamber
+    from toccata.release import chamber  # start-up: as run_preset's
 
     if args.step == "compare":
         result = chamber.compare(args.dataset, args.split, _pairs(args.runs))

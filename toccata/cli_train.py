@@ -15,6 +15,8 @@ import argparse
 import json
 import sys
 
+from toccata.training import DEFAULT_WINDOW
+
 MODEL_OPTIONS = {
     "embedding_size": int,
     "hidden_size": int,
@@ -30,8 +32,6 @@ MODEL_OPTIONS = {
 
 def add_train_parser(commands: argparse._SubParsersAction) -> None:
     """Register the `train` subcommand (imports torch only when it runs)."""
-    from toccata.training import DEFAULT_WINDOW
-
     cmd = commands.add_parser("train", help="train a model on a built dataset (resumable; runs under torchrun)")
     cmd.add_argument("--dataset", required=True, help="built dataset folder or Hub dataset id (train + validation)")
     cmd.add_argument("--out", required=True, help="run folder: the best model, checkpoints/, metrics.jsonl")
@@ -85,7 +85,7 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from toccata.training.trainer import TrainConfig, train
+    from toccata.training.trainer import TrainConfig, train  # start-up: torch; `toccata --help` must not wait
 
     model = {name: getattr(args, name) for name in MODEL_OPTIONS if getattr(args, name) is not None}
     config = TrainConfig(

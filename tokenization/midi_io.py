@@ -269,7 +269,7 @@ def _parse_midi(data: bytes, name: str) -> symusic.Score:
 def _child_run(fn: Any, args: tuple, name: str, memory_bytes: int, conn: Any) -> None:
     """Child-process body of safe mode: run `fn(*args)` under an address-space limit, send back its result or error."""
     try:
-        import resource
+        import resource  # optional: Unix only (ImportError below: no limit elsewhere)
 
         # The limit is on top of what the forked child already maps: a parent that loaded torch/CUDA can map
         # many GB of address space, and an absolute limit below that would fail every parse.
@@ -323,7 +323,7 @@ def run_limited(fn: Any, args: tuple, name: str, limits: MidiLimits = DEFAULT_LI
 def _music21() -> Any:
     """The music21 module, or an ImportError that says how to get it (imported lazily: it is slow to import)."""
     try:
-        import music21
+        import music21  # start-up: music21 takes ~1 s to import, and only scores and its corpus need it
     except ImportError as err:  # an import inside try/except also keeps transformers' remote-code check optional
         raise ImportError("music21 is needed to read music21 streams and its corpus: pip install music21") from err
     return music21
