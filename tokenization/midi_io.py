@@ -84,6 +84,13 @@ class ScoreMeta:
                 f"got {'/'.join(map(str, self.time_signature))}"
             )
 
+    def override(self, qpm: float | None = None, time_signature: tuple[int, int] | None = None) -> ScoreMeta:
+        """This meta with the tempo and time signature a caller gave (not None) in place of its own."""
+        return ScoreMeta(
+            qpm=self.qpm if qpm is None else qpm,
+            time_signature=self.time_signature if time_signature is None else time_signature,
+        )
+
 
 def valid_time_signature(numerator: int, denominator: int) -> bool:
     """Whether a MIDI file can carry `numerator/denominator` (its denominator is stored as a power of two)."""
