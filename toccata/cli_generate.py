@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, fields, replace
 
 import toccata
-from toccata.cli_io import output_file, read_source
+from toccata.cli_io import add_choice, output_file, read_source
 
 
 def add_generate_parser(commands: argparse._SubParsersAction) -> None:
@@ -65,12 +65,12 @@ def add_generate_parser(commands: argparse._SubParsersAction) -> None:
         "--composer",
         help="in this composer's style, for a checkpoint trained with composer labels (its model card lists them)",
     )
-    gen.add_argument(
+    add_choice(
+        gen,
         "--prompt-from",
-        choices=["start", "end"],
-        default="start",
-        help="keep the prompt's opening bars (default: a whole piece is not continued after its final cadence) or "
-        "its last bars",
+        ["start", "end"],
+        "keep the prompt's opening bars (default: a whole piece is not continued after its final cadence) or its last "
+        "bars",
     )
     gen.add_argument(
         "--prompt-beats",

@@ -1,8 +1,11 @@
-"""What the `toccata` subcommands share: reading a source (a MIDI file, a score or ``corpus:WORK``) and checking a
-file to write before any work. A module of its own so that every `cli_*.py` imports it and none imports `cli.py`."""
+"""What the `toccata` subcommands share: reading a source (a MIDI file, a score or ``corpus:WORK``), checking a
+file to write before any work, and an option with a fixed set of values. A module of its own so that every
+`cli_*.py` imports it and none imports `cli.py`."""
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 CORPUS_PREFIX = "corpus:"
@@ -18,6 +21,11 @@ def read_source(source: str) -> object:
     if source.startswith(CORPUS_PREFIX):
         return music21_corpus_midi(source[len(CORPUS_PREFIX) :])
     return read_music_file(source)
+
+
+def add_choice(parser: argparse.ArgumentParser, flag: str, choices: Sequence[str], help: str | None = None) -> None:
+    """An option that takes one of `choices`, the first by default."""
+    parser.add_argument(flag, choices=list(choices), default=choices[0], help=help)
 
 
 def output_file(name: str, kind: str = "file") -> Path:

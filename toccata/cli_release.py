@@ -17,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import toccata
+from toccata.cli_io import add_choice
 
 
 def add_release_parsers(commands: argparse._SubParsersAction) -> None:
@@ -29,7 +30,7 @@ def add_release_parsers(commands: argparse._SubParsersAction) -> None:
     search = commands.add_parser("preset-search", help="choose a checkpoint's preset on the validation split")
     search.add_argument("run_dir", metavar="RUN", help="a checkpoint folder (a `toccata train` output)")
     search.add_argument("--dataset", required=True)
-    search.add_argument("--split", default="validation", choices=["validation", "test"])
+    add_choice(search, "--split", ["validation", "test"])
     search.add_argument("--candidates", nargs="+", required=True, help='e.g. "sampler=top_k temperature=1.0"')
     search.add_argument("--samples", type=int, default=40)
     search.add_argument("--tokens", type=int, default=2000)
