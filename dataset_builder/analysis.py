@@ -22,14 +22,17 @@ from typing import Any
 
 import numpy as np
 from toccata.tokenization import NotewiseTokenizer
+from toccata.tokenization.ensemble import map_ensemble
 from toccata.tokenization.midi_io import (
     MidiError,
     MidiLimits,
     NoteArrays,
     load_score,
+    music21_corpus_midi,
     read_midi_bytes,
     standard_midi_bytes,
 )
+from toccata.tokenization.score_io import CONVERSION_VERSION, SCORE_LIMITS, read_score_file
 from toccata.tokenization.tokenization_base import quantize_notes
 
 from .items import MUSIC21, SCORE, SourceItem
@@ -247,8 +250,6 @@ def _map_ensemble(score: Any, name: str, settings: AnalysisSettings, content_has
     The result records, per target, the source track, the notes moved to the piano, and `shift_range`: the semitone
     shifts that keep every part inside its range (the transposition check of an instrumented build).
     """
-    from toccata.tokenization.ensemble import map_ensemble
-
     tokenizer = tokenizer_for(settings.tokenizer)
     mapped = map_ensemble(score, settings.targets, settings.ensemble_rule, steps_per_quarter=tokenizer.steps_per_quarter)
     if not mapped.found:
@@ -295,8 +296,7 @@ def _item_bytes(item: SourceItem, settings: AnalysisSettings) -> tuple[bytes, st
     that a bad score is not parsed again on a rebuild (a timeout is not recorded: it may pass on a quieter machine).
     """
     if item.kind == MUSIC21:
-        import music21
-        from toccata.tokenization.midi_io import music21_corpus_midi
+        import music21  # start-up: music21 takes ~1 s to import (in every build worker), and only corpus works need it
 
         key = hashlib.sha256(f"{music21.__version__}|{item.locator}".encode()).hexdigest()
         data, blob, _ = _converted(
@@ -306,8 +306,7 @@ def _item_bytes(item: SourceItem, settings: AnalysisSettings) -> tuple[bytes, st
         )
         score = None
     elif item.kind == SCORE:
-        import music21
-        from toccata.tokenization.score_io import CONVERSION_VERSION, SCORE_LIMITS, read_score_file
+        import music21  # start-up: as above; only score files need it
 
         source = read_midi_bytes(item.locator, settings.limits())  # the same checks as MIDI: regular file, size
         key = hashlib.sha256(f"{music21.__version__}|score-v{CONVERSION_VERSION}|".encode() + source).hexdigest()

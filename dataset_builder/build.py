@@ -38,7 +38,7 @@ def build_dataset(
         raise ValueError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
     if engine == "ray":
         try:
-            from .engines.ray_engine import build_with_ray
+            from .engines.ray_engine import build_with_ray  # optional: Ray is the `toccata[ray]` extra
         except ImportError as err:
             raise ValueError(f"--engine ray needs Ray ({err}): pip install 'toccata[ray]'") from None
         return build_with_ray(os.fspath(out_dir), address=address, num_cpus=num_proc, **config_kwargs)

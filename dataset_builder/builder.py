@@ -32,6 +32,7 @@ import datasets
 from datasets.builder import Key
 from datasets.utils.file_utils import is_remote_url
 from datasets.utils.tqdm import tqdm as hf_tqdm
+from huggingface_hub import HfApi
 from toccata.tokenization import NotewiseTokenizer
 from toccata.tokenization.midi_io import NoteArrays, load_score, standard_midi_bytes
 from toccata.tokenization.schemes import TokenScheme, grid_notes, load_scheme
@@ -231,8 +232,6 @@ def push_to_hub(
 
     The card goes first so that `push_to_hub` keeps its text and only updates the YAML (configs, sizes) it owns.
     """
-    from huggingface_hub import HfApi
-
     out = Path(out_dir)
     if not (out / "README.md").is_file() or not any(out.glob("*.parquet")):
         raise ValueError(f"{out}: not a built Toccata dataset (no README.md and *.parquet); run build-dataset first")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -284,8 +285,6 @@ def _tokens_note(tokens: dict[str, Any]) -> str:
 
 
 def _versions() -> str:
-    from importlib import metadata
-
     names = ("toccata", "datasets", "music21", "symusic")
     found = []
     for name in names:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 from toccata.tokenization import NotewiseTokenizer
 
 from .pipeline import SPLITS
@@ -32,8 +33,6 @@ def sounding_steps(start: np.ndarray, end: np.ndarray, total: int) -> int:
 
 def instrument_stats(folder: str | Path) -> dict[str, Any]:
     """The numbers of the module docstring for a dataset folder built with `instruments`."""
-    import pyarrow.parquet as pq
-
     folder = Path(folder)
     out: dict[str, Any] = {"splits": {}, "notes": Counter(), "moved_to_piano": Counter(), "sounding_steps": Counter()}
     tokenizer, total_steps = None, 0

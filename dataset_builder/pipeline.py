@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
+import pyarrow.parquet as pq
+
 from .analysis import (
     DUPLICATE,
     DUPLICATE_NOTES,
@@ -438,8 +440,6 @@ class PinnedSplits:
 def splits_of(dataset: str | Path) -> PinnedSplits:
     """The split of every file and piece of an earlier built dataset folder, to build again with the same splits:
     a test set that must stay the test set (to compare checkpoints) is pinned this way."""
-    import pyarrow.parquet as pq
-
     folder = Path(dataset)
     pins = PinnedSplits({}, {})
     for split in ALL_SPLITS:  # "-test.parquet" or "-test-00000-of-00002.parquet", never "-test_x.parquet"

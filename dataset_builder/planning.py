@@ -25,6 +25,7 @@ from .engines import Engine
 from .items import SCORE, SourceItem, metadata_json
 from .pipeline import Planner, splits_of
 from .sources.corpus import Music21CorpusSource, is_corpus_spec
+from .sources.crawler import CrawlConfig, crawl
 from .sources.folder import FolderSource
 
 
@@ -117,8 +118,6 @@ def _resolve_sources(config: ToccataConfig, work: Path, own: tuple[str, ...]) ->
 
 def _crawl(url: str, work: Path, config: ToccataConfig) -> FolderSource:
     """Crawl `url` politely into the work folder (a rerun resumes it) and read what it fetched as a folder."""
-    from .sources.crawler import CrawlConfig, crawl
-
     slug = f"{urlsplit(url).hostname or 'site'}-{hashlib.sha256(url.encode()).hexdigest()[:8]}"
     out = work / "crawl" / slug
     crawl(CrawlConfig(start_urls=[url], out_dir=out, **config.crawl_options), progress=True)

@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 from gradio.data_classes import FileData
 
-from toccata.audio import FILE_TYPES  # the suffixes `Synth` writes: FLAC, and WAV of 16-bit PCM
+from toccata.rendering import FILE_TYPES  # the suffixes `Synth` writes: FLAC, and WAV of 16-bit PCM
 
 
 class RenderedAudio(gr.Audio):

@@ -21,9 +21,8 @@ from toccata.modeling.quantized import int8_available
 from toccata.tokenization import NotewiseTokenizer
 
 import toccata
-from toccata.audio import SYNTH_MISSING, Synth
 from toccata.cli_generate import generate_command
-from toccata.render import piano_roll
+from toccata.rendering import SYNTH_MISSING, Synth, piano_roll
 
 from .form import DemoSettings
 from .prompt import read_prompt

@@ -20,8 +20,7 @@ from pathlib import Path
 import numpy as np
 from toccata.modeling import GenerationRequest, compose
 
-from toccata.audio import INSTALL_HINT
-from toccata.render import piano_roll
+from toccata.rendering import INSTALL_HINT, piano_roll
 
 from .answers import SIDES, Answer, AnswerStore, Summary
 from .engine import Engine

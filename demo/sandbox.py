@@ -47,7 +47,7 @@ def run_isolated(target: str, data: bytes, timeout_s: float, memory_bytes: int) 
 def reparse_midi(data: bytes) -> bytes:
     """The target for uploads: parse MIDI with symusic and write it back, so the server only ever parses symusic's
     own well-formed output. (symusic directly, not `midi_io`: importing toccata.tokenization costs 1.5 s of torch.)"""
-    import symusic  # here: the child imports only what its target needs, and starts in ~0.1 s
+    import symusic  # start-up: the sandbox's child imports only what its target needs, and starts in ~0.1 s
 
     try:
         return symusic.Score.from_midi(data).dumps_midi()
@@ -58,7 +58,7 @@ def reparse_midi(data: bytes) -> bytes:
 def _limit_memory(extra_bytes: int) -> None:
     """Cap this process's address space at what it maps now plus `extra_bytes` (Linux; a no-op elsewhere)."""
     try:
-        import resource  # Unix only: elsewhere no cap (ImportError below)
+        import resource  # optional: Unix only; elsewhere no cap (ImportError below)
 
         with open("/proc/self/statm") as statm:
             in_use = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")

@@ -25,6 +25,7 @@ import torch
 
 from .guards import GuardRows, GuardSettings
 from .layout import VocabLayout
+from .quantized import Int8Cells, int8_available
 from .sampling import SamplerSettings, sampler_processors
 
 ProgressCallback = Callable[[int, int], None]  # (tokens generated so far, token budget)
@@ -97,8 +98,6 @@ class DecodeBatch:
         self.pad_id, self.eos_id = config.pad_token_id, config.eos_token_id
         self.device = next(model.parameters()).device
         if int8:  # int8 weights for the steps (the prompt pass stays float32): faster, not generate()'s tokens
-            from .quantized import Int8Cells, int8_available
-
             if not int8_available(self.device):
                 raise ValueError(
                     f"int8 decoding needs a CPU with torch's quantized kernels (the model is on {self.device}): "

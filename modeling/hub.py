@@ -18,8 +18,16 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from huggingface_hub import HfApi, ModelCard, ModelCardData
-from transformers import PreTrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+from huggingface_hub import HfApi, ModelCard, ModelCardData, constants, get_session, try_to_load_from_cache
+from huggingface_hub.errors import HFValidationError
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from .configuration_notewise_lstm import NotewiseLSTMConfig
 from .guards import GuardSettings
@@ -175,8 +183,6 @@ def copy_checkpoint(source: str | os.PathLike, dest: str | os.PathLike, for_hub:
 
     `for_hub`: `dest` also gets the package's modeling and tokenizer modules (`saving_code`), so it loads with
     `trust_remote_code=True` without toccata: the folder to upload. Needs the tokenizer registered (import toccata)."""
-    from transformers import AutoConfig, AutoTokenizer
-
     source, dest = Path(source), Path(dest)
     if not (source / "config.json").is_file():
         raise ValueError(f"{source}: not a checkpoint folder (no config.json)")
@@ -223,9 +229,6 @@ def hub_load_options(name: str, kind: str = "checkpoint") -> dict[str, bool]:
     """The `from_pretrained` options for `name`: none for a folder or a Hub id the Hub can serve;
     `local_files_only` for a Hub id in the local cache while the Hub cannot be reached (or HF_HUB_OFFLINE is set);
     otherwise a ValueError at once, where transformers spent ~25 s retrying before it failed."""
-    from huggingface_hub import constants, try_to_load_from_cache
-    from huggingface_hub.errors import HFValidationError
-
     if Path(name).is_dir():
         return {}
     try:
@@ -252,8 +255,6 @@ def hub_load_options(name: str, kind: str = "checkpoint") -> dict[str, bool]:
 
 def _hub_unreachable(endpoint: str) -> str | None:
     """None when `endpoint` answers one request (any HTTP status), else what went wrong; no retries."""
-    from huggingface_hub import get_session
-
     try:
         get_session().head(endpoint, timeout=HUB_PROBE_TIMEOUT_S)
     except Exception as err:  # noqa: BLE001 - DNS, refused, timeout, TLS, proxy: all mean "not reachable now"
@@ -264,8 +265,6 @@ def _hub_unreachable(endpoint: str) -> str | None:
 def load_checkpoint(name_or_path: str | os.PathLike, device: str | None = None, trust_remote_code: bool = False):
     """(model, tokenizer) of a checkpoint folder or Hub id, in eval mode; a clear error if it is not one, at once
     when the Hub cannot be reached."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     name = str(name_or_path)
     scheme_file = Path(name) / "token_scheme.json"
     if scheme_file.is_file() and json.loads(scheme_file.read_text()).get("scheme") != "notewise":

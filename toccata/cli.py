@@ -4,14 +4,11 @@
     toccata tokenize FILE.mid --tokenizer notewise-bpe|chordwise --scheme FOLDER   (a scheme saved by TokenScheme.save)
     toccata detokenize FILE.txt -o OUT.mid [--format notewise|clara] [--scheme FOLDER]
     toccata roll FILE.mid|FILE.musicxml|... -o ROLL.png [--compare OTHER.mid]
-    toccata build-dataset [--source DIR|corpus[:PATTERN]|URL ...] --out OUT [--num-proc N] [--push-to-hub ORG/NAME]
-                          [--tokenizer remi|midilike|tsd|chordwise|notewise-bpe [--bpe-vocab-size N]]
-                          [--engine ray [--address auto|ray://HOST:PORT]]   (a Ray cluster; OUT may be an fsspec URL)
-    toccata crawl URL ... --out DIR
     toccata save SOURCE DEST [--for-hub]   (a checkpoint folder, or an embedded one by name: default, critic, ...)
     toccata critic train|score ...; toccata composer train|predict ...   (cli_critic.py)
     toccata preset|preset-search|publish|chamber ...                     (cli_release.py)
     toccata look|best-of|instrument-stats ...                            (cli_inspect.py)
+    toccata build-dataset|crawl ...                                      (cli_dataset.py)
 
 Each subcommand imports its work when it runs, not at the top: torch, transformers and music21 take seconds to load,
 and `toccata --help` or `toccata tokenize` should not wait for them.
@@ -27,22 +24,26 @@ import sys
 import warnings
 from pathlib import Path
 
+import toccata
 from toccata.cli_critic import add_classifier_parsers
+from toccata.cli_dataset import add_dataset_parsers
 from toccata.cli_demo import add_demo_parser
 from toccata.cli_evaluate import add_evaluate_parser
 from toccata.cli_generate import add_generate_parser
 from toccata.cli_inspect import add_inspect_parsers
-from toccata.cli_io import CORPUS_PREFIX, output_file, read_source
+from toccata.cli_io import CORPUS_PREFIX, add_choice, output_file, read_source
 from toccata.cli_release import add_release_parsers
 from toccata.cli_train import add_train_parser
 
 MIDITOK_CHOICES = ("notewise-miditok", "remi", "midilike", "tsd")  # miditok's own settings, no scheme folder needed
 LEARNED_CHOICES = ("notewise-bpe", "chordwise")  # token schemes that learn from data: need --scheme FOLDER
+FORMATS = ("notewise", "clara")  # --format: Toccata's token text or Clara's
 
 
 def _tokenize_scheme(args: argparse.Namespace):
     """The token scheme `tokenize` writes: ``--scheme FOLDER`` (checked against ``--tokenizer``), Clara's text, notewise
     (with ``--instruments``) or a miditok tokenizer with its own settings; flags that do not fit are refused."""
+    # start-up: toccata.tokenization loads transformers and miditok (seconds); `toccata --help` must not wait
     from toccata.tokenization import load_scheme
 
     name = args.tokenizer or "notewise"
@@ -71,9 +72,7 @@ def _tokenize_scheme(args: argparse.Namespace):
     if args.format == "clara":
         return load_scheme("clara", chamber=args.chamber)
     if name == "notewise":
-        from toccata import instrument_names
-
-        return load_scheme("notewise", instruments=instrument_names(args.instruments))
+        return load_scheme("notewise", instruments=toccata.instrument_names(args.instruments))
     return load_scheme(name, miditok_defaults=True)
 
 
@@ -96,9 +95,10 @@ def _cmd_tokenize(args: argparse.Namespace) -> int:
 
 
 def _cmd_roll(args: argparse.Namespace) -> int:
+    # start-up: numpy, Pillow and toccata.tokenization (seconds) load only for this command, not for `toccata --help`
     import numpy as np
 
-    from toccata.render import piano_rolls
+    from toccata.rendering import piano_rolls
     from toccata.tokenization import NotewiseTokenizer
     from toccata.tokenization.tokenization_notewise import INSTRUMENTS
 
@@ -123,6 +123,7 @@ def _cmd_roll(args: argparse.Namespace) -> int:
 
 
 def _cmd_detokenize(args: argparse.Namespace) -> int:
+    # start-up: toccata.tokenization loads transformers and miditok (seconds); `toccata --help` must not wait
     from toccata.tokenization import load_scheme, scheme_of_text
     from toccata.tokenization.midi_io import save_score
 
@@ -152,80 +153,10 @@ def _cmd_detokenize(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_build_dataset(args: argparse.Namespace) -> int:
-    from toccata.dataset_builder.build import build_dataset
-    from toccata.dataset_builder.builder import push_to_hub
-    from toccata.dataset_builder.config import parse_fractions, parse_transpositions
-
-    options = dict(
-        sources=tuple(args.source or ["corpus"]),
-        transpositions=parse_transpositions(args.transpositions),
-        seed=args.seed,
-        min_quarters=args.min_quarters,
-        max_file_bytes=args.max_file_bytes,
-        safe=not args.unsafe,
-        score_timeout_s=args.score_timeout,
-        instruments=args.instruments,
-        ensemble_rule=args.ensemble_rule,
-        default_license=args.license,
-        crawl_options={"max_files": args.max_files, "min_delay": args.min_delay},
-        **parse_fractions(args.splits),
-    )
-    if args.work_dir:
-        options["work_dir"] = args.work_dir
-    if args.splits_from:
-        options["splits_from"] = args.splits_from
-    if args.unseen_composers:
-        count, names = _unseen_composers(args.unseen_composers)
-        options.update(unseen_composer_count=count, unseen_composers=names)
-    if args.licenses:
-        options["licenses"] = args.licenses
-    if args.tokenizer != "notewise" or args.bpe_vocab_size is not None:  # the default build passes neither
-        options.update(tokenizer=args.tokenizer, bpe_vocab_size=args.bpe_vocab_size)
-    builder = build_dataset(args.out, num_proc=args.num_proc, engine=args.engine, address=args.address, **options)
-    print(builder.summary(), file=sys.stderr)
-    print(f"wrote the dataset, its card and rejects.jsonl to {args.out}", file=sys.stderr)
-    if not sum(builder.stats.rows.values()):
-        raise ValueError(f"no piece was kept from {', '.join(options['sources'])}: see {args.out}/rejects.jsonl")
-    if args.push_to_hub:
-        url = push_to_hub(args.out, args.push_to_hub, private=args.private)
-        print(f"pushed to {url}", file=sys.stderr)
-    return 0
-
-
-def _unseen_composers(text: str) -> tuple[int, tuple[str, ...]]:
-    """``--unseen-composers``: a number (that many composers chosen by the seed) or names separated by ``;``."""
-    text = text.strip()
-    if text.isdigit():
-        return int(text), ()
-    return 0, tuple(name.strip() for name in text.split(";") if name.strip())
-
-
-def _cmd_crawl(args: argparse.Namespace) -> int:
-    from toccata.dataset_builder.sources.crawler import CrawlConfig, crawl
-
-    config = CrawlConfig(
-        start_urls=args.url,
-        out_dir=Path(args.out),
-        allowed_hosts=args.allowed_host,
-        max_files=args.max_files,
-        max_pages=args.max_pages,
-        min_delay=args.min_delay,
-    )
-    report = crawl(config, progress=True)
-    ended = f"stopped by {report.stopped_by}" if report.stopped_by else "no URLs left"
-    print(
-        f"kept {len(report.fetched)} MIDI files, skipped {len(report.skipped)} URLs, fetched {report.pages} pages "
-        f"({ended}) in {args.out}",
-        file=sys.stderr,
-    )
-    return 0
-
-
 def _cmd_save(args: argparse.Namespace) -> int:
+    # start-up: transformers, torch and toccata.tokenization take seconds; `toccata --help` must not wait
     from transformers.utils import logging as hf_logging
 
-    import toccata
     import toccata.tokenization  # noqa: F401  registers NotewiseTokenizer with AutoTokenizer: the copy loads it
     from toccata.modeling.hub import copy_checkpoint
 
@@ -248,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         "source", help="a MIDI file, a score (.musicxml, .mxl, .krn, .abc, .mei), or corpus:WORK (corpus:bach/bwv66.6)"
     )
     tokenize.add_argument("-o", "--output", help="where to write the token text")
-    tokenize.add_argument("--format", choices=["notewise", "clara"], default="notewise")
+    add_choice(tokenize, "--format", FORMATS)
     tokenize.add_argument(
         "--tokenizer",
         choices=["notewise", *MIDITOK_CHOICES, *LEARNED_CHOICES],
@@ -275,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     detokenize = commands.add_parser("detokenize", help="token text -> MIDI")
     detokenize.add_argument("source", help="a token text file written by `toccata tokenize` (or Clara's .txt)")
     detokenize.add_argument("-o", "--output", required=True, help="the MIDI file to write")
-    detokenize.add_argument("--format", choices=["notewise", "clara"], default="notewise")
+    add_choice(detokenize, "--format", FORMATS)
     detokenize.add_argument("--qpm", type=float, help="tempo in quarter notes per minute (default: from the file)")
     detokenize.add_argument(
         "--scheme", metavar="FOLDER", help="read the words of this saved token scheme (as `tokenize --scheme` wrote)"
@@ -290,89 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     roll.set_defaults(run=_cmd_roll)
 
-    build = commands.add_parser(
-        "build-dataset", help="MIDI and score sources -> parquet dataset with card and rejects manifest"
-    )
-    build.add_argument(
-        "--source",
-        action="append",
-        metavar="SRC",
-        help="a folder of MIDI and score files (.mid, .krn, .musicxml/.mxl/.xml, .abc, .mei), "
-        "corpus[:PATTERN,...] (music21's corpus; default: corpus) or an http(s) URL to crawl; repeat for several",
-    )
-    build.add_argument(
-        "--out",
-        required=True,
-        help="the dataset folder to write (replaced if it is a dataset); with --engine ray also an fsspec URL (s3://...)",
-    )
-    build.add_argument("--num-proc", type=int, default=1, help="worker processes for reading and tokenizing")
-    build.add_argument(
-        "--engine",
-        choices=["local", "ray"],
-        default="local",
-        help="local (processes on this machine) or ray (a Ray cluster; pip install 'toccata[ray]'; docs/dataset.md)",
-    )
-    build.add_argument(
-        "--address",
-        help="with --engine ray: the cluster, auto or ray://HOST:PORT (default: a local one of --num-proc CPUs)",
-    )
-    build.add_argument("--push-to-hub", metavar="ORG/NAME", help="then publish with datasets' push_to_hub")
-    build.add_argument("--private", action="store_true", help="with --push-to-hub: a private repository")
-    build.add_argument("--transpositions", default="0", help="0 (none), 0,5,-3, -5..6 or all: a row per shift")
-    build.add_argument("--splits", default="0.9,0.05,0.05", help="train,validation,test fractions of pieces")
-    build.add_argument("--seed", type=int, default=0, help="split seed")
-    build.add_argument("--splits-from", help="an earlier built dataset: the files it holds keep their split")
-    build.add_argument(
-        "--unseen-composers",
-        metavar="N|NAMES",
-        help="a second test split, unseen_composers, of composers held out whole: N chosen by the seed among those "
-        "with 3-19 pieces, or names separated by ';' (e.g. 'Maria Szymanowska;Karol Kurpiński')",
-    )
-    build.add_argument(
-        "--licenses",
-        metavar="IDS",
-        help="keep only files under these licences, e.g. cc-by-4.0,cc0-1.0 (or permissive = cc0-1.0,cc-by-4.0,mit): "
-        "for weights free for commercial use; the others are rejected as license_excluded",
-    )
-    build.add_argument("--min-quarters", type=float, default=8.0, help="shorter pieces are rejected")
-    build.add_argument("--max-file-bytes", type=int, default=5_000_000, help="larger files are rejected")
-    build.add_argument("--license", default="unknown", help="licence of folder files their sidecar does not name")
-    build.add_argument("--work-dir", help="cache of per-file results and crawls (default: OUT.work)")
-    build.add_argument("--unsafe", action="store_true", help="parse in-process (faster; trusted files only)")
-    build.add_argument("--score-timeout", type=float, default=120.0, help="seconds music21 may spend on one score")
-    build.add_argument(
-        "--instruments",
-        default="piano",
-        help="piano (default), piano,violin or piano,cello: ensembles become that instrument + piano (docs/instruments.md)",
-    )
-    build.add_argument(
-        "--ensemble-rule",
-        choices=["outer", "named"],
-        default="outer",
-        help="with --instruments: outer (the highest violin / lowest cello part) or named (the first part of that name)",
-    )
-    build.add_argument(
-        "--tokenizer",
-        choices=["notewise", "remi", "midilike", "tsd", "chordwise", "notewise-bpe"],
-        default="notewise",
-        help="notewise (default): the notewise column only; another scheme adds a tokens column of its words and "
-        "saves the scheme in OUT/tokenizer/ (chordwise and notewise-bpe learn from the train split only)",
-    )
-    build.add_argument(
-        "--bpe-vocab-size", type=int, help="with --tokenizer notewise-bpe: the vocabulary size, above 228 (e.g. 1024)"
-    )
-    build.add_argument("--max-files", type=int, default=10_000, help="URL sources: most MIDI files to crawl")
-    build.add_argument("--min-delay", type=float, default=1.0, help="URL sources: seconds between requests")
-    build.set_defaults(run=_cmd_build_dataset)
-
-    crawl = commands.add_parser("crawl", help="fetch MIDI files politely from a site into a folder (resumable)")
-    crawl.add_argument("url", nargs="+", help="start URLs (http or https)")
-    crawl.add_argument("--out", required=True, help="folder for files/, metadata.jsonl and the crawl's state")
-    crawl.add_argument("--allowed-host", action="append", help="hosts to follow links to (default: the start URLs')")
-    crawl.add_argument("--max-files", type=int, default=10_000, help="stop after this many MIDI files")
-    crawl.add_argument("--max-pages", type=int, default=100_000, help="stop after this many HTML pages")
-    crawl.add_argument("--min-delay", type=float, default=1.0, help="seconds between requests to one host")
-    crawl.set_defaults(run=_cmd_crawl)
+    add_dataset_parsers(commands)
 
     save = commands.add_parser("save", help="save a checkpoint folder again, with its code for the Hub (--for-hub)")
     save.add_argument(

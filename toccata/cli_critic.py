@@ -16,6 +16,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+import toccata
 from toccata.cli_io import read_source
 
 
@@ -152,8 +153,7 @@ def _add_train(cmd: argparse.ArgumentParser, task: str) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    import toccata
-    from toccata.classifiers.tasks import ClassifierTask, train_task
+    from toccata.classifiers.tasks import ClassifierTask, train_task  # start-up: torch; `toccata --help` must not wait
 
     generator = args.generator or toccata.default_checkpoint()
     if generator is None:
@@ -202,9 +202,9 @@ def _tokens(source: str, tokenizer) -> list[str]:
 
 
 def run_use(args: argparse.Namespace) -> int:
+    # start-up: numpy, torch and transformers load only for this command, not for `toccata --help`
     import numpy as np
 
-    import toccata
     from toccata.classifiers.data import windows
     from toccata.classifiers.model import (
         MAX_WINDOWS,
@@ -254,8 +254,7 @@ def run_use(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    import toccata
-    from toccata.classifiers.critic_check import EXCERPT_TOKENS, check_folder
+    from toccata.classifiers.critic_check import EXCERPT_TOKENS, check_folder  # start-up: torch, as run_train's
 
     critic = args.critic or toccata.default_critic()
     if critic is None:

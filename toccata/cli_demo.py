@@ -53,6 +53,7 @@ def add_demo_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    # start-up: gradio and torch take seconds to import; `toccata --help` must not wait
     from toccata.demo.engine import load_engine
     from toccata.demo.ui import build_demo, serve
 
@@ -67,7 +68,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def run_listening_data(args: argparse.Namespace) -> int:
-    from toccata.demo.listening_data import FOLDER, MANIFEST, extract
+    from toccata.demo.listening_data import FOLDER, MANIFEST, extract  # start-up: as run_demo's
 
     out = Path(args.out or FOLDER)
     excerpts = extract(args.dataset, args.split, out, args.limit)

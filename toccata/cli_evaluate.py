@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+import toccata
+from toccata.cli_io import add_choice
+
 
 def add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
     """Register the `evaluate` subcommand (imports nothing heavy until it runs)."""
@@ -20,11 +23,11 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--trust-remote-code", action="store_true", help="run code from the checkpoint folder/repo")
     ev.add_argument("--dataset", required=True, help="a dataset folder built by `toccata build-dataset`, or a Hub id")
-    ev.add_argument(
+    add_choice(
+        ev,
         "--split",
-        default="validation",
-        choices=["validation", "test", "unseen_composers"],
-        help="held-out split to score (unseen_composers: composers held out whole, when the dataset has them)",
+        ["validation", "test", "unseen_composers"],
+        "held-out split to score (unseen_composers: composers held out whole, when the dataset has them)",
     )
     ev.add_argument("--out", default="out/evaluation", help="folder for report.md/.json and plots (%(default)s)")
     ev.add_argument("--samples", type=int, default=100, help="samples per sampler (default %(default)s)")
@@ -43,7 +46,7 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    import toccata
+    # start-up: torch, transformers and scikit-learn take seconds; `toccata --help` must not wait
     from toccata.evaluation.evaluation import evaluate
     from toccata.evaluation.report import write_report
 

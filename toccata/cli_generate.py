@@ -13,7 +13,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, fields, replace
 
-from toccata.cli_io import output_file, read_source
+import toccata
+from toccata.cli_io import add_choice, output_file, read_source
 
 
 def add_generate_parser(commands: argparse._SubParsersAction) -> None:
@@ -64,12 +65,12 @@ def add_generate_parser(commands: argparse._SubParsersAction) -> None:
         "--composer",
         help="in this composer's style, for a checkpoint trained with composer labels (its model card lists them)",
     )
-    gen.add_argument(
+    add_choice(
+        gen,
         "--prompt-from",
-        choices=["start", "end"],
-        default="start",
-        help="keep the prompt's opening bars (default: a whole piece is not continued after its final cadence) or "
-        "its last bars",
+        ["start", "end"],
+        "keep the prompt's opening bars (default: a whole piece is not continued after its final cadence) or its last "
+        "bars",
     )
     gen.add_argument(
         "--prompt-beats",
@@ -106,13 +107,13 @@ def _override(settings, args: argparse.Namespace):
 
 def _load(args: argparse.Namespace):
     """(model, tokenizer) of --model, the default checkpoint, or random weights."""
-    import toccata
+    # start-up: torch, transformers and toccata.tokenization take seconds; `toccata --help` must not wait
     from toccata.modeling.hub import random_model
     from toccata.tokenization import NotewiseTokenizer
 
     instruments = getattr(args, "instruments", None)
     if args.random_weights:  # the same untrained weights every time, so that a printed command makes its piece again
-        import torch
+        import torch  # start-up: as above
 
         tokenizer = NotewiseTokenizer(instruments=toccata.instrument_names(instruments))
         with torch.random.fork_rng(devices=[]):
@@ -135,7 +136,7 @@ def _prompt(source: str | None):
 
 def _synth(wanted: bool | None):
     """The synthesizer for --audio: None when audio is off or (by default) unavailable; an error when asked for."""
-    from toccata.audio import INSTALL_HINT, Synth
+    from toccata.rendering import INSTALL_HINT, Synth  # start-up: numpy and Pillow, for `generate` only
 
     if wanted is False:
         return None
@@ -148,13 +149,13 @@ def _synth(wanted: bool | None):
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    # start-up: torch and transformers take seconds; `toccata --help` must not wait
     from transformers.utils import logging as hf_logging
 
     from toccata.modeling import GenerationRequest, compose
     from toccata.modeling.decoding import set_decoding_threads
     from toccata.modeling.pipeline import describe_prompt
     from toccata.modeling.presets import preset_from_generation_config
-
 
     output = output_file(args.output, "MIDI file")  # before composing: a bad path costs nothing
     if output.suffix.lower() in (".txt", ".wav", ".flac"):
@@ -186,8 +187,6 @@ def run_generate(args: argparse.Namespace) -> int:
     synth = _synth(args.audio)
     critic = None
     if args.best_of > 1:
-        import toccata
-
         critic = toccata.default_critic_scorer(args.critic)
     pieces = compose(model, tokenizer, request, prompt=_prompt(args.prompt), critic=critic, int8=args.int8)
     prompt_line = describe_prompt(pieces[0], args.prompt)
@@ -204,7 +203,7 @@ def run_generate(args: argparse.Namespace) -> int:
 def _write_piece(piece, path, args: argparse.Namespace, synth, preset_guards: dict | None) -> bool:
     """Write `piece` to `path` (and its tokens and audio as asked), saying what was written; False, with an error
     line, when its continuation has no notes. `preset_guards` (the model's): also print the command for this piece."""
-    from toccata.modeling.pipeline import NO_NEW_NOTES
+    from toccata.modeling.pipeline import NO_NEW_NOTES  # start-up: torch (run_generate has loaded it by now)
 
     if not piece.new_notes:
         print(f"toccata generate: error: {path}: {NO_NEW_NOTES}; not written", file=sys.stderr)
@@ -262,7 +261,7 @@ def generate_command(
     `alone`: this one piece by itself, with its own seed (`settings["piece_seed"]`: every piece is the one its seed
     makes alone); else the whole request. `prompt`: what `--prompt` takes. `preset_guards`: the model's guard preset,
     so that bounds given on the command line (--max-polyphony, ...) are written too. The CLI and the demo print it."""
-    from toccata.modeling.sampling import SAMPLER_PARAMETERS  # here: importing torch slows every other command
+    from toccata.modeling.sampling import SAMPLER_PARAMETERS  # start-up: torch would slow every other command
 
     sampler, guards = settings["sampler"], settings["guards"]
     seed = settings["piece_seed"] if alone else sampler["seed"]

@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+import toccata
+
 
 def add_inspect_parsers(commands: argparse._SubParsersAction) -> None:
     """Register `look`, `best-of` and `instrument-stats`."""
@@ -44,8 +46,7 @@ def add_inspect_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run_look(args: argparse.Namespace) -> int:
-    import toccata
-    from toccata.look import look
+    from toccata.look import look  # start-up: torch and transformers; `toccata --help` must not wait
 
     model, tokenizer = toccata.load_checkpoint(args.run_dir)
     page = look(model, tokenizer, args.run_dir, args.dataset, args.split, args.out, args.samples, args.beats)
@@ -54,8 +55,7 @@ def run_look(args: argparse.Namespace) -> int:
 
 
 def run_best_of(args: argparse.Namespace) -> int:
-    import toccata
-    from toccata.evaluation.best_of import compare
+    from toccata.evaluation.best_of import compare  # start-up: as run_look's
 
     model, tokenizer = toccata.load_checkpoint(args.model)
     critic = toccata.default_critic_scorer()
@@ -77,7 +77,7 @@ def run_best_of(args: argparse.Namespace) -> int:
 
 
 def run_instrument_stats(args: argparse.Namespace) -> int:
-    from toccata.dataset_builder.instrument_stats import instrument_stats
+    from toccata.dataset_builder.instrument_stats import instrument_stats  # start-up: datasets, as run_look's
 
     stats = instrument_stats(args.dataset)
     print("| split | pieces | rows | tokens |\n|---|---:|---:|---:|")

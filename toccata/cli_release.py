@@ -16,6 +16,9 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+import toccata
+from toccata.cli_io import add_choice
+
 
 def add_release_parsers(commands: argparse._SubParsersAction) -> None:
     """Register `preset`, `preset-search`, `publish` and `chamber`."""
@@ -27,7 +30,7 @@ def add_release_parsers(commands: argparse._SubParsersAction) -> None:
     search = commands.add_parser("preset-search", help="choose a checkpoint's preset on the validation split")
     search.add_argument("run_dir", metavar="RUN", help="a checkpoint folder (a `toccata train` output)")
     search.add_argument("--dataset", required=True)
-    search.add_argument("--split", default="validation", choices=["validation", "test"])
+    add_choice(search, "--split", ["validation", "test"])
     search.add_argument("--candidates", nargs="+", required=True, help='e.g. "sampler=top_k temperature=1.0"')
     search.add_argument("--samples", type=int, default=40)
     search.add_argument("--tokens", type=int, default=2000)
@@ -65,7 +68,7 @@ def _pairs(values: list[str]) -> dict[str, str]:
 
 
 def run_preset(args: argparse.Namespace) -> int:
-    from toccata.release.preset import set_preset
+    from toccata.release.preset import set_preset  # start-up: torch and transformers; see the module docstring
 
     sampler, guards = set_preset(args.folder, _pairs(args.values))
     print(f"preset of {args.folder}: {asdict(sampler)}, {asdict(guards)}", file=sys.stderr)
@@ -73,8 +76,7 @@ def run_preset(args: argparse.Namespace) -> int:
 
 
 def run_preset_search(args: argparse.Namespace) -> int:
-    import toccata
-    from toccata.release import preset_search
+    from toccata.release import preset_search  # start-up: as run_preset's
 
     model, tokenizer = toccata.load_checkpoint(args.run_dir)
     candidates = [preset_search.parse_candidate(c) for c in args.candidates]
@@ -95,7 +97,7 @@ def run_preset_search(args: argparse.Namespace) -> int:
 
 
 def run_publish(args: argparse.Namespace) -> int:
-    from toccata.release.publish import publish
+    from toccata.release.publish import publish  # start-up: as run_preset's
 
     dest = publish(args.run_dir, args.dest, args.report, args.title, half=args.half)
     print(f"wrote {dest}", file=sys.stderr)
@@ -103,7 +105,7 @@ def run_publish(args: argparse.Namespace) -> int:
 
 
 def run_chamber(args: argparse.Namespace) -> int:
-    from toccata.release import chamber
+    from toccata.release import chamber  # start-up: as run_preset's
 
     if args.step == "compare":
         result = chamber.compare(args.dataset, args.split, _pairs(args.runs))

@@ -15,6 +15,9 @@ import argparse
 import json
 import sys
 
+from toccata.cli_io import add_choice
+from toccata.training import DEFAULT_WINDOW
+
 MODEL_OPTIONS = {
     "embedding_size": int,
     "hidden_size": int,
@@ -30,8 +33,6 @@ MODEL_OPTIONS = {
 
 def add_train_parser(commands: argparse._SubParsersAction) -> None:
     """Register the `train` subcommand (imports torch only when it runs)."""
-    from toccata.training import DEFAULT_WINDOW
-
     cmd = commands.add_parser("train", help="train a model on a built dataset (resumable; runs under torchrun)")
     cmd.add_argument("--dataset", required=True, help="built dataset folder or Hub dataset id (train + validation)")
     cmd.add_argument("--out", required=True, help="run folder: the best model, checkpoints/, metrics.jsonl")
@@ -42,11 +43,11 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
         help="parts of the vocabulary, e.g. piano,violin or piano,cello (with --init-from: a piano checkpoint is "
         "grown and each new word starts from the piano word of the same pitch)",
     )
-    cmd.add_argument(
+    add_choice(
+        cmd,
         "--tokenizer",
-        default="notewise",
-        choices=("notewise", "notewise-bpe", "chordwise", "remi", "midilike", "tsd"),
-        help="the tokenization to train on (default notewise; see docs/tokenizations.md); others are read from the "
+        ("notewise", "notewise-bpe", "chordwise", "remi", "midilike", "tsd"),
+        "the tokenization to train on (default notewise; see docs/tokenizations.md); others are read from the "
         "dataset's midi column, learnt from its training split where they learn (BPE merges, chordwise words)",
     )
     cmd.add_argument("--bpe-vocab-size", type=int, help="notewise-bpe: vocabulary size, e.g. 1024")
@@ -65,7 +66,7 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument("--logging-steps", type=int, default=10)
     cmd.add_argument("--save-total-limit", type=int, default=3, help="checkpoints kept (the best is always kept)")
     cmd.add_argument("--seed", type=int, default=0)
-    cmd.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    add_choice(cmd, "--device", ("auto", "cpu", "cuda"))
     cmd.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard (needs tensorboard)")
     cmd.add_argument("--num-workers", type=int, default=0, help="dataloader worker processes")
     cmd.add_argument(
@@ -85,7 +86,7 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from toccata.training.trainer import TrainConfig, train
+    from toccata.training.trainer import TrainConfig, train  # start-up: torch; `toccata --help` must not wait
 
     model = {name: getattr(args, name) for name in MODEL_OPTIONS if getattr(args, name) is not None}
     config = TrainConfig(

@@ -11,14 +11,15 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+
 def _register_auto_classes() -> None:
     """Register NotewiseLSTM (AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification), NotewiseTokenizer
     (AutoTokenizer), and the embedded checkpoint and critic as the "music-generation" pipeline's defaults.
 
     Imported here, not at the top: `import toccata` (and so every `toccata.*` import, and `toccata --help`) stays
     quick without torch and transformers."""
-    import toccata.tokenization  # noqa: F401
-    from toccata.modeling.pipeline import register_pipeline
+    import toccata.tokenization  # noqa: F401  start-up: see the docstring; registers NotewiseTokenizer (AutoTokenizer)
+    from toccata.modeling.pipeline import register_pipeline  # start-up: as above
 
     folder = Path(__file__).parent / "checkpoints" / "default"
     register_pipeline(folder if (folder / "config.json").is_file() else None, critic=default_critic_scorer)
@@ -84,7 +85,7 @@ def default_critic_scorer(folder=None):
     """A function token lists -> P(human) each, from the embedded critic (or the critic `folder`), loaded once.
 
     What `compose(..., critic=...)` takes for best-of-N generation."""
-    from toccata.classifiers.model import critic_scores, load_classifier  # here: torch, for start-up time
+    from toccata.classifiers.model import critic_scores, load_classifier  # start-up: torch (module docstring)
 
     folder = folder or default_critic()
     if folder is None:
@@ -114,7 +115,7 @@ def load_checkpoint(source: str | None = None, trust_remote_code: bool = False, 
     Unlike `toccata.modeling.hub.load_checkpoint` (modeling never imports tokenization), this registers the tokenizer
     too, so any Toccata checkpoint loads without `trust_remote_code`. With both `source` and `instruments`, the
     checkpoint must have exactly those parts (a ValueError says which it has)."""
-    from toccata.modeling.hub import load_checkpoint as load
+    from toccata.modeling.hub import load_checkpoint as load  # start-up: torch (module docstring)
 
     _register_auto_classes()
     wanted = instrument_names(instruments)

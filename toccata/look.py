@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from toccata.audio import Synth
 from toccata.modeling import GenerationRequest, compose
 from toccata.modeling.presets import preset_from_generation_config
-from toccata.render import piano_roll
+from toccata.rendering import Synth, piano_roll
 from toccata.tokenization.midi_io import save_score
 from toccata.training.data import read_rows
 

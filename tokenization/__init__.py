@@ -2,6 +2,8 @@
 `toccata.tokenization.clara` reads and writes the seed author's own notewise text. `load_scheme(name_or_folder)` is
 the one front door to all of them (and miditok's): `available_schemes()` lists the names."""
 
+from transformers.models.auto import tokenization_auto
+
 from .midi_io import MidiError, MidiLimits, ScoreMeta, load_score
 from .schemes import Scheme, TokenScheme, available_schemes, load_scheme, scheme_of_text
 from .tokenization_base import TokenEncoding, parse_token_text
@@ -16,8 +18,6 @@ def _register_with_auto_tokenizer() -> None:
     `AutoTokenizer.register` needs a model config class, which `toccata.modeling` provides; a tokenizer folder saved
     on its own has none, so the classes are also put in the by-name registry that `register` fills.
     """
-    from transformers.models.auto import tokenization_auto
-
     registry = getattr(tokenization_auto, "REGISTERED_TOKENIZER_CLASSES", None)
     if isinstance(registry, dict):
         for tokenizer_class in (NotewiseTokenizer, ChordwiseTokenizer):

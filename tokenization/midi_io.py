@@ -84,6 +84,13 @@ class ScoreMeta:
                 f"got {'/'.join(map(str, self.time_signature))}"
             )
 
+    def override(self, qpm: float | None = None, time_signature: tuple[int, int] | None = None) -> ScoreMeta:
+        """This meta with the tempo and time signature a caller gave (not None) in place of its own."""
+        return ScoreMeta(
+            qpm=self.qpm if qpm is None else qpm,
+            time_signature=self.time_signature if time_signature is None else time_signature,
+        )
+
 
 def valid_time_signature(numerator: int, denominator: int) -> bool:
     """Whether a MIDI file can carry `numerator/denominator` (its denominator is stored as a power of two)."""
@@ -269,7 +276,7 @@ def _parse_midi(data: bytes, name: str) -> symusic.Score:
 def _child_run(fn: Any, args: tuple, name: str, memory_bytes: int, conn: Any) -> None:
     """Child-process body of safe mode: run `fn(*args)` under an address-space limit, send back its result or error."""
     try:
-        import resource
+        import resource  # optional: Unix only (ImportError below: no limit elsewhere)
 
         # The limit is on top of what the forked child already maps: a parent that loaded torch/CUDA can map
         # many GB of address space, and an absolute limit below that would fail every parse.
@@ -323,7 +330,7 @@ def run_limited(fn: Any, args: tuple, name: str, limits: MidiLimits = DEFAULT_LI
 def _music21() -> Any:
     """The music21 module, or an ImportError that says how to get it (imported lazily: it is slow to import)."""
     try:
-        import music21
+        import music21  # start-up: music21 takes ~1 s to import, and only scores and its corpus need it
     except ImportError as err:  # an import inside try/except also keeps transformers' remote-code check optional
         raise ImportError("music21 is needed to read music21 streams and its corpus: pip install music21") from err
     return music21

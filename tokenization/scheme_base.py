@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .midi_io import MidiSource, NoteArrays, ScoreMeta, build_score, load_score, score_meta, score_notes
+from .midi_io import MidiSource, NoteArrays, build_score, load_score, score_meta, score_notes
 from .tokenization_base import TokenEncoding, parse_token_text, quantize_notes
 
 if TYPE_CHECKING:
@@ -155,8 +155,7 @@ class TokenScheme(Scheme):
     def detokenize(self, text: str, qpm: float | None = None) -> "symusic.Score":
         """One piano track of the text's words; a word the scheme lacks is an error naming it (`ids`)."""
         encoding = parse_token_text(text)
-        meta = encoding.meta if qpm is None else ScoreMeta(qpm=qpm, time_signature=encoding.meta.time_signature)
-        return build_score([(self.decode(self.ids(encoding.tokens)), "Piano", 0)], meta)
+        return build_score([(self.decode(self.ids(encoding.tokens)), "Piano", 0)], encoding.meta.override(qpm))
 
 
 # ------------------------------------------------------------------------------------------------------ notewise

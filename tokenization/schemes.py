@@ -52,7 +52,12 @@ from .scheme_base import (  # noqa: F401  re-exported: `from toccata.tokenizatio
     notewise_repairs,
     read_notes,
 )
+from .clara import ClaraScheme
+from .schemes_miditok import MiditokScheme, MiditokText
 from .tokenization_base import TokenEncoding, parse_token_text
+from .tokenization_chordwise import _WORD_RE, ChordwiseTokenizer
+from .tokenization_miditok import miditok_token
+from .tokenization_notewise import INSTRUMENTS, NotewiseTokenizer
 
 if TYPE_CHECKING:
     import symusic
@@ -88,16 +93,12 @@ class NotewiseScheme(_WordTokenizerScheme):
     name = "notewise"
 
     def __init__(self, tokenizer=None) -> None:
-        from .tokenization_notewise import NotewiseTokenizer
-
         self.tokenizer = tokenizer or NotewiseTokenizer()
 
     def encode(self, notes: NoteArrays) -> np.ndarray:
         return np.asarray(self.tokenizer.notes_to_ids(notes), dtype=np.int64)
 
     def errors(self, ids: Sequence[int]) -> int:
-        from .tokenization_miditok import miditok_token
-
         special = set(self.special_ids.values()) | {self.tokenizer.unk_token_id}
         return notewise_repairs([miditok_token(w) for i, w in zip(ids, self.words(ids)) if int(i) not in special])
 
@@ -121,14 +122,10 @@ class ChordwiseScheme(_WordTokenizerScheme):
     name = "chordwise"
 
     def __init__(self, tokenizer=None, max_vocab: int = 4096, min_frequency: int = 2) -> None:
-        from .tokenization_chordwise import ChordwiseTokenizer
-
         self.tokenizer = tokenizer or ChordwiseTokenizer(steps_per_quarter=STEPS_PER_QUARTER)
         self.max_vocab, self.min_frequency = max_vocab, min_frequency
 
     def train(self, pieces: Iterable[NoteArrays]) -> None:
-        from .tokenization_chordwise import ChordwiseTokenizer
-
         words = [self.tokenizer.notes_to_tokens(notes) for notes in pieces]
         self._word_ids = None
         self.tokenizer = ChordwiseTokenizer.build_vocab(
@@ -164,8 +161,6 @@ class ChordwiseScheme(_WordTokenizerScheme):
 
 def _chord_sets(word: str) -> tuple[set[int] | None, set[int]]:
     """(struck, held) pitch sets of a chordwise word such as ``c48h60.64``; (None, set()) for a non-word."""
-    from .tokenization_chordwise import _WORD_RE
-
     match = _WORD_RE.match(word) if word else None
     if match is None or not match.group(0):
         return None, set()
@@ -231,8 +226,6 @@ def _new_scheme(name: str, options: dict[str, Any]) -> Scheme:
         if key not in allowed:
             raise ValueError(f"scheme {name} takes the option(s) {', '.join(allowed)}, not {key}={value!r}")
     if name == "notewise":
-        from .tokenization_notewise import NotewiseTokenizer
-
         instruments = options.get("instruments")
         if isinstance(instruments, str):
             raise ValueError(f"instruments must be a sequence of names such as ('piano', 'violin'), got {instruments!r}")
@@ -240,11 +233,7 @@ def _new_scheme(name: str, options: dict[str, Any]) -> Scheme:
     if name == "chordwise":
         return ChordwiseScheme(**options)
     if name == "clara":
-        from .clara import ClaraScheme
-
         return ClaraScheme(**options)
-    from .schemes_miditok import MiditokScheme, MiditokText
-
     if name == "notewise-miditok" and not options.get("miditok_defaults", True):
         raise ValueError("scheme notewise-miditok has miditok's own settings only: leave out miditok_defaults")
     if name == "notewise-miditok" or options.get("miditok_defaults"):
@@ -263,17 +252,11 @@ def _new_scheme(name: str, options: dict[str, Any]) -> Scheme:
 def _saved_scheme(name: str, folder: Path, info: dict[str, Any]) -> Scheme:
     """The scheme `save` wrote in `folder`, whose `token_scheme.json` holds `info`."""
     if name == "notewise":
-        from .tokenization_notewise import NotewiseTokenizer
-
         return NotewiseScheme(NotewiseTokenizer.from_pretrained(folder))
     if name == "chordwise":
-        from .tokenization_chordwise import ChordwiseTokenizer
-
         return ChordwiseScheme(ChordwiseTokenizer.from_pretrained(folder), info["max_vocab"], info["min_frequency"])
     if name == "clara" or name == "notewise-miditok" or info.get("miditok_defaults"):
         return _new_scheme(name, {key: info[key] for key in _OPTIONS[name] if key in info})  # settings only
-    from .schemes_miditok import MiditokScheme
-
     return MiditokScheme.from_folder(name, folder, info.get("bpe_vocab_size"))
 
 
@@ -295,8 +278,6 @@ def scheme_of_text(text: str) -> Scheme:
 def instruments_in(words: Sequence[str]) -> tuple[str, ...]:
     """The piano, and each other part whose notewise words (`v67`, `endc48`) `words` hold: a duo model's text
     decodes to a track per instrument instead of losing the string part."""
-    from .tokenization_notewise import INSTRUMENTS
-
     found = set(words)
     others = [
         name

@@ -211,7 +211,7 @@ class MiditokText(Scheme):
         """The score of the text's token strings, at the header's tempo and time signature (miditok's own tokens
         carry neither) or at `qpm`; a token miditok does not know is an error naming it."""
         encoding = parse_token_text(text)
-        meta = encoding.meta if qpm is None else ScoreMeta(qpm, encoding.meta.time_signature)
+        meta = encoding.meta.override(qpm)
         sequence = TokSequence(tokens=list(encoding.tokens))
         try:
             self.tokenizer.complete_sequence(sequence)

@@ -17,6 +17,8 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import symusic
+
 from .midi_io import MidiError, MidiLimits, _music21, _without_repeats, run_limited
 
 SCORE_EXTENSIONS = (".krn", ".musicxml", ".mxl", ".xml", ".abc", ".mei")
@@ -156,8 +158,6 @@ def _score_midi(score: Any, name: str) -> bytes:
     writer drops them) become one-step notes just before the note they ornament. Tempo: the first metronome mark
     (120 without one); time signature: the first.
     """
-    import symusic
-
     music21 = _music21()
     step = TICKS_PER_QUARTER // 12
     out = symusic.Score(TICKS_PER_QUARTER)

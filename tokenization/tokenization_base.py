@@ -276,11 +276,7 @@ class MidiWordTokenizer(PreTrainedTokenizer):
 
         Tempo and time signature come from `meta` (as returned by `encode_midi`) or the keywords; default 120 bpm 4/4.
         """
-        meta = meta or ScoreMeta()
-        meta = ScoreMeta(
-            qpm=meta.qpm if qpm is None else qpm,
-            time_signature=meta.time_signature if time_signature is None else time_signature,
-        )
+        meta = (meta or ScoreMeta()).override(qpm, time_signature)
         grid = self.tokens_to_notes(tokens)
         scale = self.output_tpq // self.steps_per_quarter
         ticks = NoteArrays(grid.start * scale, grid.end * scale, grid.pitch, self.output_tpq)
@@ -295,11 +291,7 @@ class MidiWordTokenizer(PreTrainedTokenizer):
         time_signature: tuple[int, int] | None = None,
     ) -> str:
         """Token text with its header line (as `toccata tokenize` writes it), for tokens from anywhere."""
-        meta = meta or ScoreMeta()
-        meta = ScoreMeta(
-            qpm=meta.qpm if qpm is None else qpm,
-            time_signature=meta.time_signature if time_signature is None else time_signature,
-        )
+        meta = (meta or ScoreMeta()).override(qpm, time_signature)
         words = tokens.split() if isinstance(tokens, str) else [self._as_token(t) for t in tokens]
         return TokenEncoding(words, meta, self.scheme).to_text()
 

@@ -443,11 +443,7 @@ class NotewiseTokenizer(MidiWordTokenizer):
         """
         if not self.is_instrumented:
             return super().tokens_to_midi(tokens, meta=meta, qpm=qpm, time_signature=time_signature, program=program)
-        meta = meta or ScoreMeta()
-        meta = ScoreMeta(
-            qpm=meta.qpm if qpm is None else qpm,
-            time_signature=meta.time_signature if time_signature is None else time_signature,
-        )
+        meta = (meta or ScoreMeta()).override(qpm, time_signature)
         scale = self.output_tpq // self.steps_per_quarter
         tracks = []
         for name, grid in self.tokens_to_parts(tokens).items():

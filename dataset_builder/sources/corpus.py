@@ -136,7 +136,7 @@ def is_corpus_spec(spec: str) -> bool:
 
 def corpus_root() -> Path:
     """The folder of music21's bundled corpus."""
-    from music21 import corpus
+    from music21 import corpus  # start-up: music21 takes ~1 s to import; only corpus sources need it
 
     return Path(corpus.__file__).parent
 
@@ -170,7 +170,7 @@ def license_texts(licenses: set[str] | list[str]) -> dict[str, str]:
 @functools.lru_cache(maxsize=1)
 def _corpus_entries() -> list[tuple[str, str | None, Any]]:
     """(relative path, tune number or None, metadata entry) of every work of the core corpus, sorted."""
-    from music21 import corpus
+    from music21 import corpus  # start-up: as in corpus_root
 
     bundle = corpus.corpora.CoreCorpus().metadataBundle
     # Iterating the bundle itself copies its entries into a list for every item (quadratic, ~9 s for the core

@@ -212,31 +212,15 @@ def test_gradual_unfreezing_freezes_lower_groups_first(tiny_generator):
 
 
 def test_critic_and_composer_commands_end_to_end(two_composers, tiny_generator, tmp_path, capsys):
+    def train(task: str, out: Path, *options: str) -> int:
+        """`toccata TASK train` on the two composers' dataset, small and quick."""
+        data = ["--generator", str(tiny_generator), "--dataset", str(two_composers), "--out", str(out)]
+        common = ["--steps", "30", "--eval-every", "15", "--excerpt-tokens", "64", "--batch-size", "8"]
+        return main([task, "train", *data, *common, "--learning-rate", "0.01", *options])
+
     critic = tmp_path / "critic"
-    common = [
-        "--steps",
-        "30",
-        "--eval-every",
-        "15",
-        "--excerpt-tokens",
-        "64",
-        "--batch-size",
-        "8",
-        "--learning-rate",
-        "0.01",
-    ]
-    args = [
-        "critic",
-        "train",
-        "--generator",
-        str(tiny_generator),
-        "--dataset",
-        str(two_composers),
-        "--out",
-        str(critic),
-    ]
     samples = ["--train-samples", "12", "--validation-samples", "4", "--test-samples", "6", "--sample-beats", "24"]
-    assert main(args + common + samples + ["--negatives", "generator=1"]) == 0
+    assert train("critic", critic, *samples, "--negatives", "generator=1") == 0
     summary = json.loads((critic / "metrics.json").read_text())
     assert summary["classes"] == ["generated", "human"] and 0.0 <= summary["test"]["excerpt_roc_auc"] <= 1.0
     check = summary["check"]["test"]["auc"]  # kind by kind: the test set holds every kind, whatever training used
@@ -266,17 +250,7 @@ def test_critic_and_composer_commands_end_to_end(two_composers, tiny_generator, 
     assert "missing.mid" in capsys.readouterr().err
 
     composer = tmp_path / "composer"
-    args = [
-        "composer",
-        "train",
-        "--generator",
-        str(tiny_generator),
-        "--dataset",
-        str(two_composers),
-        "--out",
-        str(composer),
-    ]
-    assert main(args + common + ["--min-pieces", "2"]) == 0
+    assert train("composer", composer, "--min-pieces", "2") == 0
     summary = json.loads((composer / "metrics.json").read_text())
     assert sorted(summary["classes"]) == ["Chords", "Runs"]
     assert summary["test"]["majority_piece_top1"] == pytest.approx(0.5) and summary["test"]["piece_top3"] == 1.0

@@ -16,7 +16,7 @@ import pytest
 from support.demo import audio_peak, audio_samples, require, require_fluidsynth
 from toccata.tokenization import NotewiseTokenizer
 
-from toccata.audio import FluidSynthLibrary, RenderWorkers, Synth
+from toccata.rendering import FluidSynthLibrary, RenderWorkers, Synth
 
 PIANO = NotewiseTokenizer()
 DUO = NotewiseTokenizer(instruments=("piano", "violin"))
@@ -111,7 +111,7 @@ def test_without_the_library_the_command_renders(tmp_path):
     synth_or_skip()
     midi = piano_midi(tmp_path / "piano.mid")
     code = (
-        "import sys; from pathlib import Path; from toccata.audio import FluidSynthLibrary, RenderWorkers, Synth\n"
+        "import sys; from pathlib import Path; from toccata.rendering import FluidSynthLibrary, RenderWorkers, Synth\n"
         "assert FluidSynthLibrary.shared() is None\n"
         "print(Synth.find().render(Path(sys.argv[1]), Path(sys.argv[2])))\n"
     )

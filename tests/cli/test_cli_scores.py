@@ -14,7 +14,7 @@ from toccata.tokenization import NotewiseTokenizer, parse_token_text
 from toccata.tokenization.score_io import read_score_file
 
 from toccata.cli import main
-from toccata.render import CONTINUATION_COLOUR, MARGIN_RIGHT, PART_COLOURS, SIZE, _legend
+from toccata.rendering.roll import CONTINUATION_COLOUR, MARGIN_RIGHT, PART_COLOURS, SIZE, _legend
 
 TOK = NotewiseTokenizer()
 

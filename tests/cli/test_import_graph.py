@@ -8,11 +8,16 @@ its own room and any room below it, never one above:
     -> toccata (the CLI, rendering, embedded checkpoints) -> demo
 
 One exception, by name: `toccata.cli_demo` (the `toccata demo` command) starts the demo, so it imports demo.
+
+Imports sit at the top of a module; one inside a function says why in a comment, on its line or the line above, naming
+one of `REASONS` (an import right below such an import, in the same block, shares its comment).
 """
 
 from __future__ import annotations
 
 import ast
+import io
+import tokenize
 import tomllib
 from pathlib import Path
 
@@ -29,6 +34,9 @@ LAYERS = (
     "toccata.demo",
 )
 LAUNCHERS = {"toccata.cli_demo": "toccata.demo"}  # the command that starts the app imports it
+# Why an import may sit inside a function: an optional dependency (`# optional: the ray extra`) or start-up time
+# (`# start-up: music21 takes ~1 s to import`).
+REASONS = ("optional", "start-up")
 
 
 def package_modules() -> dict[str, Path]:
@@ -142,3 +150,69 @@ def test_modeling_and_tokenization_never_import_each_other():
         if source.startswith(a) and target.startswith(b)
     ]
     assert not crossing, crossing
+
+
+def unexplained_function_imports(path: Path) -> list[int]:
+    """Lines of the imports inside functions of the module at `path` without a comment that gives one of `REASONS`:
+    on the import's own lines, on the line right above it, or on the import just before it in the same block."""
+    source = path.read_text()
+    lines = source.splitlines()
+    comments = {
+        token.start[0]: token.string.lower()
+        for token in tokenize.generate_tokens(io.StringIO(source).readline)
+        if token.type == tokenize.COMMENT
+    }
+
+    def says_why(line: int) -> bool:
+        return any(reason in comments.get(line, "") for reason in REASONS)
+
+    found = set()
+    for function in ast.walk(ast.parse(source, str(path))):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(function):
+            for _, block in ast.iter_fields(node):
+                if not (isinstance(block, list) and block and isinstance(block[0], ast.stmt)):
+                    continue
+                explained = False  # the previous statement of the block: an import that says why
+                for statement in block:
+                    if not isinstance(statement, (ast.Import, ast.ImportFrom)):
+                        explained = False
+                        continue
+                    above = statement.lineno - 1
+                    explained = (
+                        explained
+                        or any(says_why(line) for line in range(statement.lineno, statement.end_lineno + 1))
+                        or (above >= 1 and lines[above - 1].lstrip().startswith("#") and says_why(above))
+                    )
+                    if not explained:
+                        found.add(statement.lineno)
+    return sorted(found)
+
+
+def test_the_import_rule_sees_a_bare_import_in_a_function_and_accepts_a_reason(tmp_path):
+    module = tmp_path / "module.py"
+    module.write_text(
+        "import os\n\n\n"
+        "def bare():\n    import json\n\n\n"
+        "def optional():\n    try:\n        import ray  # optional: the ray extra\n    except ImportError:\n"
+        "        import json\n\n\n"
+        "def quick():\n    # start-up: music21 takes ~1 s to import\n    import music21\n\n    import numpy as np\n"
+        "    x = 1\n    import torch\n\n\n"
+        "def unrelated():\n    import sys  # noqa: F401\n"
+    )
+    assert unexplained_function_imports(module) == [5, 12, 21, 25]
+
+
+def test_imports_inside_functions_say_why():
+    """Imports sit at the top of a module except where an optional dependency or start-up time needs otherwise, and
+    then a comment says which (issue 33)."""
+    unexplained = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in sorted(package_modules().values())
+        for line in unexplained_function_imports(path)
+    ]
+    assert not unexplained, (
+        f"imports inside functions without a comment naming one of {REASONS} (move them to the top, or say why): "
+        + ", ".join(unexplained)
+    )

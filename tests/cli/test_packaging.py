@@ -45,7 +45,8 @@ def test_wheel_has_one_top_level_namespace(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {name.split("/")[0] for name in names}
     assert top_level == {"toccata", next(t for t in top_level if t.endswith(".dist-info"))}
-    for module in ["tokenization/tokenization_notewise.py", "tokenization/midi_io.py", "modeling/__init__.py"]:
+    modules = ["tokenization/tokenization_notewise.py", "tokenization/midi_io.py", "modeling/__init__.py", "rendering/audio.py"]
+    for module in modules:
         assert f"toccata/{module}" in names
     assert not any(name.startswith(("tests/", "benchmarks/", "modeling/", "demo/")) for name in names)
     root = REPO

@@ -30,12 +30,12 @@ from toccata.demo.form import (
     default_values,
     settings_from_values,
 )
-from toccata.render import CONTINUATION_COLOUR, PROMPT_COLOUR
 from toccata.modeling import SAMPLERS, GuardSettings, SamplerSettings
 from toccata.modeling.hub import random_model, save_checkpoint
+from toccata.tokenization import NotewiseTokenizer
 
 import toccata
-from toccata.audio import SYNTH_MISSING, Synth
+from toccata.rendering import CONTINUATION_COLOUR, PROMPT_COLOUR, SYNTH_MISSING, Synth
 
 CHORALE = PromptChoice(source="corpus", work="bach/bwv66.6", beats=8)
 
@@ -48,6 +48,27 @@ def engine():
 def values(engine, **changes) -> dict:
     """The form's values as the UI sends them, with `changes`."""
     return {**default_values(*engine.presets()), **changes}
+
+
+def small_engine(folder: Path, tokenizer: NotewiseTokenizer | None = None):
+    """(checkpoint folder, engine) of a small random model saved in `folder`: a folder the CLI can load too."""
+    tokenizer = tokenizer or NotewiseTokenizer()
+    folder = save_checkpoint(folder, random_model(tokenizer, embedding_size=16, hidden_size=24), tokenizer)
+    return folder, load_engine(str(folder))
+
+
+def assert_the_cli_makes_the_same_midi(command: str, midi: Path, tmp_path: Path) -> None:
+    """`command`, a `toccata generate` line the demo printed, run as a real process, writes `midi`'s bytes."""
+    out = tmp_path / "again.mid"
+    done = subprocess.run(
+        [sys.executable, "-m", "toccata", *command.split()[1:], "-o", str(out)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == midi.read_bytes()
 
 
 def has_colour(png, hex_colour: str) -> bool:
@@ -93,7 +114,7 @@ def test_each_sampler_gives_midi_audio_and_a_two_colour_piano_roll(engine, sampl
 def test_the_piano_rolls_stamped_labels_are_the_pixels_pillow_draws(anchor):
     from PIL import Image, ImageDraw, ImageFont
 
-    from toccata.render import TEXT, _label
+    from toccata.rendering.roll import TEXT, _label
 
     labels = [("C4", (40, 120)), ("quarter notes", (500, 336)), ("piano continuation", (700, 336)), ("128", (9, 9))]
     for text, xy in labels:
@@ -226,26 +247,13 @@ def test_closing_the_stream_cancels_the_generation(engine, tmp_path):
 
 
 def test_the_settings_command_reproduces_the_piece_with_the_cli(tmp_path):
-    from toccata.tokenization import NotewiseTokenizer
-
-    tokenizer = NotewiseTokenizer()
-    folder = save_checkpoint(tmp_path / "ckpt", random_model(tokenizer, embedding_size=16, hidden_size=24), tokenizer)
-    engine = load_engine(str(folder))
+    folder, engine = small_engine(tmp_path / "ckpt")
     settings = DemoSettings(SamplerSettings("top_k", k=4, seed=21), length=6, prompt=CHORALE)
     result = engine.run(settings, tmp_path)
     words = result.command.split()
     assert words[:4] == ["toccata", "generate", "--model", str(folder)]
     assert engine.int8 and "--int8" in words and result.settings["int8"]  # the demo decodes in int8, and says so
-    out = tmp_path / "again.mid"
-    done = subprocess.run(
-        [sys.executable, "-m", "toccata", *words[1:], "-o", str(out)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    assert out.read_bytes() == result.pieces[0].midi.read_bytes()
+    assert_the_cli_makes_the_same_midi(result.command, result.pieces[0].midi, tmp_path)
 
 
 def test_best_of_n_keeps_the_candidates_the_critic_rates_most_human(engine, tmp_path):
@@ -269,24 +277,11 @@ def test_best_of_n_keeps_the_candidates_the_critic_rates_most_human(engine, tmp_
 
 
 def test_the_best_of_command_reproduces_the_piece_with_the_cli(tmp_path):
-    from toccata.tokenization import NotewiseTokenizer
-
-    tokenizer = NotewiseTokenizer()
-    folder = save_checkpoint(tmp_path / "ckpt", random_model(tokenizer, embedding_size=16, hidden_size=24), tokenizer)
-    engine = load_engine(str(folder))
+    _, engine = small_engine(tmp_path / "ckpt")
     settings = DemoSettings(SamplerSettings("top_k", k=4, seed=9), length=4, best_of=4)
     result = dataclasses.replace(engine, synth=None).run(settings, tmp_path)
     assert "--best-of 4" in result.command and result.settings["chosen"] in range(4)
-    out = tmp_path / "again.mid"
-    done = subprocess.run(
-        [sys.executable, "-m", "toccata", *result.command.split()[1:], "-o", str(out)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    assert out.read_bytes() == result.pieces[0].midi.read_bytes()
+    assert_the_cli_makes_the_same_midi(result.command, result.pieces[0].midi, tmp_path)
 
 
 def test_concurrent_requests_share_the_batcher_and_each_gets_the_music_it_gets_alone(engine, tmp_path):
@@ -317,7 +312,7 @@ def test_concurrent_requests_share_the_batcher_and_each_gets_the_music_it_gets_a
 def test_piano_and_violin_continue_an_uploaded_duo_with_two_tracks_and_a_three_colour_roll(engine, tmp_path):
     """The instrument choice: its own model, MIDI with the violin on GM 40, the violin drawn in its own colour, and
     an uploaded chamber MIDI (a violin track over a piano track) continued with both parts."""
-    from toccata.render import PART_COLOURS
+    from toccata.rendering import PART_COLOURS
 
     duo = symusic.Score(480)
     for name, program, pitches in (("Piano", 0, [48, 55, 60]), ("Violin", 40, [72, 74, 76, 77])):
@@ -378,16 +373,12 @@ def test_rendered_audio_is_served_without_a_probe_process_where_ffmpeg_is_instal
 
 
 def test_the_style_choice_lists_the_models_composers_and_the_piece_is_labelled(engine, tmp_path):
-    from toccata.tokenization import NotewiseTokenizer
-
     def style_choice(demo: gr.Blocks) -> gr.Dropdown:
         return next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "composer")
 
     plain = style_choice(ui.build_demo(engine, answers=tmp_path / "plain.sqlite"))
     assert not plain.visible or engine.composers(), "a model without composer labels shows no style choice"
-    tokenizer = NotewiseTokenizer(composers=["Chopin", "Szymanowska"])
-    folder = save_checkpoint(tmp_path / "ckpt", random_model(tokenizer, embedding_size=16, hidden_size=24), tokenizer)
-    labelled = load_engine(str(folder))
+    _, labelled = small_engine(tmp_path / "ckpt", NotewiseTokenizer(composers=["Chopin", "Szymanowska"]))
     choice = style_choice(ui.build_demo(labelled, answers=tmp_path / "labelled.sqlite"))
     assert choice.visible and [value for _, value in choice.choices] == ["", "Chopin", "Szymanowska"]
     form = values(labelled, composer="Szymanowska", length=4, length_unit="bars", prompt_source="none")

@@ -303,7 +303,7 @@ def test_fluidsynth_renders_the_violin_and_cello_tracks_as_bowed_strings(tmp_pat
     """A held note: the piano's sound decays, a bowed string's does not (programs 40 and 42 reach the synth)."""
     import wave
 
-    from toccata.audio import Synth
+    from toccata.rendering import Synth
 
     synth = Synth.find()
     if synth is None:

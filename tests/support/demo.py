@@ -47,7 +47,7 @@ def require(available: bool, what: str) -> None:
 
 
 def require_fluidsynth() -> None:
-    from toccata.audio import Synth
+    from toccata.rendering import Synth
 
     require(Synth.find() is not None, "FluidSynth with a General MIDI soundfont")
 

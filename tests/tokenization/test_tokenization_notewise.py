@@ -131,6 +131,13 @@ def test_tempo_and_time_signature_travel_as_metadata():
     assert (decoded.time_signatures[0].numerator, decoded.time_signatures[0].denominator) == (3, 4)
     default = TOK.tokens_to_midi(["p60", "wait12", "endp60"])
     assert default.tempos[0].qpm == pytest.approx(120.0)
+    # a keyword replaces what it names and nothing else, in MIDI and in token text alike (one instrumented tokenizer)
+    duo = NotewiseTokenizer(instruments=("piano", "violin"))
+    for tokenizer in (TOK, duo):
+        faster = tokenizer.tokens_to_midi(again.tokens, meta=again.meta, qpm=90.0)
+        assert faster.tempos[0].qpm == pytest.approx(90.0) and faster.time_signatures[0].numerator == 3
+    text = TOK.tokens_to_text(again.tokens, meta=again.meta, time_signature=(6, 8))
+    assert parse_token_text(text).meta == ScoreMeta(qpm=72.0, time_signature=(6, 8))
 
 
 def test_time_is_measured_in_beats_not_seconds():

@@ -1,11 +1,11 @@
 """Audio from MIDI: FluidSynth renders with a General MIDI soundfont, offline, to WAV or FLAC (by the file's suffix).
-`toccata generate` and the demo use it; where FluidSynth or a soundfont is missing, `Synth.find()` returns None and the
-caller says so.
+`toccata generate`, `toccata look` and the demo use it (through `toccata.rendering`); where FluidSynth or a soundfont
+is missing, `Synth.find()` returns None and the caller says so.
 
 Three engines write the same bytes (tested):
 - "library": FluidSynth's C library (libfluidsynth, which the `fluidsynth` package installs) in this process. The
   soundfont is read once per process instead of once per file: less than half the CPU of the command per render.
-- "workers": the same in helper processes that stay up (`python -m toccata.audio`), for servers: a render then runs
+- "workers": the same in helper processes that stay up (`python -m toccata.rendering`), for servers: a render then runs
   beside the server's Python threads on another core instead of taking turns with them for the GIL (the demo, 20
   users on 2 cores: 1.8x the throughput of "library"), and a crash in FluidSynth cannot take the server down.
 - "command": the `fluidsynth` command, one process per file; also where libfluidsynth does not load.
@@ -271,7 +271,7 @@ def _usable_cores() -> int:
 
 
 class RenderWorkers:
-    """Helper processes rendering with libfluidsynth (`python -m toccata.audio`), each one render at a time: one per
+    """Helper processes rendering with libfluidsynth (`python -m toccata.rendering`), each one render at a time: one per
     core, at most 4 ($TOCCATA_RENDER_WORKERS sets it). Started on first use; one that dies or overruns its timeout is
     stopped, the render reports it, and the next render starts a fresh one."""
 
@@ -294,10 +294,10 @@ class RenderWorkers:
 
     @staticmethod
     def _start() -> subprocess.Popen:
-        package_root = str(Path(__file__).resolve().parents[1])
+        package_root = str(Path(__file__).resolve().parents[2])  # the folder that holds toccata/
         path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
         return subprocess.Popen(
-            [sys.executable, "-m", "toccata.audio"],
+            [sys.executable, "-m", "toccata.rendering"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -357,7 +357,3 @@ def serve_renders() -> None:
             answer = {"error": str(err)}
         sys.stdout.write(json.dumps(answer) + "\n")
         sys.stdout.flush()
-
-
-if __name__ == "__main__":  # an internal worker process (`RenderWorkers` starts it), not a user-facing command
-    serve_renders()

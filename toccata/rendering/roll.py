@@ -1,6 +1,6 @@
 """The piano roll the demo shows, `toccata roll` draws for any MIDI file or score and `toccata look` draws for
-samples (audio comes from `toccata.audio`): the piano's prompt and the rest in two colours, a violin or cello part in
-its own.
+samples (through `toccata.rendering`, beside the audio): the piano's prompt and the rest in two colours, a violin or
+cello part in its own.
 
 Drawn with Pillow, not matplotlib: about 6 ms instead of 180 ms a roll, and no Python-heavy drawing holding the GIL
 while the shared decoding loop serves other requests. A palette image (seven colours, text without anti-aliasing):
