@@ -96,7 +96,7 @@ def _add_control(actions: argparse._SubParsersAction) -> None:
 
 
 def run_control(args: argparse.Namespace) -> int:
-    import toccata
+    # start-up: torch and transformers load only for this command, not for `toccata --help`
     from toccata.classifiers.composer_control import composer_control
     from toccata.classifiers.model import load_classifier
 
