@@ -2,7 +2,8 @@
 with random transposition for training, fixed excerpts for evaluation.
 
 A `Labelled` sequence carries its group (the piece, or the generated sample) so no group straddles training and test.
-Random excerpts are a pure function of (seed, step): a rerun draws the same batches.
+Random excerpts are a pure function of (seed, step): a rerun, or a resumed run, draws the same batches. The
+Trainer reads them through `SamplerBatches` (training) and `Excerpts` (evaluation), both torch datasets.
 """
 
 from __future__ import annotations
@@ -140,14 +141,44 @@ class ExcerptSampler:
         }
 
 
+class SamplerBatches(torch.utils.data.Dataset):
+    """The rows of batches 0 .. `steps` - 1 of a sampler, in order: read in order in batches of `batch_size` (the
+    Trainer's loader with a sequential sampler), batch k is `sampler.batch(k, batch_size)`, and a resumed run, which
+    skips the batches it has trained on, goes on with the batch an uninterrupted run would draw."""
+
+    def __init__(self, sampler: ExcerptSampler, steps: int, batch_size: int) -> None:
+        self.sampler, self.steps, self.batch_size = sampler, steps, batch_size
+        self.step, self.batch = -1, {}  # the batch of the rows being read
+
+    def __len__(self) -> int:
+        return self.steps * self.batch_size
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        step, row = divmod(index, self.batch_size)
+        if step != self.step:
+            self.step, self.batch = step, self.sampler.batch(step, self.batch_size)
+        return {name: values[row] for name, values in self.batch.items()}
+
+
 @dataclass
-class Excerpts:
-    """Fixed excerpts for evaluation: right-padded ids and mask (n, length), labels and the group of each."""
+class Excerpts(torch.utils.data.Dataset):
+    """Fixed excerpts for evaluation: right-padded ids and mask (n, length), labels and the group of each; as a
+    dataset, one excerpt (input_ids, attention_mask, labels) per item."""
 
     ids: np.ndarray
     mask: np.ndarray
     labels: np.ndarray
     groups: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {
+            "input_ids": torch.as_tensor(self.ids[index]),
+            "attention_mask": torch.as_tensor(self.mask[index]),
+            "labels": torch.as_tensor(self.labels[index]),
+        }
 
 
 def fixed_excerpts(sequences: list[Labelled], length: int, per_sequence: int, pad_id: int) -> Excerpts:
@@ -184,6 +215,7 @@ __all__ = [
     "ExcerptSampler",
     "Excerpts",
     "Labelled",
+    "SamplerBatches",
     "composer_classes",
     "composer_sequences",
     "dataset_rows",

@@ -1,20 +1,16 @@
-"""Sequence classifiers on the generator's encoder: building (from a generator checkpoint or from scratch),
-fine-tuning with gradual unfreezing and discriminative learning rates (ULMFiT), scoring, saving and loading.
+"""Sequence classifiers on the generator's encoder: building (from a generator checkpoint or from scratch), its
+layer groups (what gradual unfreezing frees in turn), scoring, saving and loading.
 
     model = classifier_from_generator("toccata/checkpoints/default", ["generated", "human"])   # pretrained encoder
-    fit(model, sampler, valid, FitSettings(steps=300))                                         # head first, then down
     critic_scores(model, tokenizer, [tokens, ...])                                             # P(human) per piece
 
-The tasks (critic, composer), their data and their evaluation are in `tasks.py`.
+Fine-tuning (ULMFiT's recipe in the transformers Trainer) is in `fine_tune.py`; the tasks (critic, composer), their
+data and their evaluation are in `tasks.py`.
 """
 
 from __future__ import annotations
 
-import copy
-import math
 import os
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +18,10 @@ import toccata.tokenization  # noqa: F401  registers NotewiseTokenizer with Auto
 import torch
 import torch.nn.functional as F
 from toccata.modeling import NotewiseLSTMConfig, NotewiseLSTMForSequenceClassification  # registers the model too
-from toccata.modeling.hub import hub_load_options
+from toccata.modeling.hub import forget_code, hub_load_options
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from .data import Excerpts, ExcerptSampler, windows
+from .data import windows
 
 HUMAN = "human"
 GENERATED = "generated"
@@ -60,80 +56,6 @@ def layer_groups(model) -> list[list[torch.nn.Parameter]]:
     groups += [list(layer.parameters()) for layer in reversed(layers[1:])]
     groups.append(list(layers[0].parameters()) + list(model.model.embeddings.parameters()))
     return groups
-
-
-@dataclass
-class FitSettings:
-    """How a classifier is fine-tuned; every run depends only on these and the data."""
-
-    steps: int = 300  # optimizer steps
-    batch_size: int = 32
-    learning_rate: float = 2e-3  # of the head; group k below it gets learning_rate / lr_decay**k
-    lr_decay: float = 2.6  # ULMFiT's discriminative factor (1: one learning rate for all)
-    unfreeze_every: int = 0  # gradual unfreezing: one more group every N steps (0: everything trains from step 0)
-    warmup: float = 0.1  # share of steps with a linear warm-up, then linear decay (a slanted triangle)
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    eval_every: int = 50
-    seed: int = 0
-
-
-def _lr_factor(step: int, settings: FitSettings) -> float:
-    warm = max(1, int(settings.steps * settings.warmup))
-    if step < warm:
-        return (step + 1) / warm
-    return max(0.02, (settings.steps - step) / max(1, settings.steps - warm))
-
-
-def fit(model, sampler: ExcerptSampler, valid: Excerpts | None, settings: FitSettings, log=None) -> list[dict]:
-    """Train on `sampler`'s batches; keep the weights with the lowest validation loss. Returns the log rows.
-
-    With `unfreeze_every`, only the head trains at first and one more group (from the top) joins every N steps."""
-    torch.manual_seed(settings.seed)
-    groups = layer_groups(model)
-    optimizer = torch.optim.AdamW(
-        [{"params": g, "lr": settings.learning_rate / settings.lr_decay**k} for k, g in enumerate(groups)],
-        lr=settings.learning_rate,
-        weight_decay=settings.weight_decay,
-    )
-    base = [group["lr"] for group in optimizer.param_groups]
-    history, best, best_state, started, running = [], math.inf, None, time.perf_counter(), []
-    for step in range(settings.steps):
-        trainable = len(groups) if not settings.unfreeze_every else 1 + step // settings.unfreeze_every
-        for k, group in enumerate(groups):
-            for p in group:
-                p.requires_grad_(k < trainable)
-        for group, lr in zip(optimizer.param_groups, base):
-            group["lr"] = lr * _lr_factor(step, settings)
-        model.train()
-        loss = model(**sampler.batch(step, settings.batch_size)).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], settings.max_grad_norm)
-        optimizer.step()
-        running.append(loss.item())
-        if valid is not None and ((step + 1) % settings.eval_every == 0 or step + 1 == settings.steps):
-            probs = predict_proba(model, valid.ids, valid.mask)
-            v_loss = float(-np.log(np.clip(probs[np.arange(len(probs)), valid.labels], 1e-9, 1)).mean())
-            row = {
-                "step": step + 1,
-                "train_loss": float(np.mean(running)),
-                "valid_loss": v_loss,
-                "valid_accuracy": float((probs.argmax(1) == valid.labels).mean()),
-                "groups_training": min(trainable, len(groups)),
-                "elapsed_s": round(time.perf_counter() - started, 1),
-            }
-            running = []
-            history.append(row)
-            if log:
-                log(row)
-            if v_loss < best:
-                best, best_state = v_loss, copy.deepcopy(model.state_dict())
-    for p in model.parameters():
-        p.requires_grad_(True)
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return history
 
 
 @torch.inference_mode()
@@ -210,8 +132,6 @@ def load_classifier(source: str | os.PathLike, trust_remote_code: bool = False):
 def save_classifier(folder: str | os.PathLike, model, tokenizer, info: dict, card: str) -> Path:
     """Weights (safetensors), config (with `info` as `toccata_classifier`), tokenizer and model card; no code (it
     loads through the package; `toccata save --for-hub` writes the Hub's copy with the code)."""
-    from toccata.modeling.hub import forget_code
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model.config.toccata_classifier = info
@@ -226,11 +146,9 @@ def save_classifier(folder: str | os.PathLike, model, tokenizer, info: dict, car
 __all__ = [
     "CRITIC_LABELS",
     "MAX_WINDOWS",
-    "FitSettings",
     "classifier_from_generator",
     "critic_scores",
     "excerpt_tokens",
-    "fit",
     "layer_groups",
     "load_classifier",
     "predict_proba",

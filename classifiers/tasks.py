@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,8 @@ from sklearn.preprocessing import StandardScaler
 from toccata.evaluation.feature_critic import excerpt_features
 from toccata.modeling.hub import load_checkpoint
 from toccata.modeling.layout import VocabLayout
-from toccata.training.trainer import _machine as machine
+from toccata.training.runs import CHECKPOINTS, machine, resume_point, trainer_arguments
+from transformers import TrainingArguments, set_seed
 
 from .card import card_text
 from .critic_check import CHECK_SPLITS, check_critic, real_excerpts
@@ -45,15 +47,8 @@ from .data import (
     dataset_rows,
     fixed_excerpts,
 )
-from .model import (
-    CRITIC_LABELS,
-    FitSettings,
-    classifier_from_generator,
-    critic_scores,
-    fit,
-    predict_proba,
-    save_classifier,
-)
+from .fine_tune import fine_tune
+from .model import CRITIC_LABELS, classifier_from_generator, critic_scores, predict_proba, save_classifier
 from .negatives import (
     DEFAULT_NEGATIVES,
     CriticSampler,
@@ -82,6 +77,10 @@ class ClassifierTask:
     max_transpose: int = 6
     eval_every: int = 50
     eval_windows: int = 8  # excerpts per test piece (and per generated sample: a quarter of it)
+    warmup: float = 0.1  # share of steps with a linear warm-up, then a linear decay (ULMFiT's slanted triangle)
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    device: str = "auto"  # auto (CUDA when present), cpu or cuda
     train_samples: int = 384  # critic: generated samples per split
     validation_samples: int = 64
     test_samples: int = 128
@@ -104,20 +103,32 @@ class ClassifierTask:
         if self.task == "critic":
             negative_shares(self.negatives)  # a clear error now, not after generating samples
 
-    def fit_settings(self) -> FitSettings:
+    def unfreezing(self) -> tuple[int, float]:
+        """(unfreeze_every, lr_decay), the defaults resolved: ULMFiT's for a pretrained encoder (one more layer group
+        every steps / 8 steps, each group below the head at ÷2.6 the learning rate), neither from scratch."""
         unfreeze = (
             self.unfreeze_every if self.unfreeze_every is not None else (self.steps // 8 if self.pretrained else 0)
         )
-        decay = self.lr_decay if self.lr_decay is not None else (2.6 if self.pretrained else 1.0)
-        return FitSettings(
-            steps=self.steps,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            lr_decay=decay,
-            unfreeze_every=unfreeze,
-            eval_every=self.eval_every,
-            seed=self.seed,
+        return unfreeze, self.lr_decay if self.lr_decay is not None else (2.6 if self.pretrained else 1.0)
+
+    def training_arguments(self) -> TrainingArguments:
+        """The Trainer's arguments (`training.runs`): batches of `batch_size` excerpts for `steps` steps, validation
+        and a checkpoint in OUT/checkpoints every `eval_every` steps and at the end, the best weights kept."""
+        return trainer_arguments(
+            self,
+            Path(self.output_dir),
+            self.eval_every,
+            max_steps=self.steps,
+            per_device_eval_batch_size=64,
+            logging_steps=self.eval_every,
+            save_total_limit=2,  # the best and the newest
+            disable_tqdm=True,  # a JSON row per validation instead (`fine_tune`'s log)
         )
+
+
+# What `--resume` may change from the run it continues: everything else is its data, model or optimisation.
+RESUME_MAY_CHANGE = ("output_dir", "steps", "eval_every", "license", "device")
+RESUME_MUST_MATCH = tuple(f.name for f in fields(ClassifierTask) if f.name not in RESUME_MAY_CHANGE)
 
 
 def _critic_split(task, tokenizer, generator, split: str, count: int, train_real: list[Labelled], log) -> list:
@@ -268,10 +279,12 @@ def majority_baseline(train: list[Labelled], test: Excerpts, num_labels: int) ->
     return np.tile(counts / counts.sum(), (len(test.labels), 1))
 
 
-def train_task(task: ClassifierTask, log=print) -> dict:
-    """Train, evaluate (with baselines) and save a classifier to `task.output_dir`; returns the summary."""
+def train_task(task: ClassifierTask, log=print, resume: bool = False) -> dict:
+    """Train, evaluate (with baselines) and save a classifier to `task.output_dir`; returns the summary. `resume`:
+    continue from the newest checkpoint in OUT/checkpoints (removed once the classifier is saved)."""
     out = Path(task.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    resume_from = resume_point(out, asdict(task), "task_config.json", RESUME_MUST_MATCH, log) if resume else None
     (out / "task_config.json").write_text(json.dumps(asdict(task), indent=2) + "\n")
     started = time.perf_counter()
     _, tokenizer = load_checkpoint(task.generator)
@@ -294,11 +307,12 @@ def train_task(task: ClassifierTask, log=print) -> dict:
         )
     else:
         sampler = ExcerptSampler(data["train"], task.excerpt_tokens, layout, pad, task.max_transpose, False, task.seed)
-    torch.manual_seed(task.seed)
+    set_seed(task.seed)  # the new head's initial weights too
     model = classifier_from_generator(task.generator, classes, pretrained=task.pretrained)
-    settings = task.fit_settings()
+    unfreeze_every, lr_decay = task.unfreezing()
     fit_started = time.perf_counter()
-    history = fit(model, sampler, valid, settings, log=lambda row: log(json.dumps(row)))
+    args = task.training_arguments()
+    history = fine_tune(model, sampler, valid, args, unfreeze_every, lr_decay, resume_from, log=log)
     fit_s = time.perf_counter() - fit_started
     probs = predict_proba(model, test.ids, test.mask)
     result = metrics(task.task, probs, test.labels, test.groups)
@@ -327,17 +341,26 @@ def train_task(task: ClassifierTask, log=print) -> dict:
         "data": notes,
         "test": result,
         "history": history,
-        "fit": asdict(settings),
+        "fit": _fit_settings(task),
         "fit_seconds": round(fit_s, 1),
         "data_seconds": round(prepared, 1),
         "torch_threads": torch.get_num_threads(),
-        "machine": _machine(),
+        "machine": machine(),
     }
     if checks:
         summary["check"] = checks
     save_classifier(out, model.eval(), tokenizer, info, card_text(task, summary))
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)  # the run is done: its folder is the classifier
     return summary
+
+
+def _fit_settings(task: ClassifierTask) -> dict:
+    """The fine-tuning's settings for the summary and the card, the defaults resolved."""
+    unfreeze_every, lr_decay = task.unfreezing()
+    names = ("steps", "batch_size", "learning_rate", "warmup", "weight_decay", "max_grad_norm")
+    settings = {name: getattr(task, name) for name in (*names, "eval_every", "seed")}
+    return {**settings, "lr_decay": lr_decay, "unfreeze_every": unfreeze_every}
 
 
 def _critic_checks(task: ClassifierTask, model, tokenizer, data: dict[str, list[Labelled]], log) -> dict:
@@ -362,11 +385,6 @@ def _critic_checks(task: ClassifierTask, model, tokenizer, data: dict[str, list[
         log(f"critic check on {split}:\n{check.markdown()}")
         checks[split] = asdict(check)
     return checks
-
-
-def _machine() -> str:
-
-    return machine()
 
 
 def comparison_task(task: ClassifierTask, output_dir: str | os.PathLike) -> ClassifierTask:

@@ -1,6 +1,6 @@
 """`toccata critic` and `toccata composer`: arguments -> `classifiers.tasks` / `classifiers.model`.
 
-toccata critic train --generator toccata/checkpoints/default --dataset data/piano --out runs/critic [--from-scratch]
+toccata critic train --generator toccata/checkpoints/default --dataset data/piano --out runs/critic [--from-scratch] [--resume]
 toccata critic score piece.mid other.mid [--model runs/critic]          # P(human) per file (default: embedded)
 toccata critic check --critic runs/critic --dataset data/piano --split test [--generator G --samples N]
 toccata composer train --dataset data/piano --out runs/composer [--generator PATH] [--from-scratch]
@@ -133,6 +133,7 @@ def _add_train(cmd: argparse.ArgumentParser, task: str) -> None:
     cmd.add_argument("--eval-every", type=int, default=50, help="validation every N steps (best weights kept)")
     cmd.add_argument("--license", default="unknown", help="licence of the weights for the model card")
     cmd.add_argument("--seed", type=int, default=0)
+    cmd.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in OUT/checkpoints")
     if task == "critic":
         cmd.add_argument("--train-samples", type=int, default=384, help="generated samples for training")
         cmd.add_argument("--validation-samples", type=int, default=64)
@@ -188,7 +189,7 @@ def run_train(args: argparse.Namespace) -> int:
             options["negatives"] = args.negatives
     else:
         options["min_pieces"] = args.min_pieces
-    summary = train_task(ClassifierTask(**options), log=lambda line: print(line, file=sys.stderr))
+    summary = train_task(ClassifierTask(**options), log=lambda line: print(line, file=sys.stderr), resume=args.resume)
     print(json.dumps(summary["test"], indent=2), file=sys.stderr)
     print(f"wrote the {args.task} to {args.out} (use it with --model {args.out})", file=sys.stderr)
     return 0

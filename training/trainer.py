@@ -12,7 +12,6 @@ import csv
 import json
 import math
 import os
-import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,9 +33,9 @@ from .data import (
     load_scheme_pieces,
     read_rows,
 )
+from .runs import LogAtSave, machine, resume_point, step_of, trainer_arguments
 from .warm_start import parse_instruments, warm_start
 
-CHECKPOINTS = "checkpoints"
 METRICS = "metrics.jsonl"
 
 
@@ -142,17 +141,6 @@ class MetricsLog(TrainerCallback):
         write_csv(self.path)
 
 
-class LogAtSave(TrainerCallback):
-    """Logs the training loss at every checkpoint, so that a checkpoint's log history covers each step before it:
-    a resumed run's summary averages the whole run from it (`run_train_loss`)."""
-
-    def on_step_end(self, args, state, control, **kwargs) -> None:
-        control.should_log = control.should_log or control.should_save
-
-    def on_epoch_end(self, args, state, control, **kwargs) -> None:
-        control.should_log = control.should_log or control.should_save
-
-
 def run_train_loss(log_history: list[dict], training_loss: float, steps: int, resumed_at: int | None) -> float:
     """The mean training loss over every step of a run. The Trainer's `training_loss` covers this invocation only:
     after a resume from step `resumed_at`, the steps before it come from the losses logged up to the checkpoint."""
@@ -189,13 +177,6 @@ def read_metrics(output_dir: str | os.PathLike) -> list[dict]:
     """The rows of a run's metrics.jsonl."""
     path = Path(output_dir) / METRICS
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def last_checkpoint(output_dir: str | os.PathLike) -> Path | None:
-    """The newest complete Trainer checkpoint of a run (trainer_state.json is written last), or None."""
-    folder = Path(output_dir) / CHECKPOINTS
-    done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file() and p.name[11:].isdigit()]
-    return max(done, key=lambda p: int(p.name[11:]), default=None)
 
 
 def _scheme(config: TrainConfig, out: Path, resume: bool):
@@ -308,39 +289,20 @@ def _datasets(config: TrainConfig, tokenizer, layout: VocabLayout) -> tuple[Wind
 
 
 def _training_arguments(config: TrainConfig, out: Path, steps_per_epoch: int) -> TrainingArguments:
-    strategy = "steps" if config.eval_steps else "epoch"
-    use_cpu = config.device == "cpu" or not torch.cuda.is_available()
-    report_to = ["tensorboard"] if config.tensorboard else "none"
-    return TrainingArguments(
-        output_dir=str(out / CHECKPOINTS),
-        per_device_train_batch_size=config.batch_size,
+    """The shared run set-up (`runs.trainer_arguments`) with the language model's epochs, logging and workers."""
+    return trainer_arguments(
+        config,
+        out,
+        config.eval_steps,
         per_device_eval_batch_size=config.batch_size,
+        lr_scheduler_type=config.scheduler,
         num_train_epochs=config.epochs,
         max_steps=config.max_steps,
-        learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay,
-        warmup_steps=config.warmup,
-        lr_scheduler_type=config.scheduler,
-        max_grad_norm=config.max_grad_norm,
-        eval_strategy=strategy,
-        save_strategy=strategy,
-        eval_steps=config.eval_steps,
-        save_steps=config.eval_steps,
         logging_steps=min(config.logging_steps, max(steps_per_epoch, 1)),
         logging_first_step=True,
         save_total_limit=config.save_total_limit,
-        load_best_model_at_end=True,
-        metric_for_best_model="eval_loss",
-        greater_is_better=False,
-        seed=config.seed,
-        use_cpu=use_cpu,
-        ddp_backend=("gloo" if use_cpu else "nccl") if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
-        ddp_find_unused_parameters=False,
         dataloader_num_workers=config.num_workers,
-        dataloader_pin_memory=not use_cpu,
-        report_to=report_to,
-        remove_unused_columns=False,
-        save_only_model=False,
+        report_to=["tensorboard"] if config.tensorboard else "none",
     )
 
 
@@ -351,29 +313,6 @@ RESUME_MUST_MATCH = (
     "learning_rate", "weight_decay", "warmup", "scheduler", "max_grad_norm", "max_transpose", "seed",
     "composer_min_pieces", "composer_dropout",
 )  # fmt: skip
-
-
-def _check_resumable(config: TrainConfig, out: Path) -> None:
-    """A clear error, before any weights load, when `--resume` is given other settings than the run it continues."""
-    saved_file = out / "train_config.json"
-    if not saved_file.is_file():
-        return
-    saved, now = json.loads(saved_file.read_text()), json.loads(json.dumps(asdict(config)))
-
-    def same(name: str) -> bool:
-        a, b = saved[name], now[name]
-        if name in ("dataset", "init_from") and a and b and Path(a).exists() and Path(b).exists():
-            return Path(a).resolve() == Path(b).resolve()  # a folder given from another working directory
-        return a == b
-
-    changed = [
-        f"{name} {saved[name]!r} -> {now[name]!r}" for name in RESUME_MUST_MATCH if name in saved and not same(name)
-    ]
-    if changed:
-        raise ValueError(
-            f"--resume continues the run in {out} with its settings, but these differ: {'; '.join(changed)}. "
-            "Give the same settings, or a new --output for a new run"
-        )
 
 
 def train(config: TrainConfig, resume: bool = False, callbacks: list[TrainerCallback] | None = None) -> dict:
@@ -387,11 +326,7 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list[TrainerCall
             import tensorboard  # noqa: F401  an optional dependency, checked only when asked for
         except ImportError:
             raise ValueError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
-    resume_from = last_checkpoint(out) if resume else None
-    if resume and resume_from is None:
-        print(f"no checkpoint in {out / CHECKPOINTS} yet: starting from the beginning")
-    if resume_from is not None:
-        _check_resumable(config, out)
+    resume_from = resume_point(out, asdict(config), "train_config.json", RESUME_MUST_MATCH) if resume else None
     scheme = _scheme(config, out, resume) if config.tokenizer != "notewise" else None
     set_seed(config.seed)  # the new model's initial weights too
     model, tokenizer = _model_and_tokenizer(config, scheme)
@@ -402,7 +337,7 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list[TrainerCall
     world = int(os.environ.get("WORLD_SIZE", "1"))
     steps_per_epoch = math.ceil(len(train_set) / (config.batch_size * world))
     args = _training_arguments(config, out, steps_per_epoch)
-    resumed_at = _step_of(resume_from) if resume_from else None
+    resumed_at = step_of(resume_from) if resume_from else None
     callbacks = [MetricsLog(out, resumed_at), LogAtSave(), *(callbacks or [])]
     if config.patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.patience))
@@ -431,7 +366,7 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list[TrainerCall
         "world_size": args.world_size,
         "rank": args.process_index,
         "device": str(args.device),
-        "machine": _machine(),
+        "machine": machine(),
         "torch_threads": torch.get_num_threads(),
         "train_runtime_s": round(result.metrics.get("train_runtime", 0.0), 1),  # this invocation only, if resumed
     }
@@ -462,20 +397,6 @@ def _layout(config: TrainConfig, tokenizer, scheme) -> VocabLayout:
     return VocabLayout.from_pitch_ids(pitch_ids)
 
 
-def _machine() -> str:
-    """The CPU model (from /proc/cpuinfo where there is one) and core count, for the card and the summary."""
-    name = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
-        name = models[0] if models else name
-    return f"{name}, {os.cpu_count()} logical CPUs"
-
-
-def _step_of(checkpoint: Path) -> int:
-    return int(checkpoint.name.rsplit("-", 1)[1])
-
-
 def _training_data_text(config: TrainConfig, summary: dict) -> str:
     init = f"fine-tuned from `{config.init_from}`" if config.init_from else "trained from random initialisation"
     if config.tokenizer != "notewise":
@@ -494,4 +415,4 @@ def _training_data_text(config: TrainConfig, summary: dict) -> str:
     )
 
 
-__all__ = ["TrainConfig", "last_checkpoint", "read_metrics", "train"]
+__all__ = ["TrainConfig", "read_metrics", "train"]

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +21,17 @@ from toccata.modeling.hub import copy_checkpoint, random_model, save_checkpoint
 from toccata.modeling.layout import VocabLayout
 from toccata.tokenization import NotewiseTokenizer
 from toccata.classifiers.data import ExcerptSampler, Labelled, fixed_excerpts
+from toccata.classifiers.fine_tune import fine_tune
 from toccata.classifiers.model import (
-    FitSettings,
     classifier_from_generator,
     critic_scores,
-    fit,
     load_classifier,
+    predict_proba,
     save_classifier,
 )
-from toccata.classifiers.tasks import metrics
-from transformers import AutoModelForSequenceClassification
+from toccata.classifiers.tasks import ClassifierTask, metrics
+from toccata.training.runs import last_checkpoint
+from transformers import AutoModelForSequenceClassification, TrainerCallback
 
 import toccata
 from toccata.cli import main
@@ -148,7 +150,7 @@ def test_save_and_load_through_auto_class_and_remote_code(tiny_generator, tmp_pa
         import sys
         sys.modules["toccata"] = None  # only the code in the folder may run
         import torch
-        from transformers import AutoModelForSequenceClassification
+        from transformers import AutoModelForSequenceClassification, TrainerCallback
         model = AutoModelForSequenceClassification.from_pretrained({str(tmp_path / "clf")!r}, trust_remote_code=True)
         assert not type(model).__module__.startswith("toccata"), type(model).__module__
         print(type(model).__name__, model.eval()(torch.tensor([{ids[0].tolist()}])).logits.tolist())
@@ -168,7 +170,12 @@ def test_save_and_load_through_auto_class_and_remote_code(tiny_generator, tmp_pa
     np.testing.assert_allclose(json.loads(logits), expected.numpy(), atol=1e-5)
 
 
-def test_a_tiny_critic_separates_trivially_separable_music(tiny_generator):
+def _task(generator: Path, out: Path, **settings) -> ClassifierTask:
+    """A task whose settings `fine_tune` reads (steps, batch size, learning rate, evaluation, seed) into `out`."""
+    return ClassifierTask(task="composer", dataset=str(out), output_dir=str(out), generator=str(generator), **settings)
+
+
+def test_a_tiny_critic_separates_trivially_separable_music(tiny_generator, tmp_path):
     rng = np.random.default_rng(1)
     train = [Labelled(_ids(_runs(rng, 300)), 0, f"r{i}") for i in range(6)]
     train += [Labelled(_ids(_chords(rng, 300)), 1, f"c{i}") for i in range(6)]
@@ -180,35 +187,100 @@ def test_a_tiny_critic_separates_trivially_separable_music(tiny_generator):
     assert batch["input_ids"].shape == (8, 64) and (batch["input_ids"] == sampler.batch(3, 8)["input_ids"]).all()
     model = classifier_from_generator(tiny_generator, ["generated", "human"])
     before = metrics("critic", _probs(model, test), test.labels, test.groups)
-    settings = FitSettings(steps=40, batch_size=8, learning_rate=1e-2, unfreeze_every=5, eval_every=20)
-    history = fit(model, sampler, test, settings)
+    task = _task(tiny_generator, tmp_path, steps=40, batch_size=8, learning_rate=1e-2, eval_every=20)
+    history = fine_tune(model, sampler, test, task.training_arguments(), unfreeze_every=5, lr_decay=2.6)
     assert [row["groups_training"] for row in history] == [3, 3]  # head, top layer, then the rest, by step 10
     after = metrics("critic", _probs(model, test), test.labels, test.groups)
     assert after["excerpt_roc_auc"] > 0.95 and after["excerpt_accuracy"] >= 0.9, (before, after)
+    kept = _loss(model, test)  # the weights of the evaluation with the lowest validation loss
+    assert kept == pytest.approx(min(row["valid_loss"] for row in history), rel=1e-4), history
     scores = critic_scores(model, TOK, [_runs(rng, 200).split(), _chords(rng, 200).split()])
     assert scores[0] < 0.5 < scores[1]
 
 
 def _probs(model, ex):
-    from toccata.classifiers.model import predict_proba
-
     return predict_proba(model, ex.ids, ex.mask)
 
 
-def test_gradual_unfreezing_freezes_lower_groups_first(tiny_generator):
+def _loss(model, ex) -> float:
+    """Mean cross-entropy of the excerpts' classes, as the Trainer's validation measures it."""
+    probs = _probs(model, ex)
+    return float(-np.log(probs[np.arange(len(probs)), ex.labels]).mean())
+
+
+class _StopAt(TrainerCallback):
+    """Counts the steps it sees; ends training after step `step` (and its checkpoint), as an interruption would."""
+
+    def __init__(self, step: int = 0) -> None:
+        self.step, self.seen = step, []
+
+    def on_step_end(self, args, state, control, **kwargs) -> None:
+        self.seen.append(state.global_step)
+        if state.global_step == self.step:
+            control.should_training_stop = True
+
+
+def test_a_resumed_fine_tune_goes_on_as_if_never_stopped(tiny_generator, tmp_path):
+    """The classifiers trained in a loop of their own that could not resume; in the Trainer, a run stopped at a
+    checkpoint and resumed draws the same batches, frees the same layer groups and ends with the same weights."""
+    rng = np.random.default_rng(3)
+    seqs = [Labelled(_ids(_runs(rng, 200) if i % 2 else _chords(rng, 200)), i % 2, str(i)) for i in range(6)]
+    valid = fixed_excerpts(seqs, 48, 2, TOK.pad_token_id)
+
+    def run(out: Path, callbacks=(), resume: bool = False):
+        sampler = ExcerptSampler(seqs, 48, LAYOUT, TOK.pad_token_id, seed=4)
+        torch.manual_seed(0)
+        model = classifier_from_generator(tiny_generator, ["a", "b"])
+        args = _task(tiny_generator, out, steps=6, batch_size=4, eval_every=2, seed=4).training_arguments()
+        start = last_checkpoint(out) if resume else None
+        return model, fine_tune(model, sampler, valid, args, 2, 2.6, start, callbacks=list(callbacks))
+
+    straight, rows = run(tmp_path / "straight")
+    run(tmp_path / "stopped", [_StopAt(2)])
+    assert last_checkpoint(tmp_path / "stopped").name == "checkpoint-2"
+    counter = _StopAt()
+    resumed, resumed_rows = run(tmp_path / "stopped", [counter], resume=True)
+    assert counter.seen == [3, 4, 5, 6]  # from the checkpoint on, not from the start
+    assert [r["step"] for r in resumed_rows] == [r["step"] for r in rows] == [2, 4, 6]
+    assert [r["groups_training"] for r in resumed_rows] == [r["groups_training"] for r in rows] == [1, 2, 3]
+    for mine, theirs in zip(resumed_rows, rows, strict=True):
+        assert mine["valid_loss"] == pytest.approx(theirs["valid_loss"], rel=1e-5)
+        assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-5)
+    for name, tensor in straight.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[name], tensor, msg=name)
+
+
+def test_resume_with_other_settings_is_refused_naming_them(two_composers, tiny_generator, tmp_path, capsys):
+    out = tmp_path / "composer"
+    first = _task(tiny_generator, out, excerpt_tokens=64, batch_size=8)
+    (out / "checkpoints" / "checkpoint-15").mkdir(parents=True)
+    (out / "checkpoints" / "checkpoint-15" / "trainer_state.json").write_text("{}")
+    (out / "task_config.json").write_text(json.dumps(asdict(first)))
+    args = ["composer", "train", "--generator", str(tiny_generator), "--dataset", str(out), "--out", str(out)]
+    assert main([*args, "--excerpt-tokens", "128", "--batch-size", "8", "--resume"]) == 2
+    assert "these differ: excerpt_tokens 64 -> 128" in capsys.readouterr().err
+
+
+def test_gradual_unfreezing_freezes_lower_groups_first(tiny_generator, tmp_path):
     rng = np.random.default_rng(2)
     seqs = [Labelled(_ids(_runs(rng, 100)), i % 2, str(i)) for i in range(4)]
     sampler = ExcerptSampler(seqs, 32, LAYOUT, TOK.pad_token_id)
+    valid = fixed_excerpts(seqs, 32, 1, TOK.pad_token_id)
     model = classifier_from_generator(tiny_generator, ["a", "b"])
     embedding = model.model.embeddings.weight.detach().clone()
     top = model.model.layers[-1].lstm.weight_ih_l0.detach().clone()
-    fit(model, sampler, None, FitSettings(steps=2, batch_size=4, unfreeze_every=2))  # the head only
+    head = model.classifier.weight.detach().clone()
+    args = _task(tiny_generator, tmp_path / "two", steps=2, batch_size=4, eval_every=2).training_arguments()
+    fine_tune(model, sampler, valid, args, unfreeze_every=2)  # the head only
     assert torch.equal(model.model.embeddings.weight, embedding) and torch.equal(
         model.model.layers[-1].lstm.weight_ih_l0, top
     )
-    fit(model, sampler, None, FitSettings(steps=3, batch_size=4, unfreeze_every=2))  # head, then the top layer
+    assert not torch.equal(model.classifier.weight, head)
+    args = _task(tiny_generator, tmp_path / "three", steps=3, batch_size=4, eval_every=3).training_arguments()
+    fine_tune(model, sampler, valid, args, unfreeze_every=2)  # head, then the top layer
     assert torch.equal(model.model.embeddings.weight, embedding)
     assert not torch.equal(model.model.layers[-1].lstm.weight_ih_l0, top)
+    assert all(p.requires_grad for p in model.parameters())  # every layer trains again for whoever trains it next
 
 
 def test_critic_and_composer_commands_end_to_end(two_composers, tiny_generator, tmp_path, capsys):
@@ -223,6 +295,8 @@ def test_critic_and_composer_commands_end_to_end(two_composers, tiny_generator, 
     assert train("critic", critic, *samples, "--negatives", "generator=1") == 0
     summary = json.loads((critic / "metrics.json").read_text())
     assert summary["classes"] == ["generated", "human"] and 0.0 <= summary["test"]["excerpt_roc_auc"] <= 1.0
+    assert [row["step"] for row in summary["history"]] == [15, 30] and summary["fit"]["unfreeze_every"] == 3
+    assert not (critic / "checkpoints").exists()  # the Trainer's, for --resume; the finished folder is the critic
     check = summary["check"]["test"]["auc"]  # kind by kind: the test set holds every kind, whatever training used
     assert {"pitches scrambled", "reversed", "generator's samples", "5-gram"} <= set(check)
     assert check["generator's samples"] > 0.8  # a random generator against structured music

@@ -18,7 +18,8 @@ from toccata.cli import main
 from toccata.modeling.layout import VocabLayout
 from toccata.tokenization import NotewiseTokenizer
 from toccata.training.data import EpochSampler, Piece, WindowDataset, load_pieces
-from toccata.training.trainer import last_checkpoint, read_metrics
+from toccata.training.runs import last_checkpoint
+from toccata.training.trainer import read_metrics
 
 TOKENIZER = NotewiseTokenizer()
 LAYOUT = VocabLayout.from_config(TOKENIZER)
@@ -232,7 +233,8 @@ def test_resume_with_other_settings_is_refused_naming_them(tmp_path):
     another window or batch size went on silently. Only settings that may change (steps, patience, ...) may."""
     from dataclasses import asdict
 
-    from toccata.training.trainer import CHECKPOINTS, TrainConfig, train
+    from toccata.training.runs import CHECKPOINTS
+    from toccata.training.trainer import TrainConfig, train
 
     out = tmp_path / "run"
     first = TrainConfig(dataset=str(tmp_path), output_dir=str(out), model={"hidden_size": 32}, window=64)
