@@ -54,10 +54,10 @@ def read_rows(dataset: str | os.PathLike, split: str, columns: tuple[str, ...] =
             else:
                 fix = "build one with `toccata build-dataset --out FOLDER`"
             raise ValueError(f"{folder}: no {split!r} split (parquet files found: {found or 'none'}); {fix}")
-        import pyarrow.parquet as pq  # here: `datasets` and pyarrow take seconds to import; critics load this module
+        import pyarrow.parquet as pq  # start-up: pyarrow and `datasets` take seconds to import; critics load this module
 
         return [row for f in files for row in pq.read_table(f, columns=columns).to_pylist()]
-    import datasets  # here, as pyarrow above
+    import datasets  # start-up, as pyarrow above
 
     try:
         return datasets.load_dataset(str(dataset), split=split).select_columns(columns).to_list()
