@@ -295,3 +295,19 @@ def fit_pairs(policy, pairs: list[Pair], reference: list[tuple[float, float]], c
         **{key: last[key] for key in STATISTICS if key in last},
         "train_seconds": round(result.metrics.get("train_runtime", 0.0), 1),
     }
+
+
+__all__ = [
+    "LOSSES",
+    "Pair",
+    "PreferenceTrainer",
+    "Score",
+    "TuneConfig",
+    "collate_pairs",
+    "dropout_off",
+    "fit_pairs",
+    "frozen_copy",
+    "preference_loss",
+    "reference_logprobs",
+    "sequence_logprobs",
+]

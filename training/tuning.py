@@ -192,46 +192,51 @@ def tune(config: TuneConfig, score: Score, resume: bool = False, progress: Calla
         policy, _ = load_checkpoint(out / "rounds" / f"round-{len(rows)}" / "model")
         progress(f"resuming after round {len(rows)} of {config.rounds}")
     policy.to(device)
-    bos = generator.config.bos_token_id
     preset = preset_from_generation_config(generator.generation_config)  # the tuned model keeps it
     for index in range(len(rows) + 1, config.rounds + 1):
-        folder, label = out / "rounds" / f"round-{index}", f"round {index}/{config.rounds}"
-        clock = time.perf_counter()
-        prompts = round_prompts(config, openings, index)
-        groups = sample_candidates(policy, tokenizer, prompts, config, _seed(config, index))
-        sampled = time.perf_counter()
-        scores = score_groups(groups, score)
-        scored = time.perf_counter()
-        pairs = preference_pairs(groups, scores, tokenizer, bos, config.min_gap)
-        if not pairs:
-            raise ValueError(
-                f"{label}: no prompt's best and worst candidates differ by min_gap {config.min_gap:g} or more; lower "
-                "--min-gap, or give more --candidates"
-            )
-        progress(
-            f"{label}: {sum(map(len, groups))} candidates for {len(groups)} prompts, mean score "
-            f"{_mean(scores):.4f}; {len(pairs)} pairs (chosen {np.mean([p.chosen_score for p in pairs]):.4f}, "
-            f"rejected {np.mean([p.rejected_score for p in pairs]):.4f})"
-        )
-        reference_values = reference_logprobs(reference, pairs, config.batch_size, generator.config.pad_token_id)
-        fitted = fit_pairs(policy, pairs, reference_values, config, folder, progress, label)
-        save_checkpoint(folder / "model", policy.eval(), tokenizer, sampler=preset[0], guards=preset[1])
-        (folder / "pairs.json").write_text(json.dumps([asdict(p) for p in pairs]) + "\n")
-        row = {
-            "round": index,
-            "prompts": len(groups),
-            "candidates": sum(map(len, groups)),
-            "mean_score": _mean(scores),
-            "pairs": len(pairs),
-            "mean_chosen_score": float(np.mean([p.chosen_score for p in pairs])),
-            "mean_rejected_score": float(np.mean([p.rejected_score for p in pairs])),
-            **fitted,
-            "sample_seconds": round(sampled - clock, 1),
-            "score_seconds": round(scored - sampled, 1),
-        }
-        (folder / ROUND_FILE).write_text(json.dumps(row, indent=2) + "\n")  # last: the round is complete
-        rows.append(row)
+        rows.append(_round(index, policy, reference, tokenizer, preset, score, config, openings, progress))
     return _finish(config, policy, tokenizer, preset, score, openings, rows, progress)
+
+
+def _round(
+    index: int, policy, reference, tokenizer, preset, score: Score, config: TuneConfig, openings, progress
+) -> dict:
+    """One round: sample, score, pair, fine-tune `policy` in place, save it in rounds/round-`index`; its row."""
+    folder, label = Path(config.output_dir) / "rounds" / f"round-{index}", f"round {index}/{config.rounds}"
+    clock = time.perf_counter()
+    groups = sample_candidates(policy, tokenizer, round_prompts(config, openings, index), config, _seed(config, index))
+    sampled = time.perf_counter()
+    scores = score_groups(groups, score)
+    scored = time.perf_counter()
+    pairs = preference_pairs(groups, scores, tokenizer, policy.config.bos_token_id, config.min_gap)
+    if not pairs:
+        raise ValueError(
+            f"{label}: no prompt's best and worst candidates differ by min_gap {config.min_gap:g} or more; lower "
+            "--min-gap, or give more --candidates"
+        )
+    chosen, rejected = np.mean([p.chosen_score for p in pairs]), np.mean([p.rejected_score for p in pairs])
+    progress(
+        f"{label}: {sum(map(len, groups))} candidates for {len(groups)} prompts, mean score {_mean(scores):.4f}; "
+        f"{len(pairs)} pairs (chosen {chosen:.4f}, rejected {rejected:.4f})"
+    )
+    reference_values = reference_logprobs(reference, pairs, config.batch_size, policy.config.pad_token_id)
+    fitted = fit_pairs(policy, pairs, reference_values, config, folder, progress, label)
+    save_checkpoint(folder / "model", policy.eval(), tokenizer, sampler=preset[0], guards=preset[1])
+    (folder / "pairs.json").write_text(json.dumps([asdict(p) for p in pairs]) + "\n")
+    row = {
+        "round": index,
+        "prompts": len(groups),
+        "candidates": sum(map(len, groups)),
+        "mean_score": _mean(scores),
+        "pairs": len(pairs),
+        "mean_chosen_score": float(chosen),
+        "mean_rejected_score": float(rejected),
+        **fitted,
+        "sample_seconds": round(sampled - clock, 1),
+        "score_seconds": round(scored - sampled, 1),
+    }
+    (folder / ROUND_FILE).write_text(json.dumps(row, indent=2) + "\n")  # last: the round is complete
+    return row
 
 
 def _seed(config: TuneConfig, round_index: int) -> int:
@@ -302,3 +307,6 @@ def _card_text(config: TuneConfig, summary: dict) -> str:
         f"after {check['mean_score_after']:.4f}. A critic's rating is not a judgement of the music: see "
         "docs/critic.md (Preference tuning) for what an independent judge measured."
     )
+
+
+__all__ = ["TuneConfig", "dataset_openings", "load_generator", "preference_pairs", "sample_candidates", "tune"]
