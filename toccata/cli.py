@@ -6,6 +6,7 @@
     toccata roll FILE.mid|FILE.musicxml|... -o ROLL.png [--compare OTHER.mid]
     toccata save SOURCE DEST [--for-hub]   (a checkpoint folder, or an embedded one by name: default, critic, ...)
     toccata critic train|score ...; toccata composer train|predict ...   (cli_critic.py)
+    toccata tune --generator G --critic C --out OUT [--rounds N ...]    (cli_tune.py: preference tuning, DPO)
     toccata preset|preset-search|publish|chamber ...                     (cli_release.py)
     toccata look|best-of|instrument-stats ...                            (cli_inspect.py)
     toccata build-dataset|crawl ...                                      (cli_dataset.py)
@@ -34,6 +35,7 @@ from toccata.cli_inspect import add_inspect_parsers
 from toccata.cli_io import CORPUS_PREFIX, add_choice, output_file, read_source
 from toccata.cli_release import add_release_parsers
 from toccata.cli_train import add_train_parser
+from toccata.cli_tune import add_tune_parser
 
 MIDITOK_CHOICES = ("notewise-miditok", "remi", "midilike", "tsd")  # miditok's own settings, no scheme folder needed
 LEARNED_CHOICES = ("notewise-bpe", "chordwise")  # token schemes that learn from data: need --scheme FOLDER
@@ -240,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_parser(commands)
     add_demo_parser(commands)
     add_train_parser(commands)
+    add_tune_parser(commands)
     add_classifier_parsers(commands)
     add_release_parsers(commands)
     add_inspect_parsers(commands)
