@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import toccata
+
 PROBE = ["p60", "wait12", "endp60"]  # a continuation any critic can score: checks that --critic is one, at once
 
 
@@ -54,8 +56,6 @@ def add_tune_parser(commands: argparse._SubParsersAction) -> None:
 
 def _folder(name: str, what: str) -> str:
     """A folder as given, or the embedded checkpoint of that name ("default", "critic"); a clear error if neither."""
-    import toccata
-
     if Path(name).is_dir():
         return name
     embedded = toccata.embedded_checkpoint(name)
@@ -65,9 +65,8 @@ def _folder(name: str, what: str) -> str:
 
 
 def run_tune(args: argparse.Namespace) -> int:
+    # start-up: torch and transformers load only for this command, not for `toccata --help`
     from transformers.utils import logging as hf_logging
-
-    import toccata
     from toccata.training.preference import TuneConfig
     from toccata.training.tuning import tune
 

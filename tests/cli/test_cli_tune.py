@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import torch
 from support.models import TOK, tiny_model
-from toccata.classifiers.data import ExcerptSampler, Labelled
-from toccata.classifiers.model import FitSettings, classifier_from_generator, fit, save_classifier
+from toccata.classifiers.data import ExcerptSampler, Labelled, fixed_excerpts
+from toccata.classifiers.fine_tune import fine_tune
+from toccata.classifiers.model import classifier_from_generator, save_classifier
+from toccata.classifiers.tasks import ClassifierTask
 from toccata.modeling import GenerationRequest, SamplerSettings, compose
 from toccata.modeling.hub import save_checkpoint
 from toccata.modeling.layout import VocabLayout
@@ -42,7 +44,10 @@ def models(tmp_path_factory) -> tuple[Path, Path]:
     pieces = [Labelled(np.asarray(TOK.convert_tokens_to_ids(_words(rng, i % 2 == 1))), i % 2, str(i)) for i in range(8)]
     sampler = ExcerptSampler(pieces, 48, VocabLayout.from_config(TOK), TOK.pad_token_id, balance_labels=True)
     critic = classifier_from_generator(generator, ["generated", "human"])
-    fit(critic, sampler, None, FitSettings(steps=20, batch_size=8, learning_rate=1e-2))
+    valid = fixed_excerpts(pieces, 48, 1, TOK.pad_token_id)
+    task = ClassifierTask(task="critic", dataset=str(root), output_dir=str(root / "critic-run"), generator=str(generator),
+                          steps=20, batch_size=8, learning_rate=1e-2, eval_every=20)  # fmt: skip
+    fine_tune(critic, sampler, valid, task.training_arguments())
     folder = save_classifier(root / "critic", critic.eval(), TOK, {"task": "critic", "excerpt_tokens": 48}, "# tiny\n")
     return generator, folder
 
