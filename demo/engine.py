@@ -142,6 +142,7 @@ class Engine:
                 grammar=settings.guards.grammar,
                 rest_guard=settings.guards.rest_guard,
                 calmness=settings.guards.calmness,
+                repeat_penalty=settings.guards.repeat_penalty,
             )
             return engine.run(replace(settings, guards=guards), out_dir, progress, cancel)
         prompt = read_prompt(settings.prompt)

@@ -150,6 +150,7 @@ def settings_from_values(
         grammar=bool(values["grammar"]),
         rest_guard=bool(values["rest_guard"]),
         calmness=float(values["calmness"]),
+        repeat_penalty=float(values["repeat_penalty"]),
     )
     prompt = PromptChoice(
         source=values["prompt_source"],
@@ -187,6 +188,7 @@ def default_values(sampler: SamplerSettings, guards: GuardSettings) -> dict[str,
         "grammar": guards.grammar,
         "rest_guard": guards.rest_guard,
         "calmness": guards.calmness,
+        "repeat_penalty": guards.repeat_penalty,
         "length": 30,
         "length_unit": "seconds",
         "tempo": 120,

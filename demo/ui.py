@@ -134,6 +134,10 @@ def _controls(
         c["calmness"] = gr.Slider(
             -5, 5, value=start["calmness"], step=0.1, label="Calmness", info="> 0: fewer notes; < 0: busier"
         )
+        c["repeat_penalty"] = gr.Slider(
+            0, 5, value=start["repeat_penalty"], step=0.1, label="Repeat penalty",
+            info="> 0: the melody re-strikes its last note less often",
+        )
         with gr.Row():
             c["grammar"] = gr.Checkbox(value=start["grammar"], label="grammar guard (always decodable)")
             c["rest_guard"] = gr.Checkbox(value=start["rest_guard"], label="rest guard (no endless silence)")

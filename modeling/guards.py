@@ -4,8 +4,9 @@ lean loop behind `compose()` calls at every step and that `generate()` reaches t
 
 The grammar (note-offs only for sounding notes, note-ons only for silent ones, bounded polyphony and note length, so
 every sequence decodes without repair) and the rest guard (bounded silence: the seed's model "panicked" into endless
-rests) forbid ids; calmness shifts mass from notes to waits, and to longer waits; the stop rule ends a row once its
-new tokens advance time by the length asked. They read the vocabulary layout from the model config, never from the
+rests) forbid ids; calmness shifts mass from notes to waits, and to longer waits; the repeat penalty lowers the score
+of re-striking the previous onset's top note (samples repeat it far more often than real music, issue 30); the stop
+rule ends a row once its new tokens advance time by the length asked. They read the vocabulary layout from the model config, never from the
 tokenizer.
 """
 
@@ -25,6 +26,7 @@ NEG_INF = float("-inf")
 
 
 MAX_GUARD_BEATS = 10_000  # a note or a silence longer than this is no limit at all (and its steps overflow)
+MAX_REPEAT_PENALTY = 20.0  # a logit penalty of 20 already makes a repeat e^20 (5e8) times less likely
 
 
 @dataclass
@@ -37,6 +39,7 @@ class GuardSettings:
     rest_guard: bool = True
     max_silence_beats: float = 4.0  # beats in a row without a sounding note
     calmness: float = 0.0  # > 0: fewer notes and longer waits; < 0: busier
+    repeat_penalty: float = 0.0  # > 0: subtracted from the score of re-striking each part's previous top note
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_polyphony, int) or self.max_polyphony < 1:
@@ -47,6 +50,10 @@ class GuardSettings:
                 raise ValueError(f"{name} must be a number of beats > 0 and at most {MAX_GUARD_BEATS:,}, got {value!r}")
         if not -10.0 <= self.calmness <= 10.0:
             raise ValueError(f"calmness must be in [-10, 10], got {self.calmness!r}")
+        if not isinstance(self.repeat_penalty, (int, float)) or not 0.0 <= self.repeat_penalty <= MAX_REPEAT_PENALTY:
+            raise ValueError(
+                f"repeat_penalty must be a number in [0, {MAX_REPEAT_PENALTY:g}] (0: off), got {self.repeat_penalty!r}"
+            )
 
 
 class GuardRows:
@@ -58,7 +65,9 @@ class GuardRows:
     Grammar: `endpN` only for a sounding note (not in the step it began), `pN` only for a silent key, at most
     `max_polyphony` notes in all and `BOWED_POLYPHONY` in a violin or cello part, waits only while no note would pass
     `max_note_steps`, never special ids. Rest guard: no wait that leaves the row silent for more than
-    `max_silence_steps`. Calmness: `calmness * calm_shape` added to the waits' scores (`calm_bias`, per row). The stop
+    `max_silence_steps`. Calmness: `calmness * calm_shape` added to the waits' scores (`calm_bias`, per row). Repeat
+    penalty: `repeat_penalty` subtracted from the note-on score of each part's top note (highest key) at its latest
+    onset step before now (`repeat_targets`), per row: re-striking it is what the melody repeats with. The stop
     rule: a row is done once the tokens after its prompt advance time by its `target_steps` (`out_of_time`).
     """
 
@@ -70,6 +79,7 @@ class GuardRows:
         self.calm_shape = calm_shape(layout)
         self.parts = layout.part_slices()  # (name, note-on id, note-off id, first key, pitches); keys side by side
         self.table = self._token_table(layout, vocab_size)
+        self.note_on_id = np.asarray([on + i for _, on, _, _, size in self.parts for i in range(size)], dtype=np.int64)
         p, ints, n_parts = layout.num_keys, np.int64, len(self.parts)
         self.arrays = {  # name -> (empty value, dtype)
             "sounding": np.zeros((0, p), dtype=bool),
@@ -85,6 +95,10 @@ class GuardRows:
             "max_note_steps": np.zeros(0, dtype=ints),
             "max_silence_steps": np.zeros(0, dtype=ints),
             "stop_at": np.zeros(0, dtype=ints),  # elapsed steps at which the row is done (LATE: never)
+            "repeat_penalty": np.zeros(0, dtype=np.float32),  # float32 as the scores: the same sum on every path
+            "top": np.zeros((0, n_parts), dtype=ints),  # per part: highest key struck at its latest onset step; -1
+            "top_step": np.zeros((0, n_parts), dtype=ints),  # the step of that onset; -1: none yet
+            "previous_top": np.zeros((0, n_parts), dtype=ints),  # highest key of the onset before it; -1: none
         }
         for name, value in self.arrays.items():
             setattr(self, name, value)
@@ -107,6 +121,7 @@ class GuardRows:
         """After rows change: the per-batch flags, and a new mask buffer at the next `forbidden()`."""
         self.all_grammar, self.any_grammar = bool(self.grammar.all()), bool(self.grammar.any())
         self.all_rest, self.any_rest = bool(self.rest.all()), bool(self.rest.any())
+        self.any_repeat = bool((self.repeat_penalty > 0).any())
         self._mask = None
 
     def append(self, guards: GuardSettings, prompt: list[int], rows: int, target_steps: int | None = None) -> None:
@@ -126,6 +141,10 @@ class GuardRows:
             "max_note_steps": np.full(rows, max(1, round(guards.max_note_beats * steps))),
             "max_silence_steps": np.full(rows, max(1, round(guards.max_silence_beats * steps))),
             "stop_at": np.full(rows, self.LATE, dtype=np.int64),
+            "repeat_penalty": np.full(rows, guards.repeat_penalty, dtype=np.float32),
+            "top": np.full((rows, len(self.parts)), -1, dtype=np.int64),
+            "top_step": np.full((rows, len(self.parts)), -1, dtype=np.int64),
+            "previous_top": np.full((rows, len(self.parts)), -1, dtype=np.int64),
         }
         first = self.now.shape[0]
         for name, value in new.items():
@@ -149,7 +168,7 @@ class GuardRows:
 
     def apply(self, scores: torch.Tensor) -> torch.Tensor:
         """The guards on (rows, vocab) float32 scores, in place: -inf where `forbidden()`, then the calmness bias on
-        the waits. Every decoding path calls this; returns `scores`."""
+        the waits and the repeat penalty. Every decoding path calls this; returns `scores`."""
         forbidden = self.forbidden()
         if scores.is_cpu:
             np.copyto(scores.numpy(), NEG_INF, where=forbidden)  # in place, as masked_fill_, without a torch call
@@ -158,7 +177,24 @@ class GuardRows:
         if self.any_calm:
             lay = self.layout
             scores[:, lay.wait_offset : lay.wait_offset + lay.max_wait] += self.calm_bias.to(scores.device)
+        if self.any_repeat:
+            rows, ids = self.repeat_targets()
+            penalty = self.repeat_penalty[rows]
+            if scores.is_cpu:
+                view = scores.numpy()
+                view[rows, ids] -= penalty  # (row, id) pairs are distinct: one per part
+            else:
+                rows_t, ids_t = torch.from_numpy(rows).to(scores.device), torch.from_numpy(ids).to(scores.device)
+                scores[rows_t, ids_t] -= torch.from_numpy(penalty).to(scores.device)
         return scores
+
+    def repeat_targets(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, note-on ids) that the repeat penalty lowers: in each row with a penalty, each part's top note at
+        its latest onset step before now (the onset of this step is still being written, so its own top does not
+        count yet)."""
+        target = np.where(self.top_step < self.now[:, None], self.top, self.previous_top)
+        rows, parts = np.nonzero((target >= 0) & (self.repeat_penalty > 0)[:, None])
+        return rows, self.note_on_id[target[rows, parts]]
 
     def keep(self, index: np.ndarray) -> None:
         """Keep rows `index`, in that order (rows that left the batch, or beam search's reordering)."""
@@ -172,7 +208,7 @@ class GuardRows:
         """Update rows `first`, `first + 1`, ... with one id each."""
         table, size, other = self.table, self.vocab_size, (0, 0, 0)
         sounding, onset, polyphony, now = self.sounding, self.onset, self.polyphony, self.now
-        part_polyphony = self.part_polyphony
+        part_polyphony, top, top_step = self.part_polyphony, self.top, self.top_step
         for row, token in enumerate(tokens, start=first):
             kind, key, part = table[token] if 0 <= token < size else other
             if kind == 1:
@@ -181,6 +217,11 @@ class GuardRows:
                     polyphony[row] += 1
                     part_polyphony[row, part] += 1
                 onset[row, key] = now[row]
+                if top_step[row, part] != now[row]:  # the part's first note of a new onset
+                    self.previous_top[row, part] = top[row, part]
+                    top[row, part], top_step[row, part] = key, now[row]
+                elif key > top[row, part]:
+                    top[row, part] = key
             elif kind == 2:
                 if sounding[row, key]:
                     sounding[row, key] = False
@@ -278,7 +319,8 @@ class _Follower:
 
 
 class GuardMask(_Follower, LogitsProcessor):
-    """The guards for `generate()`: `GuardRows.apply` (grammar and rest guard masks, calmness) on each call's scores."""
+    """The guards for `generate()`: `GuardRows.apply` (grammar and rest guard masks, calmness, repeat penalty) on each
+    call's scores."""
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         self._read(input_ids)
@@ -292,7 +334,8 @@ def calm_shape(layout: VocabLayout) -> torch.Tensor:
 
 def guard_processors(guards: GuardSettings, layout: VocabLayout) -> list[LogitsProcessor]:
     """The enabled guards as `generate()`'s processors (none when all are off)."""
-    return [GuardMask(layout, guards)] if guards.grammar or guards.rest_guard or guards.calmness else []
+    enabled = guards.grammar or guards.rest_guard or guards.calmness or guards.repeat_penalty
+    return [GuardMask(layout, guards)] if enabled else []
 
 
 class StopAfterSteps(_Follower, StoppingCriteria):
@@ -320,6 +363,7 @@ class StopAfterSteps(_Follower, StoppingCriteria):
 __all__ = [
     "BOWED_POLYPHONY",
     "MAX_GUARD_BEATS",
+    "MAX_REPEAT_PENALTY",
     "GuardMask",
     "GuardRows",
     "GuardSettings",

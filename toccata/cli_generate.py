@@ -96,6 +96,9 @@ def add_generate_parser(commands: argparse._SubParsersAction) -> None:
     guards.add_argument("--max-silence-beats", dest="max_silence_beats", type=float)
     guards.add_argument("--max-polyphony", dest="max_polyphony", type=int)
     guards.add_argument("--max-note-beats", dest="max_note_beats", type=float)
+    guards.add_argument(
+        "--repeat-penalty", dest="repeat_penalty", type=float, help="> 0: re-strike the last onset's top note less"
+    )
     gen.set_defaults(run=run_generate)
 
 
@@ -286,8 +289,10 @@ def generate_command(
     words += ["--calmness", _number(guards["calmness"])] if guards["calmness"] else []
     words += [] if guards["grammar"] else ["--no-grammar"]
     words += [] if guards["rest_guard"] else ["--no-rest-guard"]
-    for name in ("max_polyphony", "max_note_beats", "max_silence_beats"):
-        if preset_guards is not None and guards[name] != preset_guards[name]:
+    for name in ("max_polyphony", "max_note_beats", "max_silence_beats", "repeat_penalty"):
+        if (name == "repeat_penalty" and guards[name]) or (
+            preset_guards is not None and guards[name] != preset_guards[name]
+        ):
             words += [f"--{name.replace('_', '-')}", _number(guards[name])]
     words += ["-o", output] if output else []
     return " ".join(shlex.quote(word) for word in words)

@@ -93,6 +93,7 @@ def test_int8_decoding_is_reproducible_and_differs_from_float32(checkpoint, tmp_
         (["--beats", "4", "--prompt-beats", "inf"], "prompt_beats must be a positive number"),
         (["--beats", "4", "--max-silence-beats", "inf"], "max_silence_beats must be a number of beats > 0"),
         (["--beats", "4", "--qpm", "1e9"], "qpm must be from 1 to 1200"),
+        (["--beats", "4", "--repeat-penalty", "-1"], "repeat_penalty must be a number in [0, 20]"),
     ],
 )
 def test_lengths_and_limits_that_cannot_be_met_give_one_clear_line(args, message, tmp_path, capsys):
@@ -154,12 +155,13 @@ def test_each_variation_prints_the_command_that_writes_it_again(checkpoint, tmp_
 
     out = tmp_path / "piece.mid"
     done = toccata("generate", "--model", str(checkpoint), "--beats", "8", "--seed", "42", "--num-samples", "2",
-                   "--no-audio", "-o", str(out))  # fmt: skip
+                   "--repeat-penalty", "1.5", "--no-audio", "-o", str(out))  # fmt: skip
     assert done.returncode == 0, done.stderr
     second = tmp_path / "piece-2.mid"
     assert f"wrote {second} (" in done.stderr and "seed 43)" in done.stderr
     again = [line.split(": ", 1)[1] for line in done.stderr.splitlines() if line.startswith("  this piece again: ")]
     assert len(again) == 2 and again[1].endswith(f"-o {second}") and "--num-samples" not in again[1]
+    assert "--repeat-penalty 1.5" in again[1]
     written = second.read_bytes()
     second.unlink()
     rerun = toccata(*shlex.split(again[1])[1:], "--no-audio")

@@ -18,8 +18,10 @@ import toccata
 
 GUARDS = {
     "default": GuardSettings(),
-    "tight, calm": GuardSettings(max_polyphony=3, max_note_beats=2.0, max_silence_beats=1.0, calmness=0.8),
-    "busy": GuardSettings(calmness=-0.5, rest_guard=False),
+    "tight, calm": GuardSettings(
+        max_polyphony=3, max_note_beats=2.0, max_silence_beats=1.0, calmness=0.8, repeat_penalty=1.5
+    ),
+    "busy": GuardSettings(calmness=-0.5, rest_guard=False, repeat_penalty=0.7),
     "off": GuardSettings(grammar=False, rest_guard=False),
 }
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
-from support.models import MAX_WAIT, MODEL, ON, PITCHES, TOK, WAIT, tiny_model, walk
+from support.models import MAX_WAIT, MODEL, OFF, ON, PITCHES, TOK, WAIT, tiny_model, walk
+from toccata.evaluation.giveaways import giveaway_values
 from toccata.modeling import (
     SAMPLERS,
     GuardSettings,
@@ -17,7 +19,7 @@ from toccata.modeling import (
     default_generation_config,
     generate_kwargs,
 )
-from toccata.modeling.guards import GuardMask, StopAfterSteps
+from toccata.modeling.guards import MAX_REPEAT_PENALTY, GuardMask, StopAfterSteps
 from toccata.modeling.layout import VocabLayout
 from toccata.modeling.presets import preset_from_generation_config
 from toccata.modeling.sampling import Mixed, SeededDraw, TopK, TopN, Weighted, sampler_processors
@@ -86,6 +88,8 @@ def test_sampler_settings_errors_name_the_value(kwargs, name, shown):
         ({"max_note_beats": 0}, "max_note_beats", "0"),
         ({"max_silence_beats": -1}, "max_silence_beats", "-1"),
         ({"calmness": 11}, "calmness", "11"),
+        ({"repeat_penalty": -1}, "repeat_penalty", "-1"),
+        ({"repeat_penalty": 21.0}, "repeat_penalty", "21.0"),
     ],
 )
 def test_guard_settings_errors_name_the_value(kwargs, name, shown):
@@ -104,7 +108,7 @@ def test_resolved_settings_keep_a_given_seed_and_draw_a_missing_one():
 
 def test_generation_config_preset_round_trips(tmp_path):
     sampler = SamplerSettings("top_n", n=4, p_best=0.7, seed=3)
-    guards = GuardSettings(max_polyphony=6, calmness=1.5, rest_guard=False)
+    guards = GuardSettings(max_polyphony=6, calmness=1.5, rest_guard=False, repeat_penalty=1.5)
     config = default_generation_config(MODEL.config, sampler, guards)
     assert config.bos_token_id == TOK.bos_token_id
     # a plain generate() samples: top_n becomes transformers' nearest, a top-k draw among its n best guesses
@@ -455,6 +459,48 @@ def test_calmness_moves_score_to_waits_and_most_to_long_waits():
     torch.testing.assert_close(bias[SPQ - 1], torch.tensor(3.0))  # wait12 (a quarter): twice the calmness
     assert (calmness(-1.0)(read, scores)[0, WAIT:] < 0).all()
     assert torch.equal(scores, torch.zeros(2, 228))  # the input is not modified
+
+
+def test_repeat_penalty_lowers_only_the_previous_onsets_top_note_in_each_row():
+    """The top note of the latest onset before now: not a lower note of it, not this step's notes, not older ones."""
+    layout = VocabLayout.from_config(MODEL.config)
+    ids = TOK.convert_tokens_to_ids
+    read = torch.tensor(
+        [
+            [1, *ids(["p55", "wait3", "endp55", "p60", "p67", "wait3", "endp67", "endp60", "p48", "p50"])],  # 67; now 50
+            [1, *ids(["p55", "wait3", "endp55", "p60", "p64", "wait3", "endp64", "wait2", "endp60", "wait1"])],
+        ]
+    )
+    scores = torch.zeros(2, 228)
+    out = GuardMask(layout, GuardSettings(grammar=False, rest_guard=False, repeat_penalty=2.5))(read, scores)
+    assert torch.nonzero(out).tolist() == [[0, ON + 67 - 21], [1, ON + 64 - 21]]
+    assert out[0, ON + 67 - 21] == -2.5 and torch.equal(scores, torch.zeros(2, 228))
+    off = GuardMask(layout, GuardSettings(grammar=False, rest_guard=False))(read, scores)
+    assert torch.equal(off, scores)
+
+
+def repeated_top_notes(out: torch.Tensor) -> float:
+    """The evaluation's measure (`evaluation.giveaways`): share of melodic steps that repeat the top note."""
+    layout = VocabLayout.from_config(MODEL.config)
+    return float(np.mean([giveaway_values(row[1:], layout)["repeated top notes"] for row in out.tolist()]))
+
+
+@pytest.mark.parametrize("sampler", ["weighted", "top_k"])
+def test_a_large_repeat_penalty_all_but_ends_re_striking_the_previous_top_note(sampler):
+    """A random model made to love one key (p60 and endp60 likelier) re-strikes it at onset after onset; with the
+    penalty it almost never re-strikes the previous onset's top note, and still plays as many notes."""
+    model = tiny_model(seed=5)
+    with torch.no_grad():
+        model.lm_head.bias[ON + 60 - 21] += 6.0
+        model.lm_head.bias[OFF + 60 - 21] += 6.0
+    settings = SamplerSettings(sampler, k=8, seed=3)
+    free = generate(model, bos(4), 300, settings, GuardSettings())
+    guarded = generate(model, bos(4), 300, settings, GuardSettings(repeat_penalty=MAX_REPEAT_PENALTY))
+    assert repeated_top_notes(free) > 0.2
+    assert repeated_top_notes(guarded) < 0.01
+    assert notes_per_quarter(guarded) > 0.5 * notes_per_quarter(free)
+    for row in guarded.tolist():
+        assert walk(row, start=1).violations == []
 
 
 def test_stop_after_steps_counts_only_the_new_waits():

@@ -10,9 +10,12 @@ from toccata.release import preset_search
 
 
 def test_candidates_are_parsed_and_applied():
-    values = preset_search.parse_candidate("sampler=weighted temperature=0.9 calmness=0.5 rest_guard=false")
+    values = preset_search.parse_candidate(
+        "sampler=weighted temperature=0.9 calmness=0.5 rest_guard=false repeat_penalty=1"
+    )
     sampler, guards = preset_search.apply(SamplerSettings(), GuardSettings(), values)
     assert (sampler.sampler, sampler.temperature, guards.calmness, guards.rest_guard) == ("weighted", 0.9, 0.5, False)
+    assert guards.repeat_penalty == 1.0
     with pytest.raises(ValueError, match="NAME=VALUE"):
         preset_search.parse_candidate("temperature")
     with pytest.raises(ValueError, match="not a preset field"):
