@@ -87,7 +87,7 @@ def test_warm_start_copies_each_new_word_from_the_piano_word_of_the_same_pitch(t
 @pytest.mark.parametrize("sampler", ["weighted", "top_k"])
 def test_the_guards_keep_every_part_in_range_within_double_stops_and_grammatical(tokenizer, sampler):
     model = string_heavy(tokenizer, seed=1)
-    guards = GuardSettings(max_polyphony=6)
+    guards = GuardSettings(max_polyphony=6, repeat_penalty=1.0)  # per part: lean loop and generate() alike
     job = DecodeJob([tokenizer.bos_token_id], 8, SamplerSettings(sampler, seed=3, k=20), guards, 400, None)
     made = decode(model, job)
     assert made.tokens == with_generate(model, DecodeJob([tokenizer.bos_token_id], 8, job.sampler, guards, 400, None))
