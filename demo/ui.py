@@ -135,8 +135,7 @@ def _controls(
             -5, 5, value=start["calmness"], step=0.1, label="Calmness", info="> 0: fewer notes; < 0: busier"
         )
         c["repeat_penalty"] = gr.Slider(
-            0, 5, value=start["repeat_penalty"], step=0.1, label="Repeat penalty",
-            info="> 0: the melody re-strikes its last note less often",
+            0, 5, value=start["repeat_penalty"], step=0.1, label="Repeat penalty", info="> 0: fewer repeated top notes"
         )
         with gr.Row():
             c["grammar"] = gr.Checkbox(value=start["grammar"], label="grammar guard (always decodable)")

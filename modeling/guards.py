@@ -6,8 +6,8 @@ The grammar (note-offs only for sounding notes, note-ons only for silent ones, b
 every sequence decodes without repair) and the rest guard (bounded silence: the seed's model "panicked" into endless
 rests) forbid ids; calmness shifts mass from notes to waits, and to longer waits; the repeat penalty lowers the score
 of re-striking the previous onset's top note (samples repeat it far more often than real music, issue 30); the stop
-rule ends a row once its new tokens advance time by the length asked. They read the vocabulary layout from the model config, never from the
-tokenizer.
+rule ends a row once its new tokens advance time by the length asked. They read the vocabulary layout from the model
+config, never from the tokenizer.
 """
 
 from __future__ import annotations

@@ -467,7 +467,7 @@ def test_repeat_penalty_lowers_only_the_previous_onsets_top_note_in_each_row():
     ids = TOK.convert_tokens_to_ids
     read = torch.tensor(
         [
-            [1, *ids(["p55", "wait3", "endp55", "p60", "p67", "wait3", "endp67", "endp60", "p48", "p50"])],  # 67; now 50
+            [1, *ids(["p55", "wait3", "endp55", "p60", "p67", "wait3", "endp67", "endp60", "p48", "p50"])],  # top 67
             [1, *ids(["p55", "wait3", "endp55", "p60", "p64", "wait3", "endp64", "wait2", "endp60", "wait1"])],
         ]
     )
