@@ -7,8 +7,8 @@ relations, so the files are split into groups that no link crosses, and each gro
 code, in source order, on a worker. The result is the local build's, decision for decision:
 
 1. analysis: Ray tasks of `CHUNK` files (`planning.build_inputs`: read, safe parse, tokenize, fingerprint); a task per
-   block of `files_per_task` files writes their summaries to ``<work>/ray/`` and hands the driver the first spelling
-   of each composer it met, nothing per file;
+   block of `BLOCK` files writes their summaries to ``<work>/ray/`` and hands the driver the first spelling of each
+   composer it met;
 2. keys: per block, each file that passes the checks that need no other file (`pipeline.file_problem`) gives its
    keys (bytes hash, notes fingerprint, work name, the 21 LSH bands of its sketch, `pipeline._bands`), shuffled by
    key into partitions;
@@ -22,8 +22,9 @@ code, in source order, on a worker. The result is the local build's, decision fo
 6. the driver merges the partitions' lines in stream order, a line at a time (`Planner.add_planned`), and its
    `Planner` then holds out unseen composers and fills empty splits as the local build's does (`Planner.close`).
 
-The driver holds one block of items while it sends them, a file handle per partition and a spelling and counts per
-composer: nothing per file. Every file a task writes is written under a temporary name and then renamed, so a task
+The driver holds the summaries of the blocks in flight (Ray keeps small task results in their owner's memory: three
+blocks, ~10 MB), a file handle per partition and a spelling and counts per composer: nothing that grows with the
+number of files. Every file a task writes is written under a temporary name and then renamed, so a task
 that Ray runs again (its worker died) writes the same file again.
 """
 
@@ -68,7 +69,8 @@ from ..planning import build_inputs, planner_options, splits_of
 T = TypeVar("T")
 R = TypeVar("R")
 CHUNK = 16  # files per analysis task: large enough to hide the task overhead (~ms), small enough to balance
-FILES_PER_TASK = 10_000  # files per block and per partition of the planning tasks: ~100 MB for the largest task
+FILES_PER_TASK = 10_000  # files per partition of the planning tasks: ~100 MB for the largest task
+BLOCK = 1024  # files per block of summaries (a task writes it); the driver holds three blocks' summaries in flight
 MAX_RETRIES = 3  # Ray runs a task again this many times when its worker dies
 TAG = 13  # a part's line starts with its file's place in the stream: 12 digits and a space
 SUMMARY = pa.schema([("idx", pa.int64()), ("item", pa.string()), ("result", pa.string())])
@@ -94,18 +96,14 @@ def plan_on_ray(
     items, analyse = build_inputs(config, work, own)
     stage = work / "ray"
     shutil.rmtree(stage, ignore_errors=True)  # a rerun after a killed driver starts its stages again
-    files, blocks, spellings = _analyse(items, analyse, stage / "blocks", files_per_task, delay_s)
+    block = min(BLOCK, files_per_task)
+    files, blocks, spellings = _analyse(items, analyse, stage / "blocks", block, delay_s)
     parts = max(1, math.ceil(files / files_per_task))
-    keep = license_set(config.licenses), config.min_quarters
-    ray.get([_block_keys.remote(_path(stage / "blocks", b), _path(stage / "keys", b), parts, *keep) for b in blocks])
+    summaries, keep = [_path(stage / "blocks", b) for b in blocks], (license_set(config.licenses), config.min_quarters)
+    ray.get([_block_keys.remote(summaries[b], _path(stage / "keys", b), parts, *keep) for b in blocks])
     ray.get([_links.remote(stage / "keys", len(blocks), p, _path(stage / "links", p), parts) for p in range(parts)])
-    groups = _groups(stage, parts, files_per_task)
-    ray.get(
-        [
-            _block_parts.remote(_path(stage / "blocks", b), groups, b, files_per_task, _path(stage / "map", b), parts)
-            for b in blocks
-        ]
-    )
+    groups = _groups(stage, parts, block)
+    ray.get([_block_parts.remote(summaries[b], groups, b, block, _path(stage / "map", b), parts) for b in blocks])
     options = planner_options(config)
     folders = [stage / f"part{p:05d}" for p in range(parts)]
     shared = ray.put(options), ray.put(spellings), config.splits_from
