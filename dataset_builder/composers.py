@@ -53,10 +53,17 @@ def normalize_composer(name: str) -> str:
     return ALIASES.get(_key(text), text)
 
 
+def folded_composer(name: str) -> tuple[str, str]:
+    """`normalize_composer(name)`, and that spelling without accents and case: spellings that fold alike are one
+    composer, written as the first one a build meets (`pipeline.Planner`)."""
+    name = normalize_composer(name)
+    return name, "".join(c for c in unicodedata.normalize("NFKD", name.lower()) if not unicodedata.combining(c))
+
+
 def _key(name: str) -> str:
     """`name` without accents, case and dots' spacing: "Frédéric  Chopin" and "frederic chopin" meet."""
     stripped = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
     return " ".join(stripped.lower().replace(".", ". ").split())
 
 
-__all__ = ["ALIASES", "ANONYMOUS", "normalize_composer"]
+__all__ = ["ALIASES", "ANONYMOUS", "folded_composer", "normalize_composer"]

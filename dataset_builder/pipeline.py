@@ -17,7 +17,6 @@ import os
 import posixpath
 import threading
 import time
-import unicodedata
 from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -25,8 +24,6 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
-
-import pyarrow.parquet as pq
 
 from .analysis import (
     DUPLICATE,
@@ -39,7 +36,7 @@ from .analysis import (
     TRANSPOSITION_OUT_OF_RANGE,
     sketch_similarity,
 )
-from .composers import ANONYMOUS, normalize_composer
+from .composers import ANONYMOUS, folded_composer
 from .items import SourceItem
 from .licenses import license_id
 from .names import FORMAT_FOLDERS, work_name
@@ -110,6 +107,27 @@ def row_id(piece_id: str, transposition: int) -> str:
     return piece_id if transposition == 0 else f"{piece_id}_t{transposition:+d}"
 
 
+def license_set(names: Iterable[str]) -> frozenset[str]:
+    """The licence ids a build keeps (`file_problem`), from the names its config gives; empty: all."""
+    return frozenset(license_id(name) for name in names)
+
+
+def file_problem(
+    item: SourceItem, result: dict[str, Any], licenses: frozenset[str], min_quarters: float
+) -> tuple[str, str] | None:
+    """Why a file is left out whatever the other files are (licence, unreadable, no notes, too short), as (reason,
+    detail); None for a file that goes on to dedup. `licenses`: licence ids kept (empty: all)."""
+    if licenses and license_id(item.license) not in licenses:
+        return LICENSE_EXCLUDED, f"licence {item.license or 'unknown'!r} is not in {', '.join(sorted(licenses))}"
+    if not result["ok"]:
+        return result["reason"], result["problem"]
+    if result["num_notes"] == 0:
+        return EMPTY, "the file has no notes (drum tracks are not counted)"
+    if result["length_quarters"] < min_quarters:
+        return TOO_SHORT, f"lasts {result['length_quarters']:g} quarter notes, under the minimum of {min_quarters:g}"
+    return None
+
+
 @dataclass
 class BuildStats:
     """Counts for the dataset card and the CLI summary."""
@@ -129,6 +147,28 @@ class BuildStats:
 
     def to_dict(self) -> dict[str, Any]:
         return {name: dict(value) if isinstance(value, Counter) else value for name, value in vars(self).items()}
+
+    def add(self, other: BuildStats) -> None:
+        """Count `other`'s files too: the planners of parts of one stream (`engines.ray_planning`) add up."""
+        self.files += other.files
+        for name, value in vars(other).items():
+            if isinstance(value, Counter):
+                getattr(self, name).update(value)
+            elif isinstance(value, list):
+                getattr(self, name).extend(value)
+
+
+@dataclass
+class PinnedSplits:
+    """The splits of an earlier build, by file and by piece: a file keeps its split even when a new Toccata reads its
+    notes differently (the split hash follows the notes), and a piece keeps its split even when another file of it
+    (another name, source or key) now comes first and is the one kept."""
+
+    by_file: dict[tuple[str, str], str]  # (source, path) -> split
+    by_piece: dict[str, str]  # piece id (its notes' fingerprint, the same in every key) -> split
+
+    def get(self, item: SourceItem, piece_id: str) -> str | None:
+        return self.by_file.get((item.source, item.path)) or self.by_piece.get(piece_id)
 
 
 class Planner:
@@ -153,9 +193,9 @@ class Planner:
         unseen: tuple[tuple[str, ...], int, tuple[int, int]] = ((), 0, (3, 19)),
     ):
         self.seed, self.fractions, self.min_quarters = seed, fractions, min_quarters
-        self.licenses = frozenset(license_id(name) for name in licenses)  # empty: every licence is kept
+        self.licenses = license_set(licenses)  # empty: every licence is kept
         self.unseen = unseen  # (composers named, how many more to choose, (min, max) pieces): `_hold_out`
-        self.fixed_splits = fixed_splits or PinnedSplits({}, {})  # from an earlier build (`splits_from`)
+        self.fixed_splits = fixed_splits  # from an earlier build (`splits_from`)
         self.transpositions, self.pitch_range = transpositions, pitch_range
         self.rejects = rejects
         self.stats = BuildStats()
@@ -179,21 +219,9 @@ class Planner:
         """Record one analysed file: reject it with a reason, or keep it and write it to its split's plan."""
         self.stats.files += 1
         item = dataclasses.replace(item, composer=self._spelling(item.composer))
-        if self.licenses and license_id(item.license) not in self.licenses:
-            wanted = ", ".join(sorted(self.licenses))
-            detail = f"licence {item.license or 'unknown'!r} is not in {wanted}"
-            return self._reject(item, result, LICENSE_EXCLUDED, detail)
-        if not result["ok"]:
-            return self._reject(item, result, result["reason"], result["problem"])
-        if result["num_notes"] == 0:
-            return self._reject(item, result, EMPTY, "the file has no notes (drum tracks are not counted)")
-        if result["length_quarters"] < self.min_quarters:
-            return self._reject(
-                item,
-                result,
-                TOO_SHORT,
-                f"lasts {result['length_quarters']:g} quarter notes, under the minimum of {self.min_quarters:g}",
-            )
+        problem = file_problem(item, result, self.licenses, self.min_quarters)
+        if problem is not None:
+            return self._reject(item, result, *problem)
         first = self.by_bytes.get(result["content_hash"])
         if first is not None:
             return self._reject(item, result, DUPLICATE, f"identical bytes to {first['source']}:{first['path']}", first)
@@ -219,6 +247,15 @@ class Planner:
                 )
                 return self._reject(item, result, NEAR_DUPLICATE, detail, first)
         self._keep(item, result)
+
+    def add_planned(self, stats: BuildStats, plans: dict[str, Iterable[str]], rejects: Iterable[str]) -> None:
+        """Take what planners of parts of the stream decided, each part whole groups of files that may be duplicates
+        of each other (`engines.ray_planning`): their plan and manifest lines merged in stream order, and their
+        counts. `close` then finishes the build's plans as if this planner had seen every file."""
+        for split, lines in plans.items():
+            self._plans[split].writelines(lines)
+        self.rejects.writelines(rejects)
+        self.stats.add(stats)
 
     def close(self) -> BuildStats:
         """Flush the plans, give each held-out split the hash left empty a piece where there are enough; the
@@ -318,7 +355,7 @@ class Planner:
 
     def _keep(self, item: SourceItem, result: dict[str, Any]) -> None:
         piece_id = result["fingerprint"][:16]
-        pinned = self.fixed_splits.get(item, piece_id)
+        pinned = self.fixed_splits.get(item, piece_id) if self.fixed_splits else None
         split = pinned or assign_split(piece_id, self.seed, self.fractions)
         first = {"id": piece_id, **item.provenance(), "lowest_pitch": result["lowest_pitch"]}
         self.by_bytes[result["content_hash"]] = first
@@ -342,7 +379,7 @@ class Planner:
         plan["result"] = {key: value for key, value in result.items() if key != "sketch"}
         plan["pinned"] = bool(pinned)  # `splits_from` chose its split: an empty held-out split never takes it
         # ASCII: a locator may hold a file name that is not UTF-8 (surrogate escapes); json escapes them losslessly
-        self._plans[split].write(json.dumps(plan, sort_keys=True) + "\n")
+        self._emit(self._plans[split], json.dumps(plan, sort_keys=True))
         stats = self.stats
         stats.pieces[split] += 1
         stats.rows[split] += len(keys)
@@ -367,8 +404,7 @@ class Planner:
 
     def _spelling(self, name: str) -> str:
         """`normalize_composer(name)`, and of two spellings that differ only by accents or case, the first seen."""
-        name = normalize_composer(name)
-        folded = "".join(c for c in unicodedata.normalize("NFKD", name.lower()) if not unicodedata.combining(c))
+        name, folded = folded_composer(name)
         return self.spellings.setdefault(folded, name)
 
     def _hold_out(self, composers: tuple[str, ...] = (), count: int = 0, pieces: tuple[int, int] = (3, 19)) -> None:
@@ -421,35 +457,12 @@ class Planner:
             row["duplicate_of"] = {key: first[key] for key in ("id", "source", "path", "source_url")}
         if transposition is not None:
             row["transposition"] = transposition
-        self.rejects.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+        self._emit(self.rejects, json.dumps(row, ensure_ascii=False, sort_keys=True))
 
-
-@dataclass
-class PinnedSplits:
-    """The splits of an earlier build, by file and by piece: a file keeps its split even when a new Toccata reads its
-    notes differently (the split hash follows the notes), and a piece keeps its split even when another file of it
-    (another name, source or key) now comes first and is the one kept."""
-
-    by_file: dict[tuple[str, str], str]  # (source, path) -> split
-    by_piece: dict[str, str]  # piece id (its notes' fingerprint, the same in every key) -> split
-
-    def get(self, item: SourceItem, piece_id: str) -> str | None:
-        return self.by_file.get((item.source, item.path)) or self.by_piece.get(piece_id)
-
-
-def splits_of(dataset: str | Path) -> PinnedSplits:
-    """The split of every file and piece of an earlier built dataset folder, to build again with the same splits:
-    a test set that must stay the test set (to compare checkpoints) is pinned this way."""
-    folder = Path(dataset)
-    pins = PinnedSplits({}, {})
-    for split in ALL_SPLITS:  # "-test.parquet" or "-test-00000-of-00002.parquet", never "-test_x.parquet"
-        for path in sorted(folder.glob(f"*-{split}.parquet")) + sorted(folder.glob(f"*-{split}-*.parquet")):
-            for row in pq.read_table(path, columns=["source", "path", "piece_id"]).to_pylist():
-                pins.by_file[(row["source"], row["path"])] = split
-                pins.by_piece[row["piece_id"]] = split
-    if not pins.by_file:
-        raise ValueError(f"splits_from: {folder} holds no built dataset (no *-train/validation/test parquet files)")
-    return pins
+    def _emit(self, handle: TextIO, line: str) -> None:
+        """Write one line of a plan or of the rejects manifest (`engines.ray_planning` tags each with its file's
+        place in the stream, to merge the parts of a build in order)."""
+        handle.write(line + "\n")
 
 
 def _bands(composer_id: int, sketch: list[int]) -> list[int]:
@@ -488,6 +501,8 @@ __all__ = [
     "ALL_SPLITS",
     "SPLITS",
     "UNSEEN",
+    "file_problem",
+    "license_set",
     "BuildStats",
     "PinnedSplits",
     "Planner",
@@ -496,6 +511,5 @@ __all__ = [
     "read_plan",
     "row_id",
     "split_point",
-    "splits_of",
     "work_key",
 ]

@@ -1,10 +1,11 @@
-"""Engines: where the per-file work of a build runs. One interface, two engines.
+"""Engines: where the per-file work of a build runs. Two engines, one `Planner` (`pipeline.py`) deciding.
 
-An engine maps a function over the source's items and hands the results back in source order (`Engine.map_ordered`):
-everything that depends on order (which of two duplicates is kept) then happens in one `Planner`, the same for every
-engine (`planning.plan_build`). The local engine runs `ordered_map` over worker processes and writes rows with the
-`datasets` builder; the Ray engine (`ray_engine`, ``pip install toccata[ray]``) runs the same per-file analysis and
-the same row making (`builder._rows`) as Ray tasks, and its tasks write the parquet shards themselves.
+The local engine maps the per-file function over the source's items and hands the results back in source order
+(`Engine.map_ordered`, `LocalEngine`): `planning.plan_build` then dedups and splits them in one `Planner` in the build
+process, and the `datasets` builder writes the rows. The Ray engine (`ray_engine`, ``pip install toccata[ray]``) runs
+the same per-file analysis as Ray tasks, shuffles the files by key into groups that no duplicate relation crosses and
+plans each group with the same `Planner` on a worker (`ray_planning`), so that its driver holds nothing per file; its
+tasks then make the rows (`builder._rows`) and write the parquet shards themselves. Both give the same dataset.
 """
 
 from __future__ import annotations

@@ -2,11 +2,12 @@
 
 The local build's steps, with the per-file and per-row work spread over the cluster:
 
-1. per-file analysis (`planning._analyse_pair`: read, safe parse with limits, tokenize, fingerprint) as Ray tasks over
-   chunks of `CHUNK` files, a bounded number of chunks in flight, results back in source order (`RayEngine`);
-2. dedup by bytes, notes and work, near-duplicates, splits and unseen composers: `planning.plan_build`'s one `Planner`
-   on the driver, as in the local build, fed per-file summaries (hashes, fingerprint, 64-value sketch, provenance; no
-   tokens, no MIDI). It writes the plans (JSON lines) and the rejects manifest in the work folder;
+1. per-file analysis (`planning.build_inputs`: read, safe parse with limits, tokenize, fingerprint) as Ray tasks over
+   chunks of files, two per CPU running ahead of the driver;
+2. dedup by bytes, notes and work, near-duplicates, splits and unseen composers (`ray_planning.plan_on_ray`): the
+   files are shuffled by key into groups that no duplicate relation crosses, and each group is planned by the local
+   build's `Planner` on a worker; the driver merges the plans (JSON lines) and the rejects manifest in stream order,
+   a line at a time, in the work folder. It holds nothing per file;
 3. rows: a Ray task per shard of `PIECES_PER_SHARD` plan lines makes the rows (`builder._rows`: cached tokens, MIDI
    bytes, transposed copies) and writes one parquet shard to the output, a folder or any fsspec URL; the driver gets
    back counts only;
@@ -21,17 +22,12 @@ cache, and the output folder, marked as a build in progress (`BUILDING`), is wri
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import shutil
-import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import datasets
 import fsspec
@@ -43,47 +39,12 @@ from ..analysis import AnalysisSettings, tokenizer_for
 from ..builder import BUILDING, FEATURES, ToccataBuilder, _rows
 from ..card import REJECTS_FILE, license_summary, write_card
 from ..pipeline import ALL_SPLITS, Planner, read_plan
-from ..planning import plan_build
+from .ray_planning import FILES_PER_TASK, batched, plan_on_ray
 
-T = TypeVar("T")
-R = TypeVar("R")
-CHUNK = 16  # files per analysis task: large enough to hide the task overhead (~ms), small enough to balance
 PIECES_PER_SHARD = 1000  # kept pieces per parquet shard (each a task): ~25-100 MB of rows at 12 transpositions
 WRITER_BATCH = 100  # rows per parquet row group (the local build's writer batch), the most a shard task holds
 MAX_RETRIES = 3  # Ray runs a task again this many times when its worker dies
 DELAY_ENV = "TOCCATA_RAY_TEST_DELAY_S"  # tests: seconds each analysis task waits per file, so a kill lands mid-build
-
-
-@dataclass(frozen=True)
-class RayEngine:
-    """Ray tasks over chunks of items, results in input order, at most `window` chunks in flight (default: two per
-    CPU of the cluster), so the driver holds `window * chunk` items and results whatever the number of files."""
-
-    chunk: int = CHUNK
-    window: int = 0
-    delay_s: float = 0.0
-
-    def map_ordered(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
-        window = self.window or max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
-        fn_ref = ray.put(fn)
-        pending: deque[ray.ObjectRef] = deque()
-        for chunk in _batched(items, self.chunk):
-            pending.append(_map_chunk.remote(fn_ref, chunk, self.delay_s))
-            if len(pending) >= window:
-                yield from ray.get(pending.popleft())
-        while pending:
-            yield from ray.get(pending.popleft())
-
-
-@ray.remote(max_retries=MAX_RETRIES)
-def _map_chunk(fn: Callable[[T], R], items: list[T], delay_s: float) -> list[R]:
-    """`fn` over one chunk, in a Ray worker."""
-    results = []
-    for item in items:
-        if delay_s:
-            time.sleep(delay_s)
-        results.append(fn(item))
-    return results
 
 
 @ray.remote(max_retries=MAX_RETRIES)
@@ -113,6 +74,7 @@ def build_with_ray(
     address: str | None = None,
     num_cpus: int | None = None,
     pieces_per_shard: int = PIECES_PER_SHARD,
+    files_per_task: int = FILES_PER_TASK,
     **config_kwargs: Any,
 ) -> ToccataBuilder:
     """Build a Toccata dataset on Ray into `out` (a folder or an fsspec URL); the builder it returns holds the
@@ -139,8 +101,8 @@ def build_with_ray(
     if started:
         ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False)
     try:
-        engine = RayEngine(delay_s=float(os.environ.get(DELAY_ENV, "0") or 0))
-        planner = plan_build(config, work, (out,), work / REJECTS_FILE, engine)
+        delay_s = float(os.environ.get(DELAY_ENV, "0") or 0)
+        planner = plan_on_ray(config, work, (out,), work / REJECTS_FILE, files_per_task, delay_s)
         builder.stats = planner.stats
         _reset_output(fs, root)  # only now: a build refused for a bad source leaves OUT as it was
         sizes = _write_splits(planner, config.analysis_settings(str(work)), out, pieces_per_shard)
@@ -185,7 +147,7 @@ def _write_splits(
         if not pieces and split != "train":
             continue
         count = max(1, math.ceil(pieces / pieces_per_shard))
-        chunks = _batched(read_plan(planner.plan_files[split]), pieces_per_shard) if pieces else iter([[]])
+        chunks = batched(read_plan(planner.plan_files[split]), pieces_per_shard) if pieces else iter([[]])
         pending, done = [], []
         for index, plans in enumerate(chunks):
             name = f"toccata-{split}-{index:05d}-of-{count:05d}.parquet"
@@ -232,11 +194,4 @@ def _name(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1]
 
 
-def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Lists of `size` items (the last may be shorter), pulled from `items` as they are needed."""
-    iterator = iter(items)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
-
-
-__all__ = ["CHUNK", "DELAY_ENV", "PIECES_PER_SHARD", "RayEngine", "build_with_ray"]
+__all__ = ["DELAY_ENV", "PIECES_PER_SHARD", "build_with_ray"]
