@@ -61,11 +61,11 @@ def iter_rows(dataset: str | os.PathLike, split: str, columns: tuple[str, ...] =
             else:
                 fix = "build one with `toccata build-dataset --out FOLDER`"
             raise ValueError(f"{folder}: no {split!r} split (parquet files found: {found or 'none'}); {fix}")
-        import pyarrow.parquet as pq  # here: `datasets` and pyarrow take seconds to import; critics load this module
+        import pyarrow.parquet as pq  # start-up: pyarrow and `datasets` take seconds to import; critics load this module
 
         batches = (batch for f in files for batch in pq.ParquetFile(f).iter_batches(ROWS_PER_READ, columns=columns))
         return (row for batch in batches for row in batch.to_pylist())
-    import datasets  # here, as pyarrow above
+    import datasets  # start-up, as pyarrow above
 
     try:
         return iter(datasets.load_dataset(str(dataset), split=split).select_columns(columns).to_list())
