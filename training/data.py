@@ -35,10 +35,17 @@ class Piece:
 
 
 PIECE_COLUMNS = ("id", "piece_id", "transposition", "notewise", "qpm", "time_signature")
+ROWS_PER_READ = 1024  # rows read from parquet at a time: a few MB of token text
 
 
 def read_rows(dataset: str | os.PathLike, split: str, columns: tuple[str, ...] = PIECE_COLUMNS) -> list[dict]:
     """`columns` of the rows of one split of a built dataset folder (parquet read directly) or a Hub dataset id."""
+    return list(iter_rows(dataset, split, columns))
+
+
+def iter_rows(dataset: str | os.PathLike, split: str, columns: tuple[str, ...] = PIECE_COLUMNS) -> Iterator[dict]:
+    """`read_rows` as a stream, a parquet batch at a time (a split's text need not be in memory at once); a missing
+    split is an error here, before the first row."""
     columns = list(columns)
     folder = Path(dataset)
     if folder.is_dir():
@@ -56,11 +63,12 @@ def read_rows(dataset: str | os.PathLike, split: str, columns: tuple[str, ...] =
             raise ValueError(f"{folder}: no {split!r} split (parquet files found: {found or 'none'}); {fix}")
         import pyarrow.parquet as pq  # start-up: pyarrow and `datasets` take seconds to import; critics load this module
 
-        return [row for f in files for row in pq.read_table(f, columns=columns).to_pylist()]
+        batches = (batch for f in files for batch in pq.ParquetFile(f).iter_batches(ROWS_PER_READ, columns=columns))
+        return (row for batch in batches for row in batch.to_pylist())
     import datasets  # start-up, as pyarrow above
 
     try:
-        return datasets.load_dataset(str(dataset), split=split).select_columns(columns).to_list()
+        return iter(datasets.load_dataset(str(dataset), split=split).select_columns(columns).to_list())
     except (FileNotFoundError, ValueError, ConnectionError) as err:
         raise ValueError(f"{dataset}: cannot load split {split!r} ({str(err).splitlines()[0]})") from None
 
@@ -87,7 +95,7 @@ def load_pieces(
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     pieces = []
     unk = tokenizer.unk_token_id
-    for row in read_rows(dataset, split, PIECE_COLUMNS + (("composer",) if with_composer else ())):
+    for row in iter_rows(dataset, split, PIECE_COLUMNS + (("composer",) if with_composer else ())):
         if original_key_only and row["transposition"]:
             continue
         words = row["notewise"].split()
@@ -108,7 +116,7 @@ def load_scheme_pieces(dataset: str | os.PathLike, split: str, scheme, original_
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     pieces = []
     columns = ("id", "piece_id", "transposition", "midi", "qpm", "time_signature")
-    for row in read_rows(dataset, split, columns):
+    for row in iter_rows(dataset, split, columns):
         if original_key_only and row["transposition"]:
             continue
         try:
@@ -155,17 +163,27 @@ class WindowDataset(Dataset):
         if not 0.0 <= condition_dropout <= 1.0:
             raise ValueError(f"condition_dropout must be from 0 to 1, got {condition_dropout}")
         self.conditions, self.condition_dropout = conditions, condition_dropout
-        self.sequences = [np.concatenate([[bos_id], p.ids, [eos_id]]).astype(np.int64) for p in pieces]
-        self.starts = [
-            (s, start) for s, seq in enumerate(self.sequences) for start in range(0, max(len(seq) - 1, 1), window - 1)
-        ]
+        # Every `<bos> piece <eos>` in one array of the smallest type that holds the ids (2 bytes a token for any
+        # vocabulary under 65,536 words; int64 per piece took 8, and a Python object each), read as int64 per window.
+        lengths = np.array([len(p.ids) + 2 for p in pieces], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(lengths)])  # sequence s is tokens[offsets[s]:offsets[s + 1]]
+        top = max([bos_id, eos_id, pad_id, *(int(p.ids.max()) for p in pieces if len(p.ids))])
+        self.tokens = np.empty(int(self.offsets[-1]), dtype=np.uint16 if top < 2**16 else np.int64)
+        for s, piece in enumerate(pieces):
+            begin, end = self.offsets[s], self.offsets[s + 1]
+            self.tokens[begin], self.tokens[begin + 1 : end - 1], self.tokens[end - 1] = bos_id, piece.ids, eos_id
+        # Window i: sequence `window_sequence[i]` from token `window_start[i]`, sequences in order, starts ascending.
+        counts = -(-np.maximum(lengths - 1, 1) // (window - 1))
+        self.window_sequence = np.repeat(np.arange(len(pieces)), counts)
+        first = np.repeat(np.cumsum(counts) - counts, counts)
+        self.window_start = (np.arange(int(counts.sum())) - first) * (window - 1)
 
     def __len__(self) -> int:
-        return len(self.starts)
+        return len(self.window_sequence)
 
     def num_targets(self) -> int:
         """How many next-token predictions one epoch trains on."""
-        return sum(len(seq) - 1 for seq in self.sequences)
+        return int(self.offsets[-1]) - len(self.offsets) + 1
 
     def _shift(self, ids: np.ndarray, pitch: np.ndarray, epoch: int, index: int) -> int:
         if self.max_transpose == 0 or not (pitch >= 0).any():
@@ -176,9 +194,10 @@ class WindowDataset(Dataset):
         return int(np.random.default_rng([self.seed, epoch, index]).integers(low, high + 1))
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
-        epoch, index = divmod(int(item), len(self.starts))
-        s, start = self.starts[index]
-        ids = self.sequences[s][start : start + self.window].copy()
+        epoch, index = divmod(int(item), len(self))
+        s, start = int(self.window_sequence[index]), int(self.window_start[index])
+        begin, end = int(self.offsets[s]) + start, int(self.offsets[s + 1])
+        ids = self.tokens[begin : min(begin + self.window, end)].astype(np.int64)
         pitch = self.layout.pitch_index(ids)
         ids[pitch >= 0] += self._shift(ids, pitch, epoch, index)
         labels = ids.copy()
@@ -231,6 +250,7 @@ __all__ = [
     "Piece",
     "WindowDataset",
     "collate_windows",
+    "iter_rows",
     "load_pieces",
     "load_scheme_pieces",
 ]

@@ -81,7 +81,9 @@ def build_with_ray(
     config, the statistics and `summary()`, as the local build's does.
 
     `address`: a running cluster ("auto", "ray://HOST:PORT"); None starts a local one with `num_cpus` (unless this
-    process is connected already: then that cluster is used and left running).
+    process is connected already: then that cluster is used and left running). `pieces_per_shard`: kept pieces per
+    parquet shard; `files_per_task`: files per partition of the planning (`ray_planning`), what bounds its tasks'
+    memory (tests make both small to cross every stage with a few files).
     """
     remote = "://" in out and not out.startswith("file://")
     if remote and not config_kwargs.get("work_dir"):

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,20 @@ def test_transposition_shifts_notes_only_within_the_keyboard_and_is_reproducible
         assert words == [f"p{60 + shift}", f"p{64 + shift}", "wait12", f"endp{60 + shift}", f"endp{64 + shift}"]
         shifts.add(shift)
     assert shifts <= set(range(-6, 7)) and len(shifts) >= 8
+
+
+def test_windows_hold_about_two_bytes_a_token():
+    """Every process holds its split's windows (docs/training.md, Memory): one array of 2-byte ids, not an int64
+    array and a Python object per piece and window (~9 bytes a token)."""
+    rng = np.random.default_rng(0)
+    pieces = [Piece(f"r{i}", f"p{i}", rng.integers(4, len(TOKENIZER), size=500)) for i in range(200)]
+    tracemalloc.start()
+    try:
+        windows = _windows(pieces, 64)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held / windows.num_targets() < 3
 
 
 def test_epoch_sampler_is_a_function_of_seed_and_epoch():
