@@ -114,7 +114,9 @@ def test_transposing_remi_windows_shifts_only_pitches(trained_schemes, tiny_data
     )
     shifted = 0
     for item in range(len(data)):
-        plain = data.sequences[data.starts[item][0]][data.starts[item][1] :][:200]
+        piece, start = int(data.window_sequence[item]), int(data.window_start[item])  # the window, untransposed
+        begin, end = int(data.offsets[piece]) + start, int(data.offsets[piece + 1])
+        plain = data.tokens[begin : min(begin + 200, end)].astype(np.int64)
         moved = data[len(data) + item]["input_ids"].numpy()[: len(plain)]  # epoch 1: a drawn transposition
         a, b = scheme.decode(plain[plain > 2]), scheme.decode(moved[moved > 2])
         assert len(a.pitch) == len(b.pitch) and (a.start == b.start).all() and (a.end == b.end).all()
