@@ -18,12 +18,16 @@ Where neither the sidecar nor the file names them, the composer and title come f
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
 import logging
 import os
 import posixpath
+import sqlite3
+import tempfile
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +67,7 @@ class FolderSource:
     default_license: str = "unknown"  # for files the sidecar gives no licence
     exclude: tuple[str, ...] = ()  # folders not to walk: the build's own output and work folders, if inside root
     names_from_folders: bool = True  # composer and title from the folder layout (not for crawls: files/<host>/...)
-    _sidecar: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
+    _sidecar: Sidecar | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).expanduser()
@@ -78,7 +82,7 @@ class FolderSource:
 
     def __iter__(self) -> Iterator[SourceItem]:
         sidecar = self._sidecar
-        seen = 0
+        seen = 0  # files the sidecar names; the rest of its rows name no file of the folder
         root = self.root.resolve()
         licenses = CollectionLicenses(root)
         for rel in iter_music_files(self.root, self.exclude):
@@ -161,18 +165,21 @@ def _license_in(directory: Path) -> tuple[str, str]:
     return "", ""
 
 
-def read_sidecar(root: Path) -> dict[str, dict[str, Any]]:
-    """Rows of the folder's metadata sidecar keyed by normalized ``file_name``; an empty dict when there is none."""
+def read_sidecar(root: Path) -> Sidecar:
+    """The folder's metadata sidecar as a `Sidecar` (rows by normalized ``file_name``); empty when there is none.
+
+    Rows are streamed into an on-disk SQLite table, so that a sidecar of a million files costs the build no memory
+    per row (a ``.json`` sidecar is one JSON document and is parsed whole: use ``.jsonl`` or ``.csv`` for large ones).
+    """
     found = [root / name for name in SIDECAR_NAMES if (root / name).is_file()]
+    sidecar = Sidecar()
     if not found:
-        return {}
+        return sidecar
     if len(found) > 1:
         names = ", ".join(p.name for p in found)
         raise ValueError(f"{root}: several metadata sidecars ({names}); keep one, the datasets convention reads one")
     path = found[0]
-    rows = _read_rows(path)
-    table: dict[str, dict[str, Any]] = {}
-    for number, row in enumerate(rows, start=1):
+    for number, row in enumerate(_iter_rows(path), start=1):
         if isinstance(row, dict) and not any(value not in (None, "") for value in row.values()):
             continue  # a row of empty cells, as spreadsheets export them
         if not isinstance(row, dict) or not row.get("file_name"):
@@ -180,32 +187,81 @@ def read_sidecar(root: Path) -> dict[str, dict[str, Any]]:
                 f"{path}: row {number} has no file_name; every row needs a file_name column "
                 "relative to the folder (the datasets folder convention)"
             )
-        table[_normalize(str(row["file_name"]))] = row
-    return table
+        sidecar.put(_normalize(str(row["file_name"])), row)
+    sidecar.commit()
+    return sidecar
 
 
-def _read_rows(path: Path) -> list[Any]:
-    """The rows of a .jsonl, .csv or .json sidecar, with errors that name the file and the line."""
+class Sidecar:
+    """Sidecar rows keyed by relative POSIX path, in a temporary SQLite file (deleted with the object): lookups by
+    key without holding the rows in memory. A later row for the same file replaces an earlier one."""
+
+    def __init__(self) -> None:
+        handle, self._path = tempfile.mkstemp(prefix="toccata-sidecar-", suffix=".sqlite")
+        os.close(handle)
+        self._db = sqlite3.connect(self._path)
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("CREATE TABLE rows (file BLOB PRIMARY KEY, row TEXT NOT NULL)")
+        self._finalizer = weakref.finalize(self, _remove_database, self._db, self._path)
+
+    def put(self, file: str, row: dict[str, Any]) -> None:
+        self._db.execute("INSERT OR REPLACE INTO rows VALUES (?, ?)", (_key(file), json.dumps(row)))
+
+    def commit(self) -> None:
+        self._db.commit()
+
+    def get(self, file: str, default: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        found = self._db.execute("SELECT row FROM rows WHERE file = ?", (_key(file),)).fetchone()
+        return json.loads(found[0]) if found else default
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM rows").fetchone()[0]
+
+    def __contains__(self, file: str) -> bool:
+        return self._db.execute("SELECT 1 FROM rows WHERE file = ?", (_key(file),)).fetchone() is not None
+
+
+def _key(file: str) -> bytes:
+    """A path as bytes: file names that are not UTF-8 reach Python as surrogates, which SQLite's text refuses."""
+    return file.encode("utf-8", "surrogateescape")
+
+
+def _remove_database(db: sqlite3.Connection, path: str) -> None:
+    db.close()
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _iter_rows(path: Path) -> Iterator[Any]:
+    """The rows of a .jsonl, .csv or .json sidecar, one at a time, with errors that name the file and the line."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
+        if path.suffix == ".json":
+            yield from _json_rows(path)
+            return
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            if path.suffix == ".csv":
+                reader = csv.DictReader(handle, restkey=EXTRA_CELLS)  # cells past the header are kept, not lost
+                if "file_name" not in (reader.fieldnames or []):
+                    raise ValueError(
+                        f"{path}: no file_name column (found {reader.fieldnames}); add one naming each file"
+                    )
+                yield from reader
+                return
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    try:
+                        yield json.loads(line)
+                    except json.JSONDecodeError as err:
+                        raise ValueError(f"{path}: line {number} is not JSON ({err.msg})") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise ValueError(f"{path}: cannot read the metadata sidecar ({err})") from None
-    if path.suffix == ".csv":
-        reader = csv.DictReader(text.splitlines(), restkey=EXTRA_CELLS)  # cells past the header are kept, not lost
-        if "file_name" not in (reader.fieldnames or []):
-            raise ValueError(f"{path}: no file_name column (found {reader.fieldnames}); add one naming each file")
-        return list(reader)
-    if path.suffix == ".jsonl":
-        rows = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}: line {number} is not JSON ({err.msg})") from None
-        return rows
+
+
+def _json_rows(path: Path) -> list[Any]:
+    """The rows of a .json sidecar: a list of rows, or an object keyed by file_name."""
     try:
-        data = json.loads(text)
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not JSON ({err.msg} at line {err.lineno})") from None
     if isinstance(data, dict):  # {file_name: {...}}

@@ -483,6 +483,27 @@ def test_sidecar_conventions(tmp_path: Path) -> None:
         read_sidecar(tmp_path)
 
 
+def test_a_large_sidecar_is_not_held_in_memory(tmp_path: Path) -> None:
+    """A sidecar of 20,000 rows (~4 MB of CSV) is looked up from disk: reading it and looking every file up peaks at a
+    small fraction of its size in Python memory (a dict of its rows peaks at several times its size)."""
+    import tracemalloc
+
+    lines = ["file_name,composer,title,notes"]
+    lines += [f"C{i % 50}/piece{i:05d}.mid,Composer {i % 50},A long title for piece number {i} of many,{'x' * 120}"
+              for i in range(20_000)]
+    (tmp_path / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    size = (tmp_path / "metadata.csv").stat().st_size
+    tracemalloc.start()
+    sidecar = read_sidecar(tmp_path)
+    found = sum(sidecar.get(f"C{i % 50}/piece{i:05d}.mid") is not None for i in range(0, 20_000, 7))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert found == len(range(0, 20_000, 7)) and len(sidecar) == 20_000
+    assert sidecar.get("C1/piece00001.mid")["title"] == "A long title for piece number 1 of many"
+    assert sidecar.get("missing.mid", {}) == {}
+    assert peak < size / 4, (peak, size)
+
+
 def test_note_fingerprint_ignores_transposition_and_tempo_only() -> None:
     def grid(start, end, pitch, tpq=12):
         notes = NoteArrays(np.array(start), np.array(end), np.array(pitch), tpq)
