@@ -70,6 +70,12 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard (needs tensorboard)")
     cmd.add_argument("--num-workers", type=int, default=0, help="dataloader worker processes")
     cmd.add_argument(
+        "--memmap",
+        action="store_true",
+        help="for a train split larger than memory: tokenize it once to OUT/token_cache/ and memory-map it (the "
+        "same windows; ~0.03 bytes a token in memory instead of ~13)",
+    )
+    cmd.add_argument(
         "--composer-min-pieces",
         type=int,
         default=0,
@@ -115,6 +121,7 @@ def run_train(args: argparse.Namespace) -> int:
         device=args.device,
         tensorboard=args.tensorboard,
         num_workers=args.num_workers,
+        memmap=args.memmap,
         composer_min_pieces=args.composer_min_pieces,
         composer_dropout=args.composer_dropout,
     )

@@ -89,46 +89,50 @@ def _piece(row: dict, ids: np.ndarray) -> Piece:
 def load_pieces(
     dataset: str | os.PathLike, split: str, tokenizer, original_key_only: bool = False, with_composer: bool = False
 ) -> list[Piece]:
-    """The pieces of `split` as token ids of `tokenizer`; rows with unknown words are an error naming the row.
-    `with_composer`: read the `composer` column too (training with composer labels)."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    pieces = []
-    unk = tokenizer.unk_token_id
-    for row in iter_rows(dataset, split, PIECE_COLUMNS + (("composer",) if with_composer else ())):
-        if original_key_only and row["transposition"]:
-            continue
-        words = row["notewise"].split()
-        ids = np.asarray(tokenizer.convert_tokens_to_ids(words), dtype=np.int64)
-        if unk is not None and (ids == unk).any():
-            bad = words[int(np.argmax(ids == unk))]
-            raise ValueError(f"{dataset} [{split}] row {row['id']}: word {bad!r} is not in the tokenizer's vocabulary")
-        pieces.append(_piece(row, ids))
+    """The pieces of `split` as token ids of `tokenizer` (`iter_pieces`); an empty split is an error."""
+    pieces = list(iter_pieces(dataset, split, tokenizer, original_key_only, with_composer))
     if not pieces:
         raise ValueError(f"{dataset}: split {split!r} has no pieces")
     return pieces
 
 
 def load_scheme_pieces(dataset: str | os.PathLike, split: str, scheme, original_key_only: bool = False) -> list[Piece]:
-    """The pieces of `split` as token ids of a `toccata.tokenization.schemes.TokenScheme`, encoded from each row's
-    MIDI (transposed rows hold transposed MIDI); a row that cannot be read is an error naming it."""
+    """`load_pieces` with a `toccata.tokenization.schemes.TokenScheme` (kept for its callers' clarity)."""
+    return load_pieces(dataset, split, scheme, original_key_only)
+
+
+def iter_pieces(
+    dataset: str | os.PathLike, split: str, tokenizer, original_key_only: bool = False, with_composer: bool = False
+) -> Iterator[Piece]:
+    """The pieces of `split` one at a time, as token ids of `tokenizer`: the notewise tokenizer reads each row's
+    notewise text (a word it does not know is an error naming the row); a `TokenScheme` (`special_ids`) encodes each
+    row's MIDI (transposed rows hold transposed MIDI). `with_composer`: read the `composer` column too."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    pieces = []
-    columns = ("id", "piece_id", "transposition", "midi", "qpm", "time_signature")
-    for row in iter_rows(dataset, split, columns):
+    if hasattr(tokenizer, "special_ids"):
+        columns, encode = ("id", "piece_id", "transposition", "midi", "qpm", "time_signature"), _scheme_ids
+    else:
+        columns, encode = PIECE_COLUMNS, _notewise_ids
+    for row in iter_rows(dataset, split, columns + (("composer",) if with_composer else ())):
         if original_key_only and row["transposition"]:
             continue
-        try:
-            ids = np.asarray(scheme.encode_midi(row["midi"]), dtype=np.int64)
-        except ValueError as err:
-            raise ValueError(
-                f"{dataset} [{split}] row {row['id']}: cannot tokenize with {scheme.name}: {err}"
-            ) from None
-        pieces.append(_piece(row, ids))
-    if not pieces:
-        raise ValueError(f"{dataset}: split {split!r} has no pieces")
-    return pieces
+        yield _piece(row, encode(row, tokenizer, f"{dataset} [{split}] row {row['id']}"))
+
+
+def _notewise_ids(row: dict, tokenizer, where: str) -> np.ndarray:
+    words = row["notewise"].split()
+    ids = np.asarray(tokenizer.convert_tokens_to_ids(words), dtype=np.int64)
+    unk = tokenizer.unk_token_id
+    if unk is not None and (ids == unk).any():
+        raise ValueError(f"{where}: word {words[int(np.argmax(ids == unk))]!r} is not in the tokenizer's vocabulary")
+    return ids
+
+
+def _scheme_ids(row: dict, scheme, where: str) -> np.ndarray:
+    try:
+        return np.asarray(scheme.encode_midi(row["midi"]), dtype=np.int64)
+    except ValueError as err:
+        raise ValueError(f"{where}: cannot tokenize with {scheme.name}: {err}") from None
 
 
 class WindowDataset(Dataset):
@@ -149,6 +153,38 @@ class WindowDataset(Dataset):
         conditions: list[int] | None = None,
         condition_dropout: float = 0.0,
     ) -> None:
+        # Every `<bos> piece <eos>` in one array of the smallest type that holds the ids (2 bytes a token for any
+        # vocabulary under 65,536 words; int64 per piece took 8, and a Python object each), read as int64 per window.
+        lengths = np.array([len(p.ids) + 2 for p in pieces], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)])  # sequence s is tokens[offsets[s]:offsets[s + 1]]
+        top = max([bos_id, eos_id, pad_id, *(int(p.ids.max()) for p in pieces if len(p.ids))])
+        tokens = np.empty(int(offsets[-1]), dtype=np.uint16 if top < 2**16 else np.int64)
+        for s, piece in enumerate(pieces):
+            begin, end = offsets[s], offsets[s + 1]
+            tokens[begin], tokens[begin + 1 : end - 1], tokens[end - 1] = bos_id, piece.ids, eos_id
+        self._index(tokens, offsets, window, layout, pad_id, max_transpose, seed, conditions, condition_dropout)
+
+    @classmethod
+    def from_sequences(
+        cls,
+        tokens: np.ndarray,
+        offsets: np.ndarray,
+        window: int,
+        layout: VocabLayout,
+        pad_id: int,
+        max_transpose: int = 0,
+        seed: int = 0,
+        conditions: list[int] | np.ndarray | None = None,
+        condition_dropout: float = 0.0,
+    ) -> WindowDataset:
+        """The same windows over `<bos> piece <eos>` sequences already laid end to end in `tokens` (sequence s is
+        `tokens[offsets[s]:offsets[s + 1]]`), e.g. a memory-mapped `token_cache.TokenCache`: nothing is copied."""
+        dataset = cls.__new__(cls)
+        dataset._index(tokens, offsets, window, layout, pad_id, max_transpose, seed, conditions, condition_dropout)
+        return dataset
+
+    def _index(self, tokens, offsets, window, layout, pad_id, max_transpose, seed, conditions, condition_dropout):
+        """Check the settings and lay out the windows over the sequences (16 bytes a window)."""
         if window < 2:
             raise ValueError(f"window must be at least 2 tokens, got {window}")
         if not 0 <= max_transpose <= 12:
@@ -158,23 +194,17 @@ class WindowDataset(Dataset):
         # Composer labels: per piece the id of its label word (-1: none), put before the window's first token, except
         # in a `condition_dropout` share of windows (drawn from seed, epoch, window), so that the model also learns
         # without one. Windows are then `window + 1` long (padded when unlabelled): every target is learnt as before.
-        if conditions is not None and len(conditions) != len(pieces):
-            raise ValueError(f"conditions: one label id per piece, got {len(conditions)} for {len(pieces)} pieces")
+        num_sequences = len(offsets) - 1
+        if conditions is not None and len(conditions) != num_sequences:
+            raise ValueError(f"conditions: one label id per piece, got {len(conditions)} for {num_sequences} pieces")
         if not 0.0 <= condition_dropout <= 1.0:
             raise ValueError(f"condition_dropout must be from 0 to 1, got {condition_dropout}")
         self.conditions, self.condition_dropout = conditions, condition_dropout
-        # Every `<bos> piece <eos>` in one array of the smallest type that holds the ids (2 bytes a token for any
-        # vocabulary under 65,536 words; int64 per piece took 8, and a Python object each), read as int64 per window.
-        lengths = np.array([len(p.ids) + 2 for p in pieces], dtype=np.int64)
-        self.offsets = np.concatenate([[0], np.cumsum(lengths)])  # sequence s is tokens[offsets[s]:offsets[s + 1]]
-        top = max([bos_id, eos_id, pad_id, *(int(p.ids.max()) for p in pieces if len(p.ids))])
-        self.tokens = np.empty(int(self.offsets[-1]), dtype=np.uint16 if top < 2**16 else np.int64)
-        for s, piece in enumerate(pieces):
-            begin, end = self.offsets[s], self.offsets[s + 1]
-            self.tokens[begin], self.tokens[begin + 1 : end - 1], self.tokens[end - 1] = bos_id, piece.ids, eos_id
+        self.tokens, self.offsets = tokens, np.asarray(offsets, dtype=np.int64)
+        lengths = np.diff(self.offsets)
         # Window i: sequence `window_sequence[i]` from token `window_start[i]`, sequences in order, starts ascending.
         counts = -(-np.maximum(lengths - 1, 1) // (window - 1))
-        self.window_sequence = np.repeat(np.arange(len(pieces)), counts)
+        self.window_sequence = np.repeat(np.arange(num_sequences), counts)
         first = np.repeat(np.cumsum(counts) - counts, counts)
         self.window_start = (np.arange(int(counts.sum())) - first) * (window - 1)
 
@@ -204,7 +234,7 @@ class WindowDataset(Dataset):
         length = self.window
         if self.conditions is not None:
             length += 1
-            label = self.conditions[s]
+            label = int(self.conditions[s])
             dropped = np.random.default_rng([self.seed, epoch, index, 1]).random() < self.condition_dropout
             if label >= 0 and not dropped:
                 ids, labels = np.concatenate([[label], ids]), np.concatenate([[-100], labels])
@@ -250,6 +280,7 @@ __all__ = [
     "Piece",
     "WindowDataset",
     "collate_windows",
+    "iter_pieces",
     "iter_rows",
     "load_pieces",
     "load_scheme_pieces",

@@ -12,6 +12,7 @@ import csv
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,10 @@ from .data import (
     WindowDataset,
     collate_windows,
     load_pieces,
-    load_scheme_pieces,
     read_rows,
 )
 from .runs import LogAtSave, machine, resume_point, step_of, trainer_arguments
+from .token_cache import CACHE_FOLDER, token_cache
 from .warm_start import parse_instruments, warm_start
 
 METRICS = "metrics.jsonl"
@@ -69,6 +70,7 @@ class TrainConfig:
     device: str = "auto"  # auto (CUDA when present), cpu or cuda
     tensorboard: bool = False
     num_workers: int = 0  # dataloader worker processes
+    memmap: bool = False  # the train split tokenized once to OUTPUT/token_cache/ and memory-mapped (`token_cache`)
     # Composer labels (notewise, new models): composers with at least this many training pieces get a word of their
     # own (`<composer:NAME>`, put before each training window), the rest share `<composer:other>`; 0: no labels.
     composer_min_pieces: int = 0
@@ -243,8 +245,8 @@ def composer_labels(dataset: str, min_pieces: int) -> tuple[str, ...]:
     return (*named, OTHER_COMPOSER)
 
 
-def _label_ids(tokenizer, pieces) -> list[int] | None:
-    """Per piece the id of its composer label word, -1 when it has none; None for a tokenizer without labels."""
+def _label_of(tokenizer) -> Callable[[str], int] | None:
+    """A composer -> the id of its label word (-1 when it has none); None for a tokenizer without labels."""
     composers = getattr(tokenizer, "composers", ())
     if not composers:
         return None
@@ -255,31 +257,41 @@ def _label_ids(tokenizer, pieces) -> list[int] | None:
             return -1
         return tokenizer.composer_token_id(composer if composer in known else OTHER_COMPOSER)
 
-    return [label(piece.composer) for piece in pieces]
+    return label
+
+
+def _label_ids(tokenizer, pieces) -> list[int] | None:
+    """Per piece the id of its composer label word, -1 when it has none; None for a tokenizer without labels."""
+    label = _label_of(tokenizer)
+    return None if label is None else [label(piece.composer) for piece in pieces]
 
 
 def _datasets(config: TrainConfig, tokenizer, layout: VocabLayout) -> tuple[WindowDataset, WindowDataset, dict]:
     if hasattr(tokenizer, "special_ids"):  # a TokenScheme
         ids = tokenizer.special_ids
         special = {"bos_id": ids["bos"], "eos_id": ids["eos"], "pad_id": ids["pad"]}
-        train_pieces = load_scheme_pieces(config.dataset, "train", tokenizer)
-        valid_pieces = load_scheme_pieces(config.dataset, "validation", tokenizer, original_key_only=True)
     else:
         special = {"bos_id": tokenizer.bos_token_id, "eos_id": tokenizer.eos_token_id, "pad_id": tokenizer.pad_token_id}
-        labelled = bool(getattr(tokenizer, "composers", ()))
-        train_pieces = load_pieces(config.dataset, "train", tokenizer, with_composer=labelled)
-        valid_pieces = load_pieces(
-            config.dataset, "validation", tokenizer, original_key_only=True, with_composer=labelled
+    labelled = _label_of(tokenizer) is not None
+    options = dict(max_transpose=config.max_transpose, seed=config.seed, condition_dropout=config.composer_dropout)
+    if config.memmap:  # the train split streamed once to disk and memory-mapped: the same windows, not in memory
+        folder = Path(config.output_dir) / CACHE_FOLDER
+        cache = token_cache(config.dataset, "train", tokenizer, folder, special["bos_id"], special["eos_id"],
+                            _label_of(tokenizer))  # fmt: skip
+        train = WindowDataset.from_sequences(
+            cache.tokens, cache.offsets, config.window, layout, special["pad_id"], conditions=cache.labels, **options
         )
-    train = WindowDataset(
-        train_pieces, config.window, layout, max_transpose=config.max_transpose, seed=config.seed, **special,
-        conditions=_label_ids(tokenizer, train_pieces), condition_dropout=config.composer_dropout,
-    )  # fmt: skip
-    valid_labels = _label_ids(tokenizer, valid_pieces)
-    valid = WindowDataset(valid_pieces, config.window, layout, **special, conditions=valid_labels)
+        train_stats = {"train_pieces": cache.pieces, "train_rows": cache.rows}
+    else:
+        train_pieces = load_pieces(config.dataset, "train", tokenizer, with_composer=labelled)
+        train = WindowDataset(
+            train_pieces, config.window, layout, **special, conditions=_label_ids(tokenizer, train_pieces), **options
+        )
+        train_stats = {"train_pieces": len({p.piece_id for p in train_pieces}), "train_rows": len(train_pieces)}
+    valid_pieces = load_pieces(config.dataset, "validation", tokenizer, original_key_only=True, with_composer=labelled)
+    valid = WindowDataset(valid_pieces, config.window, layout, **special, conditions=_label_ids(tokenizer, valid_pieces))
     stats = {
-        "train_pieces": len({p.piece_id for p in train_pieces}),
-        "train_rows": len(train_pieces),
+        **train_stats,
         "train_tokens": train.num_targets(),
         "validation_pieces": len({p.piece_id for p in valid_pieces}),
         "validation_tokens": valid.num_targets(),
