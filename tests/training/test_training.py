@@ -200,7 +200,8 @@ def test_two_processes_under_torchrun(tiny_dataset, tmp_path):
     out = tmp_path / "ddp"
     torchrun = Path(sys.executable).with_name("torchrun")
     cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(29500 + os.getpid() % 1000)]
-    cmd += ["-m", "toccata", *_train_args(tiny_dataset, out, "--max-steps", "8", "--eval-steps", "4")]
+    # --memmap: both processes build the token cache into the same folder at once (each renames its own files in)
+    cmd += ["-m", "toccata", *_train_args(tiny_dataset, out, "--max-steps", "8", "--eval-steps", "4", "--memmap")]
     done = subprocess.run(cmd, env={**os.environ, **SINGLE_THREAD}, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((out / "train_summary.json").read_text())
