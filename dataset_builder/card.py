@@ -244,14 +244,21 @@ def _attributions(stats: BuildStats) -> list[str]:
             continue
         if not license_id(license_from_text(text)).startswith("cc-by"):
             continue
-        head = []
-        for line in text.strip().splitlines()[:12]:
-            if not line.strip():
-                break
-            head.append(line.rstrip())
-        quoted = "\n".join(f"> {line}  " for line in head)
-        blocks.append(f"{pieces} pieces come from the collection of `{Path(path).parent.name}/`:\n\n{quoted}")
+        blocks.append(
+            f"{pieces} pieces come from the collection of `{Path(path).parent.name}/`:\n\n{quote_attribution(text)}"
+        )
     return ["### Attributions", *blocks] if blocks else []
+
+
+def quote_attribution(text: str) -> str:
+    """A licence file's attribution as a markdown quote: its opening paragraph (at most 12 lines), which is where
+    collections put the lines to carry along (CC BY's "acknowledge the source")."""
+    head = []
+    for line in text.strip().splitlines()[:12]:
+        if not line.strip():
+            break
+        head.append(line.rstrip())
+    return "\n".join(f"> {line}  " for line in head)
 
 
 def _tokens_note(tokens: dict[str, Any]) -> str:
@@ -295,4 +302,4 @@ def _versions() -> str:
     return "Built with " + ", ".join(found) + "."
 
 
-__all__ = ["FIELD_NOTES", "REJECTS_FILE", "license_summary", "write_card"]
+__all__ = ["FIELD_NOTES", "REJECTS_FILE", "license_summary", "quote_attribution", "write_card"]

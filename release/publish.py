@@ -17,12 +17,15 @@ from pathlib import Path
 import toccata.tokenization  # noqa: F401  registers NotewiseTokenizer with AutoTokenizer, for load_checkpoint
 import torch
 from safetensors.torch import load_file, save_file
+from toccata.dataset_builder.card import quote_attribution
 from toccata.evaluation.report import goal_table, likelihood_table
 from toccata.modeling.hub import CardInfo, load_checkpoint, save_checkpoint
 from toccata.modeling.presets import preset_from_generation_config
 from toccata.training.data import read_rows
 
 REPORT_FILES = ("report.md", "report.json", "*.png")  # what `toccata evaluate` writes: the report and its plots
+UNSEEN_REPORT = "evaluation-unseen-composers"  # RUN/ and DEST/: `toccata evaluate --split unseen_composers`
+PRESET_FILES = ("preset_search.md", "preset_search.json")  # `toccata preset-search`'s table, kept with the report
 NON_COMMERCIAL = ("NC", "non-commercial", "noncommercial")  # a data licence naming any of these binds the weights
 WEIGHTS_NC_LICENSE = "cc-by-nc-sa-4.0"
 
@@ -170,13 +173,23 @@ def publish(
     report_dir: str | Path | None = None,
     title: str = "Toccata NotewiseLSTM",
     half: bool = False,
+    unseen_report_dir: str | Path | None = None,
+    attributions: list[str | Path] = (),
 ) -> Path:
     """Write `dest`: the run's model and tokenizer, a card with the report's numbers, and the report itself.
 
     The weights' licence follows the training data: non-commercial share-alike data make CC BY-NC-SA 4.0 weights.
+    The card carries the dataset card's attributions and those of `attributions` (licence files whose opening lines
+    CC BY asks to carry along). `unseen_report_dir` (default RUN/evaluation-unseen-composers, when there): the report
+    on composers held out whole, summarised in the card and copied beside the test report.
     `half`: store the weights in float16 (half the bytes); they load as float32, the config's dtype."""
     run, dest = Path(run_dir), Path(dest)
     report_dir = Path(report_dir) if report_dir else run / "evaluation"
+    if unseen_report_dir is None and (run / UNSEEN_REPORT / "report.json").is_file():
+        unseen_report_dir = run / UNSEEN_REPORT
+    for path in attributions:
+        if not Path(path).is_file():
+            raise ValueError(f"{path}: no such attribution file (give a collection's LICENSE file)")
     for needed in (run / "train_summary.json", run / "train_config.json", report_dir / "report.json"):
         if not needed.is_file():
             raise ValueError(f"{needed} is missing: train with `toccata train` and evaluate with `toccata evaluate`")
@@ -185,6 +198,12 @@ def publish(
     config = json.loads((run / "train_config.json").read_text())
     data = data_summary(config["dataset"])
     metrics, evaluation, training = card_sections(report, summary, config, data)
+    if unseen_report_dir is not None:
+        unseen = json.loads((Path(unseen_report_dir) / "report.json").read_text())
+        lines, unseen_metrics = unseen_summary(unseen)
+        evaluation += "\n\n" + lines
+        metrics |= unseen_metrics
+    training += attribution_section(config["dataset"], attributions)
     model, tokenizer = load_checkpoint(str(run))
     sampler, guards = preset_from_generation_config(model.generation_config)
     measured = report.get("settings", {})
@@ -205,11 +224,48 @@ def publish(
     save_checkpoint(dest, model, tokenizer, card=card, sampler=sampler, guards=guards)
     if half:
         store_half(dest / "model.safetensors")
-    (dest / "evaluation").mkdir()
-    for pattern in REPORT_FILES:
-        for path in sorted(report_dir.glob(pattern)):
-            shutil.copy2(path, dest / "evaluation" / path.name)
+    copies = [(report_dir, dest / "evaluation", REPORT_FILES), (run, dest / "evaluation", PRESET_FILES)]
+    if unseen_report_dir is not None:
+        copies.append((Path(unseen_report_dir), dest / UNSEEN_REPORT, REPORT_FILES))
+    for source, target, patterns in copies:
+        target.mkdir(exist_ok=True)
+        for pattern in patterns:
+            for path in sorted(source.glob(pattern)):
+                shutil.copy2(path, target / path.name)
     return dest
+
+
+def unseen_summary(report: dict) -> tuple[str, dict[str, float]]:
+    """(card paragraph, metrics) of the report on composers the model never saw: likelihood and the critic."""
+    model = next((row for row in report["likelihood"] if row["name"] == "model"), None)
+    metrics = {"unseen_composers_bits_per_note": model["bits_per_note"]} if model else {}
+    critic = next((run["critic"] for run in report.get("samplers", []) if run.get("critic")), None)
+    if critic:
+        metrics["unseen_composers_critic_auc"] = critic["auc"]
+    text = (
+        f"On **composers it never saw** (the `{report['split']}` split of `{report['dataset']}`: composers held out "
+        "whole, none of their pieces in training): "
+        + (f"{model['bits_per_note']:.2f} bits per note" if model else "no likelihood measured")
+        + (f", critic ROC AUC {critic['auc']:.3f} against their music" if critic else "")
+        + f". Full report: [{UNSEEN_REPORT}/report.md]({UNSEEN_REPORT}/report.md)."
+    )
+    return text, metrics
+
+
+def attribution_section(dataset: str, files: list[str | Path]) -> str:
+    """The card's attributions: the dataset card's (its "### Attributions", when the dataset is a local folder) and
+    the opening lines of each of `files`; "" when there are none."""
+    blocks = []
+    card = Path(dataset) / "README.md"
+    if card.is_file():
+        text = card.read_text(encoding="utf-8")
+        if "### Attributions" in text:
+            section = text.split("### Attributions", 1)[1].split("\n## ", 1)[0].strip()
+            blocks.append(section.replace("come from the collection of", "of the training data come from"))
+    for path in files:
+        quoted = quote_attribution(Path(path).read_text(encoding="utf-8", errors="replace"))
+        blocks.append(f"Training data from `{Path(path).parent.name}/`:\n\n{quoted}")
+    return "\n\n### Attributions\n\n" + "\n\n".join(blocks) if blocks else ""
 
 
 def store_half(weights: Path) -> None:

@@ -43,6 +43,16 @@ def add_release_parsers(commands: argparse._SubParsersAction) -> None:
     publish.add_argument("--report", help="the `toccata evaluate` output folder (default: RUN/evaluation)")
     publish.add_argument("--title", default="Toccata NotewiseLSTM", help="the model card's title")
     publish.add_argument("--half", action="store_true", help="store the weights in float16 (they load as float32)")
+    publish.add_argument(
+        "--unseen-report",
+        help="the `toccata evaluate --split unseen_composers` output (default: RUN/evaluation-unseen-composers)",
+    )
+    publish.add_argument(
+        "--attribution",
+        action="append",
+        default=[],
+        help="a collection's licence file whose opening lines the card must carry (CC BY data); repeat",
+    )
     publish.set_defaults(run=run_publish)
 
     chamber = commands.add_parser("chamber", help="compare, publish and describe the chamber checkpoints")
@@ -99,7 +109,10 @@ def run_preset_search(args: argparse.Namespace) -> int:
 def run_publish(args: argparse.Namespace) -> int:
     from toccata.release.publish import publish  # start-up: as run_preset's
 
-    dest = publish(args.run_dir, args.dest, args.report, args.title, half=args.half)
+    dest = publish(
+        args.run_dir, args.dest, args.report, args.title, half=args.half, unseen_report_dir=args.unseen_report,
+        attributions=args.attribution,
+    )  # fmt: skip
     print(f"wrote {dest}", file=sys.stderr)
     return 0
 

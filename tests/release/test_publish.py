@@ -23,7 +23,7 @@ def run(tiny_dataset, tmp_path_factory):
     return out
 
 
-def _evaluate(run, dataset) -> None:
+def _evaluate(run, dataset, out: str = "evaluation") -> None:
     args = [
         "evaluate",
         "--model",
@@ -33,7 +33,7 @@ def _evaluate(run, dataset) -> None:
         "--split",
         "test",
         "--out",
-        str(run / "evaluation"),
+        str(run / out),
     ]
     assert main([*args, "--samples", "2", "--tokens", "100", "--samplers", "top_k,greedy"]) == 0
 
@@ -54,6 +54,24 @@ def test_publish_ships_the_preset_its_report_measured(run, tiny_dataset, tmp_pat
     assert sorted(p.name for p in (dest / "evaluation").iterdir()) == sorted(
         p.name for p in (run / "evaluation").iterdir()
     )
+
+
+def test_the_card_carries_the_unseen_composers_report_and_the_attributions(run, tiny_dataset, tmp_path):
+    _evaluate(run, tiny_dataset)
+    _evaluate(run, tiny_dataset, out="evaluation-unseen-composers")  # the tiny data hold no composer out: its test
+    licence = tmp_path / "collection" / "LICENSE.txt"
+    licence.parent.mkdir()
+    licence.write_text("A Collection of Scores\nCopyright 2022 Somebody (https://example.org)\n\nYou are free to share.\n")
+    args = ["publish", str(run), str(tmp_path / "published"), "--attribution", str(licence)]
+    assert main(args) == 0
+    dest = tmp_path / "published"
+    card = (dest / "README.md").read_text()
+    unseen = json.loads((dest / "evaluation-unseen-composers" / "report.json").read_text())
+    bits = next(row["bits_per_note"] for row in unseen["likelihood"] if row["name"] == "model")
+    assert f"composers it never saw** (the `test` split" in card and f"{bits:.2f} bits per note" in card
+    assert "> Copyright 2022 Somebody (https://example.org)" in card and "free to share" not in card
+    assert (dest / "evaluation-unseen-composers" / "report.md").is_file()
+    assert main(["publish", str(run), str(tmp_path / "again"), "--attribution", str(tmp_path / "nope")]) == 2
 
 
 def test_publish_refuses_a_report_measured_with_another_preset(run, tiny_dataset, tmp_path, capsys):
