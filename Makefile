@@ -85,17 +85,21 @@ UNSEEN_COMPOSERS ?= 12
 MODEL_ARGS ?= --embedding-size 256 --hidden-size 512 --num-hidden-layers 3 --embedding-dropout 0.02 \
 	--input-dropout 0.1 --hidden-dropout 0.1 --output-dropout 0.2 --weight-dropout 0.1
 TRAIN_ARGS ?= --epochs 16 --batch-size 16 --window 512 --patience 4 --eval-steps 100 --composer-min-pieces 15 $(MODEL_ARGS)
-FINETUNE_ARGS ?= --epochs 4 --learning-rate 5e-4 --max-transpose 0 --batch-size 16 --window 512 --patience 3 --eval-steps 100
-# The preset: every candidate of the two rounds on validation (100 samples, seed 1; docs/training.md), in one search
-# that writes RUN/preset_search.md and .json, copied beside the evaluation report (the shipped checkpoint holds the
-# two rounds' reports instead, evaluation/preset_search_round1.md and round2.md).
-PRESET_CANDIDATES ?= "sampler=top_k k=12 temperature=1.0 calmness=0.25" "sampler=top_k k=24 temperature=1.0 calmness=0" \
-	"sampler=top_k k=24 temperature=1.0 calmness=0.25" "sampler=weighted temperature=1.0 calmness=0 max_polyphony=7" \
-	"sampler=weighted temperature=1.0 calmness=0.25 max_polyphony=7" "sampler=top_k k=8 temperature=1.0 calmness=0" \
-	"sampler=top_k k=8 temperature=1.0 calmness=0 max_note_beats=8" \
-	"sampler=top_k k=8 temperature=1.0 calmness=0 max_polyphony=6" \
-	"sampler=top_k k=8 temperature=1.0 calmness=0.25 max_polyphony=6"
+FINETUNE_ARGS ?= --epochs 2 --learning-rate 5e-4 --max-transpose 0 --batch-size 16 --window 512 --patience 3 --eval-steps 100
+# The preset: every candidate on validation (100 samples, seed 1; docs/training.md) in one search that writes
+# RUN/preset_search.md and .json (copied into the published folder's evaluation/). The guards every candidate shares
+# (6 voices, notes ended after 6 beats) come from the pre-screen on an early checkpoint (docs/training.md).
+GUARDS := max_polyphony=6 max_note_beats=6
+PRESET_CANDIDATES ?= "sampler=top_k k=16 calmness=0 $(GUARDS)" "sampler=top_k k=32 calmness=0 $(GUARDS)" \
+	"sampler=top_k k=16 calmness=0 $(GUARDS) repeat_penalty=1" "sampler=top_k k=32 calmness=0 $(GUARDS) repeat_penalty=1" \
+	"sampler=top_k k=32 calmness=0 $(GUARDS) repeat_penalty=2" "sampler=top_k k=8 calmness=0 $(GUARDS) repeat_penalty=2" \
+	"sampler=top_k k=64 calmness=0 $(GUARDS) repeat_penalty=1" "sampler=weighted calmness=0 $(GUARDS)" \
+	"sampler=weighted calmness=0 $(GUARDS) repeat_penalty=1" "sampler=weighted calmness=0 $(GUARDS) repeat_penalty=2" \
+	"sampler=weighted temperature=0.95 calmness=0 $(GUARDS) repeat_penalty=1" \
+	"sampler=weighted calmness=0.25 $(GUARDS) repeat_penalty=1"
 PRESET_SEARCH_ARGS ?= --samples 100 --seed 1
+# Licence files whose opening lines the card must carry (CC BY collections whose licence is not in the source folder)
+ATTRIBUTIONS ?=
 TRAIN := OMP_NUM_THREADS=1 $(BIN)/torchrun --nproc_per_node $(NPROC) --master_port 29531 -m toccata train
 default-dataset: setup
 	@test -f $(PIANO)/dataset_info.json || test -n "$(CORPUS)" || { echo "give CORPUS=folders of piano scores (see docs/training.md)"; exit 2; }
@@ -116,7 +120,7 @@ default-checkpoint: default-train
 	OMP_NUM_THREADS=2 $(BIN)/toccata evaluate --model $(RUN) --dataset $(PIANO) --split unseen_composers \
 		--out $(RUN)/evaluation-unseen-composers
 	OMP_NUM_THREADS=2 $(BIN)/toccata evaluate --model $(RUN) --dataset $(PIANO) --split test --out $(RUN)/evaluation
-	$(BIN)/toccata publish $(RUN) toccata/checkpoints/default --half \
+	$(BIN)/toccata publish $(RUN) toccata/checkpoints/default --half $(foreach f,$(ATTRIBUTIONS),--attribution $(f)) \
 		--title "Toccata default checkpoint (NotewiseLSTM, classical piano)"
 	cp $(RUN)/preset_search.md $(RUN)/preset_search.json toccata/checkpoints/default/evaluation/
 

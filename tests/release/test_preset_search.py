@@ -34,6 +34,19 @@ def test_the_best_is_the_lowest_auc_without_rest_collapse():
     assert preset_search.best([_row("a", 0.9, 1), _row("b", 0.8, 2)])["values"]["sampler"] == "b"  # none clean
 
 
+def test_unguarded_silences_count_against_a_candidate_only_beyond_real_musics_own():
+    """Real pieces fall silent for long too (1.5% of piano100's 2,000-token validation windows): a candidate whose
+    unguarded samples do so as rarely is clean; one that does so more often is passed over."""
+    rows = [_row("rare", 0.81, 1), _row("often", 0.78, 4), _row("never", 0.96, 0)]
+    for row in rows:
+        row |= {"samples": 100, "real_rest_collapse_share": 0.016}
+    assert preset_search.best(rows)["values"]["sampler"] == "rare"
+    assert [preset_search.collapses_more_than_real_music(r) for r in rows] == [False, True, False]
+    for row in rows:
+        row["real_rest_collapse_share"] = 0.0  # music that never pauses: any collapse counts
+    assert preset_search.best(rows)["values"]["sampler"] == "never"
+
+
 def _giveaways(*outside: str) -> dict:
     names = ("notes per quarter", "wide leaps", "long notes")
     return {name: {"outside": 0.5 if name in outside else 0.0, "within": name not in outside} for name in names}
@@ -61,6 +74,7 @@ def test_search_measures_every_candidate(tiny_dataset):
     assert rows[1]["sampler"]["sampler"] == "weighted" and rows[1]["guards"]["calmness"] == 1.0
     assert all(0 <= r["overlaps"]["pitch_classes"] <= 1 and r["density"] > 0 for r in rows)
     assert all("notes per quarter" in r["giveaways"] and 0 <= r["giveaways"]["long notes"]["outside"] <= 1 for r in rows)
+    assert all(r["samples"] == 3 and 0 <= r["real_rest_collapse_share"] <= 1 for r in rows)
     text = preset_search.render(rows, rows[0], "tiny", "validation", 3, 80)
     assert text.count("\n| sampler=") == 2 and "**yes**" in text and "giveaways outside" in text
 
