@@ -125,8 +125,9 @@ def card_sections(
             *likelihood_table(report["likelihood"]),
             "",
             *_critic_lines(report),
-            "Reproduce: `make default-checkpoint CORPUS=path/to/kernscores/piano` (builds the dataset, trains, chooses "
-            "the preset on validation, evaluates on test, writes this folder).",
+            "Reproduce: `make default-checkpoint CORPUS=\"path/kernscores/piano path/polish-scores/piano\" "
+            "ATTRIBUTIONS=path/polish-scores/LICENSE.txt` (builds the dataset, trains, chooses the preset on "
+            "validation, evaluates on both test splits, writes this folder; docs/training.md).",
         ]
     )
     data = data or {"composer": Counter(), "license": Counter(), "source": Counter()}
