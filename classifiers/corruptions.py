@@ -109,6 +109,29 @@ def add_random_notes(notes: NoteArrays, rng: np.random.Generator, share: float =
     )
 
 
+def shift_register(notes: NoteArrays, rng: np.random.Generator) -> NoteArrays:
+    """The whole excerpt one or two octaves higher or lower (folded onto the keyboard by octaves): pitch classes,
+    rhythm and texture stay, the register goes (all tinkle or all rumble). Tuned against a critic that did
+    not know registers, the generator drifted up (docs/critic.md, preference tuning)."""
+    if not len(notes):
+        return _sorted(notes.start, notes.end, notes.pitch, notes.tpq)
+    centre = float(np.median(notes.pitch))
+    up = centre < 66 if rng.random() < 0.8 else centre >= 66  # mostly away from the middle of the keyboard
+    shift = int(rng.choice((12, 24))) * (1 if up else -1)
+    return _sorted(notes.start, notes.end, _fold(notes.pitch + shift), notes.tpq)
+
+
+def narrow_range(notes: NoteArrays, rng: np.random.Generator) -> NoteArrays:
+    """Every note folded by octaves into the octave and a half around the excerpt's median: the harmony's pitch
+    classes and the rhythm stay, the span between bass and melody goes (a texture squeezed into the middle)."""
+    if not len(notes):
+        return _sorted(notes.start, notes.end, notes.pitch, notes.tpq)
+    low = min(max(int(np.median(notes.pitch)) - 9 + int(rng.integers(-3, 4)), LOWEST), HIGHEST - 17)
+    step, octave = (notes.pitch - low) % 12, (notes.pitch - low) // 12
+    pitch = low + step + 12 * ((step < 6) & (octave % 2 == 1))  # within [low, low + 18): some contour is left
+    return _sorted(notes.start, notes.end, pitch, notes.tpq)
+
+
 CORRUPTIONS: dict[str, Callable[[NoteArrays, np.random.Generator], NoteArrays]] = {
     "pitches scrambled": scramble_pitches,
     "rhythm shuffled": shuffle_rhythm,
@@ -116,6 +139,8 @@ CORRUPTIONS: dict[str, Callable[[NoteArrays, np.random.Generator], NoteArrays]] 
     "hand a tritone off": transpose_hand,
     "reversed": reverse_time,
     "random notes added": add_random_notes,
+    "register shifted": shift_register,
+    "range narrowed": narrow_range,
 }
 
 

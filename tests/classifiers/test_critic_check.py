@@ -1,11 +1,13 @@
 """The critic check on real chorales, with a judge that hears only the key: it must tell scrambled pitches and
-random notes apart, and be at chance (exactly 0.5) on spoilings that keep every pitch (reversed, shuffled rhythm)."""
+random notes apart, and be at chance (exactly 0.5) on spoilings that keep every pitch class (reversed, shuffled
+rhythm, register shifted by octaves), and near it where octaves are folded together (range narrowed)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from toccata.tokenization import NotewiseTokenizer
+from toccata.classifiers.corruptions import CORRUPTIONS
 from toccata.classifiers.critic_check import check_critic, real_excerpts
 
 MAJOR = np.array([1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1], dtype=bool)
@@ -31,8 +33,10 @@ def test_the_check_tells_which_spoilings_a_judge_hears(tiny_dataset):
     check = check_critic(key_judge(tokenizer), tokenizer, real, negatives={"silence": [["wait12"]] * 3})
     assert check.auc["pitches scrambled"] > 0.8 and check.auc["random notes added"] > 0.6
     assert check.auc["reversed"] == pytest.approx(0.5) and check.auc["rhythm shuffled"] == pytest.approx(0.5)
+    assert check.auc["register shifted"] == pytest.approx(0.5)
+    assert abs(check.auc["range narrowed"] - 0.5) < 0.1  # octave folding merges a few notes that were octaves apart
     assert check.counts["silence"] == 3 and check.real == len(real)
-    assert sum(count for _, _, count in check.reliability) == len(real) * 7 + 3
+    assert sum(count for _, _, count in check.reliability) == len(real) * (1 + len(CORRUPTIONS)) + 3
     assert "| pitches scrambled |" in check.markdown()
     with pytest.raises(ValueError, match="no real excerpts"):
         check_critic(key_judge(tokenizer), tokenizer, [])

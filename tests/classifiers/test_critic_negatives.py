@@ -37,7 +37,7 @@ def critic_data(tiny_dataset, tiny_generator, tmp_path_factory):
     out = tmp_path_factory.mktemp("critic-task")
     task = ClassifierTask(
         "critic", str(tiny_dataset), str(out), str(tiny_generator), excerpt_tokens=64, train_samples=16,
-        validation_samples=16, test_samples=16, sample_beats=24.0, corrupted_per_piece=2,
+        validation_samples=16, test_samples=16, sample_beats=24.0, corrupted_per_piece=4,
     )  # fmt: skip
     return task, _task_data(task, TOK, log=lambda line: None)
 
