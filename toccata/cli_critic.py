@@ -62,8 +62,9 @@ def _add_check(actions: argparse._SubParsersAction) -> None:
         "check",
         help="ROC AUC of real excerpts against each kind of spoilt or generated one, and a reliability curve",
         description="Scores real excerpts of a dataset split the critic never saw, the same excerpts spoilt in each "
-        "way of toccata.classifiers.corruptions, and (with --generator/--samples) a generator's samples; prints the ROC AUC of real against each kind "
-        "(1: always prefers real, 0.5: chance) and the reliability curve of its P(human).",
+        "way of toccata.classifiers.corruptions, and (with --generator/--samples) a generator's samples; prints the "
+        "ROC AUC of real against each kind (1: always prefers real, 0.5: chance) and the reliability curve of its "
+        "P(human).",
     )
     cmd.add_argument("--critic", help="the critic folder or Hub id (default: the embedded one)")
     cmd.add_argument("--dataset", required=True, help="built dataset folder or Hub id")
