@@ -106,7 +106,10 @@ def _build(dataset, split, tokenizer, folder: Path, bos_id, eos_id, label_of, ke
     np.frombuffer(offsets, dtype=np.int64).tofile(temp["offsets"])
     for kind, path in temp.items():
         os.replace(path, names[kind])
-    meta = {"fingerprint": key, "dtype": dtype.name, "tokens": total, "pieces": len(piece_ids), "labels": label_of is not None}
+    meta = {
+        "fingerprint": key, "dtype": dtype.name, "tokens": total, "pieces": len(piece_ids),
+        "labels": label_of is not None,
+    }  # fmt: skip
     meta_temp = folder / f".{split}.json.{os.getpid()}"
     meta_temp.write_text(json.dumps(meta, indent=2) + "\n")
     os.replace(meta_temp, folder / f"{split}.json")

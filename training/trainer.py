@@ -289,7 +289,8 @@ def _datasets(config: TrainConfig, tokenizer, layout: VocabLayout) -> tuple[Wind
         )
         train_stats = {"train_pieces": len({p.piece_id for p in train_pieces}), "train_rows": len(train_pieces)}
     valid_pieces = load_pieces(config.dataset, "validation", tokenizer, original_key_only=True, with_composer=labelled)
-    valid = WindowDataset(valid_pieces, config.window, layout, **special, conditions=_label_ids(tokenizer, valid_pieces))
+    valid_labels = _label_ids(tokenizer, valid_pieces)
+    valid = WindowDataset(valid_pieces, config.window, layout, **special, conditions=valid_labels)
     stats = {
         **train_stats,
         "train_tokens": train.num_targets(),

@@ -61,7 +61,9 @@ def test_the_card_carries_the_unseen_composers_report_and_the_attributions(run, 
     _evaluate(run, tiny_dataset, out="evaluation-unseen-composers")  # the tiny data hold no composer out: its test
     licence = tmp_path / "collection" / "LICENSE.txt"
     licence.parent.mkdir()
-    licence.write_text("A Collection of Scores\nCopyright 2022 Somebody (https://example.org)\n\nYou are free to share.\n")
+    licence.write_text(
+        "A Collection of Scores\nCopyright 2022 Somebody (https://example.org)\n\nYou are free to share.\n"
+    )
     args = ["publish", str(run), str(tmp_path / "published"), "--attribution", str(licence)]
     assert main(args) == 0
     dest = tmp_path / "published"

@@ -26,7 +26,9 @@ def test_memory_mapped_windows_equal_the_in_memory_windows(tiny_dataset, tmp_pat
     cache = token_cache(tiny_dataset, "train", TOKENIZER, tmp_path / "cache", BOS, EOS, _label_of)
     assert isinstance(cache.tokens, np.memmap) and cache.tokens.dtype == np.uint16
     options = dict(max_transpose=6, seed=3, condition_dropout=0.3)
-    mapped = WindowDataset.from_sequences(cache.tokens, cache.offsets, 40, LAYOUT, PAD, conditions=cache.labels, **options)
+    mapped = WindowDataset.from_sequences(
+        cache.tokens, cache.offsets, 40, LAYOUT, PAD, conditions=cache.labels, **options
+    )
     pieces = load_pieces(tiny_dataset, "train", TOKENIZER, with_composer=True)
     labels = [_label_of(p.composer) for p in pieces]
     assert set(labels) == {7}
