@@ -143,6 +143,7 @@ class Engine:
                 rest_guard=settings.guards.rest_guard,
                 calmness=settings.guards.calmness,
                 repeat_penalty=settings.guards.repeat_penalty,
+                part_entry=settings.guards.part_entry,
             )
             return engine.run(replace(settings, guards=guards), out_dir, progress, cancel)
         prompt = read_prompt(settings.prompt)

@@ -151,6 +151,7 @@ def settings_from_values(
         rest_guard=bool(values["rest_guard"]),
         calmness=float(values["calmness"]),
         repeat_penalty=float(values["repeat_penalty"]),
+        part_entry=bool(values.get("part_entry", guard_preset.part_entry)),
     )
     prompt = PromptChoice(
         source=values["prompt_source"],
@@ -189,6 +190,7 @@ def default_values(sampler: SamplerSettings, guards: GuardSettings) -> dict[str,
         "rest_guard": guards.rest_guard,
         "calmness": guards.calmness,
         "repeat_penalty": guards.repeat_penalty,
+        "part_entry": guards.part_entry,
         "length": 30,
         "length_unit": "seconds",
         "tempo": 120,

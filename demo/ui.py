@@ -140,6 +140,9 @@ def _controls(
         with gr.Row():
             c["grammar"] = gr.Checkbox(value=start["grammar"], label="grammar guard (always decodable)")
             c["rest_guard"] = gr.Checkbox(value=start["rest_guard"], label="rest guard (no endless silence)")
+            c["part_entry"] = gr.Checkbox(
+                value=start["part_entry"], label="every part plays (violin, cello: no long rests)"
+            )
         c["variations"] = gr.Slider(1, MAX_VARIATIONS, value=start["variations"], step=1, label="Variations")
         c["best_of"] = gr.Slider(
             1,

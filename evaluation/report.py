@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from .evaluation import COPY_QUARTERS, EvaluationReport
 from .giveaways import LONG_NOTE_QUARTERS, MAX_OUTSIDE, giveaway_markdown
 from .music_stats import SetSummary
+from .parts import LONG_REST_BARS
 
 PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 REFERENCE_STYLE = {"color": "black", "linewidth": 2.5, "marker": "o"}
@@ -181,12 +182,16 @@ def _parts_section(report: EvaluationReport) -> list[str]:
         (
             "Per part: notes outside the part's range, note-ons that make a third note of a violin or cello sound at "
             "once (double stops allowed), grammar slips (a note-off of a silent key or a note-on of a sounding one); "
-            "goal 0 for generated samples. Sounds: share of time steps in which the part has a note sounding. The "
-            "statistics, copies and critic above read the texture with every part merged into the piano's words."
+            "goal 0 for generated samples. Sounds: share of time steps in which the part has a note sounding. Note "
+            "share: the part's share of all notes, and its 5th percentile, median and 95th percentile over the "
+            f"pieces. Long rests: pieces in which the part plays no note or rests for more than {LONG_REST_BARS} bars "
+            "of 4/4 (goal 0). The statistics, copies and critic above read the texture with every part merged into "
+            "the piano's words."
         ),
         "",
-        "| | part | notes | range | double stops | grammar | sounds in |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| | part | notes | range | double stops | grammar | sounds in | note share (5% / median / 95%) "
+        "| long rests |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     runs = [(f"held-out ({report.split})", report.reference_parts)]
     runs += [(run.label, run.parts) for run in report.samplers if run.parts]
@@ -194,9 +199,22 @@ def _parts_section(report: EvaluationReport) -> list[str]:
         for name, row in parts.items():
             lines.append(
                 f"| {label} | {name} | {row['notes']:,} | {row['range']} | {row['double_stop']} | {row['grammar']} "
-                f"| {row['sounding_share']:.1%} |"
+                f"| {row['sounding_share']:.1%} | {_note_share(row)} | {_long_rests(row)} |"
             )
     return [*lines, ""]
+
+
+def _note_share(row: dict) -> str:
+    """"31% (12% / 30% / 52%)"; a report written before the share was measured has none: "—"."""
+    if "note_share" not in row:
+        return "—"
+    spread = " / ".join(f"{row[f'note_share_{q}']:.0%}" for q in ("p5", "median", "p95"))
+    return f"{row['note_share']:.0%} ({spread})"
+
+
+def _long_rests(row: dict) -> str:
+    """"3 of 100"; "—" in a report written before long rests were counted."""
+    return f"{row['long_rest_pieces']} of {row['pieces']}" if "long_rest_pieces" in row else "—"
 
 
 def _giveaway_section(report: EvaluationReport) -> list[str]:

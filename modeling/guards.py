@@ -6,7 +6,9 @@ The grammar (note-offs only for sounding notes, note-ons only for silent ones, b
 every sequence decodes without repair) and the rest guard (bounded silence: the seed's model "panicked" into endless
 rests) forbid ids; calmness shifts mass from notes to waits, and to longer waits; the repeat penalty lowers the score
 of re-striking the previous onset's top note (samples repeat it far more often than real music, issue 30); the stop
-rule ends a row once its new tokens advance time by the length asked. They read the vocabulary layout from the model
+rule ends a row once its new tokens advance time by the length asked. With a violin or cello beside the piano, the
+part-entry guard makes a part that has been silent too long likelier to enter (a duo whose violin never plays is a
+piano solo, issue 32). They read the vocabulary layout from the model
 config, never from the tokenizer.
 """
 
@@ -27,6 +29,7 @@ NEG_INF = float("-inf")
 
 MAX_GUARD_BEATS = 10_000  # a note or a silence longer than this is no limit at all (and its steps overflow)
 MAX_REPEAT_PENALTY = 20.0  # a logit penalty of 20 already makes a repeat e^20 (5e8) times less likely
+PART_ENTRY_PUSH = 2.0  # part-entry guard: logit added to a silent part's note-ons per beat past its limit
 
 
 @dataclass
@@ -40,11 +43,13 @@ class GuardSettings:
     max_silence_beats: float = 4.0  # beats in a row without a sounding note
     calmness: float = 0.0  # > 0: fewer notes and longer waits; < 0: busier
     repeat_penalty: float = 0.0  # > 0: subtracted from the score of re-striking each part's previous top note
+    part_entry: bool = True  # with several parts: a part silent for `max_part_rest_beats` is pushed to enter
+    max_part_rest_beats: float = 16.0  # beats a part may rest before the push begins (4 bars of 4/4)
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_polyphony, int) or self.max_polyphony < 1:
             raise ValueError(f"max_polyphony must be an integer >= 1, got {self.max_polyphony!r}")
-        for name in ("max_note_beats", "max_silence_beats"):
+        for name in ("max_note_beats", "max_silence_beats", "max_part_rest_beats"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 < value <= MAX_GUARD_BEATS:
                 raise ValueError(f"{name} must be a number of beats > 0 and at most {MAX_GUARD_BEATS:,}, got {value!r}")
@@ -67,8 +72,10 @@ class GuardRows:
     `max_note_steps`, never special ids. Rest guard: no wait that leaves the row silent for more than
     `max_silence_steps`. Calmness: `calmness * calm_shape` added to the waits' scores (`calm_bias`, per row). Repeat
     penalty: `repeat_penalty` subtracted from the note-on score of each part's top note (highest key) at its latest
-    onset step before now (`repeat_targets`), per row: re-striking it is what the melody repeats with. The stop
-    rule: a row is done once the tokens after its prompt advance time by its `target_steps` (`out_of_time`).
+    onset step before now (`repeat_targets`), per row: re-striking it is what the melody repeats with. Part entry
+    (several parts only): once a part has sounded no note for more than `max_part_rest_steps`, its note-ons' scores
+    rise by `PART_ENTRY_PUSH` per beat past that (`entry_push`), so it enters within a few beats. The stop rule: a
+    row is done once the tokens after its prompt advance time by its `target_steps` (`out_of_time`).
     """
 
     LATE = np.iinfo(np.int64).max // 2  # the onset of a silent key, so that the oldest sounding note is a plain min
@@ -99,6 +106,8 @@ class GuardRows:
             "top": np.zeros((0, n_parts), dtype=ints),  # per part: highest key struck at its latest onset step; -1
             "top_step": np.zeros((0, n_parts), dtype=ints),  # the step of that onset; -1: none yet
             "previous_top": np.zeros((0, n_parts), dtype=ints),  # highest key of the onset before it; -1: none
+            "part_silent_since": np.zeros((0, n_parts), dtype=ints),  # step the part's last note ended (0: start)
+            "max_part_rest_steps": np.zeros(0, dtype=ints),  # LATE: the part-entry guard is off for the row
         }
         for name, value in self.arrays.items():
             setattr(self, name, value)
@@ -122,6 +131,7 @@ class GuardRows:
         self.all_grammar, self.any_grammar = bool(self.grammar.all()), bool(self.grammar.any())
         self.all_rest, self.any_rest = bool(self.rest.all()), bool(self.rest.any())
         self.any_repeat = bool((self.repeat_penalty > 0).any())
+        self.any_entry = bool((self.max_part_rest_steps < self.LATE).any())
         self._mask = None
 
     def append(self, guards: GuardSettings, prompt: list[int], rows: int, target_steps: int | None = None) -> None:
@@ -145,6 +155,8 @@ class GuardRows:
             "top": np.full((rows, len(self.parts)), -1, dtype=np.int64),
             "top_step": np.full((rows, len(self.parts)), -1, dtype=np.int64),
             "previous_top": np.full((rows, len(self.parts)), -1, dtype=np.int64),
+            "part_silent_since": np.zeros((rows, len(self.parts)), dtype=np.int64),
+            "max_part_rest_steps": np.full(rows, self._part_rest_steps(guards), dtype=np.int64),
         }
         first = self.now.shape[0]
         for name, value in new.items():
@@ -158,6 +170,12 @@ class GuardRows:
         self.any_calm = bool(self.calm_bias.abs().sum() > 0)
         self._flags()
 
+    def _part_rest_steps(self, guards: GuardSettings) -> int:
+        """The part-entry limit in steps for rows with `guards`; LATE (off) when switched off or with one part."""
+        if not guards.part_entry or len(self.parts) < 2:
+            return self.LATE
+        return max(1, round(guards.max_part_rest_beats * self.layout.steps_per_quarter))
+
     def stop_after(self, target_steps: int, first: int = 0) -> None:
         """Rows `first`, `first + 1`, ... are done once they advance time by `target_steps` from now."""
         self.stop_at[first:] = self.now[first:] + target_steps
@@ -168,7 +186,7 @@ class GuardRows:
 
     def apply(self, scores: torch.Tensor) -> torch.Tensor:
         """The guards on (rows, vocab) float32 scores, in place: -inf where `forbidden()`, then the calmness bias on
-        the waits and the repeat penalty. Every decoding path calls this; returns `scores`."""
+        the waits, the repeat penalty and the part-entry push. Every decoding path calls this; returns `scores`."""
         forbidden = self.forbidden()
         if scores.is_cpu:
             np.copyto(scores.numpy(), NEG_INF, where=forbidden)  # in place, as masked_fill_, without a torch call
@@ -186,7 +204,21 @@ class GuardRows:
             else:
                 rows_t, ids_t = torch.from_numpy(rows).to(scores.device), torch.from_numpy(ids).to(scores.device)
                 scores[rows_t, ids_t] -= torch.from_numpy(penalty).to(scores.device)
+        if self.any_entry:
+            push = self.entry_push()
+            for index, (_, on, _, _, size) in enumerate(self.parts):
+                rows = np.flatnonzero(push[:, index] > 0)
+                if rows.size:
+                    bias = torch.from_numpy(push[rows, index][:, None]).to(scores.device)
+                    scores[torch.from_numpy(rows).to(scores.device), on : on + size] += bias
         return scores
+
+    def entry_push(self) -> np.ndarray:
+        """(rows, parts) float32: what the part-entry guard adds to each part's note-on scores, 0 for a part that
+        sounds or has rested no longer than its row's limit."""
+        resting = np.where(self.part_polyphony > 0, 0, self.now[:, None] - self.part_silent_since)
+        past = np.maximum(resting - self.max_part_rest_steps[:, None], 0)
+        return (past * (PART_ENTRY_PUSH / self.layout.steps_per_quarter)).astype(np.float32)
 
     def repeat_targets(self) -> tuple[np.ndarray, np.ndarray]:
         """(rows, note-on ids) that the repeat penalty lowers: in each row with a penalty, each part's top note at
@@ -228,6 +260,8 @@ class GuardRows:
                     onset[row, key] = self.LATE
                     polyphony[row] -= 1
                     part_polyphony[row, part] -= 1
+                    if part_polyphony[row, part] == 0:
+                        self.part_silent_since[row, part] = now[row]
                     if polyphony[row] == 0:
                         self.silent_since[row] = now[row]
             elif kind == 3:
@@ -335,6 +369,7 @@ def calm_shape(layout: VocabLayout) -> torch.Tensor:
 def guard_processors(guards: GuardSettings, layout: VocabLayout) -> list[LogitsProcessor]:
     """The enabled guards as `generate()`'s processors (none when all are off)."""
     enabled = guards.grammar or guards.rest_guard or guards.calmness or guards.repeat_penalty
+    enabled = enabled or (guards.part_entry and len(layout.part_slices()) > 1)
     return [GuardMask(layout, guards)] if enabled else []
 
 
@@ -364,6 +399,7 @@ __all__ = [
     "BOWED_POLYPHONY",
     "MAX_GUARD_BEATS",
     "MAX_REPEAT_PENALTY",
+    "PART_ENTRY_PUSH",
     "GuardMask",
     "GuardRows",
     "GuardSettings",

@@ -99,6 +99,14 @@ def add_generate_parser(commands: argparse._SubParsersAction) -> None:
     guards.add_argument(
         "--repeat-penalty", dest="repeat_penalty", type=float, help="> 0: re-strike the last onset's top note less"
     )
+    guards.add_argument(
+        "--no-part-entry", dest="part_entry", action="store_false", default=None,
+        help="with a violin or cello: do not push a part that rests too long to enter",
+    )
+    guards.add_argument(
+        "--max-part-rest-beats", dest="max_part_rest_beats", type=float,
+        help="with a violin or cello: beats a part may rest before it is pushed to enter (default 16)",
+    )
     gen.set_defaults(run=run_generate)
 
 
@@ -289,7 +297,8 @@ def generate_command(
     words += ["--calmness", _number(guards["calmness"])] if guards["calmness"] else []
     words += [] if guards["grammar"] else ["--no-grammar"]
     words += [] if guards["rest_guard"] else ["--no-rest-guard"]
-    for name in ("max_polyphony", "max_note_beats", "max_silence_beats", "repeat_penalty"):
+    words += [] if guards["part_entry"] else ["--no-part-entry"]
+    for name in ("max_polyphony", "max_note_beats", "max_silence_beats", "repeat_penalty", "max_part_rest_beats"):
         if (name == "repeat_penalty" and guards[name]) or (
             preset_guards is not None and guards[name] != preset_guards[name]
         ):

@@ -195,3 +195,24 @@ def test_a_drum_prompt_is_said_to_give_silence_and_an_empty_piece_is_not_written
                    "--seed", "1", "--no-audio", "-o", str(empty))  # fmt: skip
     assert done.returncode == 2 and not empty.exists()
     assert f"error: {empty}: no new notes" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("switch", [["--max-part-rest-beats", "6"], ["--no-part-entry"]])
+def test_the_part_entry_switches_reach_a_duo_and_its_command_again(switch, tmp_path):
+    import shlex
+
+    duo = NotewiseTokenizer(instruments=("piano", "violin"))
+    folder = save_checkpoint(tmp_path / "duo", random_model(duo, embedding_size=16, hidden_size=24), duo)
+    out = tmp_path / "duo.mid"
+    done = toccata("generate", "--model", str(folder), "--beats", "16", "--seed", "3", "--num-samples", "2",
+                   "--no-audio", *switch, "-o", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    again = [line.split(": ", 1)[1] for line in done.stderr.splitlines() if line.startswith("  this piece again: ")][1]
+    assert " ".join(switch) in again
+    out = tmp_path / "duo-2.mid"
+    written = out.read_bytes()
+    out.unlink()
+    rerun = toccata(*shlex.split(again)[1:], "--no-audio")
+    assert rerun.returncode == 0, rerun.stderr
+    assert out.read_bytes() == written
+    assert sorted(track.name for track in symusic.Score(str(out)).tracks) in (["Piano", "Violin"], ["Piano"])

@@ -320,3 +320,63 @@ def test_fluidsynth_renders_the_violin_and_cello_tracks_as_bowed_strings(tmp_pat
 
     assert late_over_early("p67") < 0.3
     assert late_over_early("v67") > 0.8 and late_over_early("c48") > 0.8
+
+
+def violin_shy(seed: int = 0) -> NotewiseLSTMForCausalLM:
+    """A random duo model pushed away from the violin's note-ons: left alone, its violin hardly ever plays."""
+    torch.manual_seed(seed)
+    model = random_model(DUO, **TINY)
+    spec = DUO.instrument_layout["violin"]
+    with torch.no_grad():
+        model.lm_head.bias[spec["note_on_offset"] : spec["note_on_offset"] + spec["num_pitches"]] -= 8.0
+    return model.eval()
+
+
+def test_the_part_entry_guard_brings_a_resting_part_in_on_both_decoding_paths():
+    model, bars = violin_shy(seed=3), 16
+    longest = {}
+    for part_entry in (False, True):
+        guards = GuardSettings(max_polyphony=6, part_entry=part_entry, max_part_rest_beats=8.0)
+        job = DecodeJob([DUO.bos_token_id], 6, SamplerSettings("weighted", seed=5), guards, 4000, bars * 48)
+        made = decode(model, job)
+        assert made.tokens == with_generate(model, job)  # one implementation: compose() and generate() agree
+        checks = [part_checks(DUO.convert_ids_to_tokens(row), DUO.instrument_layout) for row in made.tokens]
+        assert all(c["steps"] >= bars * 48 for c in checks)
+        longest[part_entry] = [c["parts"]["violin"]["longest_rest"] for c in checks]
+    assert max(longest[False]) > 8 * 48  # unguarded, the violin rests for more than 8 bars
+    assert max(longest[True]) <= 24 * 12  # guarded, it enters soon after its 8-beat limit (a wait may jump 4)
+
+
+def test_the_part_entry_guard_leaves_a_piano_model_and_a_playing_part_alone():
+    piano = piano_model(seed=2)
+    runs = []
+    for part_entry in (False, True):
+        guards = GuardSettings(part_entry=part_entry, max_part_rest_beats=1.0)
+        job = DecodeJob([PIANO.bos_token_id], 2, SamplerSettings("weighted", seed=1), guards, 300, None)
+        runs.append(decode(piano, job).tokens)
+    assert runs[0] == runs[1]
+    from toccata.modeling.guards import PART_ENTRY_PUSH, GuardRows
+
+    rows = GuardRows(VocabLayout.from_config(DUO), DUO.vocab_size)
+    rows.append(GuardSettings(max_part_rest_beats=1.0), DUO.convert_tokens_to_ids(["p60", "v67", "wait24"]), 1)
+    assert not rows.entry_push().any()  # both parts sound: no push
+    rows.consume(DUO.convert_tokens_to_ids(["endv67"]))
+    rows.consume(DUO.convert_tokens_to_ids(["wait24"]))  # the violin has rested 2 beats, 1 past its limit
+    assert rows.entry_push().tolist() == [[0.0, PART_ENTRY_PUSH]]
+
+
+def test_part_checks_measure_each_parts_longest_rest_and_note_share():
+    from toccata.evaluation.parts import summarise
+
+    layout = DUO.instrument_layout
+    plays = ["p60", "v67", "wait12", "endv67", "wait48", "wait48", "v69", "wait12", "endp60", "endv69"]
+    rests = ["p60", "wait48"] * 20 + ["endp60"]  # the violin never plays: 20 bars of piano
+    checks = [part_checks(plays, layout), part_checks(rests, layout)]
+    assert checks[0]["parts"]["violin"]["longest_rest"] == 96
+    assert checks[0]["parts"]["piano"]["longest_rest"] == 0
+    assert checks[1]["parts"]["violin"]["longest_rest"] == 960
+    summary = summarise(checks)
+    assert summary["violin"]["silent_pieces"] == 1 and summary["violin"]["long_rest_pieces"] == 1
+    assert summary["violin"]["note_share"] == pytest.approx(2 / 23)
+    assert summary["piano"]["long_rest_pieces"] == 0 and summary["violin"]["pieces"] == 2
+    assert summarise(checks, long_rest_bars=1)["violin"]["long_rest_pieces"] == 2
