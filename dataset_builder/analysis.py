@@ -255,6 +255,9 @@ def _map_ensemble(score: Any, name: str, settings: AnalysisSettings, content_has
     if not mapped.found:
         missing = [target for target, source in mapped.sources.items() if source is None]
         problem = f"no track can play the {' and '.join(missing)} part (rule {settings.ensemble_rule!r})"
+        if not missing:
+            others = ", ".join(mapped.other_strings)
+            problem = f"other string parts than the {' and '.join(settings.targets)} ({others}): rule 'exact'"
         return mapped.score, {"found": False, "ok": False, "reason": NO_INSTRUMENT, "problem": problem}
     midi = bytes(mapped.score.dumps_midi())
     write_bytes_atomic(settings.mapped_path(content_hash), midi)

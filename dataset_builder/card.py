@@ -145,10 +145,11 @@ def _body(
         summary += (
             f" Instruments: {', '.join(config.instruments)}. Each ensemble was mapped to \"instrument + piano\" with "
             f"the `{config.ensemble_rule}` rule of `toccata.tokenization.ensemble` (outer: the top string part is the "
-            "violin, the bottom one the cello; every other part goes to the piano, as do notes out of the "
+            "violin, the bottom one the cello; named: the part of that name; exact: the part of that name, in music "
+            "with no other string part; every other part goes to the piano, as do notes out of the "
             "instrument's range and beyond a double stop); `midi` holds that mapped file, and `metadata.ensemble` "
-            "says which track became the part and how many notes moved. Files without such a part are rejected as "
-            "`no_instrument`."
+            "says which track became the part and how many notes moved. Files without such a part (under exact: "
+            "also those with another string part) are rejected as `no_instrument`."
         )
     loading = (
         "```python\nfrom datasets import load_dataset\n\n"

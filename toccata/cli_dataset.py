@@ -75,8 +75,9 @@ def add_dataset_parsers(commands: argparse._SubParsersAction) -> None:
     add_choice(
         build,
         "--ensemble-rule",
-        ["outer", "named"],
-        "with --instruments: outer (the highest violin / lowest cello part) or named (the first part of that name)",
+        ["outer", "named", "exact"],
+        "with --instruments: outer (the highest violin / lowest cello part), named (the first part of that name) or "
+        "exact (named, and no other string part: real duos and trios only)",
     )
     add_choice(
         build,

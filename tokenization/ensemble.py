@@ -13,6 +13,10 @@ that part and gives every other pitched track to the piano (a reduction, as a pi
 ``"named"``
     the first track, in file order, whose name or program says exactly the target (violin; cello), whatever its
     register; a viola or double bass part never becomes the cello.
+``"exact"``
+    music written for exactly these players: as ``"named"``, and the score may have no other string part (a piano
+    trio is not a violin sonata, a quartet is no duo). A score with another string track has no such part
+    (`MappedEnsemble.other_strings` names the tracks), so an "exact" build keeps only real duos (or trios).
 
 Then the chosen part is made playable, and nothing is dropped: notes outside the instrument's range
 (`INSTRUMENTS`: violin G3-G7, cello C2-E6) go to the piano rather than moving by octaves (which would change the
@@ -35,7 +39,7 @@ import symusic
 
 from .tokenization_notewise import INSTRUMENTS
 
-ENSEMBLE_RULES = ("outer", "named")
+ENSEMBLE_RULES = ("outer", "named", "exact")
 """The mapping rules `map_ensemble` knows."""
 
 _STRING_NAMES = (  # (pattern on a lower-cased track name, string role): first match wins
@@ -74,11 +78,12 @@ class MappedEnsemble:
     sources: dict[str, str] = field(default_factory=dict)  # target -> name of the track that became it
     out_of_range: dict[str, int] = field(default_factory=dict)  # target -> notes given to the piano: range
     over_polyphony: dict[str, int] = field(default_factory=dict)  # target -> notes given to the piano: > 2 at once
+    other_strings: list[str] = field(default_factory=list)  # rule "exact": string tracks that are not a target
 
     @property
     def found(self) -> bool:
-        """Whether every target found a track to play it."""
-        return all(self.sources.get(target) is not None for target in self.out_of_range)
+        """Whether every target found a track to play it (and, under rule "exact", no other string part plays)."""
+        return not self.other_strings and all(self.sources.get(target) is not None for target in self.out_of_range)
 
 
 def map_ensemble(
@@ -112,6 +117,10 @@ def map_ensemble(
         chosen[name] = _choose(tracks, roles, name, rule, taken)
     piano: list[np.ndarray] = [_notes(track) for i, track in enumerate(tracks) if i not in chosen.values()]
     parts, mapped = {}, MappedEnsemble(symusic.Score(score.tpq))
+    if rule == "exact":
+        mapped.other_strings = [
+            str(track.name) for i, track in enumerate(tracks) if roles[i] and i not in chosen.values()
+        ]
     for name, index in chosen.items():
         mapped.sources[name] = None if index is None else str(tracks[index].name)
         notes = _notes(tracks[index]) if index is not None else _notes(None)
@@ -139,7 +148,7 @@ _CAN_PLAY = {"violin": ("violin", "strings"), "cello": ("cello", "bass", "string
 
 def _choose(tracks: list, roles: list[str | None], target: str, rule: str, taken: set[int]) -> int | None:
     """Index of the track that plays `target` under `rule`, or None."""
-    if rule == "named":
+    if rule in ("named", "exact"):
         return next((i for i in range(len(tracks)) if i not in taken and roles[i] == target), None)
     free = [i for i in range(len(tracks)) if i not in taken and roles[i] in _CAN_PLAY[target]]
     if not free:

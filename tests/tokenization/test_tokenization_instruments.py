@@ -288,3 +288,16 @@ def test_rules_and_scores_without_strings():
         map_ensemble(score, "violin", "loudest")
     with pytest.raises(ValueError, match="target"):
         map_ensemble(score, "piano")
+
+
+def test_the_exact_rule_keeps_only_music_written_for_exactly_those_players():
+    sonata = score_of(("Violin", 0, [(0, 12, 76)]), ("Piano", 0, [(0, 12, 48)]), ("Piano", 0, [(0, 12, 36)]))
+    exact = map_ensemble(sonata, "violin", "exact")
+    assert exact.found and exact.other_strings == [] and exact.sources == {"violin": "Violin"}
+    assert notes_by_program(exact.score) == notes_by_program(map_ensemble(sonata, "violin", "named").score)
+    trio = score_of(("Violin", 0, [(0, 12, 76)]), ("Violoncello", 0, [(0, 12, 43)]), ("Piano", 0, [(0, 12, 48)]))
+    assert map_ensemble(trio, ("violin", "cello"), "exact").found  # a piano trio is exactly violin, cello, piano
+    not_a_duo = map_ensemble(trio, "violin", "exact")
+    assert not not_a_duo.found and not_a_duo.other_strings == ["Violoncello"]
+    assert map_ensemble(trio, "violin", "named").found  # the other rules fold the cello into the piano
+    assert not map_ensemble(quartet(), "cello", "exact").found  # two violins and a viola besides
