@@ -3,7 +3,10 @@ word from the piano word of the same pitch (a warm start), so fine-tuning on cha
 
 The piano ids never move (the instrumented tokenizer appends the new parts after them), so
 `resize_token_embeddings` keeps every piano row; the new rows are then copied: `v67` from `p67`, `endv67` from
-`endp67` (embedding, and the head's row and bias where the head is not tied to the embedding).
+`endp67` (embedding, and the head's row and bias where the head is not tied to the embedding). A checkpoint trained
+with composer labels keeps its music but not its labels: composer words come last in a vocabulary, so their ids
+become the new parts' words (overwritten by the copies), and the grown tokenizer has none (the chamber data's
+composers are others).
 """
 
 from __future__ import annotations

@@ -380,3 +380,13 @@ def test_part_checks_measure_each_parts_longest_rest_and_note_share():
     assert summary["violin"]["note_share"] == pytest.approx(2 / 23)
     assert summary["piano"]["long_rest_pieces"] == 0 and summary["violin"]["pieces"] == 2
     assert summarise(checks, long_rest_bars=1)["violin"]["long_rest_pieces"] == 2
+
+
+def test_a_labelled_piano_checkpoint_warm_starts_without_its_composer_words():
+    labelled = NotewiseTokenizer(composers=("Fryderyk Chopin", "Józef Stefani"))
+    model = random_model(labelled, **TINY)
+    grown, tok = warm_start(model, labelled, ("piano", "violin"))
+    assert tok.composers == () and tok.vocab_size == grown.config.vocab_size == DUO.vocab_size
+    emb = grown.get_input_embeddings().weight
+    for word, source in [("v55", "p55"), ("v56", "p56"), ("endv103", "endp103")]:  # v55, v56: the composers' old ids
+        assert torch.equal(emb[tok.convert_tokens_to_ids(word)], emb[tok.convert_tokens_to_ids(source)]), word
