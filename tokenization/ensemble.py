@@ -44,7 +44,7 @@ ENSEMBLE_RULES = ("outer", "named", "exact")
 
 _STRING_NAMES = (  # (pattern on a lower-cased track name, string role): first match wins
     (re.compile(r"violone|contrabass|kontrabass|double ?bass|\bbasso\b|\bcb\.?(?:\b|\d)|\bkb\b"), "bass"),
-    (re.compile(r"cello|\bvcl?(?:\b|\d)|\bvlc(?:\b|\d)"), "cello"),
+    (re.compile(r"cello|violoncel|\bvcl?(?:\b|\d)|\bvlc(?:\b|\d)"), "cello"),
     (re.compile(r"viola|\bvla\b|bratsche"), "viola"),
     (re.compile(r"violin|violon|\bv(?:ln?|n|ni)(?:\b|\d)|geige|fiddle"), "violin"),
     (re.compile(r"string|strings|archi\b|streicher"), "strings"),

@@ -24,7 +24,7 @@ from .midi_io import MidiError, MidiLimits, _music21, _without_repeats, run_limi
 SCORE_EXTENSIONS = (".krn", ".musicxml", ".mxl", ".xml", ".abc", ".mei")
 """Score formats read through music21 (`.xml` is tried as MusicXML)."""
 
-CONVERSION_VERSION = 4
+CONVERSION_VERSION = 5
 TICKS_PER_QUARTER = 480  # MIDI resolution of converted scores: a multiple of the 12-step grid  # bump when the conversion changes, so caches of converted scores are not reused
 SCORE_LIMITS = MidiLimits(timeout_s=120.0)  # a Beethoven sonata movement takes music21 up to ~5 s on an idle core
 
@@ -119,6 +119,29 @@ def kern_records(text: str) -> dict[str, str]:
     return records
 
 
+def kern_spine_names(text: str) -> list[str]:
+    """Per ``**kern`` spine, in file order, the instrument name its header gives: the printed name (``*I"Violine.``,
+    first line, quotes and the final dot dropped), else the abbreviation (``*I'[vln]`` as ``vln``); "" for none.
+    music21 names a part only from the instrument code (``*Ivioln``) and calls the rest "StringInstrument" or
+    "Keyboard", which cannot tell a violin from a cello. Records after the first data line or a spine split are not
+    read."""
+    lines = [line for line in text.splitlines() if line and not line.startswith("!")]
+    if not lines or not lines[0].startswith("**"):
+        return []
+    kinds = lines[0].split("\t")
+    printed, abbreviated = [""] * len(kinds), [""] * len(kinds)
+    for line in lines[1:]:
+        fields = line.split("\t")
+        if not line.startswith("*") or len(fields) != len(kinds) or any(f in ("*^", "*v", "*-") for f in fields):
+            break
+        for index, field in enumerate(fields):
+            if field.startswith('*I"') and not printed[index]:
+                printed[index] = html.unescape(field[3:].split("\\n")[0]).strip().rstrip(".").strip()
+            elif field.startswith("*I'") and not abbreviated[index]:
+                abbreviated[index] = field[3:].strip("[] ")
+    return [printed[i] or abbreviated[i] for i, kind in enumerate(kinds) if kind == "**kern"]
+
+
 def display_name(name: str) -> str:
     """ "Mozart, Wolfgang Amadeus" as "Wolfgang Amadeus Mozart"; other spellings as they are."""
     last, comma, first = name.partition(",")
@@ -144,8 +167,27 @@ def _convert(name: str) -> ScoreConversion:
     if not parsed.recurse().notes.first():
         raise MidiError(name, "the score has no notes")
     info = _metadata(parsed, name)
+    if name.lower().endswith(".krn"):
+        _name_kern_parts(parsed, name)
     playable, repeats = _expand_repeats(parsed)
     return ScoreConversion(midi=_score_midi(playable, name), repeats=repeats, scores_in_file=count, **info)
+
+
+def _name_kern_parts(score: Any, name: str) -> None:
+    """Give each part of a kern score the name its spine prints (`kern_spine_names`), so that a violin written
+    ``*I"Violine.`` is a "Violine" track, not a "StringInstrument". music21 makes one part per ``**kern`` spine,
+    top staff first: the spines' file order reversed. Parts are left as they are if the counts differ."""
+    try:
+        with open(name, encoding="utf-8", errors="replace") as handle:
+            names = kern_spine_names(handle.read())
+    except OSError:
+        return
+    parts = list(getattr(score, "parts", None) or [])
+    if len(names) != len(parts):
+        return
+    for part, spine_name in zip(parts, reversed(names)):
+        if spine_name:
+            part.partName = spine_name
 
 
 def _score_midi(score: Any, name: str) -> bytes:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import symusic
 from datasets import load_dataset
 from toccata.dataset_builder import FolderSource, build_dataset
 from toccata.dataset_builder.items import FILE, SCORE
@@ -21,6 +22,7 @@ from toccata.tokenization.midi_io import MidiError, MidiLimits
 from toccata.tokenization.score_io import (
     display_name,
     kern_records,
+    kern_spine_names,
     license_from_text,
     read_score_file,
 )
@@ -147,6 +149,34 @@ def test_kern_ties_tuplets_grace_notes_and_two_staves(tmp_path):
     assert grid_notes(converted.midi) == sorted(TWO_STAVES_NOTES)
     assert (converted.composer, converted.title, converted.movement) == ("Anna Tester", "Little Piece", "2 Andante")
     assert converted.license == "CC BY-NC-SA 4.0" and converted.repeats == "none"
+
+
+DUO_KERN = "\n".join(  # a violin sonata as the Polish scores write it: printed names, class codes only
+    "\t".join(fields)
+    for fields in [
+        ("**kern", "**kern", "**dynam", "**kern"),
+        ('*I"PIANO.', '*I"PIANO.', "*", '*I"Violine.'),
+        ("*I'[pf]", "*I'[pf]", "*", "*I'[vln]"),
+        ("*ICklav", "*ICklav", "*", "*ICstr"),
+        ("*clefF4", "*clefG2", "*", "*clefG2"),
+        ("*M4/4", "*M4/4", "*M4/4", "*M4/4"),
+        ("=1", "=1", "=1", "=1"),
+        ("1C", "1c", "p", "1g"),
+        ("==", "==", "==", "=="),
+        ("*-", "*-", "*-", "*-"),
+    ]
+) + "\n"
+
+
+def test_kern_parts_take_the_names_their_spines_print(tmp_path):
+    assert kern_spine_names(DUO_KERN) == ["PIANO", "PIANO", "Violine"]
+    split = "**kern\t**kern\n*I'[vc]\t*I\"Violon.\\n(Violoncello.)\n*^\t*\n*I\"late\t*\t*\n4c\t4d\t4e\n*-\t*-\t*-\n"
+    assert kern_spine_names(split) == ["vc", "Violon"]  # abbreviation, first printed line; nothing after a split
+    converted = read_score_file(write(tmp_path, "sonata.krn", DUO_KERN), safe=False)
+    tracks = sorted((str(t.name), [n.pitch for n in t.notes]) for t in symusic.Score.from_midi(converted.midi).tracks)
+    assert tracks == [("PIANO", [48]), ("PIANO", [60]), ("Violine", [67])]
+    duo = NotewiseTokenizer(instruments=("piano", "violin"))
+    assert duo.midi_to_tokens(converted.midi)[:3] == ["p48", "p60", "v67"]  # the violin is read as the violin
 
 
 def test_kern_repeats_are_expanded(tmp_path):

@@ -301,3 +301,7 @@ def test_the_exact_rule_keeps_only_music_written_for_exactly_those_players():
     assert not not_a_duo.found and not_a_duo.other_strings == ["Violoncello"]
     assert map_ensemble(trio, "violin", "named").found  # the other rules fold the cello into the piano
     assert not map_ensemble(quartet(), "cello", "exact").found  # two violins and a viola besides
+    spellings = ["VIOLONCELLE", "Violoncell", "Vcello", "VIOLON", "Violine", "Violino", "PIANOFORTE", "Viola"]
+    assert [string_role(name, 0) for name in spellings] == [
+        "cello", "cello", "cello", "violin", "violin", "violin", None, "viola",
+    ]  # fmt: skip
