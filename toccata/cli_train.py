@@ -39,6 +39,16 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     cmd.add_argument("--init-from", help="fine-tune this checkpoint folder or Hub id instead of a new model")
     cmd.add_argument(
+        "--mix",
+        action="append",
+        default=[],
+        metavar="DATASET",
+        help="also train on this dataset's train split (repeatable); validation stays --dataset's",
+    )
+    cmd.add_argument(
+        "--repeat", type=int, default=1, help="--dataset's training pieces count N times (weighs them up beside --mix)"
+    )
+    cmd.add_argument(
         "--instruments",
         help="parts of the vocabulary, e.g. piano,violin or piano,cello (with --init-from: a piano checkpoint is "
         "grown and each new word starts from the piano word of the same pitch)",
@@ -99,6 +109,8 @@ def run_train(args: argparse.Namespace) -> int:
         dataset=args.dataset,
         output_dir=args.out,
         init_from=args.init_from,
+        mix=list(args.mix),
+        repeat=args.repeat,
         instruments=args.instruments.split(",") if args.instruments else None,
         tokenizer=args.tokenizer,
         bpe_vocab_size=args.bpe_vocab_size,

@@ -75,6 +75,11 @@ class TrainConfig:
     # own (`<composer:NAME>`, put before each training window), the rest share `<composer:other>`; 0: no labels.
     composer_min_pieces: int = 0
     composer_dropout: float = 0.2  # share of windows trained without their label, so unlabelled generation stays good
+    # More training data: the train splits of these datasets join `dataset`'s (validation stays `dataset`'s), and
+    # `dataset`'s own training pieces count `repeat` times, so a small set of the music wanted weighs more (issue 32:
+    # real duos beside quartets folded into duos).
+    mix: list[str] = field(default_factory=list)
+    repeat: int = 1
 
     def __post_init__(self) -> None:
         for name in ("window", "batch_size", "logging_steps", "save_total_limit"):
@@ -108,6 +113,10 @@ class TrainConfig:
             )
         if self.tokenizer != "notewise" and self.instruments and list(self.instruments) != ["piano"]:
             raise ValueError("--instruments needs the notewise tokenizer: the other tokenizations are piano-only")
+        if not isinstance(self.repeat, int) or self.repeat < 1:
+            raise ValueError(f"repeat must be an integer >= 1, got {self.repeat!r}")
+        if (self.mix or self.repeat > 1) and self.memmap:
+            raise ValueError("--mix and --repeat read the training pieces into memory: leave out --memmap")
         if self.composer_min_pieces < 0 or not 0.0 <= self.composer_dropout < 1.0:
             raise ValueError(
                 f"composer_min_pieces must be >= 0 and composer_dropout in [0, 1), got {self.composer_min_pieces} and "
@@ -283,7 +292,9 @@ def _datasets(config: TrainConfig, tokenizer, layout: VocabLayout) -> tuple[Wind
         )
         train_stats = {"train_pieces": cache.pieces, "train_rows": cache.rows}
     else:
-        train_pieces = load_pieces(config.dataset, "train", tokenizer, with_composer=labelled)
+        train_pieces = load_pieces(config.dataset, "train", tokenizer, with_composer=labelled) * config.repeat
+        for extra in config.mix:
+            train_pieces += load_pieces(extra, "train", tokenizer, with_composer=labelled)
         train = WindowDataset(
             train_pieces, config.window, layout, **special, conditions=_label_ids(tokenizer, train_pieces), **options
         )
@@ -418,7 +429,8 @@ def _training_data_text(config: TrainConfig, summary: dict) -> str:
     if config.init_from and config.instruments:
         init += f", grown to the parts {', '.join(config.instruments)} (new words start from the piano's, same pitch)"
     return (
-        f"Dataset `{config.dataset}`: {summary['train_pieces']} training pieces ({summary['train_tokens']:,} tokens), "
+        f"Dataset `{config.dataset}`{_mix_text(config)}: {summary['train_pieces']} training pieces "
+        f"({summary['train_tokens']:,} tokens), "
         f"{summary['validation_pieces']} validation pieces; {init}. Windows of {config.window} tokens, transposed "
         f"on the fly by up to ±{config.max_transpose} semitones; AdamW (lr {config.learning_rate:g}, weight decay "
         f"{config.weight_decay:g}), {config.scheduler} schedule with {config.warmup:g} warm-up, gradient clipping at "
@@ -426,6 +438,14 @@ def _training_data_text(config: TrainConfig, summary: dict) -> str:
         f"{summary['steps']} steps ({summary['epochs']} epochs), best validation loss "
         f"{summary['best_validation_loss']}."
     )
+
+
+def _mix_text(config: TrainConfig) -> str:
+    """" (its pieces 3 times) with the train split of `quartets`", or "" for a plain run."""
+    text = f" (its pieces {config.repeat} times)" if config.repeat > 1 else ""
+    if config.mix:
+        text += " with the train split of " + ", ".join(f"`{extra}`" for extra in config.mix)
+    return text
 
 
 __all__ = ["TrainConfig", "read_metrics", "train"]

@@ -280,3 +280,17 @@ def test_train_loss_after_a_resume_averages_every_step_even_when_checkpoints_fal
     resumed = train(config(tmp_path / "resumed", 8), resume=True)
     assert resumed["steps"] == straight["steps"] == 8
     assert resumed["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-5)
+
+
+def test_mix_and_repeat_add_training_pieces_and_keep_the_validation(tiny_dataset, tmp_path, capsys):
+    summaries = {}
+    for name, extra in [("plain", []), ("mixed", ["--repeat", "2", "--mix", str(tiny_dataset)])]:
+        out = tmp_path / name
+        assert main(_train_args(tiny_dataset, out, "--max-steps", "1", *extra)) == 0
+        summaries[name] = json.loads((out / "train_summary.json").read_text())
+    plain, mixed = summaries["plain"], summaries["mixed"]
+    assert mixed["train_tokens"] == 3 * plain["train_tokens"]  # its own pieces twice, the mixed-in split once
+    assert mixed["validation_tokens"] == plain["validation_tokens"]
+    assert "(its pieces 2 times) with the train split of" in (tmp_path / "mixed" / "README.md").read_text()
+    assert main(_train_args(tiny_dataset, tmp_path / "bad", "--max-steps", "1", "--repeat", "0")) == 2
+    assert "repeat must be an integer >= 1, got 0" in capsys.readouterr().err
