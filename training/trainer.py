@@ -77,7 +77,7 @@ class TrainConfig:
     composer_dropout: float = 0.2  # share of windows trained without their label, so unlabelled generation stays good
     # More training data: the train splits of these datasets join `dataset`'s (validation stays `dataset`'s), and
     # `dataset`'s own training pieces count `repeat` times, so a small set of the music wanted weighs more (issue 32:
-    # real duos beside quartets folded into duos).
+    # real duos beside quartets folded into duos); 0 with a mix: `dataset` only validates.
     mix: list[str] = field(default_factory=list)
     repeat: int = 1
 
@@ -113,8 +113,10 @@ class TrainConfig:
             )
         if self.tokenizer != "notewise" and self.instruments and list(self.instruments) != ["piano"]:
             raise ValueError("--instruments needs the notewise tokenizer: the other tokenizations are piano-only")
-        if not isinstance(self.repeat, int) or self.repeat < 1:
-            raise ValueError(f"repeat must be an integer >= 1, got {self.repeat!r}")
+        if not isinstance(self.repeat, int) or self.repeat < (0 if self.mix else 1):
+            raise ValueError(
+                f"repeat must be an integer >= 1 (0 with --mix: the dataset only validates), got {self.repeat!r}"
+            )
         if (self.mix or self.repeat > 1) and self.memmap:
             raise ValueError("--mix and --repeat read the training pieces into memory: leave out --memmap")
         if self.composer_min_pieces < 0 or not 0.0 <= self.composer_dropout < 1.0:
@@ -442,7 +444,7 @@ def _training_data_text(config: TrainConfig, summary: dict) -> str:
 
 def _mix_text(config: TrainConfig) -> str:
     """" (its pieces 3 times) with the train split of `quartets`", or "" for a plain run."""
-    text = f" (its pieces {config.repeat} times)" if config.repeat > 1 else ""
+    text = {0: " (validation only)", 1: ""}.get(config.repeat, f" (its pieces {config.repeat} times)")
     if config.mix:
         text += " with the train split of " + ", ".join(f"`{extra}`" for extra in config.mix)
     return text

@@ -293,4 +293,7 @@ def test_mix_and_repeat_add_training_pieces_and_keep_the_validation(tiny_dataset
     assert mixed["validation_tokens"] == plain["validation_tokens"]
     assert "(its pieces 2 times) with the train split of" in (tmp_path / "mixed" / "README.md").read_text()
     assert main(_train_args(tiny_dataset, tmp_path / "bad", "--max-steps", "1", "--repeat", "0")) == 2
-    assert "repeat must be an integer >= 1, got 0" in capsys.readouterr().err
+    assert "repeat must be an integer >= 1 (0 with --mix: the dataset only validates), got 0" in capsys.readouterr().err
+    only_mix = tmp_path / "only-mix"
+    assert main(_train_args(tiny_dataset, only_mix, "--max-steps", "1", "--repeat", "0", "--mix", str(tiny_dataset))) == 0
+    assert json.loads((only_mix / "train_summary.json").read_text())["train_tokens"] == plain["train_tokens"]
