@@ -46,7 +46,10 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
         help="also train on this dataset's train split (repeatable); validation stays --dataset's",
     )
     cmd.add_argument(
-        "--repeat", type=int, default=1, help="--dataset's training pieces count N times (weighs them up beside --mix; 0: it only validates)"
+        "--repeat",
+        type=int,
+        default=1,
+        help="--dataset's training pieces count N times (weighs them up beside --mix; 0: it only validates)",
     )
     cmd.add_argument(
         "--instruments",

@@ -295,5 +295,6 @@ def test_mix_and_repeat_add_training_pieces_and_keep_the_validation(tiny_dataset
     assert main(_train_args(tiny_dataset, tmp_path / "bad", "--max-steps", "1", "--repeat", "0")) == 2
     assert "repeat must be an integer >= 1 (0 with --mix: the dataset only validates), got 0" in capsys.readouterr().err
     only_mix = tmp_path / "only-mix"
-    assert main(_train_args(tiny_dataset, only_mix, "--max-steps", "1", "--repeat", "0", "--mix", str(tiny_dataset))) == 0
+    args = _train_args(tiny_dataset, only_mix, "--max-steps", "1", "--repeat", "0", "--mix", str(tiny_dataset))
+    assert main(args) == 0
     assert json.loads((only_mix / "train_summary.json").read_text())["train_tokens"] == plain["train_tokens"]
