@@ -24,7 +24,7 @@ from .midi_io import MidiError, MidiLimits, _music21, _without_repeats, run_limi
 SCORE_EXTENSIONS = (".krn", ".musicxml", ".mxl", ".xml", ".abc", ".mei")
 """Score formats read through music21 (`.xml` is tried as MusicXML)."""
 
-CONVERSION_VERSION = 5
+CONVERSION_VERSION = 6
 TICKS_PER_QUARTER = 480  # MIDI resolution of converted scores: a multiple of the 12-step grid  # bump when the conversion changes, so caches of converted scores are not reused
 SCORE_LIMITS = MidiLimits(timeout_s=120.0)  # a Beethoven sonata movement takes music21 up to ~5 s on an idle core
 
@@ -119,27 +119,43 @@ def kern_records(text: str) -> dict[str, str]:
     return records
 
 
+KERN_INSTRUMENT_CODES = {  # Humdrum instrument codes (``*Icello``) of the parts a duo or trio is made of
+    "violn": "Violin",
+    "viola": "Viola",
+    "cello": "Violoncello",
+    "contr": "Contrabass",
+    "piano": "Piano",
+    "forte": "Fortepiano",
+    "cemba": "Harpsichord",
+    "clavi": "Clavichord",
+    "organ": "Organ",
+}
+
+
 def kern_spine_names(text: str) -> list[str]:
-    """Per ``**kern`` spine, in file order, the instrument name its header gives: the printed name (``*I"Violine.``,
-    first line, quotes and the final dot dropped), else the abbreviation (``*I'[vln]`` as ``vln``); "" for none.
-    music21 names a part only from the instrument code (``*Ivioln``) and calls the rest "StringInstrument" or
-    "Keyboard", which cannot tell a violin from a cello. Records after the first data line or a spine split are not
-    read."""
+    """Per ``**kern`` spine, in file order, the instrument its header names: the encoder's instrument code
+    (``*Icello`` as "Violoncello", `KERN_INSTRUMENT_CODES`) first, then the name printed in the score (``*I"Violine.``,
+    first line, brackets, quotes and the final dot dropped), then the abbreviation (``*I'[vln]`` as "vln"); "" for
+    none. The code comes first because a printed "Violon" may stand for a cello part the encoder coded *Icello.
+    music21 names a part from the code only and calls the rest "StringInstrument" or "Keyboard", which cannot tell a
+    violin from a cello. Records after the first data line or a spine split are not read."""
     lines = [line for line in text.splitlines() if line and not line.startswith("!")]
     if not lines or not lines[0].startswith("**"):
         return []
     kinds = lines[0].split("\t")
-    printed, abbreviated = [""] * len(kinds), [""] * len(kinds)
+    coded, printed, abbreviated = [""] * len(kinds), [""] * len(kinds), [""] * len(kinds)
     for line in lines[1:]:
         fields = line.split("\t")
         if not line.startswith("*") or len(fields) != len(kinds) or any(f in ("*^", "*v", "*-") for f in fields):
             break
         for index, field in enumerate(fields):
             if field.startswith('*I"') and not printed[index]:
-                printed[index] = html.unescape(field[3:].split("\\n")[0]).strip().rstrip(".").strip()
+                printed[index] = html.unescape(field[3:].split("\\n")[0]).strip(" []").rstrip(".").strip(" []")
+            elif field[2:] in KERN_INSTRUMENT_CODES and field.startswith("*I") and not coded[index]:
+                coded[index] = KERN_INSTRUMENT_CODES[field[2:]]
             elif field.startswith("*I'") and not abbreviated[index]:
                 abbreviated[index] = field[3:].strip("[] ")
-    return [printed[i] or abbreviated[i] for i, kind in enumerate(kinds) if kind == "**kern"]
+    return [coded[i] or printed[i] or abbreviated[i] for i, kind in enumerate(kinds) if kind == "**kern"]
 
 
 def display_name(name: str) -> str:

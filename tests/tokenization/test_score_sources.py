@@ -172,6 +172,8 @@ def test_kern_parts_take_the_names_their_spines_print(tmp_path):
     assert kern_spine_names(DUO_KERN) == ["PIANO", "PIANO", "Violine"]
     split = "**kern\t**kern\n*I'[vc]\t*I\"Violon.\\n(Violoncello.)\n*^\t*\n*I\"late\t*\t*\n4c\t4d\t4e\n*-\t*-\t*-\n"
     assert kern_spine_names(split) == ["vc", "Violon"]  # abbreviation, first printed line; nothing after a split
+    coded = "**kern\t**kern\n*Iempty\t*Icello\n*I\"Piano\t*I\"[Violon]\n4c\t4d\n*-\t*-\n"
+    assert kern_spine_names(coded) == ["Piano", "Violoncello"]  # the encoder's code before a printed "Violon"
     converted = read_score_file(write(tmp_path, "sonata.krn", DUO_KERN), safe=False)
     tracks = sorted((str(t.name), [n.pitch for n in t.notes]) for t in symusic.Score.from_midi(converted.midi).tracks)
     assert tracks == [("PIANO", [48]), ("PIANO", [60]), ("Violine", [67])]
