@@ -199,12 +199,12 @@ def _parts_section(report: EvaluationReport) -> list[str]:
         for name, row in parts.items():
             lines.append(
                 f"| {label} | {name} | {row['notes']:,} | {row['range']} | {row['double_stop']} | {row['grammar']} "
-                f"| {row['sounding_share']:.1%} | {_note_share(row)} | {_long_rests(row)} |"
+                f"| {row['sounding_share']:.1%} | {note_share_text(row)} | {long_rests_text(row)} |"
             )
     return [*lines, ""]
 
 
-def _note_share(row: dict) -> str:
+def note_share_text(row: dict) -> str:
     """"31% (12% / 30% / 52%)"; a report written before the share was measured has none: "—"."""
     if "note_share" not in row:
         return "—"
@@ -212,7 +212,7 @@ def _note_share(row: dict) -> str:
     return f"{row['note_share']:.0%} ({spread})"
 
 
-def _long_rests(row: dict) -> str:
+def long_rests_text(row: dict) -> str:
     """"3 of 100"; "—" in a report written before long rests were counted."""
     return f"{row['long_rest_pieces']} of {row['pieces']}" if "long_rest_pieces" in row else "—"
 
@@ -327,4 +327,4 @@ def _json_default(value):
     raise TypeError(f"report.json: cannot write {type(value).__name__}")
 
 
-__all__ = ["render_markdown", "write_plots", "write_report"]
+__all__ = ["goal_table", "long_rests_text", "note_share_text", "render_markdown", "write_plots", "write_report"]

@@ -1,12 +1,12 @@
-"""The chamber checkpoints: compare a warm-started run with one trained from scratch on a held-out split, and write
-the winner as an embedded checkpoint folder with its preset, evaluation and model card.
+"""The chamber checkpoints: compare training runs (other data, other starts) on one held-out split of real duos, and
+write the winner as an embedded checkpoint folder with its preset, evaluation and model card.
 
-    toccata chamber compare --dataset data/chamber-violin --split test \
-        --run warm=runs/chamber/violin-warm --run scratch=runs/chamber/violin-scratch --out runs/chamber/violin.json
-    toccata chamber publish runs/chamber/violin.json toccata/checkpoints/piano-violin
-    toccata evaluate --model toccata/checkpoints/piano-violin --dataset data/chamber-violin --split test \
+    toccata chamber compare --dataset data/duo-violin --split test \
+        --run duos=runs/violin-b --run quartets=runs/violin-a --run both=runs/violin-c --out runs/violin.json
+    toccata chamber publish runs/violin.json toccata/checkpoints/piano-violin
+    toccata evaluate --model toccata/checkpoints/piano-violin --dataset data/duo-violin --split test \
         --out toccata/checkpoints/piano-violin/evaluation
-    toccata chamber card runs/chamber/violin.json toccata/checkpoints/piano-violin
+    toccata chamber card runs/violin.json toccata/checkpoints/piano-violin
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import toccata.tokenization  # noqa: F401  registers NotewiseTokenizer with AutoTokenizer, for load_checkpoint
 from toccata.evaluation.likelihood import likelihood_table, model_log2probs, piece_sequences, summarise
 from toccata.evaluation.parts import note_on_ids
-from toccata.evaluation.report import goal_table
+from toccata.evaluation.report import goal_table, long_rests_text, note_share_text
 from toccata.modeling.guards import GuardSettings
 from toccata.modeling.hub import load_checkpoint
 from toccata.modeling.presets import default_generation_config
@@ -27,8 +27,9 @@ from toccata.training.data import load_pieces
 from transformers import GenerationConfig
 
 WEIGHTS_AND_TOKENIZER = ("config.json", "model.safetensors", "vocab.json", "tokenizer_config.json")  # no code
-PRESET_SAMPLER = {"sampler": "top_k", "k": 8, "temperature": 1.0}  # the piano default's preset
-PRESET_GUARDS = {"max_polyphony": 8}  # the default's 6, plus room for a double stop over a piano chord
+PRESET_SAMPLER = {"sampler": "weighted", "temperature": 1.0}  # the piano default's preset (docs/training.md)
+PRESET_GUARDS = {"max_polyphony": 8, "max_note_beats": 6.0, "repeat_penalty": 1.0}  # the default's, 2 more notes: a
+# double stop over a piano chord
 
 
 def compare(dataset: str, split: str, runs: dict[str, str], ngram_order: int = 5) -> dict:
@@ -50,6 +51,7 @@ def compare(dataset: str, split: str, runs: dict[str, str], ngram_order: int = 5
             **result.to_dict(),
             "folder": str(folder),
             "init_from": config.get("init_from"),
+            "train_config": config,
             "learning_rate": config["learning_rate"],
             "max_steps": config["max_steps"],
             "steps": summary["steps"],
@@ -74,13 +76,46 @@ def table(comparison: dict) -> list[str]:
         init = "warm start from the piano checkpoint" if row["init_from"] else "from scratch"
         mark = " **(kept)**" if name == comparison["winner"] else ""
         lines.append(
-            f"| {name}: {init}, lr {row['learning_rate']:g}{mark} | {row['bits_per_note']:.3f} | "
+            f"| {name}: {training_data(row.get('train_config', {}))}; {init}, lr {row['learning_rate']:g}{mark} | "
+            f"{row['bits_per_note']:.3f} | "
             f"{row['bits_per_token']:.3f} | {row['steps']} ({row['best_validation_loss']:.4f} nats) | "
             f"{row['train_runtime_s']:.0f} s |"
         )
     for name, row in comparison["baselines"].items():
         lines.append(f"| {name} (fitted on train) | {row['bits_per_note']:.3f} | {row['bits_per_token']:.3f} | | |")
     return lines
+
+
+def training_data(config: dict) -> str:
+    """What a run trained on, from its train_config: "`duo-violin` ×3 + `quartets-violin`", "`quartets-violin`"."""
+    repeat, name = config.get("repeat", 1), f"`{Path(config.get('dataset', '?')).name}`"
+    own = [] if repeat == 0 else [name if repeat == 1 else f"{name} ×{repeat}"]
+    return " + ".join(own + [f"`{Path(extra).name}`" for extra in config.get("mix", [])])
+
+
+def train_command(config: dict) -> str:
+    """The `toccata train` command of a run's train_config (the settings the chamber runs change)."""
+    words = ["toccata train", f"--dataset {config['dataset']}"]
+    words += [f"--init-from {config['init_from']}"] if config.get("init_from") else []
+    words += [f"--instruments {','.join(config['instruments'])}"] if config.get("instruments") else []
+    words += [f"--mix {extra}" for extra in config.get("mix", [])]
+    words += [f"--repeat {config['repeat']}"] if config.get("repeat", 1) != 1 else []
+    flags = ("learning_rate", "max_steps", "batch_size", "window", "max_transpose", "eval_steps", "patience", "seed")
+    for flag in (name for name in flags if config.get(name) is not None):
+        option, value = "--" + flag.replace("_", "-"), config[flag]
+        words.append(f"{option} {value:g}" if isinstance(value, float) else f"{option} {value}")
+    words.append(f"--out {config['output_dir']}")
+    return " \\\n    ".join(words)
+
+
+def _dataset_summary(folder: str) -> str:
+    """The first paragraph of a built dataset's card after its title (what it holds and where from), or ""."""
+    card = Path(folder) / "README.md"
+    if not card.is_file():
+        return ""
+    text = card.read_text(encoding="utf-8").split("\n---\n", 1)[-1]
+    paragraphs = [p.strip() for p in text.split("\n\n") if p.strip() and not p.lstrip().startswith("#")]
+    return paragraphs[0].replace("\n", " ") if paragraphs else ""
 
 
 def publish(comparison: dict, dest: str | Path) -> Path:
@@ -117,18 +152,28 @@ def card(comparison: dict, dest: str | Path) -> Path:
         for name, row in parts.items():
             gen_rows.append(
                 f"| {label} | {name} | {row['notes']:,} | {row['range']} | {row['double_stop']} | {row['grammar']} | "
-                f"{row['sounding_share']:.1%} |"
+                f"{row['sounding_share']:.1%} | {note_share_text(row)} | {long_rests_text(row)} |"
             )
     critic = sampler["critic"]["auc"] if sampler and sampler.get("critic") else None
     size_mb = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file()) / 2**20
     dataset = Path(comparison["dataset"]).name
+    run_config = win.get("train_config", {})
+    folders = ([run_config["dataset"]] if run_config.get("repeat", 1) else []) + list(run_config.get("mix", []))
+    data_lines = "\n".join(f"- `{Path(f).name}`: {_dataset_summary(f)}" for f in folders)
     init_text = (
-        "warm-started from the embedded piano checkpoint (`toccata/checkpoints/default`, 1,783,908 parameters, "
-        "trained on classical piano: Beethoven, Mozart, Chopin, Joplin, Hummel from kernScores, CC BY-NC-SA 4.0): "
-        f"its vocabulary grown by the {part}'s words, each new word starting from the piano word of the same pitch"
+        f"warm-started from the embedded piano checkpoint (`{win['init_from']}`, classical piano by a hundred "
+        "composers, docs/training.md): its vocabulary grown by the "
+        f"{part}'s words, each new word starting from the piano word of the same pitch"
         if win["init_from"]
         else "trained from random initialisation"
     )
+    long_rests = [
+        f"{run['label']}: {run['parts'][name]['long_rest_pieces']} of {run['parts'][name]['pieces']} samples"
+        for run in report["samplers"] if run.get("parts") for name in run["parts"]
+        if "long_rest_pieces" in run["parts"][name]
+    ]  # fmt: skip
+    reproduce = "\n".join(train_command(row["train_config"]) for row in comparison["runs"].values())
+    runs = " ".join(f"--run {name}={row['folder']}" for name, row in comparison["runs"].items())
     text = f"""---
 library_name: transformers
 license: cc-by-nc-sa-4.0
@@ -149,8 +194,8 @@ pipeline_tag: text-generation
 An LSTM language model over *notewise* tokens for a piano and a {part} (`p60`/`endp60` piano, `{config["instrument_layout"][part]["prefix"]}67`/`end{config["instrument_layout"][part]["prefix"]}67` {part}, shared `waitN` = N
 twelfths of a quarter note), made with Toccata; see docs/instruments.md.
 
-- Architecture: embedding {config["embedding_size"]} → LSTM layers {config["hidden_size"]} → {config["hidden_size"]} → {config["embedding_size"]}, tied head; vocabulary {config["vocab_size"]} tokens ({size_mb:.1f} MB folder).
-- Generation preset: top_k (k=8), guards: grammar per part, at most {PRESET_GUARDS["max_polyphony"]} notes at once in all, at most 2 {part} notes at once (double stops), rest guard.
+- Architecture: embedding {config["embedding_size"]} → {config["num_hidden_layers"]} LSTM layers of {config["hidden_size"]} → {config["embedding_size"]}, tied head; vocabulary {config["vocab_size"]} tokens ({size_mb:.1f} MB folder).
+- Generation preset: {PRESET_SAMPLER["sampler"]}; guards: grammar per part, at most {PRESET_GUARDS["max_polyphony"]} notes at once in all, at most 2 {part} notes at once (double stops), notes of at most {PRESET_GUARDS["max_note_beats"]:g} beats, repeat penalty {PRESET_GUARDS["repeat_penalty"]:g}, rest guard, part entry (a part silent for 16 beats is pushed to come back).
 
 ```bash
 toccata generate --instruments piano,{part} --seconds 30 -o duo.mid      # MIDI with a Piano (0) and a {part.capitalize()} ({config["instrument_layout"][part]["program"]}) track, and a WAV
@@ -158,26 +203,22 @@ toccata generate --instruments piano,{part} --seconds 30 -o duo.mid      # MIDI 
 
 ## Training data
 
-`{dataset}` (docs/instruments.md): string quartets, a trio sonata and the Grosse Fuge mapped to "{part} + piano"
-(the {"top" if part == "violin" else "bottom"} string part is the {part}; every other part goes to the piano): 71 movements of Beethoven's string quartets
-from kernScores (craigsapp/beethoven-string-quartets; kernScores terms: non-commercial research and education,
-treated as CC BY-NC-SA 4.0) and 31 works or movements from the music21 corpus (Haydn op. 1 no. 1 and op. 74 no. 1,
-Mozart K. 80, 155, 156, 458, Beethoven op. 133, Schumann op. 41 no. 1, Corelli op. 3 no. 1; music21's corpus
-license.txt: encodings distributed with the encoders' permission, some not for commercial use). Split by piece 86/9/7,
-{win["train_tokens"]:,} training tokens, no transpositions.
+{data_lines}
 
-The model was {init_text}; then {win["steps"]} AdamW steps (lr {win["learning_rate"]:g}, cosine schedule, batch 16 windows
-of 512 tokens; best validation loss {win["best_validation_loss"]:.4f} nats/token) on {win["machine"]}, {win["torch_threads"]} torch
-thread, {win["train_runtime_s"]:.0f} s.
+The model was {init_text}; then at most {win["max_steps"]} AdamW steps (lr {win["learning_rate"]:g}, cosine schedule, batch 16 windows
+of 512 tokens; best validation loss {win["best_validation_loss"]:.4f} nats/token on `{dataset}`'s validation split, at step
+{win["steps"]} of the run) on {win["machine"]}, {win["torch_threads"]} torch thread(s), {win["train_runtime_s"]:.0f} s.
 
-Because training data carry non-commercial share-alike terms (kernScores; and the piano pretraining data), these
-weights are released under **CC BY-NC-SA 4.0**. Toccata's code is MIT-licensed.
+The piano pretraining data hold kernScores' scores (non-commercial research and education, treated as CC BY-NC-SA
+4.0), so these weights are released under **CC BY-NC-SA 4.0**; Toccata's code is MIT-licensed. The Polish Music
+Heritage scores are CC BY 4.0: Polish Music Heritage in Open Access (polishmusicheritage.pl), scores by the National
+Library of Poland, the Jagiellonian Library and other Polish libraries, encoded to **kern; each piece's source is
+in the datasets' `source_url`/`path` columns.
 
-## Pretraining on piano: measured
+## Which data: measured
 
-Bits per note on the **{comparison["split"]}** split of `{dataset}` (7 pieces never seen in training; notes are the note-ons of
-both parts), same model size, same data, same budget ({win["max_steps"]} steps of 16 × 512 tokens, early stopping on validation
-loss), each with its own learning rate:
+Bits per note on the **{comparison["split"]}** split of `{dataset}` (real duos, pieces never seen in training; notes are the
+note-ons of both parts), same model, same start, same budget; each run's best checkpoint on `{dataset}`'s validation split:
 
 {chr(10).join(table(comparison))}
 
@@ -192,34 +233,29 @@ Measured by `toccata evaluate` on the test split ({report["settings"]["samples"]
 | bits_per_note | {model_row["bits_per_note"]:.4g} |
 | {ngram_row["name"]}_bits_per_note | {ngram_row["bits_per_note"]:.4g} |
 | critic_AUC ({sampler["label"] if sampler else "-"}, whole texture) | {f"{critic:.3f}" if critic is not None else "not measured"} |
+| samples with a part resting more than 8 bars | {"; ".join(long_rests) or "not measured"} |
 
 The piano default's goals, measured here the same way (the texture read as one piano part):
 
 {chr(10).join(goal_table(report["goals"]))}
 
 Per part (range: notes outside the part's range; double stops: note-ons making a third {part} note sound; grammar:
-slips; sounds in: share of time steps where the part has a sounding note):
+slips; sounds in: share of time steps where the part has a sounding note; note share: the part's share of all notes,
+and the 5% / median / 95% over pieces; long rests: pieces where the part rests more than 8 bars):
 
-| | part | notes | range | double stops | grammar | sounds in |
-|---|---|---:|---:|---:|---:|---:|
+| | part | notes | range | double stops | grammar | sounds in | note share | long rests |
+|---|---|---:|---:|---:|---:|---:|---:|---:|
 {chr(10).join(gen_rows)}
 
 ## Reproduce
 
 ```bash
-toccata train --dataset data/{dataset} --init-from toccata/checkpoints/default --instruments piano,{part} \\
-    --learning-rate 1e-3 --max-transpose 0 --max-steps {win["max_steps"]} --batch-size 16 --window 512 --eval-steps 100 \\
-    --patience 5 --seed 0 --device cpu --out runs/chamber/{part}-warm
-toccata train --dataset data/{dataset} --instruments piano,{part} --learning-rate 3e-3 --embedding-dropout 0.02 \\
-    --input-dropout 0.1 --hidden-dropout 0.1 --output-dropout 0.2 --weight-dropout 0.1 --max-transpose 0 \\
-    --max-steps {win["max_steps"]} --batch-size 16 --window 512 --eval-steps 100 --patience 5 --seed 0 --device cpu \\
-    --out runs/chamber/{part}-scratch
-toccata chamber compare --dataset data/{dataset} --split test \\
-    --run warm=runs/chamber/{part}-warm --run scratch=runs/chamber/{part}-scratch --out runs/chamber/{part}.json
-toccata chamber publish runs/chamber/{part}.json toccata/checkpoints/piano-{part}
-toccata evaluate --model toccata/checkpoints/piano-{part} --dataset data/{dataset} --split test --samplers top_k \\
+{reproduce}
+toccata chamber compare --dataset {comparison["dataset"]} --split {comparison["split"]} {runs} --out runs/{part}.json
+toccata chamber publish runs/{part}.json toccata/checkpoints/piano-{part}
+toccata evaluate --model toccata/checkpoints/piano-{part} --dataset {comparison["dataset"]} --split test \\
     --out toccata/checkpoints/piano-{part}/evaluation
-toccata chamber card runs/chamber/{part}.json toccata/checkpoints/piano-{part}
+toccata chamber card runs/{part}.json toccata/checkpoints/piano-{part}
 ```
 """
     (dest / "README.md").write_text(text, encoding="utf-8")
