@@ -23,6 +23,7 @@ from toccata.modeling.guards import GuardSettings
 from toccata.modeling.hub import load_checkpoint
 from toccata.modeling.presets import default_generation_config
 from toccata.modeling.sampling import SamplerSettings
+from toccata.release.publish import store_half
 from toccata.training.data import load_pieces
 from transformers import GenerationConfig
 
@@ -119,11 +120,12 @@ def _dataset_summary(folder: str) -> str:
 
 
 def publish(comparison: dict, dest: str | Path) -> Path:
-    """Copy the winning run's weights and tokenizer into `dest` and give it the chamber preset."""
+    """Copy the winning run's weights (in float16) and tokenizer into `dest` and give it the chamber preset."""
     src, dest = Path(comparison["runs"][comparison["winner"]]["folder"]), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     for name in WEIGHTS_AND_TOKENIZER:
         shutil.copy2(src / name, dest / name)
+    store_half(dest / "model.safetensors")  # half the bytes in the package; loads as float32 (docs/training.md)
     config = json.loads((dest / "config.json").read_text())
     config.pop("auto_map", None)  # a run saved with code names files an embedded folder does not hold
     config["use_cache"] = True  # `Trainer` saved it off; `model(ids)` should return the recurrent state to go on from

@@ -280,6 +280,11 @@ def test_chamber_publish_writes_a_folder_without_code_whose_config_returns_the_s
     assert config["use_cache"] is True and "auto_map" not in config
     loaded, _ = toccata.load_checkpoint(str(dest))
     assert loaded.config.use_cache and loaded.generation_config.toccata_guards["max_polyphony"] == 8
+    from safetensors import safe_open
+
+    with safe_open(str(dest / "model.safetensors"), "pt") as stored:  # stored in half, computed in float32
+        assert {str(stored.get_tensor(name).dtype) for name in stored.keys()} == {"torch.float16"}
+    assert {str(p.dtype) for p in loaded.parameters()} == {"torch.float32"}
 
 
 def test_transposition_moves_every_part_together_and_keeps_each_in_its_range():
