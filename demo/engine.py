@@ -9,7 +9,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from toccata.modeling import GeneratedPiece, GuardSettings, SamplerSettings, compose
 from toccata.modeling.batching import ContinuousBatcher
@@ -22,7 +21,7 @@ from toccata.tokenization import NotewiseTokenizer
 
 import toccata
 from toccata.cli_generate import generate_command
-from toccata.rendering import SYNTH_MISSING, Synth, piano_roll
+from toccata.rendering import SYNTH_MISSING, Synth, piano_roll, roll_notes
 
 from .form import DemoSettings
 from .prompt import read_prompt
@@ -204,17 +203,6 @@ class Engine:
         p_human = candidates[chosen]["human_probability"] if chosen is not None and candidates else None
         best_of = piece.settings.get("best_of", 1)
         return RenderedPiece(midi, audio, roll, piece.text, piece.score.note_num(), seconds, best_of, p_human)
-
-
-def roll_notes(tokenizer, tokens: list[str]) -> dict[str, np.ndarray]:
-    """Each part's notes as (n, 3) arrays of start and end in quarter notes and MIDI pitch, for `piano_roll`."""
-    if not getattr(tokenizer, "is_instrumented", False):
-        grid = tokenizer.tokens_to_notes(tokens)
-        return {"piano": np.column_stack([grid.start / grid.tpq, grid.end / grid.tpq, grid.pitch])}
-    return {
-        part: np.column_stack([grid.start / grid.tpq, grid.end / grid.tpq, grid.pitch])
-        for part, grid in tokenizer.tokens_to_parts(tokens).items()
-    }
 
 
 def load_engine(

@@ -15,7 +15,7 @@ import numpy as np
 
 from toccata.modeling import GenerationRequest, compose
 from toccata.modeling.presets import preset_from_generation_config
-from toccata.rendering import Synth, piano_roll
+from toccata.rendering import Synth, piano_roll, roll_notes
 from toccata.tokenization.midi_io import save_score
 from toccata.training.data import read_rows
 
@@ -42,9 +42,9 @@ def look(model, tokenizer, title: str, dataset: str, split: str, out: str | Path
 
     def emit(name: str, tokens: list[str], caption: str) -> None:
         midi = save_score(tokenizer.tokens_to_midi(tokens, qpm=100.0), out / f"{name}.mid")
-        grid = tokenizer.tokens_to_notes(tokens)  # as the demo draws its rolls
-        notes = np.column_stack([grid.start / grid.tpq, grid.end / grid.tpq, grid.pitch])
-        piano_roll(notes, 0.0, out / f"{name}.png", title=name, caption=caption)
+        parts = roll_notes(tokenizer, tokens)  # as the demo draws its rolls: each part in its own colour
+        notes = np.concatenate(list(parts.values()))
+        piano_roll(parts, 0.0, out / f"{name}.png", title=name, caption=caption)
         if synth is not None:
             synth.render(midi, out / f"{name}.wav")
         lines.append(f"- `{name}`: {describe(notes)}  \n  ![{name}]({name}.png)")

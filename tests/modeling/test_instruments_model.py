@@ -395,3 +395,20 @@ def test_a_labelled_piano_checkpoint_warm_starts_without_its_composer_words():
     emb = grown.get_input_embeddings().weight
     for word, source in [("v55", "p55"), ("v56", "p56"), ("endv103", "endp103")]:  # v55, v56: the composers' old ids
         assert torch.equal(emb[tok.convert_tokens_to_ids(word)], emb[tok.convert_tokens_to_ids(source)]), word
+
+
+def test_look_draws_each_part_of_a_duo_in_its_own_colour(tmp_path):
+    from PIL import Image, ImageColor
+    from toccata.look import look
+    from toccata.rendering import PART_COLOURS, roll_notes
+
+    parts = roll_notes(DUO, ["p60", "v76", "wait12", "endp60", "endv76"])
+    assert sorted(parts) == ["piano", "violin"] and parts["violin"].tolist() == [[0.0, 1.0, 76.0]]
+    data = tmp_path / "duo"
+    data.mkdir()
+    _write_split(data, "test", ["p48 v72 wait24 endp48 endv72 p50 v74 wait24 endp50 endv74"])
+    look(string_heavy(DUO, seed=2), DUO, "duo", str(data), "test", tmp_path / "look", samples=1, beats=8)
+    green = ImageColor.getrgb(PART_COLOURS["violin"])
+    for name in ("sample-0", "heldout-0"):
+        pixels = list(Image.open(tmp_path / "look" / f"{name}.png").convert("RGB").get_flattened_data())
+        assert sum(pixel == green for pixel in pixels) > 20, name  # the violin's notes, in the violin's colour

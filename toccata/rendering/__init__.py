@@ -8,7 +8,7 @@ user-facing command.
 """
 
 from .audio import FILE_TYPES, INSTALL_HINT, SYNTH_MISSING, FluidSynthLibrary, RenderWorkers, Synth, file_type
-from .roll import CONTINUATION_COLOUR, PART_COLOURS, PROMPT_COLOUR, piano_roll, piano_rolls, roll_image
+from .roll import CONTINUATION_COLOUR, PART_COLOURS, PROMPT_COLOUR, piano_roll, piano_rolls, roll_image, roll_notes
 
 __all__ = [
     "CONTINUATION_COLOUR",
@@ -24,4 +24,5 @@ __all__ = [
     "piano_roll",
     "piano_rolls",
     "roll_image",
+    "roll_notes",
 ]

@@ -24,6 +24,17 @@ MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 44, 12, 26, 40
 GRID, AXIS, TEXT, SPLIT = "#dddddd", "#888888", "#333333", "#444444"
 
 
+def roll_notes(tokenizer, tokens: list[str]) -> dict[str, np.ndarray]:
+    """Each part's notes as (n, 3) arrays of start and end in quarter notes and MIDI pitch, for `piano_roll`."""
+    if not getattr(tokenizer, "is_instrumented", False):
+        grid = tokenizer.tokens_to_notes(tokens)
+        return {"piano": np.column_stack([grid.start / grid.tpq, grid.end / grid.tpq, grid.pitch])}
+    return {
+        part: np.column_stack([grid.start / grid.tpq, grid.end / grid.tpq, grid.pitch])
+        for part, grid in tokenizer.tokens_to_parts(tokens).items()
+    }
+
+
 def piano_roll(
     notes: np.ndarray | dict[str, np.ndarray], split: float, path: Path, title: str = "", caption: str | None = None
 ) -> Path:
