@@ -12,6 +12,7 @@ write the winner as an embedded checkpoint folder with its preset, evaluation an
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -116,7 +117,9 @@ def _dataset_summary(folder: str) -> str:
         return ""
     text = card.read_text(encoding="utf-8").split("\n---\n", 1)[-1]
     paragraphs = [p.strip() for p in text.split("\n\n") if p.strip() and not p.lstrip().startswith("#")]
-    return paragraphs[0].replace("\n", " ") if paragraphs else ""
+    summary = paragraphs[0].replace("\n", " ") if paragraphs else ""
+    summary = re.sub(r" ?\(see \[[^]]*\]\(#[^)]*\)\)", "", summary)  # links into that card, not this one
+    return re.sub(r"`/[^`]*/([^/`]+)`", r"`\1`", summary)  # a folder on the builder's machine: its name
 
 
 def publish(comparison: dict, dest: str | Path) -> Path:
@@ -141,7 +144,11 @@ def card(comparison: dict, dest: str | Path) -> Path:
     """README.md of a chamber checkpoint: data and licences, the comparison, the evaluation it ships with."""
     dest = Path(dest)
     config = json.loads((dest / "config.json").read_text())
-    part = next(name for name in config["instrument_layout"] if name != "piano")
+    layout = config["instrument_layout"]
+    strings = [name for name in layout if name != "piano"]
+    part, instruments, checkpoint = " and ".join(strings), ",".join(["piano", *strings]), dest.name
+    words = ", ".join(f"`{layout[s]['prefix']}67`/`end{layout[s]['prefix']}67` {s}" for s in strings)
+    tracks = ", ".join(f"a {s.capitalize()} ({layout[s]['program']})" for s in strings)
     report = json.loads((dest / "evaluation" / "report.json").read_text())
     model_row = next(r for r in report["likelihood"] if r["name"] == "model")
     ngram_row = next(r for r in report["likelihood"] if r["name"].endswith("-gram"))
@@ -184,7 +191,7 @@ tags:
 - midi
 - music-generation
 - piano
-- {part}
+{chr(10).join(f"- {s}" for s in strings)}
 - lstm
 - notewise
 - toccata
@@ -193,14 +200,14 @@ pipeline_tag: text-generation
 
 # Toccata piano + {part} checkpoint (NotewiseLSTM, chamber music)
 
-An LSTM language model over *notewise* tokens for a piano and a {part} (`p60`/`endp60` piano, `{config["instrument_layout"][part]["prefix"]}67`/`end{config["instrument_layout"][part]["prefix"]}67` {part}, shared `waitN` = N
+An LSTM language model over *notewise* tokens for a piano and a {part} (`p60`/`endp60` piano, {words}, shared `waitN` = N
 twelfths of a quarter note), made with Toccata; see docs/instruments.md.
 
 - Architecture: embedding {config["embedding_size"]} → {config["num_hidden_layers"]} LSTM layers of {config["hidden_size"]} → {config["embedding_size"]}, tied head; vocabulary {config["vocab_size"]} tokens ({size_mb:.1f} MB folder).
 - Generation preset: {PRESET_SAMPLER["sampler"]}; guards: grammar per part, at most {PRESET_GUARDS["max_polyphony"]} notes at once in all, at most 2 {part} notes at once (double stops), notes of at most {PRESET_GUARDS["max_note_beats"]:g} beats, repeat penalty {PRESET_GUARDS["repeat_penalty"]:g}, rest guard, part entry (a part silent for 16 beats is pushed to come back).
 
 ```bash
-toccata generate --instruments piano,{part} --seconds 30 -o duo.mid      # MIDI with a Piano (0) and a {part.capitalize()} ({config["instrument_layout"][part]["program"]}) track, and a WAV
+toccata generate --instruments {instruments} --seconds 30 -o {checkpoint}.mid      # MIDI with a Piano (0) and {tracks} track, and a WAV
 ```
 
 ## Training data
@@ -209,7 +216,7 @@ toccata generate --instruments piano,{part} --seconds 30 -o duo.mid      # MIDI 
 
 The model was {init_text}; then at most {win["max_steps"]} AdamW steps (lr {win["learning_rate"]:g}, cosine schedule, batch 16 windows
 of 512 tokens; best validation loss {win["best_validation_loss"]:.4f} nats/token on `{dataset}`'s validation split, at step
-{win["steps"]} of the run) on {win["machine"]}, {win["torch_threads"]} torch thread(s), {win["train_runtime_s"]:.0f} s.
+{str(win["best_checkpoint"]).rsplit("-", 1)[-1]} of {win["steps"]}) on {win["machine"]}, {win["torch_threads"]} torch thread(s), {win["train_runtime_s"]:.0f} s in all.
 
 The piano pretraining data hold kernScores' scores (non-commercial research and education, treated as CC BY-NC-SA
 4.0), so these weights are released under **CC BY-NC-SA 4.0**; Toccata's code is MIT-licensed. The Polish Music
@@ -253,11 +260,11 @@ and the 5% / median / 95% over pieces; long rests: pieces where the part rests m
 
 ```bash
 {reproduce}
-toccata chamber compare --dataset {comparison["dataset"]} --split {comparison["split"]} {runs} --out runs/{part}.json
-toccata chamber publish runs/{part}.json toccata/checkpoints/piano-{part}
-toccata evaluate --model toccata/checkpoints/piano-{part} --dataset {comparison["dataset"]} --split test \\
-    --out toccata/checkpoints/piano-{part}/evaluation
-toccata chamber card runs/{part}.json toccata/checkpoints/piano-{part}
+toccata chamber compare --dataset {comparison["dataset"]} --split {comparison["split"]} {runs} --out runs/{checkpoint}.json
+toccata chamber publish runs/{checkpoint}.json toccata/checkpoints/{checkpoint}
+toccata evaluate --model toccata/checkpoints/{checkpoint} --dataset {comparison["dataset"]} --split test \\
+    --out toccata/checkpoints/{checkpoint}/evaluation
+toccata chamber card runs/{checkpoint}.json toccata/checkpoints/{checkpoint}
 ```
 """
     (dest / "README.md").write_text(text, encoding="utf-8")
