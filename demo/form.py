@@ -42,6 +42,7 @@ INSTRUMENT_CHOICES = [  # (label, value): the instrument sets with an embedded c
     ("piano", "piano"),
     ("piano and violin", "piano,violin"),
     ("piano and cello", "piano,cello"),
+    ("piano trio (piano, violin, cello)", "piano,violin,cello"),
 ]
 MAX_VARIATIONS = 4
 MAX_BEST_OF = 8  # candidates per variation the critic chooses among (all decoded in one batch)
@@ -84,7 +85,7 @@ class DemoSettings:
     variations: int = 1
     prompt: PromptChoice = field(default_factory=PromptChoice)
     best_of: int = 1  # > 1: compose this many candidates per variation and keep the one the critic rates most human
-    instruments: str = "piano"  # "piano", "piano,violin" or "piano,cello": which model composes
+    instruments: str = "piano"  # "piano", "piano,violin", "piano,cello" or "piano,violin,cello": which model
     composer: str = ""  # in this composer's style (a label of the model's tokenizer); "": no label, any style
 
     def __post_init__(self) -> None:

@@ -34,8 +34,11 @@ PRESET_GUARDS = {"max_polyphony": 8, "max_note_beats": 6.0, "repeat_penalty": 1.
 # double stop over a piano chord
 
 
-def compare(dataset: str, split: str, runs: dict[str, str], ngram_order: int = 5) -> dict:
-    """Bits per note (every part's note-ons) and per token of each run on `split`, with the unigram and n-gram."""
+def compare(dataset: str, split: str, runs: dict[str, str], ngram_order: int = 5, keep: str | None = None) -> dict:
+    """Bits per note (every part's note-ons) and per token of each run on `split`, with the unigram and n-gram. The
+    winner is the run with the fewest bits per note, or `keep` (a run's name) where the user chose otherwise."""
+    if keep is not None and keep not in runs:
+        raise ValueError(f"--keep {keep}: no run of that name; the runs are {', '.join(runs)}")
     rows, baselines = {}, None
     for name, folder in runs.items():
         model, tok = load_checkpoint(folder)
@@ -64,7 +67,7 @@ def compare(dataset: str, split: str, runs: dict[str, str], ngram_order: int = 5
             "machine": summary["machine"],
             "torch_threads": summary["torch_threads"],
         }
-    best = min(rows, key=lambda name: rows[name]["bits_per_note"])
+    best = keep or min(rows, key=lambda name: rows[name]["bits_per_note"])
     return {"dataset": dataset, "split": split, "runs": rows, "baselines": baselines, "winner": best}
 
 

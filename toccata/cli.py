@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     save = commands.add_parser("save", help="save a checkpoint folder again, with its code for the Hub (--for-hub)")
     save.add_argument(
-        "source", help="a checkpoint folder, or an embedded one: default, critic, composer, piano-violin, piano-cello"
+        "source", help="a checkpoint folder, or an embedded one: default, critic, composer, piano-violin, piano-cello, piano-trio"
     )
     save.add_argument("dest", help="the folder to write (new or empty)")
     save.add_argument(

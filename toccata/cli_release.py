@@ -62,6 +62,12 @@ def add_release_parsers(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--split", default="test")
     compare.add_argument("--run", dest="runs", action="append", required=True, help="NAME=RUN_FOLDER (repeat)")
     compare.add_argument("--out", required=True)
+    compare.add_argument(
+        "--keep",
+        metavar="NAME",
+        help="keep this run rather than the one with the fewest bits per note on --split (a split of a few pieces "
+        "can rank by chance: say why in the card's docs)",
+    )
     for name, text in (("publish", "the comparison's winner -> DEST"), ("card", "DEST/README.md")):
         step = steps.add_parser(name, help=text)
         step.add_argument("comparison", help="the JSON `toccata chamber compare` wrote")
@@ -121,7 +127,7 @@ def run_chamber(args: argparse.Namespace) -> int:
     from toccata.release import chamber  # start-up: as run_preset's
 
     if args.step == "compare":
-        result = chamber.compare(args.dataset, args.split, _pairs(args.runs))
+        result = chamber.compare(args.dataset, args.split, _pairs(args.runs), keep=args.keep)
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
         print("\n".join(chamber.table(result)))
         return 0

@@ -25,7 +25,11 @@ def _register_auto_classes() -> None:
     register_pipeline(folder if (folder / "config.json").is_file() else None, critic=default_critic_scorer)
 
 
-CHAMBER_CHECKPOINTS = {("piano", "violin"): "piano-violin", ("piano", "cello"): "piano-cello"}
+CHAMBER_CHECKPOINTS = {
+    ("piano", "violin"): "piano-violin",
+    ("piano", "cello"): "piano-cello",
+    ("piano", "violin", "cello"): "piano-trio",
+}
 
 
 def instrument_names(instruments) -> tuple[str, ...]:
@@ -65,7 +69,7 @@ def default_checkpoint(instruments=None) -> Path | None:
 
 def embedded_checkpoint(name: str) -> Path | None:
     """The folder of the checkpoint shipped under `name` ("default", "critic", "composer", "piano-violin",
-    "piano-cello"), or None if this install has none by that name."""
+    "piano-cello", "piano-trio"), or None if this install has none by that name."""
     _register_auto_classes()
     folder = Path(__file__).parent / "checkpoints" / name
     return folder if (folder / "config.json").is_file() else None

@@ -242,10 +242,10 @@ def test_evaluate_reports_each_part_and_counts_notes_of_every_part(tmp_path):
     assert "## Instruments" in render_markdown(report)
 
 
-@pytest.mark.parametrize("part", ["violin", "cello"])
-def test_the_embedded_chamber_checkpoints_are_small_carry_their_card_and_compose_duos(part, tmp_path):
-    folder = toccata.default_checkpoint(instruments=("piano", part))
-    assert folder is not None and folder.name == f"piano-{part}"
+@pytest.mark.parametrize("parts", [("violin",), ("cello",), ("violin", "cello")], ids=["violin", "cello", "trio"])
+def test_the_embedded_chamber_checkpoints_are_small_carry_their_card_and_compose_duos(parts, tmp_path):
+    folder = toccata.default_checkpoint(instruments=("piano", *parts))
+    assert folder is not None and folder.name == ("piano-trio" if len(parts) > 1 else f"piano-{parts[0]}")
     size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
     assert size < 15 * 2**20, f"{size / 2**20:.1f} MB"
     assert not list(folder.glob("*.py"))  # it loads through the package; `toccata save --for-hub` adds the code
@@ -255,10 +255,11 @@ def test_the_embedded_chamber_checkpoints_are_small_carry_their_card_and_compose
     assert f"{model_row['bits_per_token']:.4g}" in card and "CC BY-NC-SA 4.0" in card
     assert all(row[key] == 0 for run in report["samplers"] for row in run["parts"].values()
                for key in ("range", "double_stop", "grammar"))  # fmt: skip
-    model, tok = toccata.load_checkpoint(instruments=f"piano,{part}")
-    assert tok.instruments == ("piano", part)
-    piece = compose(model, tok, GenerationRequest(sampler=SamplerSettings("top_k", k=8, seed=0), beats=8))[0]
-    assert {t.name for t in piece.score.tracks} == {"Piano", part.capitalize()}
+    assert all(row["long_rest_pieces"] == 0 for run in report["samplers"] for row in run["parts"].values())
+    model, tok = toccata.load_checkpoint(instruments=",".join(["piano", *parts]))
+    assert tok.instruments == ("piano", *parts)
+    piece = compose(model, tok, GenerationRequest(sampler=SamplerSettings("top_k", k=8, seed=0), beats=32))[0]
+    assert {t.name for t in piece.score.tracks} == {"Piano", *(part.capitalize() for part in parts)}
 
 
 def test_chamber_publish_writes_a_folder_without_code_whose_config_returns_the_state(tmp_path):

@@ -30,3 +30,11 @@ def test_the_train_command_parses_back_to_the_same_settings():
         ["data/quartets-violin"], 3, 0.0005, 120, 3,
     )  # fmt: skip
     assert (args.batch_size, args.window, args.eval_steps, args.patience, args.seed) == (16, 512, 20, 4, 0)
+
+
+def test_compare_refuses_to_keep_a_run_it_does_not_have():
+    import pytest
+    from toccata.release.chamber import compare
+
+    with pytest.raises(ValueError, match="--keep both: no run of that name; the runs are duos"):
+        compare("data/duo-violin", "test", {"duos": "runs/violin-b"}, keep="both")
