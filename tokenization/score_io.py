@@ -182,22 +182,28 @@ def _convert(name: str) -> ScoreConversion:
         parsed = parsed.scores[0]
     if not parsed.recurse().notes.first():
         raise MidiError(name, "the score has no notes")
-    info = _metadata(parsed, name)
-    if name.lower().endswith(".krn"):
-        _name_kern_parts(parsed, name)
+    kern_text = _kern_text(name)
+    info = _metadata(parsed, kern_text)
+    if kern_text:
+        _name_kern_parts(parsed, kern_text)
     playable, repeats = _expand_repeats(parsed)
     return ScoreConversion(midi=_score_midi(playable, name), repeats=repeats, scores_in_file=count, **info)
 
 
-def _name_kern_parts(score: Any, name: str) -> None:
-    """Give each part of a kern score the name its spine prints (`kern_spine_names`), so that a violin written
-    ``*I"Violine.`` is a "Violine" track, not a "StringInstrument". music21 makes one part per ``**kern`` spine,
-    top staff first: the spines' file order reversed. Parts are left as they are if the counts differ."""
-    try:
-        with open(name, encoding="utf-8", errors="replace") as handle:
-            names = kern_spine_names(handle.read())
-    except OSError:
-        return
+def _kern_text(name: str) -> str:
+    """The text of a kern file, read once for its records and spine names; "" for any other score format."""
+    if not name.lower().endswith(".krn"):
+        return ""
+    with open(name, encoding="utf-8", errors="replace") as handle:
+        return handle.read()
+
+
+def _name_kern_parts(score: Any, kern_text: str) -> None:
+    """Give each part of a kern score the instrument its spine names (`kern_spine_names`: code, printed name or
+    abbreviation), so that a violin written ``*I"Violine.`` is a "Violine" track, not a "StringInstrument". music21
+    makes one part per ``**kern`` spine, top staff first: the spines' file order reversed. Parts are left as they are
+    if the counts differ."""
+    names = kern_spine_names(kern_text)
     parts = list(getattr(score, "parts", None) or [])
     if len(names) != len(parts):
         return
@@ -262,12 +268,9 @@ def _expand_repeats(score: Any) -> tuple[Any, str]:
         return _without_repeats(score), f"{AS_WRITTEN}: music21 cannot expand them ({type(err).__name__}: {err})"
 
 
-def _metadata(score: Any, name: str) -> dict[str, str]:
+def _metadata(score: Any, kern_text: str) -> dict[str, str]:
     """Composer, title, movement and licence: kern reference records first (exact), then music21's metadata."""
-    records: dict[str, str] = {}
-    if name.lower().endswith(".krn"):
-        with open(name, encoding="utf-8", errors="replace") as handle:
-            records = kern_records(handle.read(200_000))
+    records = kern_records(kern_text[:200_000]) if kern_text else {}
     meta = score.metadata
     composer = records.get("COM") or (meta.composer if meta is not None else "") or ""
     title = records.get("OTL") or ""
@@ -296,6 +299,7 @@ __all__ = [
     "display_name",
     "is_score_path",
     "kern_records",
+    "kern_spine_names",
     "license_from_text",
     "read_music_file",
     "read_score_file",
