@@ -44,6 +44,7 @@ class ComposerControlReport:
     classifier_labels: list[str] = field(default_factory=list)
     tokens: int = 0
     seed: int = 0
+    guidance: float = 1.0  # the requests' composer_guidance (1: the label alone)
 
     @property
     def top1(self) -> float:
@@ -77,6 +78,7 @@ class ComposerControlReport:
             "classifier_labels": self.classifier_labels,
             "tokens": self.tokens,
             "seed": self.seed,
+            "guidance": self.guidance,
         }
 
     def markdown(self) -> str:
@@ -87,7 +89,7 @@ class ComposerControlReport:
 
         lines = [
             f"Composer control: {self.rows[0].samples if self.rows else 0} samples × {self.tokens} tokens per "
-            f"composer (seed {self.seed}); the classifier knows {len(self.classifier_labels)} composers (chance: "
+            f"composer (seed {self.seed}, composer guidance {self.guidance:g}); the classifier knows {len(self.classifier_labels)} composers (chance: "
             f"top-1 {pct(self.chance_top1)}, top-3 {pct(self.chance_top3)}).",
             "",
             "| asked for | top-1 | top-3 | real held-out pieces: top-1 / top-3 (n) | unconditioned samples given to it |",
@@ -122,10 +124,12 @@ def composer_control(
     composers: list[str] | None = None,
     dataset: str | None = None,
     split: str = "test",
+    guidance: float = 1.0,
 ) -> ComposerControlReport:
     """Generate `samples` pieces of `tokens` tokens per composer label (all the generator's but `other`, or
     `composers`) with the generator's preset, and as many unconditioned; classify them. With `dataset`, the classifier's
-    hits on the real pieces of `split` by each composer too."""
+    hits on the real pieces of `split` by each composer too. `guidance`: the conditioned requests' composer_guidance
+    (classifier-free guidance; 1 is the label alone)."""
     known = [c for c in getattr(tokenizer, "composers", ()) if c != OTHER_COMPOSER]
     if not known:
         raise ValueError("this generator has no composer labels: train it with --composer-min-pieces")
@@ -144,7 +148,7 @@ def composer_control(
     def generate(composer: str | None) -> list[list[str]]:
         request = GenerationRequest(
             sampler=replace(sampler, seed=seed), guards=guards, beats=None, max_new_tokens=tokens,
-            num_samples=samples, composer=composer,
+            num_samples=samples, composer=composer, composer_guidance=guidance if composer else 1.0,
         )  # fmt: skip
         pieces = compose(generator, tokenizer, request)
         empty = [i for i, piece in enumerate(pieces) if not piece.tokens]
@@ -160,7 +164,7 @@ def composer_control(
         ranks = _ranks(classifier, classifier_tokenizer, [p.ids for p in chosen]) if chosen else []
         for piece, rank in zip(chosen, ranks):
             real.setdefault(piece.composer, []).append(rank)
-    report = ComposerControlReport(classifier_labels=labels, tokens=tokens, seed=seed)
+    report = ComposerControlReport(classifier_labels=labels, tokens=tokens, seed=seed, guidance=guidance)
     for composer in asked:
         ranks = _ranks(classifier, classifier_tokenizer, generate(composer))
         own = real.get(composer, [])

@@ -87,6 +87,7 @@ class DemoSettings:
     best_of: int = 1  # > 1: compose this many candidates per variation and keep the one the critic rates most human
     instruments: str = "piano"  # "piano", "piano,violin", "piano,cello" or "piano,violin,cello": which model
     composer: str = ""  # in this composer's style (a label of the model's tokenizer); "": no label, any style
+    composer_guidance: float = GenerationRequest.composer_guidance  # how hard the style steers (1: the label alone)
 
     def __post_init__(self) -> None:
         if self.length_unit not in LENGTH_UNITS:
@@ -102,6 +103,8 @@ class DemoSettings:
         if self.instruments not in {value for _, value in INSTRUMENT_CHOICES}:
             choices = ", ".join(value for _, value in INSTRUMENT_CHOICES)
             raise ValueError(f"instruments must be one of {choices}; got {self.instruments!r}")
+        if not (isinstance(self.composer_guidance, (int, float)) and 0 <= self.composer_guidance <= 10):
+            raise ValueError(f"style strength must be from 0 to 10, got {self.composer_guidance!r}")
 
     def request(self, prompt_qpm: float | None = None, time_signature: tuple[int, int] = (4, 4)) -> GenerationRequest:
         """The pipeline request, given the prompt's tempo (None: no prompt) and time signature (for bars)."""
@@ -120,6 +123,7 @@ class DemoSettings:
             num_samples=self.variations,
             best_of=self.best_of,
             composer=self.composer or None,
+            composer_guidance=float(self.composer_guidance),
         )
 
 
@@ -173,6 +177,9 @@ def settings_from_values(
         best_of=_integer(values, "best_of") if values.get("best_of") is not None else 1,
         instruments=values.get("instruments") or "piano",
         composer=values.get("composer") or "",
+        composer_guidance=float(
+            GenerationRequest.composer_guidance if values.get("composer_guidance") is None else values["composer_guidance"]
+        ),
     )
 
 
@@ -200,6 +207,7 @@ def default_values(sampler: SamplerSettings, guards: GuardSettings) -> dict[str,
         "best_of": 1,
         "instruments": "piano",
         "composer": "",
+        "composer_guidance": GenerationRequest.composer_guidance,
         "prompt_source": "corpus",
         "corpus_work": CORPUS_EXCERPTS[0][1],
         "prompt_file": None,

@@ -109,6 +109,12 @@ def _controls(
         info="a composer the model learnt from (a label put before the piece, as in training)",
         visible=bool(composers),
     )
+    c["composer_guidance"] = gr.Slider(
+        0.0, 6.0, value=start["composer_guidance"], step=0.5, label="Style strength",
+        info="how hard the composer's style steers: 1 is the label alone; higher follows the style more "
+        "(classifier-free guidance)",
+        visible=bool(composers),
+    )  # fmt: skip
     with gr.Group():
         c["sampler"] = gr.Radio(SAMPLER_CHOICES, value=start["sampler"], label="Sampler")
         shown = SAMPLER_PARAMETERS[start["sampler"]]

@@ -6,7 +6,8 @@ only drops what a recurrent model does not need at every step: a growing `input_
 per-step output objects, signature inspection and stopping criteria that re-sum the whole sequence.
 
 A `DecodeJob` is one request: a prompt, a number of rows (variations), its sampler with its own seeded generator,
-its guards, its length. A `DecodeBatch` runs any number of jobs side by side: a job joins between two steps (its
+its guards, its length, and optionally a second prompt to guide against (classifier-free guidance: the rows'
+logits are pushed away from what the model predicts after `unconditional_ids`). A `DecodeBatch` runs any number of jobs side by side: a job joins between two steps (its
 prompt is read in one pass, as `generate()` reads it) and leaves when all its rows are done, so the same job gives
 the same music alone or in company. `decode()` runs one job; `ContinuousBatcher` (in `batching.py`) feeds a batch
 from many threads.
@@ -37,7 +38,9 @@ class DecodeJob:
     """One request: `rows` continuations of `prompt_ids` (which start with the BOS id), and what came of it.
 
     `target_steps`: a row is done once its new tokens advance time by this many steps (None: budget only);
-    `budget`: the most tokens per row. After `finished` is set, `tokens` holds each row's new ids (up to and
+    `budget`: the most tokens per row. `unconditional_ids` and `guidance` g: classifier-free guidance, the logits
+    u + g (c - u) where c follows `prompt_ids` and u the same tokens after `unconditional_ids` (g = 1: c alone; the
+    pipeline's composer label is what the two prompts differ by). After `finished` is set, `tokens` holds each row's new ids (up to and
     including the one that ended it), `cancelled` says whether `cancel` stopped it, `error` any exception.
     """
 
@@ -53,11 +56,20 @@ class DecodeJob:
     cancelled: bool = False
     error: BaseException | None = None
     finished: threading.Event = field(default_factory=threading.Event)
+    unconditional_ids: list[int] | None = None
+    guidance: float = 1.0
 
     def __post_init__(self) -> None:
         self.sampler = self.sampler.resolved()
         if self.rows < 1 or self.budget < 1 or not self.prompt_ids:
             raise ValueError(f"a decoding job needs rows >= 1, budget >= 1 and a BOS id; got {self!r}")
+        if self.guidance != 1.0 and not self.unconditional_ids:
+            raise ValueError(f"guidance {self.guidance} needs unconditional_ids, the prompt to guide against")
+
+    @property
+    def guided(self) -> bool:
+        """Whether its logits are pushed away from the unconditional prompt's (guidance other than 1)."""
+        return self.guidance != 1.0 and bool(self.unconditional_ids)
 
 
 class _Rule:
@@ -119,6 +131,12 @@ class DecodeBatch:
         self.done_count = 0  # how many of them: one numpy call per step instead of an any() and an all() per job
         self.running: list[_Running] = []
         self.pending_logits: torch.Tensor | None = None  # logits of rows that joined since the last step
+        # classifier-free guidance: which rows are guided, their scale, and the unconditional prompts' states (the
+        # guided rows only, in batch order) with the logits of those that joined since the last step
+        self.guided = np.zeros(0, dtype=bool)
+        self.guidance = torch.ones(0, dtype=torch.float32, device=self.device)
+        self.plain_states: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.plain_pending: torch.Tensor | None = None
 
     @property
     def rows(self) -> int:
@@ -131,15 +149,19 @@ class DecodeBatch:
     def add(self, job: DecodeJob) -> None:
         """Read the job's prompt (one pass, like `generate()`), then decode its rows with the others from now on."""
         states, logits = self._read_prompt(job.prompt_ids, job.rows)
-        if self.states:
-            self.states = [(torch.cat([h, nh]), torch.cat([c, nc])) for (h, c), (nh, nc) in zip(self.states, states)]
-        else:
-            self.states = states
+        self.states = _cat_states(self.states, states)
         self.guards.append(job.guards, job.prompt_ids, job.rows, job.target_steps)
+        if job.guided:
+            plain_states, plain_logits = self._read_prompt(job.unconditional_ids, job.rows)
+            self.plain_states = _cat_states(self.plain_states, plain_states)
+            self.plain_pending = _cat(self.plain_pending, plain_logits)
+        self.guided = np.concatenate([self.guided, np.full(job.rows, job.guided)])
+        scale = torch.full((job.rows,), float(job.guidance), dtype=torch.float32, device=self.device)
+        self.guidance = torch.cat([self.guidance, scale])
         self.done = np.concatenate([self.done, np.zeros(job.rows, dtype=bool)])
         placeholder = torch.full((job.rows,), self.pad_id, dtype=torch.long, device=self.device)
         self.next_input = torch.cat([self.next_input, placeholder])
-        self.pending_logits = logits if self.pending_logits is None else torch.cat([self.pending_logits, logits])
+        self.pending_logits = _cat(self.pending_logits, logits)
         out_ids = np.zeros((job.rows, job.budget), dtype=np.int64)
         self.running.append(_Running(job, _Rule(job.sampler, self.device), out_ids))
 
@@ -163,18 +185,30 @@ class DecodeBatch:
 
     def _logits(self) -> torch.Tensor:
         """Next-token logits of every row: one LSTM step for rows that have run, the prompt pass for new ones."""
-        if self.pending_logits is None:
-            return self.model.step(self.next_input, self.states, self.weights)
-        fresh, self.pending_logits = self.pending_logits, None
-        old = self.rows - fresh.shape[0]
+        logits, self.states, self.pending_logits = self._step_rows(self.next_input, self.states, self.pending_logits)
+        return logits
+
+    def _step_rows(self, inputs: torch.Tensor, states: list, pending: torch.Tensor | None) -> tuple:
+        """(logits, states, None): one step of `inputs` from `states` for the rows that have run, `pending` (the
+        prompt pass's logits) for the rows at the end that joined since the last step."""
+        if pending is None:
+            return self.model.step(inputs, states, self.weights), states, None
+        old = inputs.shape[0] - pending.shape[0]
         if not old:
-            return fresh
-        states = [(h[:old], c[:old]) for h, c in self.states]
-        logits = self.model.step(self.next_input[:old], states, self.weights)
-        self.states = [
-            (torch.cat([h, hs[old:]]), torch.cat([c, cs[old:]])) for (h, c), (hs, cs) in zip(states, self.states)
-        ]
-        return torch.cat([logits, fresh])
+            return pending, states, None
+        ran = [(h[:old], c[:old]) for h, c in states]
+        logits = self.model.step(inputs[:old], ran, self.weights)
+        states = [(torch.cat([h, hs[old:]]), torch.cat([c, cs[old:]])) for (h, c), (hs, cs) in zip(ran, states)]
+        return torch.cat([logits, pending]), states, None
+
+    def _guide(self, scores: torch.Tensor) -> None:
+        """Classifier-free guidance in place: each guided row's logits c become u + g (c - u), u from its
+        unconditional prompt's state (stepped with the same tokens)."""
+        rows = torch.from_numpy(np.flatnonzero(self.guided)).to(self.device)
+        plain, self.plain_states, self.plain_pending = self._step_rows(
+            self.next_input[rows], self.plain_states, self.plain_pending
+        )
+        scores[rows] = torch.lerp(plain, scores[rows], self.guidance[rows].unsqueeze(1))
 
     def step(self) -> list[DecodeJob]:
         """Decode one token for every row; returns the jobs that finished (they have left the batch)."""
@@ -184,6 +218,8 @@ class DecodeBatch:
         if not self.running:
             return []
         scores = self._logits()
+        if self.plain_states:
+            self._guide(scores)
         self.guards.apply(scores)
         if len(self.running) == 1:
             chosen = self.running[0].rule.choose(scores)
@@ -237,6 +273,11 @@ class DecodeBatch:
         self.states = [(h[rows], c[rows]) for h, c in self.states]
         self.next_input = self.next_input[rows]
         self.guards.keep(index)
+        if self.plain_states:  # the guided rows kept, as positions among the guided rows
+            plain = torch.from_numpy((np.cumsum(self.guided) - 1)[index[self.guided[index]]]).to(self.device)
+            self.plain_states = [(h[plain], c[plain]) for h, c in self.plain_states] if len(plain) else []
+        self.guided = self.guided[index]
+        self.guidance = self.guidance[rows]
         self.done = self.done[index]
         self.done_count = np.count_nonzero(self.done)
         self.running = [run for run in self.running if run not in finished]
@@ -247,6 +288,17 @@ class DecodeBatch:
             run.job.error = error
             run.job.finished.set()
         self._clear()
+
+
+def _cat(first: torch.Tensor | None, then: torch.Tensor) -> torch.Tensor:
+    return then if first is None else torch.cat([first, then])
+
+
+def _cat_states(first: list, then: list) -> list:
+    """Per-layer (h, c) of `first`'s rows, then `then`'s."""
+    if not first:
+        return then
+    return [(torch.cat([h, nh]), torch.cat([c, nc])) for (h, c), (nh, nc) in zip(first, then)]
 
 
 def set_decoding_threads(threads: int | None = None) -> int:

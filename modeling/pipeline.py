@@ -64,6 +64,9 @@ class GenerationRequest:
     num_samples: int = 1
     best_of: int = 1  # candidates per piece: a critic keeps the num_samples it rates most human
     composer: str | None = None  # in this composer's style: a label the checkpoint was trained with (its tokenizer's)
+    # how hard the label steers: 1 = the label alone, as trained; above 1, classifier-free guidance (the logits pushed
+    # away from the unlabelled prediction: u + g (c - u), see guidance.py); ignored without a composer
+    composer_guidance: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("beats", "seconds", "qpm", "prompt_beats"):
@@ -86,6 +89,9 @@ class GenerationRequest:
             raise ValueError(
                 f"num_samples x best_of is at most 64 (one batch), got {self.num_samples} x {self.best_of}"
             )
+        guidance = self.composer_guidance
+        if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not 0.0 <= guidance <= 10.0:
+            raise ValueError(f"composer_guidance must be a number from 0 to 10 (1: the label alone), got {guidance!r}")
         if self.prompt_from not in PROMPT_FROM:
             raise ValueError(f"prompt_from must be start or end, got {self.prompt_from!r}")
         if self.max_new_tokens is not None and not (isinstance(self.max_new_tokens, int) and self.max_new_tokens > 0):
@@ -250,6 +256,9 @@ def compose(
             "best_of > 1 needs a critic to choose with: pass critic= (e.g. toccata.default_critic_scorer())"
         )
     ids = [model.config.bos_token_id] + tokenizer.convert_tokens_to_ids(prompt_tokens)
+    unconditional, guidance = None, 1.0
+    if request.composer and request.composer_guidance != 1.0:  # guided against the same prompt without the label
+        unconditional, guidance = list(ids), float(request.composer_guidance)
     if request.composer:  # the label word goes first, as in training (`<composer:NAME> <bos> ...`)
         if not hasattr(tokenizer, "composer_token_id"):
             raise ValueError(f"composer {request.composer!r}: this tokenizer has no composer labels")
@@ -259,7 +268,10 @@ def compose(
     # shared batch gives every job the music it gets alone; so a variation can be composed again by itself.
     seeds = [sampler.seed + row for row in range(rows)]
     jobs = [
-        DecodeJob(ids, 1, replace(sampler, seed=seed), request.guards, budget, target_steps, progress, cancel)
+        DecodeJob(
+            ids, 1, replace(sampler, seed=seed), request.guards, budget, target_steps, progress, cancel,
+            unconditional_ids=unconditional, guidance=guidance,
+        )  # fmt: skip
         for seed in seeds
     ]
     was_training = model.training

@@ -32,8 +32,10 @@ def generate_kwargs(
     sampler: SamplerSettings | None = None,
     guards: GuardSettings | None = None,
     device: torch.device | str = "cpu",
+    guidance: LogitsProcessor | None = None,
 ) -> dict:
-    """Keyword arguments for `model.generate()` that apply a sampler and the guards.
+    """Keyword arguments for `model.generate()` that apply a sampler and the guards; `guidance` (a
+    `ClassifierFreeGuidance` for this call) first, as `compose()` guides before it guards.
 
     Example:
         >>> out = model.generate(ids, max_new_tokens=500, **generate_kwargs(model.config, SamplerSettings("top_k", k=5, seed=1)))
@@ -41,6 +43,8 @@ def generate_kwargs(
     layout = VocabLayout.from_config(config)
     sampler = (sampler or SamplerSettings()).resolved()
     processors = guard_processors(guards or GuardSettings(), layout) + sampler_processors(sampler, device)
+    if guidance is not None:
+        processors.insert(0, guidance)
     return {"logits_processor": LogitsProcessorList([ProcessorChain(processors)]), "do_sample": False}
 
 

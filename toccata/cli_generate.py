@@ -65,6 +65,11 @@ def add_generate_parser(commands: argparse._SubParsersAction) -> None:
         "--composer",
         help="in this composer's style, for a checkpoint trained with composer labels (its model card lists them)",
     )
+    gen.add_argument(
+        "--composer-guidance", type=float, metavar="G",
+        help="how hard --composer steers, 0 to 10: 1 is the label alone; above 1, classifier-free guidance "
+        "(default 1; docs/generation.md)",
+    )  # fmt: skip
     add_choice(
         gen,
         "--prompt-from",
@@ -189,6 +194,7 @@ def run_generate(args: argparse.Namespace) -> int:
         num_samples=args.num_samples,
         best_of=args.best_of,
         composer=args.composer,
+        **({} if args.composer_guidance is None else {"composer_guidance": args.composer_guidance}),
     )
     if args.composer:  # an unknown name fails now, listing the known ones, not after the synthesizer is found
         compose_check = getattr(tokenizer, "composer_token_id", None)
@@ -290,7 +296,8 @@ def generate_command(
         words += ["--num-samples", str(settings["num_samples"])]
         words += ["--best-of", str(settings["best_of"])] if settings.get("best_of", 1) > 1 else []
     words += ["--int8"] if settings.get("int8") else []
-    words += ["--composer", settings["composer"]] if settings.get("composer") else []
+    if settings.get("composer"):
+        words += ["--composer", settings["composer"], "--composer-guidance", _number(settings["composer_guidance"])]
     if prompt:
         words += ["--prompt", prompt, "--prompt-from", settings["prompt_from"]]
         words += ["--prompt-beats", _number(settings["prompt_beats"])] if settings["prompt_beats"] else []

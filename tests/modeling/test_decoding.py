@@ -8,7 +8,7 @@ import threading
 
 import pytest
 import torch
-from support.models import TOK, tiny_model, walk, with_generate
+from support.models import TOK, rows_of, tiny_model, walk, with_generate
 from toccata.modeling import GuardSettings, SamplerSettings
 from toccata.modeling.batching import ContinuousBatcher
 from toccata.modeling.decoding import DecodeBatch, DecodeJob, decode
@@ -45,12 +45,6 @@ def prompt_ids() -> list[int]:
 def job(prompt: list[int], sampler="top_k", guards="default", seed=0, rows=3, steps=96, budget=300, **kw) -> DecodeJob:
     settings = SamplerSettings(sampler, seed=seed, **kw)
     return DecodeJob(list(prompt), rows, settings, GUARDS[guards], budget, steps)
-
-
-def rows_of(job: DecodeJob) -> list[list[int]]:
-    """Each row's ids, padded as `generate()` pads rows that finished early."""
-    width = max(len(row) for row in job.tokens)
-    return [row + [TOK.pad_token_id] * (width - len(row)) for row in job.tokens]
 
 
 @pytest.mark.parametrize("sampler,guards", list(itertools.product(["greedy", "top_n", "top_k", "mixed"], GUARDS)))

@@ -90,16 +90,25 @@ def walk(ids: list[int], start: int = 0, max_polyphony: int = 10, max_note_steps
     return Walk(bad, longest, note_ons)
 
 
+def rows_of(job: DecodeJob) -> list[list[int]]:
+    """Each row's ids, padded as `generate()` pads rows that finished early."""
+    width = max(len(row) for row in job.tokens)
+    return [row + [TOK.pad_token_id] * (width - len(row)) for row in job.tokens]
+
+
 def with_generate(model, job: DecodeJob) -> list[list[int]]:
-    """What transformers' `generate()` makes of the same job: each row's new ids."""
+    """What transformers' `generate()` makes of the same job: each row's new ids (guided as the job is)."""
+    from toccata.modeling.guidance import ClassifierFreeGuidance
+
     layout = VocabLayout.from_config(model.config)
     ids = torch.tensor([job.prompt_ids] * job.rows)
+    guidance = ClassifierFreeGuidance(model, job.unconditional_ids, job.guidance) if job.guided else None
     criteria = [StopAfterSteps(layout, ids.shape[1], job.target_steps)] if job.target_steps else []
     out = model.generate(
         ids,
         attention_mask=torch.ones_like(ids),
         max_new_tokens=job.budget,
-        **generate_kwargs(model.config, job.sampler, job.guards),
+        **generate_kwargs(model.config, job.sampler, job.guards, guidance=guidance),
         stopping_criteria=StoppingCriteriaList(criteria),
         pad_token_id=model.config.pad_token_id,
         eos_token_id=model.config.eos_token_id,
