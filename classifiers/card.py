@@ -88,9 +88,9 @@ def card_text(task, summary: dict) -> str:
             f"Negatives in shares `{task.negatives}`: the generator's samples ({task.sample_beats:g} quarter notes "
             f"each from scratch, the generator's preset guards, batches of 16 cycling through these samplers: "
             f"{spread}); real training excerpts corrupted on the fly (pitches scrambled, rhythm shuffled, bars "
-            f"reordered, a hand a tritone off, reversed, random notes added, in turn); weaker models' samples (the "
-            f"generator at T {task.weaker_temperature:g}, an untrained model of its size, a 5-gram of the training "
-            f"pieces). Validation and test negatives use seeds never used in training. "
+            f"reordered, a hand a tritone off, reversed, random notes added, the register shifted, the range narrowed, in "
+            f"turn); weaker models' samples (the generator at T {task.weaker_temperature:g}, an untrained model of its "
+            f"size, a 5-gram of the training pieces{''.join(f', {p}' for p in task.weaker_from)}). Validation and test negatives use seeds never used in training. "
         )
         checks = _check_tables(summary.get("check", {}))
     classes = ", ".join(f"{i} `{name}`" for i, name in enumerate(summary["classes"]))
@@ -103,6 +103,7 @@ def card_text(task, summary: dict) -> str:
         + ("" if task.pretrained else " --from-scratch")
         + (
             f" --negatives {task.negatives} --weaker-temperature {task.weaker_temperature:g}"
+            + "".join(f" --weaker-from {path}" for path in task.weaker_from)
             if task.task == "critic"
             else ""
         )

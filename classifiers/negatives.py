@@ -9,7 +9,8 @@ negative class mixes, in shares the task sets (`--negatives generator=0.4,corrup
   on the fly per batch: a span of twice the excerpt length is read as notes, spoilt, written back as tokens, and an
   excerpt is cut from it like from any piece (so its edges look like a real excerpt's, not like a whole piece's);
 - `weaker`: samples of weaker composers (`WEAKER_MODELS`: the generator at a high temperature, an untrained model
-  of its size, a Kneser-Ney 5-gram of the training pieces), cached like the generator's.
+  of its size, a Kneser-Ney 5-gram of the training pieces; and any `others`, say a model preference-tuned against an
+  earlier critic, whose traits the next critic must not reward), cached like the generator's.
 
 Validation and test draw every kind with seeds never used in training (`SEED_BASE`).
 """
@@ -143,16 +144,29 @@ def weaker_samples(
     beats: float,
     temperature: float,
     log=print,
+    others: dict | None = None,
 ) -> list[dict]:
-    """`count` samples of weaker composers, batch by batch in turn over `WEAKER_MODELS` (seeds of `split`), cached
-    as FOLDER/weaker-SPLIT-NNN.json. Each record: {"tokens": words, "model": name}."""
+    """`count` samples of weaker composers, batch by batch in turn over `WEAKER_MODELS` and then `others` (name ->
+    generator, sampled with its own preset; seeds of `split`), cached as FOLDER/weaker-SPLIT-NNN.json. Each record:
+    {"tokens": words, "model": name}."""
     preset, guards = preset_from_generation_config(generator.generation_config)
     first = int(generator.config.note_on_offset)
+    others = dict(others or {})
+    clash = sorted(set(others) & set(WEAKER_MODELS))
+    if clash:
+        raise ValueError(f"weaker models named {clash} clash with the built-in ones ({', '.join(WEAKER_MODELS)})")
+    names = (*WEAKER_MODELS, *others)
     ngram = None
 
     def make(batch: int, size: int) -> dict:
         nonlocal ngram
-        name, seed = WEAKER_MODELS[batch % len(WEAKER_MODELS)], SEED_BASE[split] + batch
+        name, seed = names[batch % len(names)], SEED_BASE[split] + batch
+        if name in others:  # another generator with its own preset and guards
+            own, own_guards = preset_from_generation_config(others[name].generation_config)
+            settings = SamplerSettings(**{**asdict(own), "seed": seed})
+            request = GenerationRequest(sampler=settings, guards=own_guards, beats=beats, num_samples=size)
+            pieces = compose(others[name], tokenizer, request)
+            return {"model": name, "sampler": asdict(settings), "samples": [" ".join(p.tokens) for p in pieces]}
         if name == "ngram":
             ngram = ngram or _ngram(train, tokenizer)
             allowed = np.arange(len(tokenizer)) >= first  # notes and waits only

@@ -51,6 +51,8 @@ from .fine_tune import fine_tune
 from .model import CRITIC_LABELS, classifier_from_generator, critic_scores, predict_proba, save_classifier
 from .negatives import (
     DEFAULT_NEGATIVES,
+    SAMPLE_BATCH,
+    WEAKER_MODELS,
     CriticSampler,
     corrupted_excerpts,
     generated_samples,
@@ -87,6 +89,7 @@ class ClassifierTask:
     sample_beats: float = 96.0
     negatives: str = DEFAULT_NEGATIVES  # critic: shares of the negative class, kind=share (see negatives.py)
     weaker_temperature: float = 1.8  # critic: the temperature of the generator's "hot" weaker samples
+    weaker_from: tuple[str, ...] = ()  # critic: more generators whose samples are weaker negatives (e.g. a tuned one)
     corrupted_per_piece: int = 4  # critic: spoilt excerpts per validation/test piece
     min_pieces: int = 5  # composer: a composer needs this many training pieces to be a class
     license: str = "unknown"
@@ -150,10 +153,11 @@ def _critic_split(task, tokenizer, generator, split: str, count: int, train_real
             train_real,
             folder,
             split,
-            _weaker_count(count),
+            _weaker_count(count, len(WEAKER_MODELS) + len(task.weaker_from)),
             task.sample_beats,
             task.weaker_temperature,
             log,
+            others=_other_generators(task),
         )
         fake += [
             Labelled(_ids(tokenizer, r["tokens"]), 1 - human, f"weaker:{r['model']}:{split}:{i}")
@@ -165,8 +169,19 @@ def _critic_split(task, tokenizer, generator, split: str, count: int, train_real
     return [s for s in real + fake if len(s.ids) >= short] or real + fake  # equal-length excerpts on both sides
 
 
-def _weaker_count(count: int) -> int:
-    return max(48, count // 2)  # at least one batch of each weaker model
+def _weaker_count(count: int, models: int) -> int:
+    return max(SAMPLE_BATCH * models, count // 2)  # at least one batch of each weaker model
+
+
+def _other_generators(task: ClassifierTask) -> dict:
+    """`task.weaker_from` loaded, each named by its folder (`weaker:NAME:...` in the data and the check)."""
+    others = {}
+    for path in task.weaker_from:
+        name = Path(str(path).rstrip("/")).name
+        if name in others:
+            raise ValueError(f"weaker_from: two generators named {name!r}; give folders with different names")
+        others[name] = load_checkpoint(path)[0].eval()
+    return others
 
 
 def _ids(tokenizer, words: list[str]) -> np.ndarray:
@@ -369,6 +384,7 @@ def _critic_checks(task: ClassifierTask, model, tokenizer, data: dict[str, list[
     negatives: dict[str, list[list[str]]] = {}
     names = {"sample": "generator's samples", "hot": f"generator at T {task.weaker_temperature:g}"}
     names.update(untrained="untrained model", ngram="5-gram")
+    names.update({Path(str(p).rstrip("/")).name: f"{Path(str(p).rstrip('/')).name}'s samples" for p in task.weaker_from})
     for seq in data["test"]:
         head, *rest = seq.group.split(":")
         kind = names.get(rest[0] if head == "weaker" else head)

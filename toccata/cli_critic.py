@@ -154,6 +154,11 @@ def _add_train(cmd: argparse.ArgumentParser, task: str) -> None:
         cmd.add_argument(
             "--weaker-temperature", type=float, default=1.8, help="temperature of the generator's weaker samples"
         )
+        cmd.add_argument(
+            "--weaker-from", action="append", default=[], metavar="CHECKPOINT",
+            help="another generator whose samples (with its preset) join the weaker negatives, e.g. a model tuned "
+            "against an earlier critic (repeatable)",
+        )  # fmt: skip
     else:
         cmd.add_argument("--min-pieces", type=int, default=5, help="training pieces a composer needs to be a class")
     cmd.set_defaults(run=run_train, task=task)
@@ -190,6 +195,7 @@ def run_train(args: argparse.Namespace) -> int:
             test_samples=args.test_samples,
             sample_beats=args.sample_beats,
             weaker_temperature=args.weaker_temperature,
+            weaker_from=tuple(args.weaker_from),
         )
         if args.negatives is not None:
             options["negatives"] = args.negatives

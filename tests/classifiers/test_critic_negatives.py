@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,27 @@ def test_the_critic_task_builds_every_negative_kind_with_seeds_apart(critic_data
         assert not seeds["validation"] & seeds["test"]
     pieces = {split: {s.group for s in seqs if s.group.startswith("piece:")} for split, seqs in data.items()}
     assert not pieces["train"] & pieces["test"] and not pieces["train"] & pieces["validation"]
+
+
+def test_another_generator_joins_the_weaker_negatives_and_the_card(tiny_dataset, tiny_generator, tmp_path):
+    """`--weaker-from`: a model tuned against an earlier critic (here another tiny one) is sampled with its own preset
+    beside the built-in weaker models, in every split, and named in the check's kinds and the card's command."""
+    torch.manual_seed(1)
+    tuned = save_checkpoint(tmp_path / "tuned", random_model(TOK, **TINY), TOK)
+    task = ClassifierTask(
+        "critic", str(tiny_dataset), str(tmp_path / "critic"), str(tiny_generator), excerpt_tokens=64,
+        train_samples=16, validation_samples=16, test_samples=16, sample_beats=24.0, weaker_from=(str(tuned),),
+    )  # fmt: skip
+    _, data, _ = _task_data(task, TOK, log=lambda line: None)
+    for split, seqs in data.items():
+        weaker = Counter(s.group.split(":")[1] for s in seqs if s.group.startswith("weaker:"))
+        assert set(weaker) == {*WEAKER_MODELS, "tuned"}, (split, weaker)
+    records = [json.loads(p.read_text()) for p in (tmp_path / "critic" / "samples").glob("weaker-test-*.json")]
+    tuned_texts = [t for r in records if r["model"] == "tuned" for t in r["samples"]]
+    hot_texts = [t for r in records if r["model"] == "hot" for t in r["samples"]]
+    assert tuned_texts and not set(tuned_texts) & set(hot_texts)  # its own samples, not the generator's
+    with pytest.raises(ValueError, match="two generators named 'tuned'"):
+        _task_data(replace(task, weaker_from=(str(tuned), str(tuned) + "/")), TOK, log=lambda line: None)
 
 
 def test_training_batches_mix_the_kinds_in_their_shares(critic_data):
