@@ -6,7 +6,9 @@ generator's samples) names the composer of samples conditioned on each label the
 Reported per composer and over all: top-1 and top-3 (the requested composer among the classifier's three most likely),
 against chance (1 / the classifier's labels, 3 / them) and against the same classifier on real held-out pieces by that
 composer (its ceiling: a sample cannot be recognised more surely than the composer's own music is). Unconditioned
-samples are classified too: a label that wins there as often as when asked for is not control.
+samples are classified too: a label that wins there as often as when asked for is not control. Steering must not
+cost the music: with a dataset, the feature judge of `toccata evaluate` (never trained on samples by any of these
+models) tells the conditioned samples from the composers' real pieces (`judge_auc`, lower is better).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
+from toccata.evaluation.feature_critic import excerpts
+from toccata.evaluation.feature_critic import critic_score as judge_score
+from toccata.modeling.layout import VocabLayout
 from toccata.modeling.pipeline import GenerationRequest, compose
 from toccata.modeling.presets import preset_from_generation_config
 from toccata.training.data import load_pieces
@@ -45,6 +50,8 @@ class ComposerControlReport:
     tokens: int = 0
     seed: int = 0
     guidance: float = 1.0  # the requests' composer_guidance (1: the label alone)
+    judge_auc: float | None = None  # the feature judge: conditioned samples against the real pieces (lower: closer)
+    judge_auc_std: float | None = None
 
     @property
     def top1(self) -> float:
@@ -79,6 +86,8 @@ class ComposerControlReport:
             "tokens": self.tokens,
             "seed": self.seed,
             "guidance": self.guidance,
+            "judge_auc": self.judge_auc,
+            "judge_auc_std": self.judge_auc_std,
         }
 
     def markdown(self) -> str:
@@ -102,6 +111,12 @@ class ComposerControlReport:
             )
         real_mean = f"{pct(self.real('real_top1'))} / {pct(self.real('real_top3'))}"
         lines.append(f"| **mean** | **{pct(self.top1)}** | **{pct(self.top3)}** | {real_mean} | |")
+        if self.judge_auc is not None:
+            lines += [
+                "",
+                f"Feature judge, the conditioned samples against these composers' real pieces: ROC AUC "
+                f"{self.judge_auc:.3f} ± {self.judge_auc_std:.3f} (0.5: indistinguishable).",
+            ]
         return "\n".join(lines) + "\n"
 
 
@@ -158,6 +173,7 @@ def composer_control(
 
     plain = _ranks(classifier, classifier_tokenizer, generate(None))
     real: dict[str, list[list[str]]] = {}
+    chosen = []  # the real pieces by the composers asked for
     if dataset:
         pieces = load_pieces(dataset, split, tokenizer, original_key_only=True, with_composer=True)
         chosen = [p for p in pieces if p.composer in asked]
@@ -165,8 +181,11 @@ def composer_control(
         for piece, rank in zip(chosen, ranks):
             real.setdefault(piece.composer, []).append(rank)
     report = ComposerControlReport(classifier_labels=labels, tokens=tokens, seed=seed, guidance=guidance)
+    conditioned: list[list[str]] = []
     for composer in asked:
-        ranks = _ranks(classifier, classifier_tokenizer, generate(composer))
+        made = generate(composer)
+        conditioned += made
+        ranks = _ranks(classifier, classifier_tokenizer, made)
         own = real.get(composer, [])
         report.rows.append(
             ComposerRow(
@@ -180,4 +199,12 @@ def composer_control(
                 unconditioned_top1=float(np.mean([r[0] == composer for r in plain])),
             )
         )
+    if dataset and chosen:
+        layout = VocabLayout.from_config(generator.config)
+        real_excerpts, real_groups = excerpts([p.ids for p in chosen], per_sequence=2, seed=seed)
+        made_ids = [np.asarray(tokenizer.convert_tokens_to_ids(t)) for t in conditioned]
+        made_excerpts, made_groups = excerpts(made_ids, per_sequence=1, seed=seed)
+        if len(real_excerpts) >= 5 and len(made_excerpts) >= 5:
+            judged = judge_score(real_excerpts, real_groups, made_excerpts, made_groups, layout, seed=seed)
+            report.judge_auc, report.judge_auc_std = judged.auc, judged.auc_std
     return report
