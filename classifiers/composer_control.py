@@ -139,7 +139,7 @@ def composer_control(
     composers: list[str] | None = None,
     dataset: str | None = None,
     split: str = "test",
-    guidance: float = 1.0,
+    guidance: float = GenerationRequest.composer_guidance,
 ) -> ComposerControlReport:
     """Generate `samples` pieces of `tokens` tokens per composer label (all the generator's but `other`, or
     `composers`) with the generator's preset, and as many unconditioned; classify them. With `dataset`, the classifier's

@@ -65,8 +65,9 @@ class GenerationRequest:
     best_of: int = 1  # candidates per piece: a critic keeps the num_samples it rates most human
     composer: str | None = None  # in this composer's style: a label the checkpoint was trained with (its tokenizer's)
     # how hard the label steers: 1 = the label alone, as trained; above 1, classifier-free guidance (the logits pushed
-    # away from the unlabelled prediction: u + g (c - u), see guidance.py); ignored without a composer
-    composer_guidance: float = 1.0
+    # away from the unlabelled prediction: u + g (c - u), see guidance.py); ignored without a composer. 3: on the
+    # default, the classifier names the composer asked for 25% of the time against 9% at 1, the judge no worse
+    composer_guidance: float = 3.0
 
     def __post_init__(self) -> None:
         for name in ("beats", "seconds", "qpm", "prompt_beats"):

@@ -92,9 +92,9 @@ def _add_control(actions: argparse._SubParsersAction) -> None:
     cmd.add_argument("--tokens", type=int, default=1000, help="tokens per sample (default %(default)s)")
     cmd.add_argument("--seed", type=int, default=0)
     cmd.add_argument(
-        "--guidance", type=float, default=1.0,
+        "--guidance", type=float,
         help="composer guidance of the conditioned samples: 1 the label alone, above 1 classifier-free guidance "
-        "(default %(default)s)",
+        "(default: compose()'s, 3)",
     )  # fmt: skip
     cmd.add_argument("--out", help="also write the report here: FILE.md (the table) and FILE.json")
     cmd.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -114,7 +114,8 @@ def run_control(args: argparse.Namespace) -> int:
     composers = [name.strip() for name in args.composers.split(",")] if args.composers else None
     report = composer_control(
         generator, tokenizer, classifier, classifier_tokenizer, samples=args.samples, tokens=args.tokens,
-        seed=args.seed, composers=composers, dataset=args.dataset, split=args.split, guidance=args.guidance,
+        seed=args.seed, composers=composers, dataset=args.dataset, split=args.split,
+        **({} if args.guidance is None else {"guidance": args.guidance}),
     )  # fmt: skip
     if args.out:
         out = Path(args.out).with_suffix("")

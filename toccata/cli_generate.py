@@ -68,7 +68,7 @@ def add_generate_parser(commands: argparse._SubParsersAction) -> None:
     gen.add_argument(
         "--composer-guidance", type=float, metavar="G",
         help="how hard --composer steers, 0 to 10: 1 is the label alone; above 1, classifier-free guidance "
-        "(default 1; docs/generation.md)",
+        "(default 3; docs/generation.md)",
     )  # fmt: skip
     add_choice(
         gen,

@@ -92,7 +92,7 @@ def test_guidance_strengthens_a_label_the_generator_learnt_only_weakly(classifie
     """Classifier-free guidance: a generator that has barely begun to learn its labels (and learnt the unlabelled
     music beside them) is recognised more often when its logits are pushed away from the unlabelled prediction."""
     weak = _generator(labelled=True, steps=100, dropout=0.3)
-    plain = composer_control(weak, TOK, classifier, TOK, samples=20, tokens=60)
+    plain = composer_control(weak, TOK, classifier, TOK, samples=20, tokens=60, guidance=1.0)
     guided = composer_control(weak, TOK, classifier, TOK, samples=20, tokens=60, guidance=4.0)
     assert guided.guidance == 4.0 and "composer guidance 4" in guided.markdown()
     assert plain.top1 <= 0.9 and guided.top1 >= plain.top1 + 0.1, (plain.markdown(), guided.markdown())

@@ -78,7 +78,9 @@ def test_a_guided_request_gives_the_same_music_in_a_batch_that_others_join_and_l
 def test_compose_guides_the_composer_label_and_validates_the_strength(labelled):
     model, tokenizer = labelled
     name = tokenizer.composers[0]
-    base = GenerationRequest(sampler=SamplerSettings("weighted", seed=7), beats=16, composer=name, num_samples=2)
+    base = GenerationRequest(
+        sampler=SamplerSettings("weighted", seed=7), beats=16, composer=name, num_samples=2, composer_guidance=1.0
+    )
     plain, guided = compose(model, tokenizer, base), compose(model, tokenizer, replace(base, composer_guidance=3.0))
     assert [p.tokens for p in plain] != [p.tokens for p in guided]
     assert all(p.new_notes > 0 and p.settings["composer_guidance"] == 3.0 for p in guided)
