@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -170,9 +171,15 @@ class NotewiseTokenizer(MidiWordTokenizer):
         return vocab + [composer_word(name) for name in self.composers]  # last: no other id moves
 
     def composer_token_id(self, composer: str) -> int:
-        """The id of the word that asks for `composer`'s style (put before `<bos>`); a clear error for a name
-        this vocabulary does not hold, listing those it does."""
+        """The id of the word that asks for `composer`'s style (put before `<bos>`). The full label, or any case of
+        it, or a part of it that names one label only ("Chopin" for "Fryderyk Chopin"); a clear error for a name
+        this vocabulary does not hold, or one that fits several, listing those it does."""
         index = self._token_to_id.get(composer_word(composer)) if str(composer).strip() else None
+        if index is None and str(composer).strip():
+            fits = _labels_named(self.composers, str(composer))
+            if len(fits) > 1:
+                raise ValueError(f"composer {composer!r} fits {', '.join(fits)}: give the full name")
+            index = self._token_to_id.get(composer_word(fits[0])) if fits else None
         if index is None:
             known = ", ".join(self.composers) if self.composers else "none: it was trained without composer labels"
             raise ValueError(f"unknown composer {composer!r}; this model knows {known}")
@@ -502,6 +509,25 @@ def _check_instruments(instruments: Sequence[str] | str) -> tuple[str, ...]:
             f"instruments must name each part once, the piano among them, from {list(INSTRUMENTS)}; got {list(names)}"
         )
     return tuple(name for name in INSTRUMENTS if name in names)
+
+
+def _labels_named(labels: tuple[str, ...], name: str) -> list[str]:
+    """The labels that `name` names, ignoring case and accents: the whole label, else whole words of it in order
+    ("chopin", "Jozef Stefani"); "other" only by its own name."""
+    def plain(text: str) -> list[str]:
+        folded = unicodedata.normalize("NFKD", text.replace("ł", "l").replace("Ł", "L")).casefold()
+        return "".join(ch for ch in folded if not unicodedata.combining(ch)).replace("_", " ").split()
+
+    asked = plain(name)
+    whole = [label for label in labels if plain(label) == asked]
+    if whole or not asked:
+        return whole
+    fits = []
+    for label in labels:
+        words = plain(label)
+        if label != "other" and any(words[i : i + len(asked)] == asked for i in range(len(words))):
+            fits.append(label)
+    return fits
 
 
 __all__ = ["INSTRUMENTS", "NotewiseTokenizer", "instrument_of_track"]

@@ -78,6 +78,19 @@ def test_vocabulary_appends_composer_words_and_decoding_skips_them():
         NotewiseTokenizer(composers=["A B", "A  B"])
 
 
+def test_a_composer_is_found_by_part_of_the_name_ignoring_case_and_accents():
+    names = ["Fryderyk Chopin", "Józef Stefani", "Józef Nowakowski", "Edward Stefan Łodwigowski", "other"]
+    tokenizer = NotewiseTokenizer(composers=names)
+    word = tokenizer.composer_token_id
+    assert word("chopin") == word("Fryderyk Chopin") == word("FRYDERYK_CHOPIN")
+    assert word("Jozef Stefani") == word("stefani") == word("Józef Stefani")
+    assert word("Lodwigowski") == word("Edward Stefan Łodwigowski")
+    with pytest.raises(ValueError, match="'Józef' fits Józef Stefani, Józef Nowakowski: give the full name"):
+        word("Józef")
+    with pytest.raises(ValueError, match="unknown composer 'Stef'"):
+        word("Stef")  # whole words only: a fragment could mean anyone
+
+
 def test_windows_start_with_their_label_except_the_dropped_share():
     from toccata.training.data import Piece, WindowDataset
 
