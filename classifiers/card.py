@@ -105,7 +105,7 @@ def card_text(task, summary: dict) -> str:
             f" --negatives {task.negatives} --weaker-temperature {task.weaker_temperature:g}"
             + "".join(f" --weaker-from {path}" for path in task.weaker_from)
             if task.task == "critic"
-            else ""
+            else f" --min-pieces {task.min_pieces}"
         )
     )
     body = f"""
