@@ -210,6 +210,20 @@ class DecodeBatch:
         )
         scores[rows] = torch.lerp(plain, scores[rows], self.guidance[rows].unsqueeze(1))
 
+    def _logits_guided(self) -> torch.Tensor:
+        """`_logits()` then `_guide()` as one LSTM step over the rows and the guided rows' unconditional states
+        stacked below them: at small batches a step costs what reading the weights costs, so the second stream is
+        nearly free (each row's numbers are the same as in separate steps: tested against `generate()`)."""
+        rows = torch.from_numpy(np.flatnonzero(self.guided)).to(self.device)
+        states = _cat_states(self.states, self.plain_states)
+        logits = self.model.step(torch.cat([self.next_input, self.next_input[rows]]), states, self.weights)
+        count = self.rows
+        self.states = [(h[:count], c[:count]) for h, c in states]
+        self.plain_states = [(h[count:], c[count:]) for h, c in states]
+        scores, plain = logits[:count], logits[count:]
+        scores[rows] = torch.lerp(plain, scores[rows], self.guidance[rows].unsqueeze(1))
+        return scores
+
     def step(self) -> list[DecodeJob]:
         """Decode one token for every row; returns the jobs that finished (they have left the batch)."""
         if not torch.is_inference_mode_enabled():  # entering it costs more than a check, at every step
@@ -217,9 +231,12 @@ class DecodeBatch:
                 return self.step()
         if not self.running:
             return []
-        scores = self._logits()
-        if self.plain_states:
-            self._guide(scores)
+        if self.plain_states and self.pending_logits is None and self.plain_pending is None:
+            scores = self._logits_guided()  # both streams in one step: the weights are read once
+        else:
+            scores = self._logits()
+            if self.plain_states:
+                self._guide(scores)
         self.guards.apply(scores)
         if len(self.running) == 1:
             chosen = self.running[0].rule.choose(scores)
