@@ -134,7 +134,9 @@ RESUME_MAY_CHANGE = ("output_dir", "steps", "eval_every", "license", "device")
 RESUME_MUST_MATCH = tuple(f.name for f in fields(ClassifierTask) if f.name not in RESUME_MAY_CHANGE)
 
 
-def _critic_split(task, tokenizer, generator, split: str, count: int, train_real: list[Labelled], log) -> list:
+def _critic_split(
+    task, tokenizer, generator, split: str, count: int, train_real: list[Labelled], log, others: dict | None = None
+) -> list:
     """Labelled sequences of one split: real pieces (group "piece:..."), the generator's samples ("sample:..."),
     weaker composers' samples ("weaker:MODEL:..."), and outside training fixed corrupted excerpts
     ("corrupted:KIND:..."; training corrupts on the fly). Training makes only the kinds with a share."""
@@ -157,7 +159,7 @@ def _critic_split(task, tokenizer, generator, split: str, count: int, train_real
             task.sample_beats,
             task.weaker_temperature,
             log,
-            others=_other_generators(task),
+            others=others,
         )
         fake += [
             Labelled(_ids(tokenizer, r["tokens"]), 1 - human, f"weaker:{r['model']}:{split}:{i}")
@@ -173,11 +175,16 @@ def _weaker_count(count: int, models: int) -> int:
     return max(SAMPLE_BATCH * models, count // 2)  # at least one batch of each weaker model
 
 
+def _weaker_name(path: str) -> str:
+    """A `--weaker-from` generator's name in the data and the check: its folder's."""
+    return Path(str(path).rstrip("/")).name
+
+
 def _other_generators(task: ClassifierTask) -> dict:
     """`task.weaker_from` loaded, each named by its folder (`weaker:NAME:...` in the data and the check)."""
     others = {}
     for path in task.weaker_from:
-        name = Path(str(path).rstrip("/")).name
+        name = _weaker_name(path)
         if name in others:
             raise ValueError(f"weaker_from: two generators named {name!r}; give folders with different names")
         others[name] = load_checkpoint(path)[0].eval()
@@ -209,7 +216,11 @@ def _task_data(task: ClassifierTask, tokenizer, log) -> tuple[list[str], dict[st
     generator, _ = load_checkpoint(task.generator)
     counts = {"train": task.train_samples, "validation": task.validation_samples, "test": task.test_samples}
     train_real = _real_sequences(task, tokenizer, "train")
-    data = {split: _critic_split(task, tokenizer, generator, split, n, train_real, log) for split, n in counts.items()}
+    others = _other_generators(task)  # loaded once for the three splits
+    data = {
+        split: _critic_split(task, tokenizer, generator, split, n, train_real, log, others)
+        for split, n in counts.items()
+    }
     notes = {split: _kinds_note(seqs) for split, seqs in data.items()}
     return list(CRITIC_LABELS), data, notes
 
@@ -384,7 +395,7 @@ def _critic_checks(task: ClassifierTask, model, tokenizer, data: dict[str, list[
     negatives: dict[str, list[list[str]]] = {}
     names = {"sample": "generator's samples", "hot": f"generator at T {task.weaker_temperature:g}"}
     names.update(untrained="untrained model", ngram="5-gram")
-    names.update({Path(str(p).rstrip("/")).name: f"{Path(str(p).rstrip('/')).name}'s samples" for p in task.weaker_from})
+    names.update({_weaker_name(p): f"{_weaker_name(p)}'s samples" for p in task.weaker_from})
     for seq in data["test"]:
         head, *rest = seq.group.split(":")
         kind = names.get(rest[0] if head == "weaker" else head)

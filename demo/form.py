@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from toccata.modeling import GenerationRequest, GuardSettings, SamplerSettings
+from toccata.modeling.guidance import MAX_GUIDANCE
 from toccata.modeling.pipeline import PROMPT_FROM
 from toccata.modeling.sampling import SAMPLER_PARAMETERS  # noqa: F401 - the controls each sampler shows
 
@@ -103,8 +104,8 @@ class DemoSettings:
         if self.instruments not in {value for _, value in INSTRUMENT_CHOICES}:
             choices = ", ".join(value for _, value in INSTRUMENT_CHOICES)
             raise ValueError(f"instruments must be one of {choices}; got {self.instruments!r}")
-        if not (isinstance(self.composer_guidance, (int, float)) and 0 <= self.composer_guidance <= 10):
-            raise ValueError(f"style strength must be from 0 to 10, got {self.composer_guidance!r}")
+        if not (isinstance(self.composer_guidance, (int, float)) and 0 <= self.composer_guidance <= MAX_GUIDANCE):
+            raise ValueError(f"style strength must be from 0 to {MAX_GUIDANCE:g}, got {self.composer_guidance!r}")
 
     def request(self, prompt_qpm: float | None = None, time_signature: tuple[int, int] = (4, 4)) -> GenerationRequest:
         """The pipeline request, given the prompt's tempo (None: no prompt) and time signature (for bars)."""
@@ -125,6 +126,11 @@ class DemoSettings:
             composer=self.composer or None,
             composer_guidance=float(self.composer_guidance),
         )
+
+
+def _or_default(value: Any, default: Any) -> Any:
+    """`value` unless it is None (an unset control; 0 is a value)."""
+    return default if value is None else value
 
 
 def _integer(values: dict[str, Any], name: str) -> int:
@@ -177,9 +183,7 @@ def settings_from_values(
         best_of=_integer(values, "best_of") if values.get("best_of") is not None else 1,
         instruments=values.get("instruments") or "piano",
         composer=values.get("composer") or "",
-        composer_guidance=float(
-            GenerationRequest.composer_guidance if values.get("composer_guidance") is None else values["composer_guidance"]
-        ),
+        composer_guidance=float(_or_default(values.get("composer_guidance"), GenerationRequest.composer_guidance)),
     )
 
 

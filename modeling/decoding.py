@@ -7,10 +7,10 @@ per-step output objects, signature inspection and stopping criteria that re-sum 
 
 A `DecodeJob` is one request: a prompt, a number of rows (variations), its sampler with its own seeded generator,
 its guards, its length, and optionally a second prompt to guide against (classifier-free guidance: the rows'
-logits are pushed away from what the model predicts after `unconditional_ids`). A `DecodeBatch` runs any number of jobs side by side: a job joins between two steps (its
-prompt is read in one pass, as `generate()` reads it) and leaves when all its rows are done, so the same job gives
-the same music alone or in company. `decode()` runs one job; `ContinuousBatcher` (in `batching.py`) feeds a batch
-from many threads.
+logits are pushed away from what the model predicts after `unconditional_ids`). A `DecodeBatch` runs any number of
+jobs side by side: a job joins between two steps (its prompt is read in one pass, as `generate()` reads it) and
+leaves when all its rows are done, so the same job gives the same music alone or in company. `decode()` runs one
+job; `ContinuousBatcher` (in `batching.py`) feeds a batch from many threads.
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ class DecodeJob:
     `target_steps`: a row is done once its new tokens advance time by this many steps (None: budget only);
     `budget`: the most tokens per row. `unconditional_ids` and `guidance` g: classifier-free guidance, the logits
     u + g (c - u) where c follows `prompt_ids` and u the same tokens after `unconditional_ids` (g = 1: c alone; the
-    pipeline's composer label is what the two prompts differ by). After `finished` is set, `tokens` holds each row's new ids (up to and
-    including the one that ended it), `cancelled` says whether `cancel` stopped it, `error` any exception.
+    pipeline's composer label is what the two prompts differ by). After `finished` is set, `tokens` holds each row's
+    new ids (up to and including the one that ended it), `cancelled` says whether `cancel` stopped it, `error` any
+    exception.
     """
 
     prompt_ids: list[int]
@@ -208,7 +209,7 @@ class DecodeBatch:
         plain, self.plain_states, self.plain_pending = self._step_rows(
             self.next_input[rows], self.plain_states, self.plain_pending
         )
-        scores[rows] = torch.lerp(plain, scores[rows], self.guidance[rows].unsqueeze(1))
+        self._mix(scores, plain, rows)
 
     def _logits_guided(self) -> torch.Tensor:
         """`_logits()` then `_guide()` as one LSTM step over the rows and the guided rows' unconditional states
@@ -220,9 +221,13 @@ class DecodeBatch:
         count = self.rows
         self.states = [(h[:count], c[:count]) for h, c in states]
         self.plain_states = [(h[count:], c[count:]) for h, c in states]
-        scores, plain = logits[:count], logits[count:]
-        scores[rows] = torch.lerp(plain, scores[rows], self.guidance[rows].unsqueeze(1))
+        scores = logits[:count]
+        self._mix(scores, logits[count:], rows)
         return scores
+
+    def _mix(self, scores: torch.Tensor, plain: torch.Tensor, rows: torch.Tensor) -> None:
+        """The guided `rows` of `scores` (c) become u + g (c - u), `plain` holding their unconditional logits u."""
+        scores[rows] = torch.lerp(plain, scores[rows], self.guidance[rows].unsqueeze(1))
 
     def step(self) -> list[DecodeJob]:
         """Decode one token for every row; returns the jobs that finished (they have left the batch)."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from transformers import LogitsProcessor
 
+MAX_GUIDANCE = 10.0  # guidance is checked to lie in [0, MAX_GUIDANCE] wherever a user sets it
+
 
 class ClassifierFreeGuidance(LogitsProcessor):
     """A logits processor holding the unconditional prompt's LSTM state; it must come before the guards and the
@@ -19,8 +21,8 @@ class ClassifierFreeGuidance(LogitsProcessor):
     def __init__(self, model, unconditional_ids: list[int], guidance: float):
         if not unconditional_ids:
             raise ValueError("classifier-free guidance needs the unconditional prompt (at least the BOS id)")
-        if not 0.0 <= guidance <= 10.0:
-            raise ValueError(f"guidance must be from 0 to 10, got {guidance!r}")
+        if not 0.0 <= guidance <= MAX_GUIDANCE:
+            raise ValueError(f"guidance must be from 0 to {MAX_GUIDANCE:g}, got {guidance!r}")
         self.model, self.unconditional_ids, self.guidance = model, list(unconditional_ids), float(guidance)
         self.states: list | None = None
 
@@ -36,4 +38,4 @@ class ClassifierFreeGuidance(LogitsProcessor):
         return torch.lerp(plain, scores.to(torch.float32), self.guidance).to(scores.dtype)
 
 
-__all__ = ["ClassifierFreeGuidance"]
+__all__ = ["MAX_GUIDANCE", "ClassifierFreeGuidance"]

@@ -24,6 +24,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from .batching import ContinuousBatcher
 from .decoding import DecodeJob, ProgressCallback, decode
 from .guards import GuardSettings
+from .guidance import MAX_GUIDANCE
 from .layout import VocabLayout
 from .presets import preset_from_generation_config
 from .sampling import SamplerSettings
@@ -91,8 +92,10 @@ class GenerationRequest:
                 f"num_samples x best_of is at most 64 (one batch), got {self.num_samples} x {self.best_of}"
             )
         guidance = self.composer_guidance
-        if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not 0.0 <= guidance <= 10.0:
-            raise ValueError(f"composer_guidance must be a number from 0 to 10 (1: the label alone), got {guidance!r}")
+        if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not 0 <= guidance <= MAX_GUIDANCE:
+            raise ValueError(
+                f"composer_guidance must be a number from 0 to {MAX_GUIDANCE:g} (1: the label alone), got {guidance!r}"
+            )
         if self.prompt_from not in PROMPT_FROM:
             raise ValueError(f"prompt_from must be start or end, got {self.prompt_from!r}")
         if self.max_new_tokens is not None and not (isinstance(self.max_new_tokens, int) and self.max_new_tokens > 0):
