@@ -20,6 +20,9 @@ from toccata.tokenization.midi_io import NoteArrays
 LOWEST, HIGHEST = 21, 108  # the piano keyboard: corrupted pitches fold back onto it by octaves
 SCRAMBLE_STEPS = (1, 6, 11, 13)  # semitones a scrambled note moves, up or down: a key's worth of wrong notes
 ADDED_SHARE = 0.25  # random notes added, as a share of the excerpt's notes
+HURRY_FACTORS = (2 / 3, 1 / 2)  # a hurried excerpt's time scale: played 1.5 or 2 times as fast
+CUT_SHARES = (0.3, 0.6)  # the share of notes cut short is drawn from this range
+CUT_STEPS = 3  # a note cut short lasts 1 to this many steps (a sixteenth at 12 steps a quarter)
 
 
 def _fold(pitch: np.ndarray) -> np.ndarray:
@@ -132,6 +135,30 @@ def narrow_range(notes: NoteArrays, rng: np.random.Generator) -> NoteArrays:
     return _sorted(notes.start, notes.end, pitch, notes.tpq)
 
 
+def hurry(notes: NoteArrays, rng: np.random.Generator) -> NoteArrays:
+    """The excerpt played 1.5 or 2 times as fast on the same grid (onsets and ends scaled and rounded to steps):
+    pitches, chords and their order stay, the rhythm becomes a flurry of short notes. Tuned against a critic that
+    did not know this, the generator drifted to more short notes than real music plays (docs/critic.md)."""
+    if not len(notes):
+        return _sorted(notes.start, notes.end, notes.pitch, notes.tpq)
+    factor = float(rng.choice(HURRY_FACTORS))
+    first = int(notes.start.min())
+    start = first + np.round((notes.start - first) * factor).astype(np.int64)
+    end = first + np.round((notes.end - first) * factor).astype(np.int64)
+    _, keep = np.unique(np.stack([start, notes.pitch]), axis=1, return_index=True)  # notes merged onto one onset
+    keep = np.sort(keep)
+    return _sorted(start[keep], end[keep], notes.pitch[keep], notes.tpq)
+
+
+def cut_short(notes: NoteArrays, rng: np.random.Generator) -> NoteArrays:
+    """A third to two thirds of the notes (at random) cut to 1-3 steps: onsets and pitches stay, the legato and the
+    held bass go (everything plucked). The same drift as `hurry`'s, in durations alone."""
+    length = notes.end - notes.start
+    cut = rng.random(len(notes)) < rng.uniform(*CUT_SHARES)
+    short = np.minimum(length, rng.integers(1, CUT_STEPS + 1, size=len(notes)))
+    return _sorted(notes.start, notes.start + np.where(cut, short, length), notes.pitch, notes.tpq)
+
+
 CORRUPTIONS: dict[str, Callable[[NoteArrays, np.random.Generator], NoteArrays]] = {
     "pitches scrambled": scramble_pitches,
     "rhythm shuffled": shuffle_rhythm,
@@ -141,6 +168,8 @@ CORRUPTIONS: dict[str, Callable[[NoteArrays, np.random.Generator], NoteArrays]] 
     "random notes added": add_random_notes,
     "register shifted": shift_register,
     "range narrowed": narrow_range,
+    "hurried": hurry,
+    "notes cut short": cut_short,
 }
 
 

@@ -106,3 +106,28 @@ def test_a_narrowed_range_keeps_the_pitch_classes_and_the_rhythm_within_an_octav
     assert timing(spoilt) == timing(real)
     assert Counter((spoilt.pitch % 12).tolist()) == Counter((real.pitch % 12).tolist())
     assert spoilt.pitch.max() - spoilt.pitch.min() < 18 <= real.pitch.max() - real.pitch.min()
+
+
+def test_a_hurried_excerpt_plays_the_same_notes_in_the_same_order_in_less_time(real):
+    spoilt = corrupt(real, "hurried", np.random.default_rng(0))
+    span, new_span = real.end.max() - real.start.min(), spoilt.end.max() - spoilt.start.min()
+    assert new_span <= round(span * 2 / 3) + 1 and new_span >= span / 2 - 1
+    assert spoilt.start.min() == real.start.min()
+    onsets, new_onsets = np.unique(real.start), np.unique(spoilt.start)
+    assert len(new_onsets) >= 0.8 * len(onsets), "few onsets merge"
+    assert np.median(np.diff(new_onsets)) < np.median(np.diff(onsets)), "the gaps between onsets shrink"
+    assert set(spoilt.pitch.tolist()) == set(real.pitch.tolist())
+    assert len(set(zip(spoilt.start.tolist(), spoilt.pitch.tolist()))) == len(spoilt), "no note doubled"
+
+
+def test_notes_cut_short_keep_their_onsets_and_pitches_and_only_lose_length(real):
+    spoilt = corrupt(real, "notes cut short", np.random.default_rng(0))
+    assert Counter(zip(spoilt.start.tolist(), spoilt.pitch.tolist())) == Counter(
+        zip(real.start.tolist(), real.pitch.tolist())
+    )
+    order, new_order = np.lexsort((real.pitch, real.start)), np.lexsort((spoilt.pitch, spoilt.start))
+    length = (real.end - real.start)[order]
+    new_length = (spoilt.end - spoilt.start)[new_order]
+    assert (new_length <= length).all()
+    shortened = new_length < length
+    assert 0.15 < shortened.mean() < 0.7 and (new_length[shortened] <= 3).all()
