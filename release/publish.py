@@ -2,7 +2,8 @@
 
     toccata publish RUN DEST [--report RUN/evaluation] [--half]
 
-Used by `make default-checkpoint` to write `toccata/checkpoints/default`. The card's numbers come only from the
+RUN is a `toccata train` run or a `toccata tune` run (the card then tells the tuned generator's training and the
+tuning). Used by `make default-checkpoint` to write `toccata/checkpoints/default`. The card's numbers come only from the
 report that `toccata evaluate` wrote (report.json); report.md and its plots are copied into DEST/evaluation/.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import toccata.tokenization  # noqa: F401  registers NotewiseTokenizer with AutoTokenizer, for load_checkpoint
 import torch
+from huggingface_hub import ModelCard
 from safetensors.torch import load_file, save_file
 from toccata.dataset_builder.card import quote_attribution
 from toccata.evaluation.report import goal_table, likelihood_table
@@ -26,8 +28,10 @@ from toccata.training.data import read_rows
 REPORT_FILES = ("report.md", "report.json", "*.png")  # what `toccata evaluate` writes: the report and its plots
 UNSEEN_REPORT = "evaluation-unseen-composers"  # RUN/ and DEST/: `toccata evaluate --split unseen_composers`
 PRESET_FILES = ("preset_search.md", "preset_search.json")  # `toccata preset-search`'s table, kept with the report
+TUNE_FILES = ("tune_summary.json", "tune_config.json")  # a `toccata tune` run's record, kept with the report
 NON_COMMERCIAL = ("NC", "non-commercial", "noncommercial")  # a data licence naming any of these binds the weights
 WEIGHTS_NC_LICENSE = "cc-by-nc-sa-4.0"
+TUNE_CONFIG = TUNE_FILES[1]  # marks a `toccata tune` output folder
 
 
 def data_summary(dataset: str, split: str = "train") -> dict[str, Counter]:
@@ -99,6 +103,12 @@ def card_sections(
     """(metrics, evaluation markdown, training-data markdown) for `CardInfo` from a report.json and a run's files.
 
     `data` (from `data_summary`) describes the training pieces: composers, licences and sources."""
+    metrics, evaluation = evaluation_section(report)
+    return metrics, evaluation, training_section(summary, config, data)
+
+
+def evaluation_section(report: dict) -> tuple[dict[str, float], str]:
+    """(metrics, evaluation markdown) for `CardInfo` from a report.json."""
     metrics = {}
     for row in report["likelihood"]:
         prefix = "" if row["name"] == "model" else row["name"].replace("-", "") + "_"
@@ -130,6 +140,11 @@ def card_sections(
             "validation, evaluates on both test splits, writes this folder; docs/training.md).",
         ]
     )
+    return metrics, evaluation
+
+
+def training_section(summary: dict, config: dict, data: dict[str, Counter] | None = None) -> str:
+    """The card's training-data markdown from a `toccata train` run's summary and config (and `data_summary`)."""
     data = data or {"composer": Counter(), "license": Counter(), "source": Counter()}
     described = ""
     if data["composer"]:
@@ -138,7 +153,7 @@ def card_sections(
             f"by source: {_counts(data['source'])}."
         )
     _, license_note = weights_license(data["license"])
-    training = (
+    return (
         f"`{Path(config['dataset']).name}`, built by `toccata build-dataset` and split by piece: "
         f"{summary['train_pieces']} training pieces ({summary['train_tokens']:,} tokens), "
         f"{summary['validation_pieces']} validation pieces.{described} Windows of {config['window']} tokens transposed "
@@ -147,7 +162,45 @@ def card_sections(
         f"epochs, early stopping on validation loss; best {summary['best_validation_loss']:.4f} nats/token) on "
         f"{_hardware(summary)}.{_lineage(config)}\n\n{license_note}"
     )
-    return metrics, evaluation, training
+
+
+def _card_section(folder: Path, heading: str = "## Training data") -> str:
+    """A section of a checkpoint's card (README.md), without its heading; "" when the card has none."""
+    card = folder / "README.md"
+    text = card.read_text(encoding="utf-8") if card.is_file() else ""
+    if f"\n{heading}\n" not in text:
+        return ""
+    return text.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0].strip()
+
+
+def run_training(run: Path, attributions: list[str | Path] = ()) -> tuple[str, str]:
+    """(training-data markdown, weights' licence id) of what `run` is:
+    - a `toccata train` run: its summary, config and data (plus the attributions' opening lines);
+    - a `toccata tune` run: the training of the generator it tuned (a run or a published checkpoint, found the same
+      way), then the tuning's own paragraph from its card; the licence is the generator's;
+    - a published checkpoint: its card's own "Training data" section and licence."""
+    if (run / "train_summary.json").is_file() and (run / "train_config.json").is_file():
+        summary = json.loads((run / "train_summary.json").read_text())
+        config = json.loads((run / "train_config.json").read_text())
+        data = data_summary(config["dataset"])
+        text = training_section(summary, config, data) + attribution_section(config["dataset"], attributions)
+        return text, weights_license(data["license"])[0]
+    if (run / TUNE_CONFIG).is_file():
+        tuned = json.loads((run / TUNE_CONFIG).read_text())
+        base, license_id = run_training(Path(tuned["generator"]), attributions)
+        return f"{base}\n\n### Preference tuning\n\n{_card_section(run)}", license_id
+    section = _card_section(run)
+    if not section:
+        raise ValueError(
+            f"{run}: neither a `toccata train` run (train_summary.json, train_config.json), a `toccata tune` run "
+            "(tune_config.json) nor a checkpoint whose card has a training section"
+        )
+    license_id = str(ModelCard.load(run / "README.md").data.license or "unknown")
+    for path in attributions:  # a published card carries its own; add only what it lacks
+        quoted = quote_attribution(Path(path).read_text(encoding="utf-8", errors="replace"))
+        if quoted not in section:
+            section += f"\n\nTraining data from `{Path(path).parent.name}/`:\n\n{quoted}"
+    return section, license_id
 
 
 def _lineage(config: dict) -> str:
@@ -179,7 +232,8 @@ def publish(
 ) -> Path:
     """Write `dest`: the run's model and tokenizer, a card with the report's numbers, and the report itself.
 
-    The weights' licence follows the training data: non-commercial share-alike data make CC BY-NC-SA 4.0 weights.
+    `run_dir`: a `toccata train` or `toccata tune` output folder (`run_training`). The weights' licence follows the
+    training data: non-commercial share-alike data make CC BY-NC-SA 4.0 weights.
     The card carries the dataset card's attributions and those of `attributions` (licence files whose opening lines
     CC BY asks to carry along). `unseen_report_dir` (default RUN/evaluation-unseen-composers, when there): the report
     on composers held out whole, summarised in the card and copied beside the test report.
@@ -191,20 +245,16 @@ def publish(
     for path in attributions:
         if not Path(path).is_file():
             raise ValueError(f"{path}: no such attribution file (give a collection's LICENSE file)")
-    for needed in (run / "train_summary.json", run / "train_config.json", report_dir / "report.json"):
-        if not needed.is_file():
-            raise ValueError(f"{needed} is missing: train with `toccata train` and evaluate with `toccata evaluate`")
+    if not (report_dir / "report.json").is_file():
+        raise ValueError(f"{report_dir / 'report.json'} is missing: evaluate {run} with `toccata evaluate`")
     report = json.loads((report_dir / "report.json").read_text())
-    summary = json.loads((run / "train_summary.json").read_text())
-    config = json.loads((run / "train_config.json").read_text())
-    data = data_summary(config["dataset"])
-    metrics, evaluation, training = card_sections(report, summary, config, data)
+    metrics, evaluation = evaluation_section(report)
+    training, license_id = run_training(run, attributions)
     if unseen_report_dir is not None:
         unseen = json.loads((Path(unseen_report_dir) / "report.json").read_text())
         lines, unseen_metrics = unseen_summary(unseen)
         evaluation += "\n\n" + lines
         metrics |= unseen_metrics
-    training += attribution_section(config["dataset"], attributions)
     model, tokenizer = load_checkpoint(str(run))
     sampler, guards = preset_from_generation_config(model.generation_config)
     measured = report.get("settings", {})
@@ -217,7 +267,7 @@ def publish(
         shutil.rmtree(dest)
     card = CardInfo(
         title=title,
-        license=weights_license(data["license"])[0],
+        license=license_id,
         training_data=training,
         metrics=metrics,
         evaluation=evaluation,
@@ -225,7 +275,7 @@ def publish(
     save_checkpoint(dest, model, tokenizer, card=card, sampler=sampler, guards=guards)
     if half:
         store_half(dest / "model.safetensors")
-    copies = [(report_dir, dest / "evaluation", REPORT_FILES), (run, dest / "evaluation", PRESET_FILES)]
+    copies = [(report_dir, dest / "evaluation", REPORT_FILES), (run, dest / "evaluation", PRESET_FILES + TUNE_FILES)]
     if unseen_report_dir is not None:
         copies.append((Path(unseen_report_dir), dest / UNSEEN_REPORT, REPORT_FILES))
     for source, target, patterns in copies:

@@ -38,7 +38,7 @@ def add_release_parsers(commands: argparse._SubParsersAction) -> None:
     search.set_defaults(run=run_preset_search)
 
     publish = commands.add_parser("publish", help="a trained, evaluated run -> a checkpoint folder with its card")
-    publish.add_argument("run_dir", metavar="RUN", help="a `toccata train` output folder")
+    publish.add_argument("run_dir", metavar="RUN", help="a `toccata train` or `toccata tune` output folder")
     publish.add_argument("dest", help="the checkpoint folder to write (replaced)")
     publish.add_argument("--report", help="the `toccata evaluate` output folder (default: RUN/evaluation)")
     publish.add_argument("--title", default="Toccata NotewiseLSTM", help="the model card's title")

@@ -8,6 +8,7 @@ import json
 import pytest
 from toccata.modeling.hub import load_checkpoint
 from toccata.modeling.presets import preset_from_generation_config
+from huggingface_hub import ModelCard
 from toccata.release import publish
 
 from toccata.cli import main
@@ -108,3 +109,44 @@ def test_half_storage_halves_the_weights_and_loads_as_float32(run, tiny_dataset,
     ids = torch.tensor([[1, 40, 200, 130, 50]])
     with torch.no_grad():
         assert torch.allclose(model(ids).logits, reference(ids).logits, atol=2e-2)
+
+
+def _chords(continuations: list[list[str]]) -> list[float]:
+    """A score for tuning: the share of note-ons among the tokens (any preference will do here)."""
+    return [sum(word.startswith("p") for word in words) / len(words) for words in continuations]
+
+
+def test_a_tuned_run_publishes_with_its_generators_training_and_its_tuning(run, tiny_dataset, tmp_path):
+    from toccata.training.tuning import TuneConfig, tune
+
+    _evaluate(run, tiny_dataset)
+    published = publish.publish(run, tmp_path / "published", title="Base")  # the shipped default is such a folder
+    base_training = publish._card_section(published)
+    assert "training pieces" in base_training
+    for generator in (run, published):  # tuned from a run, and from a published checkpoint
+        tuned = tmp_path / f"tuned-{generator.name}"
+        settings = dict(candidates=2, prompts=2, beats=4.0, batch_size=2, epochs=1.0, min_gap=0.0)
+        tune(TuneConfig(generator=str(generator), output_dir=str(tuned), **settings), _chords, progress=lambda _: None)
+        _evaluate(tuned, tiny_dataset)
+        dest = publish.publish(tuned, tmp_path / f"published-{generator.name}")
+        card = (dest / "README.md").read_text()
+        training = card.split("## Training data", 1)[1]
+        assert "training pieces" in training and "### Preference tuning" in training
+        assert training.index("training pieces") < training.index("**Preference-tuned** from")
+        assert f"`{generator}`" in training
+        assert (dest / "evaluation" / "tune_summary.json").is_file() and (dest / "evaluation" / "report.md").is_file()
+        assert ModelCard.load(dest / "README.md").data.license == ModelCard.load(published / "README.md").data.license
+        assert torch_equal(load_checkpoint(dest)[0], load_checkpoint(tuned)[0])
+
+
+def torch_equal(model, other) -> bool:
+    import torch
+
+    return all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
+
+
+def test_a_folder_that_is_no_run_is_refused_with_what_it_lacks(tmp_path):
+    folder = tmp_path / "loose"
+    folder.mkdir()
+    with pytest.raises(ValueError, match="neither a `toccata train` run"):
+        publish.run_training(folder)
