@@ -3,6 +3,7 @@ score function -> `training.tuning.tune()` -> a checkpoint folder.
 
 toccata tune --generator toccata/checkpoints/default --critic toccata/checkpoints/critic --out runs/tuned
 toccata tune --out runs/tuned --dataset data/piano100 --prompt-from both --rounds 2 --candidates 8 --prompts 32
+toccata tune --out runs/tuned --dataset data/piano100 --anchor 20    # a likelihood term on real music too
 toccata tune --out runs/tuned --rounds 3 --resume          # continue after the last finished round
 """
 
@@ -45,6 +46,14 @@ def add_tune_parser(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument("--prompt-beats", type=float, default=8.0, help="beats of an opening kept (whole bars)")
     cmd.add_argument("--loss", choices=("dpo", "ipo"), default="dpo", help="dpo (default) or ipo; see docs/critic.md")
     cmd.add_argument("--beta", type=float, default=0.1, help="pull towards the frozen generator (default %(default)s)")
+    cmd.add_argument(
+        "--anchor",
+        type=float,
+        default=0.0,
+        help="weight of a likelihood term on --dataset's real music at each step, keeping the tuned model near real "
+        "music where the critic would pull it away (default 0: off; docs/critic.md)",
+    )
+    cmd.add_argument("--anchor-window", type=int, default=256, help="tokens per real window of the anchor")
     cmd.add_argument("--min-gap", type=float, default=0.05, help="least score gap between a pair's two samples")
     cmd.add_argument("--epochs", type=float, default=2.0, help="passes over each round's pairs")
     cmd.add_argument("--batch-size", type=int, default=8, help="pairs per optimizer step")
@@ -89,6 +98,8 @@ def run_tune(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
+        anchor=args.anchor,
+        anchor_window=args.anchor_window,
         seed=args.seed,
         device=args.device,
     )

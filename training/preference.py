@@ -50,6 +50,8 @@ class TuneConfig:
     epochs: float = 2.0  # passes over each round's pairs
     batch_size: int = 8  # pairs per optimizer step
     learning_rate: float = 1e-4
+    anchor: float = 0.0  # weight of a likelihood term on real music (windows of the dataset's split) at each step
+    anchor_window: int = 256  # tokens per anchor window; batch_size windows per step
     max_grad_norm: float = 1.0
     warmup: float = 0.1  # share of each round's steps with a linear warm-up, then linear decay
     logging_steps: int = 5
@@ -62,7 +64,7 @@ class TuneConfig:
                 f"candidates must be from 2 to {MAX_ROWS} (a pair needs a preferred and a rejected sample), got "
                 f"{self.candidates!r}"
             )
-        for name in ("prompts", "rounds", "batch_size", "logging_steps"):
+        for name in ("prompts", "rounds", "batch_size", "logging_steps", "anchor_window"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         for name in ("beats", "prompt_beats", "beta", "epochs", "learning_rate", "max_grad_norm"):
@@ -75,6 +77,10 @@ class TuneConfig:
             raise ValueError(f"prompt_from must be one of {', '.join(PROMPT_SOURCES)}, got {self.prompt_from!r}")
         if self.prompt_from != "bos" and not self.dataset:
             raise ValueError(f"prompt_from {self.prompt_from} takes openings of a dataset's pieces: give a dataset")
+        if not (isinstance(self.anchor, (int, float)) and 0.0 <= self.anchor < math.inf):
+            raise ValueError(f"anchor must be a number >= 0 (0: off), got {self.anchor!r}")
+        if self.anchor and not self.dataset:
+            raise ValueError("anchor is a likelihood term on the real music of a dataset's split: give a dataset")
         if not 0.0 <= self.min_gap < math.inf or not 0.0 <= self.warmup < 1.0:
             raise ValueError(f"min_gap must be >= 0 and warmup in [0, 1), got {self.min_gap!r} and {self.warmup!r}")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -133,7 +139,7 @@ def preference_loss(
     return losses.mean(), stats
 
 
-STATISTICS = ("reward_accuracy", "margin", "chosen_logratio", "rejected_logratio")  # what `preference_loss` logs
+STATISTICS = ("reward_accuracy", "margin", "chosen_logratio", "rejected_logratio", "anchor_nll")  # logged per step
 
 
 class PairDataset(Dataset):
@@ -164,13 +170,48 @@ def collate_pairs(items: list[dict], pad_id: int = 0) -> dict[str, torch.Tensor]
     return {"input_ids": ids, "target_mask": mask, "reference_logps": torch.tensor(reference, dtype=torch.float32)}
 
 
+class RealWindows:
+    """Random windows of real pieces (token ids, each piece framed by `<bos>` and `<eos>`) for the anchor: the
+    likelihood term that keeps a tuned policy near real music where the critic's preferences would pull it away."""
+
+    def __init__(self, pieces: list[np.ndarray], window: int, pad_id: int, seed: int):
+        self.pieces = [piece for piece in pieces if len(piece) > 1]
+        if not self.pieces:
+            raise ValueError("the anchor has no real piece of two tokens or more to take windows from")
+        lengths = np.asarray([len(piece) for piece in self.pieces], dtype=np.float64)
+        self.weights = lengths / lengths.sum()  # every token equally likely to be in a window
+        self.window, self.pad_id, self.rng = window, pad_id, np.random.default_rng(seed)
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input_ids, labels) of `size` windows of up to window + 1 tokens; labels -100 on the padding."""
+        ids = torch.full((size, self.window + 1), self.pad_id, dtype=torch.long)
+        labels = torch.full((size, self.window + 1), -100, dtype=torch.long)
+        for row in range(size):
+            piece = self.pieces[int(self.rng.choice(len(self.pieces), p=self.weights))]
+            start = int(self.rng.integers(0, max(len(piece) - self.window - 1, 0) + 1))
+            span = torch.as_tensor(piece[start : start + self.window + 1], dtype=torch.long)
+            ids[row, : len(span)] = labels[row, : len(span)] = span
+        return ids, labels
+
+
+def anchor_nll(model, windows: RealWindows, size: int) -> torch.Tensor:
+    """The mean negative log-likelihood per token (nats) of `size` real windows: the anchor term."""
+    ids, labels = windows.batch(size)
+    device = next(model.parameters()).device
+    logits = model(input_ids=ids.to(device)).logits[:, :-1]
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1).to(device))
+
+
 class PreferenceTrainer(Trainer):
     """The Trainer with the DPO (or IPO) loss of `collate_pairs` batches; the reference's log-probabilities come in
-    the batch (computed once per round), so the reference model never sits in the optimizer's reach."""
+    the batch (computed once per round), so the reference model never sits in the optimizer's reach. With an
+    `anchor` weight and real `windows`, each step adds anchor x the policy's NLL of a batch of real windows."""
 
-    def __init__(self, *args, beta: float, loss: str, **kwargs):
+    def __init__(self, *args, beta: float, loss: str, anchor: float = 0.0, windows: RealWindows | None = None,
+                 **kwargs):  # fmt: skip
         super().__init__(*args, **kwargs)
         self.beta, self.loss_kind = beta, loss
+        self.anchor, self.windows = anchor, windows
         self.pending: list[dict[str, float]] = []  # statistics of the steps since the last log
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -180,6 +221,10 @@ class PreferenceTrainer(Trainer):
         loss, stats = preference_loss(
             logps[:half], logps[half:], reference[:half], reference[half:], self.beta, self.loss_kind
         )
+        if self.anchor and self.windows is not None:
+            nll = anchor_nll(model, self.windows, half)
+            loss = loss + self.anchor * nll
+            stats["anchor_nll"] = float(nll.detach())
         self.pending.append(stats)
         return (loss, {"logps": logps}) if return_outputs else loss
 
@@ -250,9 +295,11 @@ def frozen_copy(model):
 
 
 def fit_pairs(policy, pairs: list[Pair], reference: list[tuple[float, float]], config: TuneConfig, folder: Path,
-              progress: Callable[[str], None] = print, label: str = "") -> dict:  # fmt: skip
+              progress: Callable[[str], None] = print, label: str = "",
+              windows: RealWindows | None = None) -> dict:  # fmt: skip
     """Fine-tune `policy` on `pairs` (with their reference log-probabilities) with the Trainer and the preference
-    loss, dropout off; returns the run's numbers. The Trainer's logs go to `folder`/metrics.jsonl."""
+    loss (plus the anchor on `windows` when config.anchor > 0), dropout off; returns the run's numbers. The Trainer's
+    logs go to `folder`/metrics.jsonl."""
     folder.mkdir(parents=True, exist_ok=True)
     use_cpu = config.device == "cpu" or not torch.cuda.is_available()
     args = TrainingArguments(
@@ -283,6 +330,8 @@ def fit_pairs(policy, pairs: list[Pair], reference: list[tuple[float, float]], c
         callbacks=[MetricsLog(folder, None), _Progress(progress, label)],
         beta=config.beta,
         loss=config.loss,
+        anchor=config.anchor,
+        windows=windows,
     )
     trainer.remove_callback(PrinterCallback)  # `_Progress` says the same in one line
     with dropout_off(policy):
@@ -301,12 +350,14 @@ __all__ = [
     "LOSSES",
     "Pair",
     "PreferenceTrainer",
+    "RealWindows",
     "Score",
     "TuneConfig",
     "collate_pairs",
     "dropout_off",
     "fit_pairs",
     "frozen_copy",
+    "anchor_nll",
     "preference_loss",
     "reference_logprobs",
     "sequence_logprobs",

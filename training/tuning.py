@@ -31,6 +31,7 @@ from .data import read_rows
 from .preference import (
     MAX_ROWS,
     Pair,
+    RealWindows,
     Score,
     TuneConfig,
     fit_pairs,
@@ -43,7 +44,8 @@ ROUND_FILE = "round.json"
 # What a resumed run must share with the run it continues; rounds (to add more), device and logging may change.
 RESUME_MUST_MATCH = (
     "generator", "critic", "candidates", "prompts", "beats", "prompt_from", "dataset", "split", "prompt_beats",
-    "loss", "beta", "min_gap", "epochs", "batch_size", "learning_rate", "max_grad_norm", "warmup", "seed",
+    "loss", "beta", "min_gap", "epochs", "batch_size", "learning_rate", "max_grad_norm", "warmup", "seed", "anchor",
+    "anchor_window",
 )  # fmt: skip
 
 
@@ -181,7 +183,8 @@ def tune(config: TuneConfig, score: Score, resume: bool = False, progress: Calla
     out = Path(config.output_dir)
     _check_output(config, out, resume)
     generator, tokenizer = load_generator(config.generator)
-    openings = dataset_openings(config.dataset, config.split) if config.prompt_from != "bos" else []
+    needs_pieces = config.prompt_from != "bos" or config.anchor > 0
+    openings = dataset_openings(config.dataset, config.split) if needs_pieces else []
     out.mkdir(parents=True, exist_ok=True)
     (out / "tune_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
     device = torch.device("cuda" if config.device != "cpu" and torch.cuda.is_available() else "cpu")
@@ -220,7 +223,8 @@ def _round(
         f"{len(pairs)} pairs (chosen {chosen:.4f}, rejected {rejected:.4f})"
     )
     reference_values = reference_logprobs(reference, pairs, config.batch_size, policy.config.pad_token_id)
-    fitted = fit_pairs(policy, pairs, reference_values, config, folder, progress, label)
+    windows = real_windows(config, openings, tokenizer, index) if config.anchor > 0 else None
+    fitted = fit_pairs(policy, pairs, reference_values, config, folder, progress, label, windows)
     save_checkpoint(folder / "model", policy.eval(), tokenizer, sampler=preset[0], guards=preset[1])
     (folder / "pairs.json").write_text(json.dumps([asdict(p) for p in pairs]) + "\n")
     row = {
@@ -237,6 +241,16 @@ def _round(
     }
     (folder / ROUND_FILE).write_text(json.dumps(row, indent=2) + "\n")  # last: the round is complete
     return row
+
+
+def real_windows(config: TuneConfig, pieces: list[list[str]], tokenizer, round_index: int) -> RealWindows:
+    """The anchor's real music: the split's original-key pieces as ids framed by `<bos>` and `<eos>`, windows drawn
+    by (seed, round)."""
+    framed = [
+        np.asarray([tokenizer.bos_token_id, *tokenizer.convert_tokens_to_ids(words), tokenizer.eos_token_id])
+        for words in pieces
+    ]
+    return RealWindows(framed, config.anchor_window, tokenizer.pad_token_id, _seed(config, round_index))
 
 
 def _seed(config: TuneConfig, round_index: int) -> int:
@@ -296,13 +310,20 @@ def _card_text(config: TuneConfig, summary: dict) -> str:
                f"`{config.dataset}` [{config.split}]", "both": f"`<bos>` and openings ({config.prompt_beats:g} "
                f"beats) of `{config.dataset}` [{config.split}], half each"}[config.prompt_from]  # fmt: skip
     pairs = ", ".join(str(row["pairs"]) for row in rows)
+    anchor = (
+        f"; anchored to real music: each step adds {config.anchor:g} x the NLL per token of {config.batch_size} "
+        f"windows of {config.anchor_window} tokens of `{config.dataset}` [{config.split}]"
+        if config.anchor
+        else ""
+    )
     return (
         f"**Preference-tuned** from `{config.generator}` with {config.loss.upper()} (beta {config.beta:g}) against a "
         f"frozen copy of it, ranked by the critic `{config.critic or 'a score function'}` (its P(human) of each "
         f"continuation). {len(rows)} round(s): {config.prompts} prompts per round from {prompts}, "
         f"{config.candidates} candidates each of {config.beats:g} beats with the generator's preset, the best against "
         f"the worst of each prompt (score gap >= {config.min_gap:g}): {pairs} pairs; {config.epochs:g} epoch(s) per "
-        f"round, batch {config.batch_size} pairs, AdamW lr {config.learning_rate:g}, dropout off. The critic's mean "
+        f"round, batch {config.batch_size} pairs, AdamW lr {config.learning_rate:g}, dropout off{anchor}. The "
+        "critic's mean "
         f"score of {check['samples']} samples (round 1's prompts and seeds): before {check['mean_score_before']:.4f}, "
         f"after {check['mean_score_after']:.4f}. A critic's rating is not a judgement of the music: see "
         "docs/critic.md (Preference tuning) for what an independent judge measured."

@@ -63,7 +63,8 @@ def test_tune_writes_a_checkpoint_that_composes_and_resumes_after_its_last_round
 ):
     generator, critic = models
     out = tmp_path / "tuned"
-    both = ["--prompt-from", "both", "--dataset", str(tiny_dataset), "--prompt-beats", "4"]
+    both = ["--prompt-from", "both", "--dataset", str(tiny_dataset), "--prompt-beats", "4", "--anchor", "0.5",
+            "--anchor-window", "32"]  # fmt: skip
     assert _tune(generator, critic, out, "--rounds", "2", *both) == 0
     err = capsys.readouterr().err
     assert "round 2/2" in err and "critic's mean P(human) of 12 samples" in err and f"--model {out}" in err
@@ -74,6 +75,9 @@ def test_tune_writes_a_checkpoint_that_composes_and_resumes_after_its_last_round
     assert len({tuple(pair["prompt"]) for pair in pairs}) > 1  # openings of chorales beside `<bos>`
     card = (out / "README.md").read_text()
     assert "Preference-tuned" in card and str(generator) in card and str(critic) in card
+    assert "anchored to real music: each step adds 0.5 x the NLL per token of 2 windows of 32 tokens" in card
+    metrics = [json.loads(line) for line in (out / "rounds" / "round-1" / "metrics.jsonl").read_text().splitlines()]
+    assert any(row.get("anchor_nll", 0) > 0 for row in metrics)
     assert f"before {summary['check']['mean_score_before']:.4f}" in card
 
     model, tokenizer = toccata.load_checkpoint(str(out))  # an ordinary checkpoint: no code, loads by its folder

@@ -4,6 +4,7 @@ the score they are tuned on (a score written here: the share of high notes)."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -13,7 +14,9 @@ from support.models import TOK, tiny_model
 from toccata.modeling.hub import save_checkpoint
 from toccata.training.preference import (
     Pair,
+    RealWindows,
     TuneConfig,
+    anchor_nll,
     collate_pairs,
     dropout_off,
     fit_pairs,
@@ -118,6 +121,56 @@ def test_a_few_dpo_steps_raise_the_preferred_continuations_and_leave_the_referen
     assert not any(p.requires_grad for p in reference.parameters()) and not reference.training
     assert not torch.equal(policy.model.embeddings.weight, reference.model.embeddings.weight)
     assert policy.config.output_dropout == DROPOUTS["output_dropout"]  # the rates survive the tuning
+
+
+def _fitted_to(real: list[np.ndarray]):
+    """A tiny model trained on `real` (as a generator is, before it is tuned)."""
+    torch.manual_seed(0)
+    model = tiny_model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    windows = RealWindows(real, 40, TOK.pad_token_id, seed=5)
+    for _ in range(80):
+        optimizer.zero_grad()
+        anchor_nll(model.train(), windows, 8).backward()
+        optimizer.step()
+    return model.eval()
+
+
+def test_the_anchor_keeps_the_policy_near_real_music_that_the_preferences_pull_away_from(tmp_path):
+    """Real music here walks down, the rejected kind: DPO alone makes it less likely; the anchor holds it."""
+    rng = np.random.default_rng(3)
+    real = [np.asarray([TOK.bos_token_id, *sum((_run(rng, up=False) for _ in range(6)), [])]) for _ in range(6)]
+    pairs, trained = _pairs(0, 16), _fitted_to(real)
+    rises, logged = {}, {}
+    for anchor in (0.0, 3.0):
+        policy = copy.deepcopy(trained)
+        reference = frozen_copy(policy)
+        probe = RealWindows(real, 40, TOK.pad_token_id, seed=9)
+        with torch.no_grad():
+            before = float(anchor_nll(policy, probe, 16))
+        config = TuneConfig(generator="unused", output_dir=str(tmp_path / str(anchor)), epochs=3, batch_size=4,
+                            learning_rate=3e-3, anchor=anchor, dataset="real", device="cpu")  # fmt: skip
+        windows = RealWindows(real, 40, TOK.pad_token_id, seed=1)
+        logged[anchor] = fit_pairs(policy, pairs, reference_logprobs(reference, pairs, 8, TOK.pad_token_id), config,
+                                   tmp_path / str(anchor), progress=lambda line: None, windows=windows)  # fmt: skip
+        with torch.no_grad():
+            probe.rng = np.random.default_rng(9)  # the same windows as before
+            rises[anchor] = float(anchor_nll(policy.eval(), probe, 16)) - before
+        chosen, rejected = _margins(policy, reference, pairs)
+        assert chosen > rejected + 5.0  # the preference is learnt either way
+    assert rises[0.0] > 0.1, rises  # DPO alone drifts away from the real runs
+    assert rises[3.0] < 0.5 * rises[0.0], rises
+    assert "anchor_nll" in logged[3.0] and "anchor_nll" not in logged[0.0]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [({"anchor": -1.0, "dataset": "d"}, "anchor must be a number >= 0"), ({"anchor": 1.0}, "give a dataset"),
+     ({"anchor": 1.0, "dataset": "d", "anchor_window": 0}, "anchor_window must be a positive integer")],
+)  # fmt: skip
+def test_a_bad_anchor_is_refused_with_the_reason(settings, message):
+    with pytest.raises(ValueError, match=message):
+        TuneConfig(generator="g", output_dir="o", **settings)
 
 
 def high_notes(token_lists: list[list[str]]) -> list[float]:
