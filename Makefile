@@ -9,7 +9,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
 
-.PHONY: setup system-packages run test bench clean dataset default-dataset default-train default-checkpoint FORCE
+.PHONY: setup system-packages run test bench clean dataset default-dataset default-train default-preset default-critic \
+	default-tune default-checkpoint FORCE
 
 setup: system-packages $(VENV)/.installed
 
@@ -113,16 +114,44 @@ default-train: default-dataset
 	test -f $(RUN)/train_summary.json || $(TRAIN) --dataset $(PIANO) --init-from $(RUN)-pretrain --out $(RUN) \
 		$(FINETUNE_ARGS) $(if $(wildcard $(RUN)/checkpoints/checkpoint-*),--resume)
 
-default-checkpoint: default-train
-	OMP_NUM_THREADS=1 $(BIN)/toccata preset-search $(RUN) --dataset $(PIANO) $(PRESET_SEARCH_ARGS) \
-		--candidates $(PRESET_CANDIDATES) > $(RUN)/preset.txt
+default-preset: default-train
+	test -f $(RUN)/preset.txt || { OMP_NUM_THREADS=1 $(BIN)/toccata preset-search $(RUN) --dataset $(PIANO) \
+		$(PRESET_SEARCH_ARGS) --candidates $(PRESET_CANDIDATES) > $(RUN)/preset.new \
+		&& mv $(RUN)/preset.new $(RUN)/preset.txt; }
 	$(BIN)/toccata preset $(RUN) $$(cat $(RUN)/preset.txt)
-	OMP_NUM_THREADS=2 $(BIN)/toccata evaluate --model $(RUN) --dataset $(PIANO) --split unseen_composers \
-		--out $(RUN)/evaluation-unseen-composers
-	OMP_NUM_THREADS=2 $(BIN)/toccata evaluate --model $(RUN) --dataset $(PIANO) --split test --out $(RUN)/evaluation
-	$(BIN)/toccata publish $(RUN) toccata/checkpoints/default --half $(foreach f,$(ATTRIBUTIONS),--attribution $(f)) \
-		--title "Toccata default checkpoint (NotewiseLSTM, classical piano)"
+
+# Preference tuning (docs/critic.md): a critic on the run's encoder, trained against the run's own samples, real music
+# spoilt in ten ways and weaker models' samples (CRITIC_WEAKER: models tuned against earlier critics, whose tricks it
+# must not reward; the shipped critic had two: docs/critic.md), then two rounds of DPO against it, anchored to the
+# training split's real music. The tuned model is the published default; the critic is embedded beside it.
+CRITIC_RUN ?= $(RUN)-critic
+TUNED_RUN ?= $(RUN)-tuned
+CRITIC_WEAKER ?=
+CRITIC_ARGS ?= --steps 800 --eval-every 100 --negatives generator=0.45,corrupted=0.45,weaker=0.1 \
+	--license cc-by-nc-sa-4.0
+TUNE_ARGS ?= --prompt-from both --prompts 48 --candidates 8 --beats 32 --rounds 2 --learning-rate 2e-4 --anchor 5
+default-critic: default-preset
+	test -f $(CRITIC_RUN)/metrics.json || OMP_NUM_THREADS=$(NPROC) $(BIN)/toccata critic train --generator $(RUN) \
+		--dataset $(PIANO) --out $(CRITIC_RUN) $(CRITIC_ARGS) $(foreach w,$(CRITIC_WEAKER),--weaker-from $(w))
+
+default-tune: default-critic
+	test -f $(TUNED_RUN)/tune_summary.json || OMP_NUM_THREADS=$(NPROC) $(BIN)/toccata tune --generator $(RUN) \
+		--critic $(CRITIC_RUN) --out $(TUNED_RUN) --dataset $(PIANO) $(TUNE_ARGS) \
+		$(if $(wildcard $(TUNED_RUN)/rounds/round-*/round.json),--resume)
+
+default-checkpoint: default-tune
+	OMP_NUM_THREADS=2 $(BIN)/toccata evaluate --model $(TUNED_RUN) --dataset $(PIANO) --split unseen_composers \
+		--out $(TUNED_RUN)/evaluation-unseen-composers
+	OMP_NUM_THREADS=2 $(BIN)/toccata evaluate --model $(TUNED_RUN) --dataset $(PIANO) --split test \
+		--out $(TUNED_RUN)/evaluation
+	$(BIN)/toccata publish $(TUNED_RUN) toccata/checkpoints/default --half \
+		$(foreach f,$(ATTRIBUTIONS),--attribution $(f)) \
+		--title "Toccata default checkpoint (NotewiseLSTM, classical piano by a hundred composers, preference-tuned)"
 	cp $(RUN)/preset_search.md $(RUN)/preset_search.json toccata/checkpoints/default/evaluation/
+	rm -rf toccata/checkpoints/critic && mkdir -p toccata/checkpoints/critic
+	cp $(CRITIC_RUN)/*.json $(CRITIC_RUN)/README.md $(CRITIC_RUN)/model.safetensors toccata/checkpoints/critic/
+	$(BIN)/python -c "import sys, pathlib, toccata.release.publish as p; p.store_half(pathlib.Path(sys.argv[1]))" \
+		toccata/checkpoints/critic/model.safetensors
 
 clean:
 	rm -rf $(VENV) $(OUT) build dist *.egg-info
