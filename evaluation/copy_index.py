@@ -15,7 +15,7 @@ quarter notes is the sum of its waits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -172,4 +172,23 @@ class CopyIndex:
         return CopyMatch(i, length, quarters, self.names[which], int(source - self.starts[which]), shift)
 
 
-__all__ = ["CopyIndex", "CopyMatch"]
+def quotes_scored_zero(
+    score: Callable[[list[list[str]]], Sequence[float]], index: CopyIndex, tokenizer, max_quarters: float
+) -> Callable[[list[list[str]]], list[float]]:
+    """`score` (token lists -> a score each) with every list that copies `max_quarters` quarter notes or more of the
+    indexed music (up to transposition) scored 0: a quote is not composing. For preference tuning, where a critic
+    that rightly rates real music as real would otherwise reward the memorised passages of its training data."""
+    if not max_quarters > 0:
+        raise ValueError(f"max_quarters must be > 0, got {max_quarters!r}")
+
+    def scored(token_lists: list[list[str]]) -> list[float]:
+        values = [float(v) for v in score(token_lists)]
+        for i, tokens in enumerate(token_lists):
+            if index.longest_copy(tokenizer.convert_tokens_to_ids(tokens)).quarters >= max_quarters:
+                values[i] = 0.0
+        return values
+
+    return scored
+
+
+__all__ = ["CopyIndex", "CopyMatch", "quotes_scored_zero"]

@@ -3,7 +3,8 @@ score function -> `training.tuning.tune()` -> a checkpoint folder.
 
 toccata tune --generator toccata/checkpoints/default --critic toccata/checkpoints/critic --out runs/tuned
 toccata tune --out runs/tuned --dataset data/piano100 --prompt-from both --rounds 2 --candidates 8 --prompts 32
-toccata tune --out runs/tuned --dataset data/piano100 --anchor 20    # a likelihood term on real music too
+toccata tune --out runs/tuned --dataset data/piano100 --anchor 5      # a likelihood term on real music too
+toccata tune --out runs/tuned --dataset data/piano100 --max-copy 8    # a 2-bar quote of training music scores 0
 toccata tune --out runs/tuned --rounds 3 --resume          # continue after the last finished round
 """
 
@@ -53,6 +54,14 @@ def add_tune_parser(commands: argparse._SubParsersAction) -> None:
         help="weight of a likelihood term on --dataset's real music at each step, keeping the tuned model near real "
         "music where the critic would pull it away (default 0: off; docs/critic.md)",
     )
+    cmd.add_argument(
+        "--max-copy",
+        type=float,
+        default=0.0,
+        metavar="QUARTERS",
+        help="score 0 any candidate that copies this many quarter notes or more of --dataset's training pieces (up "
+        "to transposition): a quote is not composing, though the critic rates it real (default 0: off)",
+    )
     cmd.add_argument("--anchor-window", type=int, default=256, help="tokens per real window of the anchor")
     cmd.add_argument("--min-gap", type=float, default=0.05, help="least score gap between a pair's two samples")
     cmd.add_argument("--epochs", type=float, default=2.0, help="passes over each round's pairs")
@@ -71,6 +80,21 @@ def _folder(name: str, what: str) -> str:
     if embedded is None:
         raise ValueError(f"--{what} {name}: no such folder (give a folder, or an embedded name: default, critic)")
     return str(embedded)
+
+
+def _without_quotes(score, config):
+    """`score` with the candidates that quote the dataset's training pieces for `max_copy_quarters` scored 0."""
+    from transformers import AutoTokenizer
+    from toccata.evaluation.copy_index import CopyIndex, quotes_scored_zero
+    from toccata.modeling.layout import VocabLayout
+    from toccata.training.data import load_pieces
+
+    if not config.dataset:
+        raise ValueError("--max-copy looks for copies of --dataset's training pieces: give --dataset")
+    tokenizer = AutoTokenizer.from_pretrained(config.generator)
+    train = load_pieces(config.dataset, "train", tokenizer, original_key_only=True)
+    index = CopyIndex([p.ids for p in train], VocabLayout.from_config(tokenizer), names=[p.piece_id for p in train])
+    return quotes_scored_zero(score, index, tokenizer, config.max_copy_quarters)
 
 
 def run_tune(args: argparse.Namespace) -> int:
@@ -100,6 +124,7 @@ def run_tune(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         anchor=args.anchor,
         anchor_window=args.anchor_window,
+        max_copy_quarters=args.max_copy,
         seed=args.seed,
         device=args.device,
     )
@@ -108,6 +133,8 @@ def run_tune(args: argparse.Namespace) -> int:
         score([PROBE])
     except ValueError as err:  # a generator or composer folder given as the critic
         raise ValueError(f"--critic {config.critic}: {err}") from None
+    if config.max_copy_quarters:
+        score = _without_quotes(score, config)
     summary = tune(config, score, resume=args.resume, progress=lambda line: print(line, file=sys.stderr))
     check = summary["check"]
     print(

@@ -36,6 +36,7 @@ class TuneConfig:
     generator: str  # checkpoint folder or Hub id of the generator to tune (the reference is a frozen copy of it)
     output_dir: str
     critic: str = ""  # what `score` is (a critic folder's name): for the card and the summary
+    max_copy_quarters: float = 0.0  # > 0: `score` rates a continuation that quotes this many quarters of training 0
     candidates: int = 8  # N samples per prompt; the best and the worst of them make a pair
     prompts: int = 32  # prompts per round
     rounds: int = 1  # sample, pair and fine-tune this many times, each round sampling from the last round's policy
@@ -77,6 +78,8 @@ class TuneConfig:
             raise ValueError(f"prompt_from must be one of {', '.join(PROMPT_SOURCES)}, got {self.prompt_from!r}")
         if self.prompt_from != "bos" and not self.dataset:
             raise ValueError(f"prompt_from {self.prompt_from} takes openings of a dataset's pieces: give a dataset")
+        if not (isinstance(self.max_copy_quarters, (int, float)) and 0.0 <= self.max_copy_quarters < math.inf):
+            raise ValueError(f"max_copy_quarters must be a number >= 0 (0: off), got {self.max_copy_quarters!r}")
         if not (isinstance(self.anchor, (int, float)) and 0.0 <= self.anchor < math.inf):
             raise ValueError(f"anchor must be a number >= 0 (0: off), got {self.anchor!r}")
         if self.anchor and not self.dataset:

@@ -45,7 +45,7 @@ ROUND_FILE = "round.json"
 RESUME_MUST_MATCH = (
     "generator", "critic", "candidates", "prompts", "beats", "prompt_from", "dataset", "split", "prompt_beats",
     "loss", "beta", "min_gap", "epochs", "batch_size", "learning_rate", "max_grad_norm", "warmup", "seed", "anchor",
-    "anchor_window",
+    "anchor_window", "max_copy_quarters",
 )  # fmt: skip
 
 
@@ -310,6 +310,12 @@ def _card_text(config: TuneConfig, summary: dict) -> str:
                f"`{config.dataset}` [{config.split}]", "both": f"`<bos>` and openings ({config.prompt_beats:g} "
                f"beats) of `{config.dataset}` [{config.split}], half each"}[config.prompt_from]  # fmt: skip
     pairs = ", ".join(str(row["pairs"]) for row in rows)
+    quotes = (
+        f", a continuation that copies {config.max_copy_quarters:g} quarter notes or more of the training pieces "
+        "scored 0"
+        if config.max_copy_quarters
+        else ""
+    )
     anchor = (
         f"; anchored to real music: each step adds {config.anchor:g} x the NLL per token of {config.batch_size} "
         f"windows of {config.anchor_window} tokens of `{config.dataset}` [{config.split}]"
@@ -319,7 +325,7 @@ def _card_text(config: TuneConfig, summary: dict) -> str:
     return (
         f"**Preference-tuned** from `{config.generator}` with {config.loss.upper()} (beta {config.beta:g}) against a "
         f"frozen copy of it, ranked by the critic `{config.critic or 'a score function'}` (its P(human) of each "
-        f"continuation). {len(rows)} round(s): {config.prompts} prompts per round from {prompts}, "
+        f"continuation){quotes}. {len(rows)} round(s): {config.prompts} prompts per round from {prompts}, "
         f"{config.candidates} candidates each of {config.beats:g} beats with the generator's preset, the best against "
         f"the worst of each prompt (score gap >= {config.min_gap:g}): {pairs} pairs; {config.epochs:g} epoch(s) per "
         f"round, batch {config.batch_size} pairs, AdamW lr {config.learning_rate:g}, dropout off{anchor}. The "

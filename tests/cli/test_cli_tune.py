@@ -64,7 +64,7 @@ def test_tune_writes_a_checkpoint_that_composes_and_resumes_after_its_last_round
     generator, critic = models
     out = tmp_path / "tuned"
     both = ["--prompt-from", "both", "--dataset", str(tiny_dataset), "--prompt-beats", "4", "--anchor", "0.5",
-            "--anchor-window", "32"]  # fmt: skip
+            "--anchor-window", "32", "--max-copy", "4"]  # fmt: skip
     assert _tune(generator, critic, out, "--rounds", "2", *both) == 0
     err = capsys.readouterr().err
     assert "round 2/2" in err and "critic's mean P(human) of 12 samples" in err and f"--model {out}" in err
@@ -76,6 +76,7 @@ def test_tune_writes_a_checkpoint_that_composes_and_resumes_after_its_last_round
     card = (out / "README.md").read_text()
     assert "Preference-tuned" in card and str(generator) in card and str(critic) in card
     assert "anchored to real music: each step adds 0.5 x the NLL per token of 2 windows of 32 tokens" in card
+    assert "a continuation that copies 4 quarter notes or more of the training pieces scored 0" in card
     metrics = [json.loads(line) for line in (out / "rounds" / "round-1" / "metrics.jsonl").read_text().splitlines()]
     assert any(row.get("anchor_nll", 0) > 0 for row in metrics)
     assert f"before {summary['check']['mean_score_before']:.4f}" in card
@@ -108,6 +109,7 @@ def test_tune_writes_a_checkpoint_that_composes_and_resumes_after_its_last_round
         ("dataset prompts without a dataset", "takes openings of a dataset's pieces: give a dataset"),
         ("output not empty", "exists and is not empty: give a new folder, or --resume"),
         ("missing generator", "--generator"),
+        ("copies without a dataset", "--max-copy looks for copies of --dataset's training pieces: give --dataset"),
     ],
 )
 def test_tune_refuses_bad_input_with_the_reason(models, tmp_path, capsys, case, message):
@@ -129,6 +131,8 @@ def test_tune_refuses_bad_input_with_the_reason(models, tmp_path, capsys, case, 
         (out / "something.txt").write_text("kept")
     elif case == "missing generator":
         generator = tmp_path / "nowhere"
+    elif case == "copies without a dataset":
+        more = ["--max-copy", "8"]
     assert main(["tune", "--generator", str(generator), "--critic", str(critic), "--out", str(out), *more]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from toccata.modeling.layout import VocabLayout
 from toccata.tokenization import NotewiseTokenizer
-from toccata.evaluation.copy_index import CopyIndex
+from toccata.evaluation.copy_index import CopyIndex, quotes_scored_zero
 from toccata.training.data import load_pieces
 from toccata.evaluation.music_stats import (
     histogram_overlap,
@@ -124,6 +124,17 @@ def test_copy_index_finds_a_planted_copy(index, train_pieces, shift):
     assert match.quarters == pytest.approx(_quarters(excerpt)) and match.quarters > 8
     assert match.start == len(noise) + 1
     assert (match.source, match.source_offset, match.transposition) == (piece.piece_id, 40, shift)
+
+
+def test_a_quote_of_the_training_music_scores_zero_and_new_music_keeps_its_score(index, train_pieces):
+    quote = _transpose(train_pieces[3].ids[40:240], 2)  # over 8 quarters of a chorale, a tone higher
+    fresh = np.random.default_rng(4).permutation(train_pieces[0].ids)[:300]
+    lists = [TOK.convert_ids_to_tokens(ids.tolist()) for ids in (quote, fresh, quote[:20])]
+    critic = lambda token_lists: [0.9 for _ in token_lists]  # noqa: E731  a critic that likes everything
+    assert quotes_scored_zero(critic, index, TOK, 8.0)(lists) == [0.0, 0.9, 0.9]  # a 20-token quote is short
+    assert quotes_scored_zero(critic, index, TOK, 1000.0)(lists) == [0.9, 0.9, 0.9]
+    with pytest.raises(ValueError, match="max_quarters must be > 0"):
+        quotes_scored_zero(critic, index, TOK, 0.0)
 
 
 def test_copy_index_ignores_shuffles_and_short_spans(index, train_pieces):
