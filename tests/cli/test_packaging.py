@@ -50,12 +50,12 @@ def test_wheel_has_one_top_level_namespace(wheel):
         assert f"toccata/{module}" in names
     assert not any(name.startswith(("tests/", "benchmarks/", "modeling/", "demo/")) for name in names)
     root = REPO
-    embedded = {  # every file of the embedded checkpoints travels (the critic's evaluation/ once did not)
+    embedded = {  # every file of the embedded checkpoints travels (a critic's evaluation/ folder once did not)
         f"toccata/{path.relative_to(root / 'toccata').as_posix()}"
         for path in (root / "toccata" / "checkpoints").rglob("*")
         if path.is_file() and "__pycache__" not in path.parts
     }
-    assert "toccata/checkpoints/critic/evaluation/best_of.json" in embedded
+    assert "toccata/checkpoints/default/evaluation/composer_control/guidance-3.md" in embedded  # two folders deep
     assert embedded <= set(names), sorted(embedded - set(names))
 
 
