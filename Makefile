@@ -132,12 +132,13 @@ CRITIC_ARGS ?= --steps 800 --eval-every 100 --negatives generator=0.45,corrupted
 TUNE_ARGS ?= --prompt-from both --prompts 48 --candidates 8 --beats 32 --rounds 2 --learning-rate 2e-4 --anchor 5
 default-critic: default-preset
 	test -f $(CRITIC_RUN)/metrics.json || OMP_NUM_THREADS=$(NPROC) $(BIN)/toccata critic train --generator $(RUN) \
-		--dataset $(PIANO) --out $(CRITIC_RUN) $(CRITIC_ARGS) $(foreach w,$(CRITIC_WEAKER),--weaker-from $(w))
+		--dataset $(PIANO) --out $(CRITIC_RUN) $(CRITIC_ARGS) $(foreach w,$(CRITIC_WEAKER),--weaker-from $(w)) \
+		$(if $(wildcard $(CRITIC_RUN)/checkpoints/checkpoint-*),--resume)
 
 default-tune: default-critic
 	test -f $(TUNED_RUN)/tune_summary.json || OMP_NUM_THREADS=$(NPROC) $(BIN)/toccata tune --generator $(RUN) \
 		--critic $(CRITIC_RUN) --out $(TUNED_RUN) --dataset $(PIANO) $(TUNE_ARGS) \
-		$(if $(wildcard $(TUNED_RUN)/rounds/round-*/round.json),--resume)
+		$(if $(wildcard $(TUNED_RUN)/tune_config.json),--resume)
 
 default-checkpoint: default-tune
 	OMP_NUM_THREADS=2 $(BIN)/toccata evaluate --model $(TUNED_RUN) --dataset $(PIANO) --split unseen_composers \

@@ -151,8 +151,8 @@ def hurry(notes: NoteArrays, rng: np.random.Generator) -> NoteArrays:
 
 
 def cut_short(notes: NoteArrays, rng: np.random.Generator) -> NoteArrays:
-    """A third to two thirds of the notes (at random) cut to 1-3 steps: onsets and pitches stay, the legato and the
-    held bass go (everything plucked). The same drift as `hurry`'s, in durations alone."""
+    """30-60% of the notes (the share drawn at random, then the notes) cut to 1-3 steps: onsets and pitches stay,
+    the legato and the held bass go (everything plucked). The same drift as `hurry`'s, in durations alone."""
     length = notes.end - notes.start
     cut = rng.random(len(notes)) < rng.uniform(*CUT_SHARES)
     short = np.minimum(length, rng.integers(1, CUT_STEPS + 1, size=len(notes)))

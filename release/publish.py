@@ -97,16 +97,6 @@ def _critic_lines(report: dict) -> list[str]:
     return [head, "", *lines, ""]
 
 
-def card_sections(
-    report: dict, summary: dict, config: dict, data: dict[str, Counter] | None = None
-) -> tuple[dict[str, float], str, str]:
-    """(metrics, evaluation markdown, training-data markdown) for `CardInfo` from a report.json and a run's files.
-
-    `data` (from `data_summary`) describes the training pieces: composers, licences and sources."""
-    metrics, evaluation = evaluation_section(report)
-    return metrics, evaluation, training_section(summary, config, data)
-
-
 def evaluation_section(report: dict) -> tuple[dict[str, float], str]:
     """(metrics, evaluation markdown) for `CardInfo` from a report.json."""
     metrics = {}
@@ -137,7 +127,8 @@ def evaluation_section(report: dict) -> tuple[dict[str, float], str]:
             *_critic_lines(report),
             "Reproduce: `make default-checkpoint CORPUS=\"path/kernscores/piano path/polish-scores/piano\" "
             "ATTRIBUTIONS=path/polish-scores/LICENSE.txt` (builds the dataset, trains, chooses the preset on "
-            "validation, evaluates on both test splits, writes this folder; docs/training.md).",
+            "validation, trains a critic and preference-tunes against it, evaluates on both test splits, writes "
+            "this folder; docs/training.md).",
         ]
     )
     return metrics, evaluation
@@ -187,7 +178,13 @@ def run_training(run: Path, attributions: list[str | Path] = ()) -> tuple[str, s
         return text, weights_license(data["license"])[0]
     if (run / TUNE_CONFIG).is_file():
         tuned = json.loads((run / TUNE_CONFIG).read_text())
-        base, license_id = run_training(Path(tuned["generator"]), attributions)
+        try:
+            base, license_id = run_training(Path(tuned["generator"]), attributions)
+        except ValueError as err:
+            raise ValueError(f"{run}: its generator {tuned['generator']} (tune_config.json): {err}") from None
+        if tuned.get("anchor") and Path(tuned.get("dataset") or "").is_dir():  # the anchor fitted it to that data too
+            anchored = weights_license(data_summary(tuned["dataset"])["license"])[0]
+            license_id = WEIGHTS_NC_LICENSE if WEIGHTS_NC_LICENSE in (license_id, anchored) else license_id
         return f"{base}\n\n### Preference tuning\n\n{_card_section(run)}", license_id
     section = _card_section(run)
     if not section:

@@ -42,8 +42,10 @@ def add_tune_parser(commands: argparse._SubParsersAction) -> None:
         default="bos",
         help="bos: compose from nothing (default); dataset: continue openings of --dataset's pieces; both: half each",
     )
-    cmd.add_argument("--dataset", help="a built dataset folder or Hub id, for --prompt-from dataset or both")
-    cmd.add_argument("--split", default="train", help="the dataset split whose openings are prompts (default train)")
+    cmd.add_argument(
+        "--dataset", help="a built dataset folder or Hub id: prompts (--prompt-from), --anchor's music, --max-copy's index"
+    )
+    cmd.add_argument("--split", default="train", help="the split of the prompts and the anchor (default train)")
     cmd.add_argument("--prompt-beats", type=float, default=8.0, help="beats of an opening kept (whole bars)")
     cmd.add_argument("--loss", choices=("dpo", "ipo"), default="dpo", help="dpo (default) or ipo; see docs/critic.md")
     cmd.add_argument("--beta", type=float, default=0.1, help="pull towards the frozen generator (default %(default)s)")
@@ -89,8 +91,6 @@ def _without_quotes(score, config):
     from toccata.modeling.layout import VocabLayout
     from toccata.training.data import load_pieces
 
-    if not config.dataset:
-        raise ValueError("--max-copy looks for copies of --dataset's training pieces: give --dataset")
     tokenizer = AutoTokenizer.from_pretrained(config.generator)
     train = load_pieces(config.dataset, "train", tokenizer, original_key_only=True)
     index = CopyIndex([p.ids for p in train], VocabLayout.from_config(tokenizer), names=[p.piece_id for p in train])

@@ -36,7 +36,7 @@ class TuneConfig:
     generator: str  # checkpoint folder or Hub id of the generator to tune (the reference is a frozen copy of it)
     output_dir: str
     critic: str = ""  # what `score` is (a critic folder's name): for the card and the summary
-    max_copy_quarters: float = 0.0  # > 0: `score` rates a continuation that quotes this many quarters of training 0
+    max_copy_quarters: float = 0.0  # > 0: the caller wrapped `score` in `quotes_scored_zero` (the CLI does)
     candidates: int = 8  # N samples per prompt; the best and the worst of them make a pair
     prompts: int = 32  # prompts per round
     rounds: int = 1  # sample, pair and fine-tune this many times, each round sampling from the last round's policy
@@ -84,6 +84,10 @@ class TuneConfig:
             raise ValueError(f"anchor must be a number >= 0 (0: off), got {self.anchor!r}")
         if self.anchor and not self.dataset:
             raise ValueError("anchor is a likelihood term on the real music of a dataset's split: give a dataset")
+        if self.anchor and self.split != "train":
+            raise ValueError(f"anchor fits the tuned model to `split`'s music: use split train, not {self.split}")
+        if self.max_copy_quarters and not self.dataset:
+            raise ValueError("max_copy_quarters looks for copies of a dataset's training pieces: give a dataset")
         if not 0.0 <= self.min_gap < math.inf or not 0.0 <= self.warmup < 1.0:
             raise ValueError(f"min_gap must be >= 0 and warmup in [0, 1), got {self.min_gap!r} and {self.warmup!r}")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -142,7 +146,7 @@ def preference_loss(
     return losses.mean(), stats
 
 
-STATISTICS = ("reward_accuracy", "margin", "chosen_logratio", "rejected_logratio", "anchor_nll")  # logged per step
+STATISTICS = ("reward_accuracy", "margin", "chosen_logratio", "rejected_logratio", "anchor_nll", "preference_loss")
 
 
 class PairDataset(Dataset):
@@ -182,7 +186,7 @@ class RealWindows:
         if not self.pieces:
             raise ValueError("the anchor has no real piece of two tokens or more to take windows from")
         lengths = np.asarray([len(piece) for piece in self.pieces], dtype=np.float64)
-        self.weights = lengths / lengths.sum()  # every token equally likely to be in a window
+        self.weights = lengths / lengths.sum()  # pieces drawn in proportion to their length
         self.window, self.pad_id, self.rng = window, pad_id, np.random.default_rng(seed)
 
     def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -201,7 +205,7 @@ def anchor_nll(model, windows: RealWindows, size: int) -> torch.Tensor:
     """The mean negative log-likelihood per token (nats) of `size` real windows: the anchor term."""
     ids, labels = windows.batch(size)
     device = next(model.parameters()).device
-    logits = model(input_ids=ids.to(device)).logits[:, :-1]
+    logits = model(input_ids=ids.to(device), use_cache=False, return_dict=True).logits[:, :-1].float()
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1).to(device))
 
 
@@ -225,6 +229,7 @@ class PreferenceTrainer(Trainer):
             logps[:half], logps[half:], reference[:half], reference[half:], self.beta, self.loss_kind
         )
         if self.anchor and self.windows is not None:
+            stats["preference_loss"] = float(loss.detach())  # comparable with runs without the anchor
             nll = anchor_nll(model, self.windows, half)
             loss = loss + self.anchor * nll
             stats["anchor_nll"] = float(nll.detach())

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import MISSING, asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +153,8 @@ def _check_output(config: TuneConfig, out: Path, resume: bool) -> None:
     if not saved_file.is_file():
         return
     saved, now = json.loads(saved_file.read_text()), json.loads(json.dumps(asdict(config)))
+    defaults = {f.name: f.default for f in fields(TuneConfig) if f.default is not MISSING}
+    saved = {**defaults, **saved}  # a key added since the run was made: it ran with the field's default
     changed = [f"{k} {saved[k]!r} -> {now[k]!r}" for k in RESUME_MUST_MATCH if k in saved and saved[k] != now[k]]
     if changed:
         raise ValueError(
@@ -328,8 +330,8 @@ def _card_text(config: TuneConfig, summary: dict) -> str:
         f"continuation){quotes}. {len(rows)} round(s): {config.prompts} prompts per round from {prompts}, "
         f"{config.candidates} candidates each of {config.beats:g} beats with the generator's preset, the best against "
         f"the worst of each prompt (score gap >= {config.min_gap:g}): {pairs} pairs; {config.epochs:g} epoch(s) per "
-        f"round, batch {config.batch_size} pairs, AdamW lr {config.learning_rate:g}, dropout off{anchor}. The "
-        "critic's mean "
+        f"round, batch {config.batch_size} pairs, AdamW lr {config.learning_rate:g}, dropout off{anchor}. The critic's "
+        "mean "
         f"score of {check['samples']} samples (round 1's prompts and seeds): before {check['mean_score_before']:.4f}, "
         f"after {check['mean_score_after']:.4f}. A critic's rating is not a judgement of the music: see "
         "docs/critic.md (Preference tuning) for what an independent judge measured."

@@ -20,6 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import toccata  # noqa: E402
+from toccata.modeling.layout import VocabLayout  # noqa: E402
 from toccata.modeling.pipeline import GenerationRequest, compose  # noqa: E402
 from toccata.modeling.presets import preset_from_generation_config  # noqa: E402
 from toccata.rendering.roll import piano_rolls, roll_notes  # noqa: E402
@@ -39,7 +40,9 @@ def samples(folder: str, seeds: list[int], beats: float) -> list[list[str]]:
     return pieces
 
 
-def real_openings(dataset: str, split: str, count: int, beats: float, tokenizer) -> list[tuple[list[str], str]]:
+def real_openings(
+    dataset: str, split: str, count: int, beats: float, steps_per_quarter: int
+) -> list[tuple[list[str], str]]:
     """The first `beats` quarter notes of the split's first `count` original-key pieces, with their titles."""
     rows = read_rows(dataset, split, ("transposition", "notewise", "composer", "title"))
     out = []
@@ -48,7 +51,7 @@ def real_openings(dataset: str, split: str, count: int, beats: float, tokenizer)
         for word in row["notewise"].split():
             if word.startswith("wait"):
                 steps += int(word[4:])
-                if steps > beats * 12:
+                if steps > beats * steps_per_quarter:
                     break
             words.append(word)
         out.append((words, " ".join(f"real: {row['composer']}, {row['title']}".split())[:90]))
@@ -56,6 +59,7 @@ def real_openings(dataset: str, split: str, count: int, beats: float, tokenizer)
 
 
 def rolls(args: argparse.Namespace) -> Path:
+    """One sheet: per seed the piece before and after the tuning, then two real openings, on shared scales."""
     _, tokenizer = toccata.load_checkpoint(args.before)
     before = samples(args.before, args.seeds, args.beats)
     after = samples(args.after, args.seeds, args.beats)
@@ -63,13 +67,18 @@ def rolls(args: argparse.Namespace) -> Path:
     for seed, old, new in zip(args.seeds, before, after):
         sheet.append((roll_notes(tokenizer, old), f"seed {seed}, before tuning"))
         sheet.append((roll_notes(tokenizer, new), f"seed {seed}, after tuning"))
-    for words, title in real_openings(args.dataset, args.split, 2, args.beats, tokenizer):
+    steps = VocabLayout.from_config(tokenizer).steps_per_quarter
+    for words, title in real_openings(args.dataset, args.split, 2, args.beats, steps):
         sheet.append((roll_notes(tokenizer, words), title))
     return piano_rolls(sheet, Path(f"{args.out}_rolls.png"), caption="notes")
 
 
 def curves(run: Path, out: Path) -> Path:
-    rounds = sorted((run / "rounds").glob("round-*/metrics.jsonl"))
+    """The logged statistics of every finished round, the rounds one after another on the step axis."""
+    rounds = sorted(
+        (path for path in (run / "rounds").glob("round-*/metrics.jsonl") if (path.parent / "round.json").is_file()),
+        key=lambda path: int(path.parent.name.split("-")[1]),
+    )
     if not rounds:
         raise SystemExit(f"{run}: no rounds/round-K/metrics.jsonl (give a `toccata tune` output folder)")
     figure, axes = plt.subplots(1, len(CURVES), figsize=(14, 3.2))
@@ -91,6 +100,7 @@ def curves(run: Path, out: Path) -> Path:
 
 
 def main() -> None:
+    """Parse the arguments, draw both figures, print their paths."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", required=True, help="the generator before tuning")
     parser.add_argument("--after", required=True, help="the tuned generator")

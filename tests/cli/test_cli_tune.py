@@ -59,9 +59,13 @@ def _tune(generator: Path, critic: Path, out: Path, *more: str) -> int:
 
 
 def test_tune_writes_a_checkpoint_that_composes_and_resumes_after_its_last_round(
-    models, tiny_dataset, tmp_path, capsys
+    models, tiny_dataset, tmp_path, capsys, monkeypatch
 ):
     generator, critic = models
+    from toccata.evaluation import copy_index
+
+    wrapped, original_wrap = [], copy_index.quotes_scored_zero
+    monkeypatch.setattr(copy_index, "quotes_scored_zero", lambda *a: wrapped.append(a[3]) or original_wrap(*a))
     out = tmp_path / "tuned"
     both = ["--prompt-from", "both", "--dataset", str(tiny_dataset), "--prompt-beats", "4", "--anchor", "0.5",
             "--anchor-window", "32", "--max-copy", "4"]  # fmt: skip
@@ -77,6 +81,7 @@ def test_tune_writes_a_checkpoint_that_composes_and_resumes_after_its_last_round
     assert "Preference-tuned" in card and str(generator) in card and str(critic) in card
     assert "anchored to real music: each step adds 0.5 x the NLL per token of 2 windows of 32 tokens" in card
     assert "a continuation that copies 4 quarter notes or more of the training pieces scored 0" in card
+    assert wrapped == [4.0]  # the critic's score went through the quote filter
     metrics = [json.loads(line) for line in (out / "rounds" / "round-1" / "metrics.jsonl").read_text().splitlines()]
     assert any(row.get("anchor_nll", 0) > 0 for row in metrics)
     assert f"before {summary['check']['mean_score_before']:.4f}" in card
@@ -97,6 +102,11 @@ def test_tune_writes_a_checkpoint_that_composes_and_resumes_after_its_last_round
     assert [row["round"] for row in json.loads((out / "tune_summary.json").read_text())["rounds"]] == [1, 2, 3]
     assert _tune(generator, critic, out, "--rounds", "3", "--resume", "--beta", "0.5", *both) == 2
     assert "beta 0.1 -> 0.5" in capsys.readouterr().err
+    saved = json.loads((out / "tune_config.json").read_text())
+    del saved["anchor"]  # a run made before the anchor existed ran without one
+    (out / "tune_config.json").write_text(json.dumps(saved))
+    assert _tune(generator, critic, out, "--rounds", "3", "--resume", *both) == 2
+    assert "anchor 0.0 -> 0.5" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -109,7 +119,7 @@ def test_tune_writes_a_checkpoint_that_composes_and_resumes_after_its_last_round
         ("dataset prompts without a dataset", "takes openings of a dataset's pieces: give a dataset"),
         ("output not empty", "exists and is not empty: give a new folder, or --resume"),
         ("missing generator", "--generator"),
-        ("copies without a dataset", "--max-copy looks for copies of --dataset's training pieces: give --dataset"),
+        ("copies without a dataset", "max_copy_quarters looks for copies of a dataset's training pieces: give a"),
     ],
 )
 def test_tune_refuses_bad_input_with_the_reason(models, tmp_path, capsys, case, message):

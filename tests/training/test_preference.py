@@ -163,10 +163,18 @@ def test_the_anchor_keeps_the_policy_near_real_music_that_the_preferences_pull_a
     assert "anchor_nll" in logged[3.0] and "anchor_nll" not in logged[0.0]
 
 
+def test_real_windows_of_a_short_piece_are_padded_and_the_padding_is_not_scored():
+    ids, labels = RealWindows([np.arange(1, 6)], 8, 0, seed=0).batch(2)
+    assert ids.shape == (2, 9) and (ids[:, :5] == torch.arange(1, 6)).all() and (ids[:, 5:] == 0).all()
+    assert (labels[:, :5] == torch.arange(1, 6)).all() and (labels[:, 5:] == -100).all()
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [({"anchor": -1.0, "dataset": "d"}, "anchor must be a number >= 0"), ({"anchor": 1.0}, "give a dataset"),
-     ({"anchor": 1.0, "dataset": "d", "anchor_window": 0}, "anchor_window must be a positive integer")],
+     ({"anchor": 1.0, "dataset": "d", "anchor_window": 0}, "anchor_window must be a positive integer"),
+     ({"anchor": 1.0, "dataset": "d", "split": "test"}, "use split train, not test"),
+     ({"max_copy_quarters": 8.0}, "max_copy_quarters looks for copies of a dataset's training pieces")],
 )  # fmt: skip
 def test_a_bad_anchor_is_refused_with_the_reason(settings, message):
     with pytest.raises(ValueError, match=message):
