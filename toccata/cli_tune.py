@@ -86,6 +86,7 @@ def _folder(name: str, what: str) -> str:
 
 def _without_quotes(score, config):
     """`score` with the candidates that quote the dataset's training pieces for `max_copy_quarters` scored 0."""
+    # start-up: transformers and torch load only for this command, not for `toccata --help`
     from transformers import AutoTokenizer
     from toccata.evaluation.copy_index import CopyIndex, quotes_scored_zero
     from toccata.modeling.layout import VocabLayout
