@@ -111,6 +111,12 @@ class CopyIndex:
         order = np.argsort(keys[valid], kind="stable")
         self.keys, self.positions = keys[valid][order], valid[order]
 
+    @classmethod
+    def of_pieces(cls, pieces: Sequence, layout: VocabLayout = DEFAULT_LAYOUT, k: int = 16) -> CopyIndex:
+        """The index of dataset pieces (anything with `ids` and `piece_id`, as `training.data.load_pieces` returns),
+        each named by its piece id: what the evaluation, the preset search and `tune --max-copy` compare against."""
+        return cls([p.ids for p in pieces], layout, k, names=[p.piece_id for p in pieces])
+
     def __len__(self) -> int:
         """Number of indexed windows."""
         return int(self.keys.size)

@@ -291,7 +291,7 @@ def evaluate(
         held = [replace(p, ids=table[p.ids]) for p in held]
 
     clock = time.perf_counter()
-    index = CopyIndex([p.ids for p in train], layout, copy_k, names=[p.piece_id for p in train])
+    index = CopyIndex.of_pieces(train, layout, copy_k)
     reference = summarise_set([sample_stats(p.ids, layout) for p in held])
     reference_copies = [index.longest_copy(p.ids) for p in held]
     real_excerpts = excerpts([p.ids for p in held], EXCERPT_TOKENS, REAL_EXCERPTS_PER_PIECE, seed)

@@ -53,7 +53,7 @@ def search(
     layout = VocabLayout.from_config(tokenizer)
     train = load_pieces(dataset, "train", tokenizer, original_key_only=True)
     held = load_pieces(dataset, split, tokenizer, original_key_only=True)
-    index = CopyIndex([p.ids for p in train], layout, 16, names=[p.piece_id for p in train])
+    index = CopyIndex.of_pieces(train, layout)
     reference = summarise_set([sample_stats(p.ids, layout) for p in held])
     real = excerpts([p.ids for p in held], EXCERPT_TOKENS, REAL_EXCERPTS_PER_PIECE, seed)
     windows = real_windows([p.ids for p in held], tokens)

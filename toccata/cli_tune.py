@@ -94,7 +94,7 @@ def _without_quotes(score, config):
 
     tokenizer = AutoTokenizer.from_pretrained(config.generator)
     train = load_pieces(config.dataset, "train", tokenizer, original_key_only=True)
-    index = CopyIndex([p.ids for p in train], VocabLayout.from_config(tokenizer), names=[p.piece_id for p in train])
+    index = CopyIndex.of_pieces(train, VocabLayout.from_config(tokenizer))
     return quotes_scored_zero(score, index, tokenizer, config.max_copy_quarters)
 
 

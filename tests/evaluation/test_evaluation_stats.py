@@ -96,7 +96,7 @@ def train_pieces(tiny_dataset):
 
 @pytest.fixture(scope="module")
 def index(train_pieces):
-    return CopyIndex([p.ids for p in train_pieces], LAYOUT, k=16, names=[p.piece_id for p in train_pieces])
+    return CopyIndex.of_pieces(train_pieces, LAYOUT)
 
 
 def _transpose(tokens: np.ndarray, shift: int) -> np.ndarray:
