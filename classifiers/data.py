@@ -123,22 +123,36 @@ class ExcerptSampler:
         ids = np.full((size, self.length), self.pad_id, dtype=np.int64)
         mask = np.zeros((size, self.length), dtype=np.int64)
         labels = np.zeros(size, dtype=np.int64)
-        for row in range(size):
-            seq = self._pick(rng)
-            start = int(rng.integers(0, max(len(seq.ids) - self.length, 0) + 1))
-            window = seq.ids[start : start + self.length]
-            keys = self.layout.pitch_index(window)
-            keys = keys[keys >= 0]
-            if self.max_transpose and keys.size:
-                low = max(-self.max_transpose, -int(keys.min()))
-                high = min(self.max_transpose, self.layout.num_pitches - 1 - int(keys.max()))
-                window = transpose(window, self.layout, int(rng.integers(low, high + 1)))
-            ids[row, : len(window)], mask[row, : len(window)], labels[row] = window, 1, seq.label
+        for row, (window, label) in enumerate(self._rows(rng, size)):
+            ids[row, : len(window)], mask[row, : len(window)], labels[row] = window, 1, label
         return {
             "input_ids": torch.from_numpy(ids),
             "attention_mask": torch.from_numpy(mask),
             "labels": torch.from_numpy(labels),
         }
+
+    def _rows(self, rng: np.random.Generator, size: int) -> list[tuple[np.ndarray, int]]:
+        """`size` (excerpt, label) rows, each of a sequence drawn by `_pick`."""
+        return [self._excerpt(self._pick(rng), rng)[:2] for _ in range(size)]
+
+    def _excerpt(
+        self, seq: Labelled, rng: np.random.Generator, like: tuple[float, int] | None = None
+    ) -> tuple[np.ndarray, int, tuple[float, int]]:
+        """(excerpt, label, where) of `seq`: a random excerpt transposed by a random shift within ±`max_transpose`
+        that keeps its notes on the keyboard; `where` is (share of the free room before it, shift), and `like` a
+        `where` to cut at and transpose by instead (the shift brought into the keyboard)."""
+        room = max(len(seq.ids) - self.length, 0)
+        start = int(rng.integers(0, room + 1)) if like is None else round(like[0] * room)
+        window = seq.ids[start : start + self.length]
+        keys = self.layout.pitch_index(window)
+        keys = keys[keys >= 0]
+        shift = 0
+        if self.max_transpose and keys.size:
+            low = max(-self.max_transpose, -int(keys.min()))
+            high = min(self.max_transpose, self.layout.num_pitches - 1 - int(keys.max()))
+            shift = int(rng.integers(low, high + 1)) if like is None else min(max(like[1], low), high)
+            window = transpose(window, self.layout, shift)
+        return window, seq.label, (start / room if room else 0.0, shift)
 
 
 class SamplerBatches(torch.utils.data.Dataset):

@@ -102,10 +102,11 @@ def generated_samples(generator, tokenizer, folder: Path, split: str, count: int
     return [record["tokens"] for record in cached_batches(folder, split, count, make, log)]
 
 
-def corrupt_ids(ids: np.ndarray, tokenizer, kind: str, rng: np.random.Generator) -> np.ndarray:
-    """Token ids spoilt by corruption `kind`: read as notes, spoilt, written back as the tokenizer writes."""
+def corrupt_ids(ids: np.ndarray, tokenizer, kind: str | None, rng: np.random.Generator) -> np.ndarray:
+    """Token ids spoilt by corruption `kind`: read as notes, spoilt, written back as the tokenizer writes (`kind`
+    None: read and written back only, the spoilt span's real twin)."""
     notes = tokenizer.tokens_to_notes(tokenizer.convert_ids_to_tokens([int(i) for i in ids]))
-    return np.asarray(tokenizer.notes_to_ids(corrupt(notes, kind, rng)), dtype=np.int64)
+    return np.asarray(tokenizer.notes_to_ids(notes if kind is None else corrupt(notes, kind, rng)), dtype=np.int64)
 
 
 def corrupted_excerpts(
@@ -198,7 +199,12 @@ def _sizes(config) -> dict:
 
 class CriticSampler(ExcerptSampler):
     """Batches for the critic: half real excerpts, half negatives whose kind is drawn by `shares`; corrupted ones
-    are made on the fly from the real sequences, the corruptions in turn. Pure function of (seed, step)."""
+    are made on the fly from the real sequences, the corruptions in turn. Pure function of (seed, step).
+
+    With `paired`, each corrupted excerpt comes with its twin in the same batch: the same span of the same piece,
+    read and written back but not spoilt, cut at the same place and transposed alike. Only the corruption tells the
+    two apart, not the piece, so the subtle ones (bars reordered, time reversed) stand out from the spread between
+    pieces. Fewer independent real excerpts are drawn then, so that real and spoilt excerpts still weigh half each."""
 
     def __init__(
         self,
@@ -210,9 +216,10 @@ class CriticSampler(ExcerptSampler):
         shares: dict[str, float],
         max_transpose: int = 6,
         seed: int = 0,
+        paired: bool = False,
     ) -> None:
         super().__init__(sequences, length, layout, pad_id, max_transpose, balance_labels=True, seed=seed)
-        self.tokenizer, self.turn = tokenizer, 0
+        self.tokenizer, self.turn, self.paired, self.twin = tokenizer, 0, paired, None
         self.real = [s for s in sequences if s.group.startswith("piece:")]
         pools = {
             "generator": [s for s in sequences if s.group.startswith("sample:")],
@@ -224,13 +231,28 @@ class CriticSampler(ExcerptSampler):
             raise ValueError(f"critic sampler: no sequences for {missing or ['real pieces']}")
         self.pools, self.kinds = pools, list(shares)
         self.shares = np.asarray([shares[k] for k in self.kinds])
+        # P(a draw is real), so that reals are half the rows: q + (1 - q) c = (1 - q) (1 + c) / 2 with twins
+        spoilt = shares.get("corrupted", 0.0) if paired else 0.0
+        self.real_share = (1 - spoilt) / (2 - spoilt)
 
     def batch(self, step: int, size: int) -> dict[str, torch.Tensor]:
         self.turn = step * size  # the corruptions' turn depends on the step only
         return super().batch(step, size)
 
+    def _rows(self, rng: np.random.Generator, size: int) -> list[tuple[np.ndarray, int]]:
+        if not self.paired:
+            return super()._rows(rng, size)
+        rows = []
+        while len(rows) < size:
+            self.twin = None
+            window, label, where = self._excerpt(self._pick(rng), rng)
+            rows.append((window, label))
+            if self.twin is not None:  # the spoilt span's real original, cut at the same place, transposed alike
+                rows.append(self._excerpt(self.twin, rng, where)[:2])
+        return rows[:size]
+
     def _pick(self, rng: np.random.Generator) -> Labelled:
-        if rng.random() < 0.5:
+        if rng.random() < self.real_share:
             return self.real[int(rng.integers(len(self.real)))]
         kind = self.kinds[int(rng.choice(len(self.kinds), p=self.shares))]
         pool = self.pools[kind]
@@ -244,6 +266,9 @@ class CriticSampler(ExcerptSampler):
         spoilt = corrupt_ids(seq.ids[start : start + span], self.tokenizer, name, rng)
         if not len(spoilt):  # a span without notes: draw again
             return self._pick(rng)
+        if self.paired:
+            self.twin = Labelled(corrupt_ids(seq.ids[start : start + span], self.tokenizer, None, rng), seq.label,
+                                 seq.group)  # fmt: skip
         return Labelled(spoilt, 1 - seq.label, f"corrupted:{name}")
 
 

@@ -91,6 +91,7 @@ class ClassifierTask:
     weaker_temperature: float = 1.8  # critic: the temperature of the generator's "hot" weaker samples
     weaker_from: tuple[str, ...] = ()  # critic: more generators whose samples are weaker negatives (e.g. a tuned one)
     corrupted_per_piece: int = 4  # critic: spoilt excerpts per validation/test piece
+    paired: bool = False  # critic: each spoilt training excerpt beside its unspoilt twin in the batch (negatives.py)
     min_pieces: int = 5  # composer: a composer needs this many training pieces to be a class
     license: str = "unknown"
     seed: int = 0
@@ -104,7 +105,12 @@ class ClassifierTask:
         if self.excerpt_tokens < 16:
             raise ValueError(f"excerpt_tokens must be at least 16, got {self.excerpt_tokens}")
         if self.task == "critic":
-            negative_shares(self.negatives)  # a clear error now, not after generating samples
+            shares = negative_shares(self.negatives)  # a clear error now, not after generating samples
+            if self.paired and "corrupted" not in shares:
+                raise ValueError(f"paired pairs corrupted excerpts with their originals: give corrupted a share in "
+                                 f"negatives (like corrupted=0.5), got {self.negatives!r}")  # fmt: skip
+        elif self.paired:
+            raise ValueError("paired is for the critic (corrupted excerpts beside their originals), not for composers")
 
     def unfreezing(self) -> tuple[int, float]:
         """(unfreeze_every, lr_decay), the defaults resolved: ULMFiT's for a pretrained encoder (one more layer group
@@ -330,6 +336,7 @@ def train_task(task: ClassifierTask, log=print, resume: bool = False) -> dict:
             negative_shares(task.negatives),
             task.max_transpose,
             task.seed,
+            task.paired,
         )
     else:
         sampler = ExcerptSampler(data["train"], task.excerpt_tokens, layout, pad, task.max_transpose, False, task.seed)

@@ -160,6 +160,11 @@ def _add_train(cmd: argparse.ArgumentParser, task: str) -> None:
             help="another generator whose samples (with its preset) join the weaker negatives, e.g. a model tuned "
             "against an earlier critic (repeatable)",
         )  # fmt: skip
+        cmd.add_argument(
+            "--paired", action="store_true",
+            help="put each corrupted training excerpt beside its unspoilt original in the batch, so that only the "
+            "corruption tells them apart (helps the subtle ones: bars reordered, reversed)",
+        )  # fmt: skip
     else:
         cmd.add_argument("--min-pieces", type=int, default=5, help="training pieces a composer needs to be a class")
     cmd.set_defaults(run=run_train, task=task)
@@ -197,6 +202,7 @@ def run_train(args: argparse.Namespace) -> int:
             sample_beats=args.sample_beats,
             weaker_temperature=args.weaker_temperature,
             weaker_from=tuple(args.weaker_from),
+            paired=args.paired,
         )
         if args.negatives is not None:
             options["negatives"] = args.negatives

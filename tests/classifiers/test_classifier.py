@@ -292,7 +292,8 @@ def test_critic_and_composer_commands_end_to_end(two_composers, tiny_generator, 
 
     critic = tmp_path / "critic"
     samples = ["--train-samples", "12", "--validation-samples", "4", "--test-samples", "6", "--sample-beats", "24"]
-    assert train("critic", critic, *samples, "--negatives", "generator=1") == 0
+    assert train("critic", critic, *samples, "--negatives", "generator=4,corrupted=1", "--paired") == 0
+    assert json.loads((critic / "task_config.json").read_text())["paired"] is True
     summary = json.loads((critic / "metrics.json").read_text())
     assert summary["classes"] == ["generated", "human"] and 0.0 <= summary["test"]["excerpt_roc_auc"] <= 1.0
     assert [row["step"] for row in summary["history"]] == [15, 30] and summary["fit"]["unfreeze_every"] == 3

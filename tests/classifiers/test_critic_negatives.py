@@ -115,6 +115,44 @@ def test_training_batches_mix_the_kinds_in_their_shares(critic_data):
     assert {only._pick(rng).group.split(":")[0] for _ in range(50)} == {"piece", "corrupted"}
 
 
+def _pitch_set(row: np.ndarray, layout: VocabLayout) -> set[int]:
+    keys = layout.pitch_index(row)
+    return set(keys[keys >= 0].tolist())
+
+
+def test_paired_batches_put_each_corrupted_excerpt_beside_its_original(critic_data):
+    """`--paired`: a spoilt row is followed by its twin, real music of the same span (a copy of a training piece up to
+    transposition), cut at the same place: the two share far more of their pitches than unrelated rows; with other
+    negatives too, reals still make about half of the rows."""
+    from toccata.evaluation.copy_index import CopyIndex
+
+    _, (_, data, _) = critic_data
+    layout = VocabLayout.from_config(TOK)
+    only = CriticSampler(data["train"], 64, layout, TOK.pad_token_id, TOK, {"corrupted": 1.0}, seed=3, paired=True)
+    rows = []
+    for step in range(6):
+        batch = only.batch(step, 16)
+        rows += [(ids[mask > 0].numpy(), int(label)) for ids, mask, label in zip(*batch.values())]
+    assert [label for _, label in rows] == [0, 1] * (len(rows) // 2)  # every spoilt row, then its twin
+    index = CopyIndex([s.ids for s in data["train"] if s.group.startswith("piece:")], layout, k=16)
+    same, other = [], []
+    for r in range(0, len(rows), 2):
+        (bad, _), (twin, _) = rows[r], rows[r + 1]
+        assert index.longest_copy(twin).tokens >= 0.75 * len(twin)  # real music, as a training piece has it
+        a, b, c = (_pitch_set(x, layout) for x in (bad, twin, rows[(r + 7) % len(rows)][0]))
+        same.append(len(a & b) / max(1, len(a | b)))
+        other.append(len(a & c) / max(1, len(a | c)))
+    assert np.mean(same) > np.mean(other) + 0.15, (np.mean(same), np.mean(other))
+    mixed = CriticSampler(data["train"], 64, layout, TOK.pad_token_id, TOK, negative_shares("generator=1,corrupted=2"),
+                          seed=3, paired=True)  # fmt: skip
+    labels = torch.cat([mixed.batch(step, 16)["labels"] for step in range(20)]).float()
+    assert 0.4 < labels.mean() < 0.6  # reals still about half
+    with pytest.raises(ValueError, match="give corrupted a share"):
+        replace(critic_data[0], paired=True, negatives="generator=1")
+    with pytest.raises(ValueError, match="not for composers"):
+        replace(critic_data[0], task="composer", paired=True)
+
+
 def test_negative_shares_parse_and_refuse_bad_input():
     assert negative_shares("generator=0.4,corrupted=0.4,weaker=0.2") == pytest.approx(
         {"generator": 0.4, "corrupted": 0.4, "weaker": 0.2}
@@ -156,3 +194,6 @@ def test_critic_check_prints_the_table_and_bad_input_exits_2(tiny_dataset, tiny_
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "unknown kind 'noise'" in err
     assert not (tmp_path / "x" / "samples").exists()  # refused before generating anything
+    assert main(train + ["--out", str(tmp_path / "y"), "--negatives", "generator=1", "--paired"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "give corrupted a share" in err
