@@ -132,9 +132,9 @@ def _add_train(cmd: argparse.ArgumentParser, task: str) -> None:
     cmd.add_argument("--generator", help="generator checkpoint: the encoder and the samples (default: embedded)")
     cmd.add_argument("--from-scratch", action="store_true", help="random encoder instead of the generator's")
     cmd.add_argument("--steps", type=int, default=300, help="optimizer steps (default %(default)s)")
-    cmd.add_argument("--batch-size", type=int, default=32)
+    cmd.add_argument("--batch-size", type=int, default=32, help="excerpts per step (default %(default)s)")
     cmd.add_argument("--excerpt-tokens", type=int, default=256, help="tokens per excerpt (default %(default)s)")
-    cmd.add_argument("--learning-rate", type=float, default=2e-3)
+    cmd.add_argument("--learning-rate", type=float, default=2e-3, help="(default %(default)s)")
     cmd.add_argument("--unfreeze-every", type=int, help="steps per unfrozen layer group (default steps/8; 0: off)")
     cmd.add_argument("--max-transpose", type=int, default=6, help="random transposition, ± semitones")
     cmd.add_argument("--eval-every", type=int, default=50, help="validation every N steps (best weights kept)")
@@ -142,9 +142,11 @@ def _add_train(cmd: argparse.ArgumentParser, task: str) -> None:
     cmd.add_argument("--seed", type=int, default=0)
     cmd.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in OUT/checkpoints")
     if task == "critic":
-        cmd.add_argument("--train-samples", type=int, default=384, help="generated samples for training")
-        cmd.add_argument("--validation-samples", type=int, default=64)
-        cmd.add_argument("--test-samples", type=int, default=128)
+        cmd.add_argument(
+            "--train-samples", type=int, default=384, help="generated samples for training (default %(default)s)"
+        )
+        cmd.add_argument("--validation-samples", type=int, default=64, help="(default %(default)s)")
+        cmd.add_argument("--test-samples", type=int, default=128, help="(default %(default)s)")
         cmd.add_argument("--sample-beats", type=float, default=96.0, help="length of each sample in quarter notes")
         cmd.add_argument(
             "--negatives",

@@ -28,7 +28,10 @@ def add_generate_parser(commands: argparse._SubParsersAction) -> None:
     )
     gen.add_argument("--random-weights", action="store_true", help="use an untrained model (for testing)")
     gen.add_argument("--trust-remote-code", action="store_true", help="run code from the checkpoint folder/repo")
-    gen.add_argument("-o", "--output", default="out/generated.mid", help="MIDI file to write (default: %(default)s)")
+    gen.add_argument(
+        "-o", "--output", "--out", dest="output", default="out/generated.mid",
+        help="MIDI file to write (default: %(default)s)",
+    )  # fmt: skip
     gen.add_argument("--num-samples", type=int, default=1, help="variations, written as NAME-1.mid, NAME-2.mid, ...")
     gen.add_argument("--save-tokens", action="store_true", help="also write each piece's token text (.txt)")
     gen.add_argument(

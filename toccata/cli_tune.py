@@ -32,7 +32,9 @@ def add_tune_parser(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument("--critic", default="critic", help="critic folder that ranks the samples (default: the embedded)")
     cmd.add_argument("--out", required=True, help="the folder to write (new or empty, unless --resume)")
     cmd.add_argument("--resume", action="store_true", help="continue the run in --out after its last finished round")
-    cmd.add_argument("--rounds", type=int, default=1, help="sample-rank-tune rounds, each from the last round's model")
+    cmd.add_argument(
+        "--rounds", type=int, default=1, help="sample-rank-tune rounds, each from the last round's model (default 1)"
+    )
     cmd.add_argument("--candidates", type=int, default=8, help="samples per prompt, N >= 2 (default %(default)s)")
     cmd.add_argument("--prompts", type=int, default=32, help="prompts per round (default %(default)s)")
     cmd.add_argument("--beats", type=float, default=32.0, help="length of each sample in quarter notes")
@@ -67,8 +69,8 @@ def add_tune_parser(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument("--anchor-window", type=int, default=256, help="tokens per real window of the anchor")
     cmd.add_argument("--min-gap", type=float, default=0.05, help="least score gap between a pair's two samples")
     cmd.add_argument("--epochs", type=float, default=2.0, help="passes over each round's pairs")
-    cmd.add_argument("--batch-size", type=int, default=8, help="pairs per optimizer step")
-    cmd.add_argument("--learning-rate", type=float, default=1e-4)
+    cmd.add_argument("--batch-size", type=int, default=8, help="pairs per optimizer step (default %(default)s)")
+    cmd.add_argument("--learning-rate", type=float, default=1e-4, help="(default %(default)s)")
     cmd.add_argument("--seed", type=int, default=0)
     cmd.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     cmd.set_defaults(run=run_tune)
