@@ -6,6 +6,7 @@ from pathlib import Path
 
 from huggingface_hub import ModelCardData
 
+from .corruptions import CORRUPTIONS
 from .data import SAMPLER_SPREAD
 
 TAGS = ["music", "midi", "piano", "lstm", "notewise", "toccata", "text-classification"]
@@ -87,9 +88,9 @@ def card_text(task, summary: dict) -> str:
         samples = (
             f"Negatives in shares `{task.negatives}`: the generator's samples ({task.sample_beats:g} quarter notes "
             f"each from scratch, the generator's preset guards, batches of 16 cycling through these samplers: "
-            f"{spread}); real training excerpts corrupted on the fly (pitches scrambled, rhythm shuffled, bars "
-            f"reordered, a hand a tritone off, reversed, random notes added, the register shifted, the range narrowed, in "
-            f"turn); weaker models' samples (the generator at T {task.weaker_temperature:g}, an untrained model of its "
+            f"{spread}); real training excerpts corrupted on the fly ({', '.join(CORRUPTIONS)}, in turn"
+            + (", each beside its unspoilt twin in the batch" if task.paired else "")
+            + f"); weaker models' samples (the generator at T {task.weaker_temperature:g}, an untrained model of its "
             f"size, a 5-gram of the training pieces{''.join(f', {p}' for p in task.weaker_from)}). Validation and test negatives use seeds never used in training. "
         )
         checks = _check_tables(summary.get("check", {}))
@@ -104,6 +105,7 @@ def card_text(task, summary: dict) -> str:
         + (
             f" --negatives {task.negatives} --weaker-temperature {task.weaker_temperature:g}"
             + "".join(f" --weaker-from {path}" for path in task.weaker_from)
+            + (" --paired" if task.paired else "")
             if task.task == "critic"
             else f" --min-pieces {task.min_pieces}"
         )
