@@ -105,8 +105,18 @@ def generated_samples(generator, tokenizer, folder: Path, split: str, count: int
 def corrupt_ids(ids: np.ndarray, tokenizer, kind: str | None, rng: np.random.Generator) -> np.ndarray:
     """Token ids spoilt by corruption `kind`: read as notes, spoilt, written back as the tokenizer writes (`kind`
     None: read and written back only, the spoilt span's real twin)."""
+    return spoil_ids(ids, tokenizer, kind, rng)[0]
+
+
+def spoil_ids(
+    ids: np.ndarray, tokenizer, kind: str | None, rng: np.random.Generator, twin: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(spoilt, twin) of token ids read as notes once: `corrupt_ids`'s result and, with `twin`, the same span read
+    and written back unspoilt (what a paired critic batch puts beside it; None without `twin`)."""
     notes = tokenizer.tokens_to_notes(tokenizer.convert_ids_to_tokens([int(i) for i in ids]))
-    return np.asarray(tokenizer.notes_to_ids(notes if kind is None else corrupt(notes, kind, rng)), dtype=np.int64)
+    spoilt = notes if kind is None else corrupt(notes, kind, rng)
+    real = np.asarray(tokenizer.notes_to_ids(notes), dtype=np.int64) if twin else None
+    return np.asarray(tokenizer.notes_to_ids(spoilt), dtype=np.int64), real
 
 
 def corrupted_excerpts(
@@ -219,7 +229,7 @@ class CriticSampler(ExcerptSampler):
         paired: bool = False,
     ) -> None:
         super().__init__(sequences, length, layout, pad_id, max_transpose, balance_labels=True, seed=seed)
-        self.tokenizer, self.turn, self.paired, self.twin = tokenizer, 0, paired, None
+        self.tokenizer, self.turn, self.paired = tokenizer, 0, paired
         self.real = [s for s in sequences if s.group.startswith("piece:")]
         pools = {
             "generator": [s for s in sequences if s.group.startswith("sample:")],
@@ -244,32 +254,35 @@ class CriticSampler(ExcerptSampler):
             return super()._rows(rng, size)
         rows = []
         while len(rows) < size:
-            self.twin = None
-            window, label, where = self._excerpt(self._pick(rng), rng)
+            seq, twin = self._draw(rng)
+            window, label, where = self._excerpt(seq, rng)
             rows.append((window, label))
-            if self.twin is not None:  # the spoilt span's real original, cut at the same place, transposed alike
-                rows.append(self._excerpt(self.twin, rng, where)[:2])
+            if twin is not None:  # the spoilt span's real original, cut at the same place, transposed alike
+                rows.append(self._excerpt(twin, rng, where)[:2])
         return rows[:size]
 
     def _pick(self, rng: np.random.Generator) -> Labelled:
+        return self._draw(rng)[0]
+
+    def _draw(self, rng: np.random.Generator) -> tuple[Labelled, Labelled | None]:
+        """A sequence of a kind drawn by the shares, and for a corrupted one its unspoilt twin (None otherwise)."""
         if rng.random() < self.real_share:
-            return self.real[int(rng.integers(len(self.real)))]
+            return self.real[int(rng.integers(len(self.real)))], None
         kind = self.kinds[int(rng.choice(len(self.kinds), p=self.shares))]
         pool = self.pools[kind]
         seq = pool[int(rng.integers(len(pool)))]
         if kind != "corrupted":
-            return seq
+            return seq, None
         name = list(CORRUPTIONS)[self.turn % len(CORRUPTIONS)]
         self.turn += 1
         span = 2 * self.length
         start = int(rng.integers(0, max(len(seq.ids) - span, 0) + 1))
-        spoilt = corrupt_ids(seq.ids[start : start + span], self.tokenizer, name, rng)
+        spoilt, twin = spoil_ids(seq.ids[start : start + span], self.tokenizer, name, rng, self.paired)
         if not len(spoilt):  # a span without notes: draw again
-            return self._pick(rng)
-        if self.paired:
-            self.twin = Labelled(corrupt_ids(seq.ids[start : start + span], self.tokenizer, None, rng), seq.label,
-                                 seq.group)  # fmt: skip
-        return Labelled(spoilt, 1 - seq.label, f"corrupted:{name}")
+            return self._draw(rng)
+        return Labelled(spoilt, 1 - seq.label, f"corrupted:{name}"), (
+            None if twin is None else Labelled(twin, seq.label, seq.group)
+        )
 
 
 __all__ = [
@@ -283,5 +296,6 @@ __all__ = [
     "corrupted_excerpts",
     "generated_samples",
     "negative_shares",
+    "spoil_ids",
     "weaker_samples",
 ]
