@@ -9,7 +9,8 @@ real, with real and spoilt excerpts weighted to equal totals).
 
 Every excerpt, real or not, is read as notes and written back before it is scored, so that only the music differs
 between them, not how the excerpt's edges were cut (notes sounding at the cut, releases of notes begun before it).
-`check_folder` runs the check on a critic folder and a dataset split (`toccata critic check`).
+`check_folder` runs the check on a critic folder and a dataset split (`toccata critic check`), on excerpts or on
+whole pieces (the verdict `toccata critic score` gives a file).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from toccata.modeling.hub import load_checkpoint
 
 from .corruptions import CORRUPTIONS, corrupt
 from .data import dataset_rows, windows
-from .model import critic_scores, load_classifier
+from .model import MAX_WINDOWS, critic_scores, load_classifier
 from .negatives import generated_samples
 
 Scorer = Callable[[list[list[str]]], list[float]]  # token lists -> P(human) each
@@ -64,6 +65,11 @@ def real_excerpts(
     for _, ids in dataset_rows(dataset, split, tokenizer):
         out += [tokenizer.convert_ids_to_tokens(window.tolist()) for window in windows(ids, length, per_piece)]
     return out
+
+
+def real_pieces(dataset: str | os.PathLike, split: str, tokenizer) -> list[list[str]]:
+    """Every untransposed piece of `split`, whole, as words: what `toccata critic score` reads from a file."""
+    return [tokenizer.convert_ids_to_tokens(ids.tolist()) for _, ids in dataset_rows(dataset, split, tokenizer)]
 
 
 def corrupted(excerpts: Sequence[list[str]], tokenizer, kind: str | None, seed: int = 0) -> list[list[str]]:
@@ -130,9 +136,14 @@ def check_folder(
     samples: int = 0,
     beats: float = 96.0,
     log=print,
+    tokens: int = EXCERPT_TOKENS,
 ) -> CriticCheck:
     """`check_critic` of the critic in folder `critic` on `split` of `dataset`, with `samples` samples of `generator`
-    (its preset mix of samplers, test seeds; their first `EXCERPT_TOKENS` tokens) as one more kind."""
+    (its preset mix of samplers, test seeds; their first `tokens` tokens) as one more kind. `tokens` 0: whole pieces
+    and whole samples instead of excerpts, each scored as `toccata critic score` scores a file (the mean over up to
+    `MAX_WINDOWS` excerpts), and each piece spoilt whole."""
+    if tokens < 0:
+        raise ValueError(f"tokens must be >= 0 (0: whole pieces), got {tokens}")
     model, tokenizer = load_classifier(critic)
     if (getattr(model.config, "toccata_classifier", None) or {}).get("task", "critic") != "critic":
         raise ValueError(f"{critic}: is a {model.config.toccata_classifier['task']} checkpoint, not a critic")
@@ -143,5 +154,6 @@ def check_folder(
         lm, lm_tokenizer = load_checkpoint(str(generator))
         with tempfile.TemporaryDirectory() as folder:
             texts = generated_samples(lm, lm_tokenizer, Path(folder), "test", samples, beats, log)
-        negatives[f"samples of {Path(str(generator)).name}"] = [words[:EXCERPT_TOKENS] for words in texts]
-    return check_critic(score, tokenizer, real_excerpts(dataset, split, tokenizer), negatives)
+        negatives[f"samples of {Path(str(generator)).name}"] = [words[: tokens or None] for words in texts]
+    real = real_excerpts(dataset, split, tokenizer, tokens) if tokens else real_pieces(dataset, split, tokenizer)
+    return check_critic(score, tokenizer, real, negatives)

@@ -71,6 +71,10 @@ def _add_check(actions: argparse._SubParsersAction) -> None:
     cmd.add_argument("--split", default="test", help="the split to check on (default %(default)s)")
     cmd.add_argument("--generator", help="a generator checkpoint whose samples are one more kind (with --samples)")
     cmd.add_argument("--samples", type=int, default=0, help="samples of --generator to score (default 0: none)")
+    cmd.add_argument(
+        "--tokens", type=int, help="tokens per excerpt, two excerpts per piece (default: 512, the check's length); 0: "
+        "whole pieces and samples, each spoilt whole and scored as `critic score` scores a file"
+    )
     cmd.add_argument("--json", action="store_true", help="print the check as JSON")
     cmd.set_defaults(run=run_check, task="critic")
 
@@ -277,6 +281,7 @@ def run_use(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     from toccata.classifiers.critic_check import EXCERPT_TOKENS, check_folder  # start-up: torch, as run_train's
+    from toccata.classifiers.model import MAX_WINDOWS  # start-up: as above
 
     critic = args.critic or toccata.default_critic()
     if critic is None:
@@ -285,13 +290,19 @@ def run_check(args: argparse.Namespace) -> int:
         raise ValueError("--samples N needs N >= 0 and --generator PATH (the generator to sample)")
     if not Path(args.dataset).exists() and "/" not in args.dataset:
         raise ValueError(f"{args.dataset}: no such dataset folder; build one with `toccata build-dataset --out FOLDER`")
-    check = check_folder(critic, args.dataset, args.split, args.generator, args.samples, log=_stderr)
+    tokens = EXCERPT_TOKENS if args.tokens is None else args.tokens
+    if tokens < 0:
+        raise ValueError(f"--tokens {tokens}: give a positive excerpt length, or 0 for whole pieces")
+    check = check_folder(critic, args.dataset, args.split, args.generator, args.samples, log=_stderr, tokens=tokens)
     if args.json:
         print(json.dumps(asdict(check), indent=2))
     else:
-        print(
-            f"critic {critic} on {args.dataset} [{args.split}]; excerpts of {EXCERPT_TOKENS} tokens, P(human) per excerpt\n"
+        unit = (
+            f"excerpts of {tokens} tokens, P(human) per excerpt"
+            if tokens
+            else f"whole pieces, P(human) per piece (the mean over up to {MAX_WINDOWS} excerpts, as `critic score`)"
         )
+        print(f"critic {critic} on {args.dataset} [{args.split}]; {unit}\n")
         print(check.markdown())
     return 0
 

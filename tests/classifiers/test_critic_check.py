@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from toccata.tokenization import NotewiseTokenizer
 from toccata.classifiers.corruptions import CORRUPTIONS
-from toccata.classifiers.critic_check import check_critic, real_excerpts
+from toccata.classifiers.critic_check import check_critic, real_excerpts, real_pieces
+from toccata.classifiers.data import dataset_rows
 
 MAJOR = np.array([1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1], dtype=bool)
 
@@ -40,3 +41,14 @@ def test_the_check_tells_which_spoilings_a_judge_hears(tiny_dataset):
     assert "| pitches scrambled |" in check.markdown()
     with pytest.raises(ValueError, match="no real excerpts"):
         check_critic(key_judge(tokenizer), tokenizer, [])
+
+
+def test_whole_pieces_are_checked_whole(tiny_dataset):
+    """`critic check --tokens 0`: every piece of the split once, whole (as `critic score` reads a file), spoilt whole."""
+    tokenizer = NotewiseTokenizer()
+    pieces = real_pieces(tiny_dataset, "train", tokenizer)
+    lengths = [len(ids) for _, ids in dataset_rows(tiny_dataset, "train", tokenizer)]
+    assert [len(words) for words in pieces] == lengths and max(lengths) > 256
+    check = check_critic(key_judge(tokenizer), tokenizer, pieces, corruptions=("pitches scrambled", "reversed"))
+    assert check.real == len(lengths) and check.auc["pitches scrambled"] > 0.8
+    assert check.auc["reversed"] == pytest.approx(0.5)

@@ -181,6 +181,11 @@ def test_critic_check_prints_the_table_and_bad_input_exits_2(tiny_dataset, tiny_
     assert main(args + ["--json"]) == 0
     check = json.loads(capsys.readouterr().out)
     assert set(check["auc"]) == set(CORRUPTIONS) and all(0 <= v <= 1 for v in check["auc"].values())
+    assert main(args + ["--tokens", "0"]) == 0  # whole pieces, as `critic score` judges a file
+    out = capsys.readouterr().out
+    assert "whole pieces, P(human) per piece" in out and "| reversed |" in out
+    assert main(args + ["--tokens", "-1"]) == 2
+    assert "--tokens -1" in capsys.readouterr().err
 
     assert main(["critic", "check", "--critic", str(tmp_path), "--dataset", str(tiny_dataset)]) == 2
     err = capsys.readouterr().err.strip()
