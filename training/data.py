@@ -138,7 +138,11 @@ def _scheme_ids(row: dict, scheme, where: str) -> np.ndarray:
 class WindowDataset(Dataset):
     """`<bos> piece <eos>` cut into windows of `window` tokens that overlap by one, so every next-token pair of a
     piece is learnt exactly once per epoch. Item `epoch * len(self) + i` is window i, transposed by a shift drawn
-    from (seed, epoch, i) within the piano's range (see `EpochSampler`); plain `i` is epoch 0."""
+    from (seed, epoch, i) within the piano's range (see `EpochSampler`); plain `i` is epoch 0.
+
+    `max_piece_tokens` > 0 caps what one piece weighs: a longer piece gives only its share of windows per epoch
+    (about that many tokens), a different run of them each epoch, so that over enough epochs all of it is learnt,
+    but a 120,000-token theme with variations no longer makes 3% of every epoch (a sampling attractor)."""
 
     def __init__(
         self,
@@ -152,6 +156,7 @@ class WindowDataset(Dataset):
         seed: int = 0,
         conditions: list[int] | None = None,
         condition_dropout: float = 0.0,
+        max_piece_tokens: int = 0,
     ) -> None:
         # Every `<bos> piece <eos>` in one array of the smallest type that holds the ids (2 bytes a token for any
         # vocabulary under 65,536 words; int64 per piece took 8, and a Python object each), read as int64 per window.
@@ -162,7 +167,10 @@ class WindowDataset(Dataset):
         for s, piece in enumerate(pieces):
             begin, end = offsets[s], offsets[s + 1]
             tokens[begin], tokens[begin + 1 : end - 1], tokens[end - 1] = bos_id, piece.ids, eos_id
-        self._index(tokens, offsets, window, layout, pad_id, max_transpose, seed, conditions, condition_dropout)
+        self._index(
+            tokens, offsets, window, layout, pad_id, max_transpose, seed, conditions, condition_dropout,
+            max_piece_tokens,
+        )  # fmt: skip
 
     @classmethod
     def from_sequences(
@@ -176,17 +184,26 @@ class WindowDataset(Dataset):
         seed: int = 0,
         conditions: list[int] | np.ndarray | None = None,
         condition_dropout: float = 0.0,
+        max_piece_tokens: int = 0,
     ) -> WindowDataset:
         """The same windows over `<bos> piece <eos>` sequences already laid end to end in `tokens` (sequence s is
         `tokens[offsets[s]:offsets[s + 1]]`), e.g. a memory-mapped `token_cache.TokenCache`: nothing is copied."""
         dataset = cls.__new__(cls)
-        dataset._index(tokens, offsets, window, layout, pad_id, max_transpose, seed, conditions, condition_dropout)
+        dataset._index(
+            tokens, offsets, window, layout, pad_id, max_transpose, seed, conditions, condition_dropout,
+            max_piece_tokens,
+        )  # fmt: skip
         return dataset
 
-    def _index(self, tokens, offsets, window, layout, pad_id, max_transpose, seed, conditions, condition_dropout):
+    def _index(
+        self, tokens, offsets, window, layout, pad_id, max_transpose, seed, conditions, condition_dropout,
+        max_piece_tokens=0,
+    ):  # fmt: skip
         """Check the settings and lay out the windows over the sequences (16 bytes a window)."""
         if window < 2:
             raise ValueError(f"window must be at least 2 tokens, got {window}")
+        if not isinstance(max_piece_tokens, int) or max_piece_tokens < 0:
+            raise ValueError(f"max_piece_tokens must be an integer >= 0 (0: no cap), got {max_piece_tokens!r}")
         if not 0 <= max_transpose <= 12:
             raise ValueError(f"max_transpose must be 0..12 semitones, got {max_transpose}")
         self.window, self.layout, self.pad_id = window, layout, pad_id
@@ -203,7 +220,13 @@ class WindowDataset(Dataset):
         self.tokens, self.offsets = tokens, np.asarray(offsets, dtype=np.int64)
         lengths = np.diff(self.offsets)
         # Window i: sequence `window_sequence[i]` from token `window_start[i]`, sequences in order, starts ascending.
-        counts = -(-np.maximum(lengths - 1, 1) // (window - 1))
+        # With a cap, a sequence of `full` windows keeps `counts` < `full` slots, and slot j of epoch e is its window
+        # (j + e * counts) mod full (`_start`): the next run of windows each epoch, every one in turn.
+        self.full_counts = -(-np.maximum(lengths - 1, 1) // (window - 1))
+        counts = self.full_counts
+        if max_piece_tokens:
+            counts = np.minimum(counts, max(1, -(-max_piece_tokens // (window - 1))))
+        self.capped_counts = counts
         self.window_sequence = np.repeat(np.arange(num_sequences), counts)
         first = np.repeat(np.cumsum(counts) - counts, counts)
         self.window_start = (np.arange(int(counts.sum())) - first) * (window - 1)
@@ -212,8 +235,19 @@ class WindowDataset(Dataset):
         return len(self.window_sequence)
 
     def num_targets(self) -> int:
-        """How many next-token predictions one epoch trains on."""
-        return int(self.offsets[-1]) - len(self.offsets) + 1
+        """How many next-token predictions one epoch trains on (with a cap: at most, a capped piece's last window
+        being shorter in some epochs)."""
+        targets = np.diff(self.offsets) - 1
+        return int(np.minimum(targets, self.capped_counts * (self.window - 1)).sum())
+
+    def _start(self, s: int, index: int, epoch: int) -> int:
+        """The first token of window `index` (of sequence `s`) in `epoch`: fixed, or turning with the cap."""
+        start = int(self.window_start[index])
+        full, kept = int(self.full_counts[s]), int(self.capped_counts[s])
+        if kept == full:
+            return start
+        slot = start // (self.window - 1)
+        return (slot + epoch * kept) % full * (self.window - 1)
 
     def _shift(self, ids: np.ndarray, pitch: np.ndarray, epoch: int, index: int) -> int:
         if self.max_transpose == 0 or not (pitch >= 0).any():
@@ -225,7 +259,8 @@ class WindowDataset(Dataset):
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         epoch, index = divmod(int(item), len(self))
-        s, start = int(self.window_sequence[index]), int(self.window_start[index])
+        s = int(self.window_sequence[index])
+        start = self._start(s, index, epoch)
         begin, end = int(self.offsets[s]) + start, int(self.offsets[s + 1])
         ids = self.tokens[begin : min(begin + self.window, end)].astype(np.int64)
         pitch = self.layout.pitch_index(ids)

@@ -75,6 +75,9 @@ class TrainConfig:
     # own (`<composer:NAME>`, put before each training window), the rest share `<composer:other>`; 0: no labels.
     composer_min_pieces: int = 0
     composer_dropout: float = 0.2  # share of windows trained without their label, so unlabelled generation stays good
+    # > 0: a training piece longer than this many tokens gives only about this many per epoch, a different part each
+    # epoch (`WindowDataset`), so that one very long piece cannot dominate what the model learns; 0: no cap.
+    max_piece_tokens: int = 0
     # More training data: the train splits of these datasets join `dataset`'s (validation stays `dataset`'s), and
     # `dataset`'s own training pieces count `repeat` times, so a small set of the music wanted weighs more (issue 32:
     # real duos beside quartets folded into duos); 0 with a mix: `dataset` only validates.
@@ -119,6 +122,11 @@ class TrainConfig:
             )
         if (self.mix or self.repeat > 1) and self.memmap:
             raise ValueError("--mix and --repeat read the training pieces into memory: leave out --memmap")
+        if not isinstance(self.max_piece_tokens, int) or self.max_piece_tokens < 0:
+            raise ValueError(
+                f"max_piece_tokens must be an integer >= 0 (0: no cap), got {self.max_piece_tokens!r}; a cap of "
+                "several windows' worth, e.g. 20000, keeps long pieces from dominating"
+            )
         if self.composer_min_pieces < 0 or not 0.0 <= self.composer_dropout < 1.0:
             raise ValueError(
                 f"composer_min_pieces must be >= 0 and composer_dropout in [0, 1), got {self.composer_min_pieces} and "
@@ -284,7 +292,10 @@ def _datasets(config: TrainConfig, tokenizer, layout: VocabLayout) -> tuple[Wind
     else:
         special = {"bos_id": tokenizer.bos_token_id, "eos_id": tokenizer.eos_token_id, "pad_id": tokenizer.pad_token_id}
     labelled = _label_of(tokenizer) is not None
-    options = dict(max_transpose=config.max_transpose, seed=config.seed, condition_dropout=config.composer_dropout)
+    options = dict(
+        max_transpose=config.max_transpose, seed=config.seed, condition_dropout=config.composer_dropout,
+        max_piece_tokens=config.max_piece_tokens,
+    )  # fmt: skip
     if config.memmap:  # the train split streamed once to disk and memory-mapped: the same windows, not in memory
         folder = Path(config.output_dir) / CACHE_FOLDER
         cache = token_cache(config.dataset, "train", tokenizer, folder, special["bos_id"], special["eos_id"],
@@ -337,7 +348,7 @@ def _training_arguments(config: TrainConfig, out: Path, steps_per_epoch: int) ->
 RESUME_MUST_MATCH = (
     "dataset", "init_from", "instruments", "tokenizer", "bpe_vocab_size", "model", "window", "batch_size",
     "learning_rate", "weight_decay", "warmup", "scheduler", "max_grad_norm", "max_transpose", "seed",
-    "composer_min_pieces", "composer_dropout",
+    "composer_min_pieces", "composer_dropout", "max_piece_tokens",
 )  # fmt: skip
 
 

@@ -44,7 +44,8 @@ def test_the_check_tells_which_spoilings_a_judge_hears(tiny_dataset):
 
 
 def test_whole_pieces_are_checked_whole(tiny_dataset):
-    """`critic check --tokens 0`: every piece of the split once, whole (as `critic score` reads a file), spoilt whole."""
+    """`critic check --tokens 0`: every piece of the split once, whole (as `critic score` reads a file), spoilt
+    whole."""
     tokenizer = NotewiseTokenizer()
     pieces = real_pieces(tiny_dataset, "train", tokenizer)
     lengths = [len(ids) for _, ids in dataset_rows(tiny_dataset, "train", tokenizer)]

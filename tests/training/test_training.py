@@ -53,6 +53,42 @@ def test_windows_learn_every_next_token_pair_once(tiny_dataset):
     assert data.num_targets() == len(expected)
 
 
+def test_a_piece_cap_turns_through_a_long_piece_over_the_epochs(tiny_dataset, tmp_path, capsys):
+    """`--max-piece-tokens`: a piece longer than the cap gives about the cap's worth of windows per epoch, a different
+    run each epoch, every one in turn; shorter pieces keep all their windows, and the cap can be refused early."""
+    pieces = load_pieces(tiny_dataset, "train", TOKENIZER)
+    long = max(pieces, key=lambda p: len(p.ids))
+    short = [Piece(p.row_id, p.piece_id, p.ids[:100]) for p in pieces if p is not long][:3]  # within the cap
+    assert len(long.ids) > 12 * 36 and len(short) == 3
+    plain = _windows([long, *short], window=37)
+    capped = WindowDataset([long, *short], 37, LAYOUT, max_piece_tokens=4 * 36, **SPECIAL)
+    full = int(plain.full_counts[0])
+    assert len(capped) == len(plain) - full + 4
+    assert capped.num_targets() == plain.num_targets() - (len(long.ids) + 1) + 4 * 36
+
+    def piece_windows(data, epoch, piece):
+        return [tuple(data[epoch * len(data) + i]["labels"].tolist()) for i in range(len(data))
+                if data.window_sequence[i] == piece]  # fmt: skip
+
+    everything = set(piece_windows(plain, 0, 0))
+    seen, runs = set(), []
+    for epoch in range(-(-full // 4)):
+        run = piece_windows(capped, epoch, 0)
+        assert len(run) == 4 and set(run) <= everything
+        runs.append(run)
+        seen |= set(run)
+    assert seen == everything and runs[0] != runs[1]  # all of the piece, a different part each epoch
+    for piece in range(1, 1 + len(short)):  # the short pieces: the same windows every epoch, as without the cap
+        assert piece_windows(capped, 0, piece) == piece_windows(plain, 0, piece) == piece_windows(capped, 3, piece)
+    with pytest.raises(ValueError, match="max_piece_tokens"):
+        WindowDataset([long], 37, LAYOUT, max_piece_tokens=-1, **SPECIAL)
+    args = ["train", "--dataset", str(tiny_dataset), "--out", str(tmp_path / "run"), "--max-piece-tokens", "-5"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "max_piece_tokens must be an integer >= 0" in err
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
 def test_transposition_shifts_notes_only_within_the_keyboard_and_is_reproducible():
     low_and_high = np.array(TOKENIZER.convert_tokens_to_ids("p21 wait12 endp21 p108 wait6 endp108".split()))
     middle = np.array(TOKENIZER.convert_tokens_to_ids("p60 p64 wait12 endp60 endp64".split()))
