@@ -137,11 +137,13 @@ def check_folder(
     beats: float = 96.0,
     log=print,
     tokens: int = EXCERPT_TOKENS,
+    samples_cache: str | os.PathLike | None = None,
 ) -> CriticCheck:
     """`check_critic` of the critic in folder `critic` on `split` of `dataset`, with `samples` samples of `generator`
     (its preset mix of samplers, test seeds; their first `tokens` tokens) as one more kind. `tokens` 0: whole pieces
     and whole samples instead of excerpts, each scored as `toccata critic score` scores a file (the mean over up to
-    `MAX_WINDOWS` excerpts), and each piece spoilt whole."""
+    `MAX_WINDOWS` excerpts), and each piece spoilt whole. `samples_cache`: a folder that keeps the samples
+    (test-NNN.json, as `toccata critic train` caches them in OUT/samples) for the next check of the same generator."""
     if tokens < 0:
         raise ValueError(f"tokens must be >= 0 (0: whole pieces), got {tokens}")
     model, tokenizer = load_classifier(critic)
@@ -153,7 +155,8 @@ def check_folder(
     if samples:
         lm, lm_tokenizer = load_checkpoint(str(generator))
         with tempfile.TemporaryDirectory() as folder:
-            texts = generated_samples(lm, lm_tokenizer, Path(folder), "test", samples, beats, log)
+            where = Path(samples_cache) if samples_cache else Path(folder)
+            texts = generated_samples(lm, lm_tokenizer, where, "test", samples, beats, log)
         negatives[f"samples of {Path(str(generator)).name}"] = [words[: tokens or None] for words in texts]
     real = real_excerpts(dataset, split, tokenizer, tokens) if tokens else real_pieces(dataset, split, tokenizer)
     return check_critic(score, tokenizer, real, negatives)

@@ -2,7 +2,7 @@
 
 toccata critic train --generator toccata/checkpoints/default --dataset data/piano --out runs/critic [--from-scratch] [--resume]
 toccata critic score piece.mid other.mid [--model runs/critic]          # P(human) per file (default: embedded)
-toccata critic check --critic runs/critic --dataset data/piano --split test [--generator G --samples N]
+toccata critic check --critic runs/critic --dataset data/piano --split test [--generator G --samples N] [--tokens 0]
 toccata composer train --dataset data/piano --out runs/composer [--generator PATH] [--from-scratch]
 toccata composer predict piece.mid [--model runs/composer] [--top 3]
 toccata composer control --generator RUN --dataset data/piano100 [--model runs/composer] [--samples 10]
@@ -74,6 +74,10 @@ def _add_check(actions: argparse._SubParsersAction) -> None:
     cmd.add_argument(
         "--tokens", type=int, help="tokens per excerpt, two excerpts per piece (default: 512, the check's length); 0: "
         "whole pieces and samples, each spoilt whole and scored as `critic score` scores a file"
+    )
+    cmd.add_argument(
+        "--samples-cache", metavar="DIR", help="keep --generator's samples in DIR and reuse them in the next check of "
+        "the same generator (a critic's OUT/samples holds its generator's test samples already)"
     )
     cmd.add_argument("--json", action="store_true", help="print the check as JSON")
     cmd.set_defaults(run=run_check, task="critic")
@@ -293,7 +297,8 @@ def run_check(args: argparse.Namespace) -> int:
     tokens = EXCERPT_TOKENS if args.tokens is None else args.tokens
     if tokens < 0:
         raise ValueError(f"--tokens {tokens}: give a positive excerpt length, or 0 for whole pieces")
-    check = check_folder(critic, args.dataset, args.split, args.generator, args.samples, log=_stderr, tokens=tokens)
+    check = check_folder(critic, args.dataset, args.split, args.generator, args.samples, log=_stderr, tokens=tokens,
+                         samples_cache=args.samples_cache)  # fmt: skip
     if args.json:
         print(json.dumps(asdict(check), indent=2))
     else:

@@ -172,8 +172,10 @@ def test_critic_check_prints_the_table_and_bad_input_exits_2(tiny_dataset, tiny_
     critic = classifier_from_generator(tiny_generator, ["generated", "human"]).eval()
     folder = save_classifier(tmp_path / "critic", critic, TOK, {"task": "critic", "excerpt_tokens": 64}, "# c\n")
     args = ["critic", "check", "--critic", str(folder), "--dataset", str(tiny_dataset), "--split", "test"]
-    assert main(args + ["--generator", str(tiny_generator), "--samples", "4"]) == 0
-    out = capsys.readouterr().out
+    cache = ["--generator", str(tiny_generator), "--samples", "4", "--samples-cache", str(tmp_path / "cache")]
+    assert main(args + cache) == 0
+    out, err = capsys.readouterr()
+    assert "made test-000.json" in err and (tmp_path / "cache" / "test-000.json").is_file()
     assert "| negatives | excerpts | mean P(human) | ROC AUC real vs them |" in out
     for kind in (*CORRUPTIONS, "samples of"):
         assert f"| {kind}" in out, kind
@@ -181,9 +183,10 @@ def test_critic_check_prints_the_table_and_bad_input_exits_2(tiny_dataset, tiny_
     assert main(args + ["--json"]) == 0
     check = json.loads(capsys.readouterr().out)
     assert set(check["auc"]) == set(CORRUPTIONS) and all(0 <= v <= 1 for v in check["auc"].values())
-    assert main(args + ["--tokens", "0"]) == 0  # whole pieces, as `critic score` judges a file
-    out = capsys.readouterr().out
-    assert "whole pieces, P(human) per piece" in out and "| reversed |" in out
+    assert main(args + cache + ["--tokens", "0"]) == 0  # whole pieces, as `critic score` judges a file
+    out, err = capsys.readouterr()
+    assert "whole pieces, P(human) per piece" in out and "| reversed |" in out and "| samples of" in out
+    assert "made test-" not in err  # the cached samples again
     assert main(args + ["--tokens", "-1"]) == 2
     assert "--tokens -1" in capsys.readouterr().err
 
