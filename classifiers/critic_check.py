@@ -15,6 +15,7 @@ whole pieces (the verdict `toccata critic score` gives a file).
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -27,7 +28,7 @@ from toccata.modeling.hub import load_checkpoint
 
 from .corruptions import CORRUPTIONS, corrupt
 from .data import dataset_rows, windows
-from .model import MAX_WINDOWS, critic_scores, load_classifier
+from .model import critic_scores, load_classifier
 from .negatives import generated_samples
 
 Scorer = Callable[[list[list[str]]], list[float]]  # token lists -> P(human) each
@@ -128,6 +129,28 @@ def check_critic(
     return result
 
 
+CACHE_STAMP = "samples_of.json"  # in a samples cache: the generator and length its samples were made with
+
+
+def _samples_cache(folder: Path, generator, beats: float, log=print) -> Path:
+    """`folder`, stamped with the generator and sample length on first use; a clear error if it holds another's."""
+    stamp = {"generator": str(Path(str(generator)).resolve()), "beats": float(beats)}
+    path = folder / CACHE_STAMP
+    if path.is_file():
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved != stamp:
+            raise ValueError(
+                f"{folder}: holds samples of {saved.get('generator')} ({saved.get('beats')} beats), not of "
+                f"{stamp['generator']} ({beats:g} beats); give another --samples-cache folder"
+            )
+    else:
+        if any(folder.glob("test-*.json")):  # e.g. a critic's OUT/samples: made by its own generator
+            log(f"{folder}: reusing the samples there (made before any stamp; they must be {generator}'s)")
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(stamp) + "\n", encoding="utf-8")
+    return folder
+
+
 def check_folder(
     critic: str | os.PathLike,
     dataset: str | os.PathLike,
@@ -142,7 +165,7 @@ def check_folder(
     """`check_critic` of the critic in folder `critic` on `split` of `dataset`, with `samples` samples of `generator`
     (its preset mix of samplers, test seeds; their first `tokens` tokens) as one more kind. `tokens` 0: whole pieces
     and whole samples instead of excerpts, each scored as `toccata critic score` scores a file (the mean over up to
-    `MAX_WINDOWS` excerpts), and each piece spoilt whole. `samples_cache`: a folder that keeps the samples
+    `model.MAX_WINDOWS` excerpts), and each piece spoilt whole. `samples_cache`: a folder that keeps the samples
     (test-NNN.json, as `toccata critic train` caches them in OUT/samples) for the next check of the same generator."""
     if tokens < 0:
         raise ValueError(f"tokens must be >= 0 (0: whole pieces), got {tokens}")
@@ -155,7 +178,9 @@ def check_folder(
     if samples:
         lm, lm_tokenizer = load_checkpoint(str(generator))
         with tempfile.TemporaryDirectory() as folder:
-            where = Path(samples_cache) if samples_cache else Path(folder)
+            where = Path(folder)
+            if samples_cache is not None:
+                where = _samples_cache(Path(samples_cache), generator, beats, log)
             texts = generated_samples(lm, lm_tokenizer, where, "test", samples, beats, log)
         negatives[f"samples of {Path(str(generator)).name}"] = [words[: tokens or None] for words in texts]
     real = real_excerpts(dataset, split, tokenizer, tokens) if tokens else real_pieces(dataset, split, tokenizer)

@@ -262,6 +262,7 @@ class CriticSampler(ExcerptSampler):
         return rows[:size]
 
     def _pick(self, rng: np.random.Generator) -> Labelled:
+        """The unpaired draw (`ExcerptSampler._rows`): `_draw`'s sequence without its twin."""
         return self._draw(rng)[0]
 
     def _draw(self, rng: np.random.Generator) -> tuple[Labelled, Labelled | None]:

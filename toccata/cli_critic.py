@@ -292,6 +292,8 @@ def run_check(args: argparse.Namespace) -> int:
         raise ValueError("no embedded critic in this install: pass --critic PATH")
     if args.samples < 0 or (args.samples and not args.generator):
         raise ValueError("--samples N needs N >= 0 and --generator PATH (the generator to sample)")
+    if args.samples_cache and not args.samples:
+        raise ValueError("--samples-cache DIR keeps a generator's samples: give --generator PATH and --samples N too")
     if not Path(args.dataset).exists() and "/" not in args.dataset:
         raise ValueError(f"{args.dataset}: no such dataset folder; build one with `toccata build-dataset --out FOLDER`")
     tokens = EXCERPT_TOKENS if args.tokens is None else args.tokens

@@ -141,8 +141,9 @@ class WindowDataset(Dataset):
     from (seed, epoch, i) within the piano's range (see `EpochSampler`); plain `i` is epoch 0.
 
     `max_piece_tokens` > 0 caps what one piece weighs: a longer piece gives only its share of windows per epoch
-    (about that many tokens), a different run of them each epoch, so that over enough epochs all of it is learnt,
-    but a 120,000-token theme with variations no longer makes 3% of every epoch (a sampling attractor)."""
+    (about that many tokens; per row, so a piece stored in 12 keys gives 12), a different run of them each epoch,
+    so that over enough epochs all of it is learnt, but a 120,000-token theme with variations no longer makes 3% of
+    every epoch (a sampling attractor)."""
 
     def __init__(
         self,
@@ -197,7 +198,7 @@ class WindowDataset(Dataset):
 
     def _index(
         self, tokens, offsets, window, layout, pad_id, max_transpose, seed, conditions, condition_dropout,
-        max_piece_tokens=0,
+        max_piece_tokens: int = 0,
     ):  # fmt: skip
         """Check the settings and lay out the windows over the sequences (16 bytes a window)."""
         if window < 2:
@@ -220,8 +221,9 @@ class WindowDataset(Dataset):
         self.tokens, self.offsets = tokens, np.asarray(offsets, dtype=np.int64)
         lengths = np.diff(self.offsets)
         # Window i: sequence `window_sequence[i]` from token `window_start[i]`, sequences in order, starts ascending.
-        # With a cap, a sequence of `full` windows keeps `counts` < `full` slots, and slot j of epoch e is its window
-        # (j + e * counts) mod full (`_start`): the next run of windows each epoch, every one in turn.
+        # With a cap, sequence s of `full` windows keeps `counts` < `full` slots, and slot j of epoch e is its window
+        # (j + (e + s) * counts) mod full (`_start`): the next run of windows each epoch, every one in turn; rows
+        # that hold the same piece (in other keys, or `--repeat`) start at other windows.
         self.full_counts = -(-np.maximum(lengths - 1, 1) // (window - 1))
         counts = self.full_counts
         if max_piece_tokens:
@@ -247,7 +249,7 @@ class WindowDataset(Dataset):
         if kept == full:
             return start
         slot = start // (self.window - 1)
-        return (slot + epoch * kept) % full * (self.window - 1)
+        return (slot + (epoch + s) * kept) % full * (self.window - 1)  # + s: copies of a piece turn out of step
 
     def _shift(self, ids: np.ndarray, pitch: np.ndarray, epoch: int, index: int) -> int:
         if self.max_transpose == 0 or not (pitch >= 0).any():

@@ -124,8 +124,8 @@ class TrainConfig:
             raise ValueError("--mix and --repeat read the training pieces into memory: leave out --memmap")
         if not isinstance(self.max_piece_tokens, int) or self.max_piece_tokens < 0:
             raise ValueError(
-                f"max_piece_tokens must be an integer >= 0 (0: no cap), got {self.max_piece_tokens!r}; a cap of "
-                "several windows' worth, e.g. 20000, keeps long pieces from dominating"
+                f"max_piece_tokens (--max-piece-tokens) must be an integer >= 0 (0: no cap), got "
+                f"{self.max_piece_tokens!r}; a cap of many windows, e.g. 20000, keeps long pieces from dominating"
             )
         if self.composer_min_pieces < 0 or not 0.0 <= self.composer_dropout < 1.0:
             raise ValueError(

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from toccata.classifiers.corruptions import CORRUPTIONS
+from toccata.classifiers.data import dataset_rows
 from toccata.classifiers.model import classifier_from_generator, save_classifier
 from toccata.classifiers.negatives import WEAKER_MODELS, CriticSampler, negative_shares
 from toccata.classifiers.tasks import ClassifierTask, _task_data
@@ -187,6 +188,15 @@ def test_critic_check_prints_the_table_and_bad_input_exits_2(tiny_dataset, tiny_
     out, err = capsys.readouterr()
     assert "whole pieces, P(human) per piece" in out and "| reversed |" in out and "| samples of" in out
     assert "made test-" not in err  # the cached samples again
+    assert main(args + cache + ["--tokens", "0", "--json"]) == 0
+    whole = json.loads(capsys.readouterr().out)
+    pieces = len(list(dataset_rows(tiny_dataset, "test", TOK)))  # the split's pieces, each once and whole
+    assert whole["real"] == pieces and whole["counts"]["pitches scrambled"] == pieces
+    other = ["--generator", str(tmp_path / "critic"), "--samples", "4", "--samples-cache", str(tmp_path / "cache")]
+    assert main(args + other) == 2  # the cache holds another generator's samples
+    assert "holds samples of" in capsys.readouterr().err
+    assert main(args + ["--samples-cache", str(tmp_path / "cache")]) == 2
+    assert "give --generator PATH and --samples N too" in capsys.readouterr().err
     assert main(args + ["--tokens", "-1"]) == 2
     assert "--tokens -1" in capsys.readouterr().err
 

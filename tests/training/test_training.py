@@ -78,6 +78,8 @@ def test_a_piece_cap_turns_through_a_long_piece_over_the_epochs(tiny_dataset, tm
         runs.append(run)
         seen |= set(run)
     assert seen == everything and runs[0] != runs[1]  # all of the piece, a different part each epoch
+    twice = WindowDataset([long, long], 37, LAYOUT, max_piece_tokens=4 * 36, **SPECIAL)
+    assert set(piece_windows(twice, 0, 0)).isdisjoint(piece_windows(twice, 0, 1))  # copies turn out of step
     for piece in range(1, 1 + len(short)):  # the short pieces: the same windows every epoch, as without the cap
         assert piece_windows(capped, 0, piece) == piece_windows(plain, 0, piece) == piece_windows(capped, 3, piece)
     with pytest.raises(ValueError, match="max_piece_tokens"):
@@ -85,7 +87,7 @@ def test_a_piece_cap_turns_through_a_long_piece_over_the_epochs(tiny_dataset, tm
     args = ["train", "--dataset", str(tiny_dataset), "--out", str(tmp_path / "run"), "--max-piece-tokens", "-5"]
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "max_piece_tokens must be an integer >= 0" in err
+    assert len(err.splitlines()) == 1 and "--max-piece-tokens) must be an integer >= 0" in err
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
