@@ -65,14 +65,28 @@ def negative_shares(text: str) -> dict[str, float]:
     return {kind: share / total for kind, share in shares.items() if share > 0}
 
 
-def cached_batches(folder: Path, prefix: str, count: int, make: Callable[[int, int], dict], log=print) -> list[dict]:
+def cached_batches(
+    folder: Path,
+    prefix: str,
+    count: int,
+    make: Callable[[int, int], dict],
+    log=print,
+    model_of: Callable[[int], str] | None = None,
+) -> list[dict]:
     """`count` samples as records {"tokens": [...], ...}, made `SAMPLE_BATCH` at a time by `make(batch, size)` (a
     dict with "samples" (texts) and what made them) and cached as FOLDER/PREFIX-NNN.json, written atomically, so a
-    rerun or a resumed run makes only what is missing."""
+    rerun or a resumed run makes only what is missing. `model_of(batch)`: the model a batch must be of; a cached batch
+    of another (a cache made with another list of models) is made again, not reused."""
     folder.mkdir(parents=True, exist_ok=True)
     out, batch = [], 0
     while len(out) < count:
         path = folder / f"{prefix}-{batch:03d}.json"
+        if path.is_file() and model_of is not None:
+            made = json.loads(path.read_text(encoding="utf-8")).get("model", "generator")
+            if made != model_of(batch):
+                log(f"{path.name}: holds samples of {made}, not of {model_of(batch)} (another list of models): "
+                    "made again")  # fmt: skip
+                path.unlink()
         if not path.is_file():
             size = min(SAMPLE_BATCH, count - len(out))
             record = make(batch, size)
@@ -199,7 +213,7 @@ def weaker_samples(
         pieces = compose(model, tokenizer, request)
         return {"model": name, "sampler": asdict(settings), "samples": [" ".join(p.tokens) for p in pieces]}
 
-    return cached_batches(folder, f"weaker-{split}", count, make, log)
+    return cached_batches(folder, f"weaker-{split}", count, make, log, model_of=lambda batch: names[batch % len(names)])
 
 
 def _sizes(config) -> dict:

@@ -15,7 +15,7 @@ import torch
 from toccata.classifiers.corruptions import CORRUPTIONS
 from toccata.classifiers.data import dataset_rows
 from toccata.classifiers.model import classifier_from_generator, save_classifier
-from toccata.classifiers.negatives import WEAKER_MODELS, CriticSampler, negative_shares
+from toccata.classifiers.negatives import WEAKER_MODELS, CriticSampler, cached_batches, negative_shares
 from toccata.classifiers.tasks import ClassifierTask, _task_data
 from toccata.modeling.hub import random_model, save_checkpoint
 from toccata.modeling.layout import VocabLayout
@@ -95,6 +95,26 @@ def test_another_generator_joins_the_weaker_negatives_and_the_card(tiny_dataset,
     assert tuned_texts and not set(tuned_texts) & set(hot_texts)  # its own samples, not the generator's
     with pytest.raises(ValueError, match="two generators named 'tuned'"):
         _task_data(replace(task, weaker_from=(str(tuned), str(tuned) + "/")), TOK, log=lambda line: None)
+    # One more model, in the same folder: the batches cached for the former list are of other models now
+    more = save_checkpoint(tmp_path / "tuned2", random_model(TOK, **TINY), TOK)
+    _, data, _ = _task_data(replace(task, weaker_from=(str(tuned), str(more))), TOK, log=lambda line: None)
+    for split, seqs in data.items():
+        weaker = Counter(s.group.split(":")[1] for s in seqs if s.group.startswith("weaker:"))
+        assert set(weaker) == {*WEAKER_MODELS, "tuned", "tuned2"}, (split, weaker)
+
+
+def test_cached_batches_of_another_list_of_models_are_made_again(tmp_path):
+    """Weaker samples are cached batch by batch in turn over the models; with another list of models (one more
+    `--weaker-from`), batch k is of another model, and the cached one must not stand in for it."""
+    def run(names: list[str], log) -> list[str]:
+        make = lambda batch, size: {"model": names[batch % len(names)], "samples": [f"{names[batch % len(names)]} x"]}
+        records = cached_batches(tmp_path, "weaker-train", 4, make, log, model_of=lambda b: names[b % len(names)])
+        return [r["model"] for r in records]
+
+    assert run(["hot", "tuned"], log=lambda line: None) == ["hot", "tuned", "hot", "tuned"]
+    lines = []
+    assert run(["hot", "tuned", "tuned2"], lines.append) == ["hot", "tuned", "tuned2", "hot"]
+    assert sum("another list of models): made again" in line for line in lines) == 2  # batches 2 and 3
 
 
 def test_training_batches_mix_the_kinds_in_their_shares(critic_data):
